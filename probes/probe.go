@@ -1,0 +1,75 @@
+// Package probes evaluates Prometheus probes (PromQL instant queries with a
+// comparator) and measures recovery and RTO from their results.
+package probes
+
+import "time"
+
+// Op is a comparator.
+type Op string
+
+const (
+	OpLT      Op = "<"
+	OpLE      Op = "<="
+	OpGT      Op = ">"
+	OpGE      Op = ">="
+	OpEQ      Op = "=="
+	OpNE      Op = "!="
+	OpBetween Op = "between" // inclusive: Min <= v <= Max
+)
+
+// Match says how a multi-series result is judged.
+type Match string
+
+const (
+	// MatchSingle (the default, written as an empty field) requires exactly
+	// one series; more than one is a failure that asks for all/any.
+	MatchSingle Match = ""
+	MatchAll    Match = "all"
+	MatchAny    Match = "any"
+)
+
+// OnEmpty says what an empty result means.
+type OnEmpty string
+
+const (
+	OnEmptyFail OnEmpty = "fail" // default
+	OnEmptyPass OnEmpty = "pass"
+)
+
+// Probe is a PromQL instant query and the condition its value must meet.
+// The condition describes the healthy state ("holds").
+type Probe struct {
+	Name  string `yaml:"name" json:"name"`
+	Query string `yaml:"query" json:"query"`
+	Op    Op     `yaml:"op" json:"op"`
+	// Threshold for every op but between.
+	Threshold *float64 `yaml:"threshold,omitempty" json:"threshold,omitempty"`
+	// Min and Max for between.
+	Min     *float64 `yaml:"min,omitempty" json:"min,omitempty"`
+	Max     *float64 `yaml:"max,omitempty" json:"max,omitempty"`
+	Match   Match    `yaml:"match,omitempty" json:"match,omitempty"`
+	OnEmpty OnEmpty  `yaml:"onEmpty,omitempty" json:"onEmpty,omitempty"`
+}
+
+// SeriesValue is one series of a result.
+type SeriesValue struct {
+	Labels string  `json:"labels"` // Prometheus text form, e.g. {job="x"}
+	Value  float64 `json:"value"`
+	OK     bool    `json:"ok"`
+}
+
+// Result is one evaluation of a probe.
+type Result struct {
+	Probe string    `json:"probe"`
+	Time  time.Time `json:"time"`
+	// OK reports whether the condition held. Errors, empty results (unless
+	// OnEmpty is pass), NaN and an ambiguous multi-series result are not OK.
+	OK bool `json:"ok"`
+	// Value is the value compared (the single series' value; for all/any
+	// the worst / best series). NaN when there was none.
+	Value  float64       `json:"value"`
+	Series []SeriesValue `json:"series,omitempty"`
+	// Error says why the probe could not be judged (query error, empty, NaN,
+	// ambiguous); empty when the value was compared.
+	Error string `json:"error,omitempty"`
+}
