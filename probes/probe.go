@@ -72,4 +72,11 @@ type Result struct {
 	// Error says why the probe could not be judged (query error, empty, NaN,
 	// ambiguous); empty when the value was compared.
 	Error string `json:"error,omitempty"`
+	// Err is the error behind Error when the query itself could not be
+	// run: it wraps ErrUnreachable (Prometheus did not answer) or ErrQuery
+	// (Prometheus rejected or failed the query), so callers can tell "the
+	// tool could not measure" from "the system failed the probe" with
+	// errors.Is. It is nil for judged results, including empty, NaN and
+	// ambiguous ones, and it is not serialized.
+	Err error `json:"-"`
 }

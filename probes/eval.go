@@ -1,0 +1,275 @@
+package probes
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"go.uber.org/zap"
+)
+
+// DefaultTimeout bounds one query unless WithTimeout says otherwise.
+const DefaultTimeout = 5 * time.Second
+
+var (
+	// ErrUnreachable means Prometheus could not be asked: connection
+	// refused, DNS failure, no answer within the query timeout, or a
+	// server that is not serving queries (HTTP 5xx that is not a query
+	// error, "unavailable"). The CLI maps it to "the tool could not do its
+	// job", not to a failed experiment.
+	ErrUnreachable = errors.New("prometheus unreachable")
+	// ErrQuery means Prometheus answered but rejected or failed the query
+	// (syntax error, execution error, server-side timeout, bad response).
+	ErrQuery = errors.New("prometheus query failed")
+	// ErrInvalidProbe means the probe itself is malformed (see
+	// Probe.Validate); it was not sent to Prometheus.
+	ErrInvalidProbe = errors.New("invalid probe")
+)
+
+// Option configures an Evaluator.
+type Option func(*options)
+
+type options struct {
+	rt      http.RoundTripper
+	timeout time.Duration
+	lg      *zap.Logger
+}
+
+// WithRoundTripper sets the HTTP transport (TLS, auth headers, proxies).
+// The caller owns it: Close does not close its idle connections.
+func WithRoundTripper(rt http.RoundTripper) Option {
+	return func(o *options) { o.rt = rt }
+}
+
+// WithTimeout bounds each query (and Ping); it is also sent to Prometheus
+// as the query's evaluation timeout. Default DefaultTimeout.
+func WithTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
+}
+
+// WithLogger sets the logger; nil means no logging. Name it at the call
+// site (lg.Named("probes")).
+func WithLogger(lg *zap.Logger) Option {
+	return func(o *options) { o.lg = lg }
+}
+
+// Evaluator runs probes against one Prometheus server. It is safe for
+// concurrent use.
+type Evaluator struct {
+	address string
+	api     v1.API
+	timeout time.Duration
+	lg      *zap.Logger
+	own     *http.Transport // nil when the caller supplied the transport
+}
+
+// New returns an Evaluator for the Prometheus HTTP API at address (e.g.
+// "http://127.0.0.1:9090"). It does not contact the server; use Ping for a
+// preflight check.
+func New(address string, opts ...Option) (*Evaluator, error) {
+	o := options{timeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("prometheus client for %q: timeout must be positive, got %s", address, o.timeout)
+	}
+	if o.lg == nil {
+		o.lg = zap.NewNop()
+	}
+	e := &Evaluator{address: address, timeout: o.timeout, lg: o.lg}
+	rt := o.rt
+	if rt == nil {
+		// Our own transport, not the shared default, so Close can drop
+		// its idle connections.
+		if t, ok := api.DefaultRoundTripper.(*http.Transport); ok {
+			e.own = t.Clone()
+		} else {
+			e.own = http.DefaultTransport.(*http.Transport).Clone()
+		}
+		rt = e.own
+	}
+	c, err := api.NewClient(api.Config{Address: address, RoundTripper: rt})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus client for %q: %w", address, err)
+	}
+	e.api = v1.NewAPI(c)
+	return e, nil
+}
+
+// Address returns the Prometheus address the Evaluator queries.
+func (e *Evaluator) Address() string { return e.address }
+
+// Close releases idle connections of the Evaluator's own transport. The
+// Evaluator stays usable; Close only matters to callers that must not leave
+// goroutines behind (tests, shutdown).
+func (e *Evaluator) Close() {
+	if e.own != nil {
+		e.own.CloseIdleConnections()
+	}
+}
+
+// Ping checks that Prometheus answers queries by running vector(1). An
+// error wraps ErrUnreachable when the server could not be reached (or did
+// not answer in time), ErrQuery when it answered wrongly.
+func (e *Evaluator) Ping(ctx context.Context) error {
+	v, err := e.query(ctx, "", "vector(1)", time.Time{})
+	if err != nil {
+		return fmt.Errorf("ping prometheus at %s: %w", e.address, err)
+	}
+	if vec, ok := v.(model.Vector); !ok || len(vec) != 1 || vec[0].Value != 1 {
+		return fmt.Errorf("ping prometheus at %s: %w: vector(1) returned %v", e.address, ErrQuery, v)
+	}
+	return nil
+}
+
+// Eval runs p's query as an instant query at at (zero means now) and
+// judges the result:
+//
+//   - a vector is the normal case, a scalar counts as one series; a range
+//     vector or a string is an error;
+//   - an empty vector fails with Error "empty result" unless OnEmpty is
+//     pass (then OK, Value NaN);
+//   - NaN fails with Error "NaN" (0/0 means there was nothing to measure);
+//     ±Inf compares like any number;
+//   - more than one series needs Match: without it the result is not OK
+//     and Error asks for all or any; with all every series must hold and
+//     Value is the worst series, with any one series must hold and Value
+//     is the best;
+//   - an invalid probe, a query error, a timeout or an unreachable server
+//     is not OK with Error and Err set, never a silent 0.
+//
+// Warnings from Prometheus are logged, not failures. Result.Time is the
+// evaluation time used.
+func (e *Evaluator) Eval(ctx context.Context, p Probe, at time.Time) Result {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	r := Result{Probe: p.Name, Time: at, Value: math.NaN()}
+	if err := p.Validate(); err != nil {
+		r.Err = fmt.Errorf("%w: %w", ErrInvalidProbe, err)
+		r.Error = r.Err.Error()
+		return r
+	}
+	v, err := e.query(ctx, p.Name, p.Query, at)
+	if err != nil {
+		r.Err = err
+		r.Error = err.Error()
+	} else {
+		r = judge(p, v, r)
+	}
+	e.lg.Debug("probe evaluated",
+		zap.String("probe", p.Name),
+		zap.Bool("ok", r.OK),
+		zap.Float64("value", r.Value),
+		zap.String("error", r.Error))
+	return r
+}
+
+// query runs one instant query with the per-query timeout and classifies
+// its error.
+func (e *Evaluator) query(ctx context.Context, probe, q string, at time.Time) (model.Value, error) {
+	qctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	v, warnings, _, err := e.api.Query(qctx, q, at, v1.WithTimeout(e.timeout))
+	for _, w := range warnings {
+		e.lg.Warn("prometheus query warning",
+			zap.String("probe", probe),
+			zap.String("query", q),
+			zap.String("warning", w))
+	}
+	if err == nil {
+		return v, nil
+	}
+	var apiErr *v1.Error
+	switch {
+	case ctx.Err() != nil:
+		// The caller gave up; say so rather than blame Prometheus.
+		return nil, fmt.Errorf("query canceled: %w", context.Cause(ctx))
+	case errors.As(err, &apiErr) && (apiErr.Type == v1.ErrServer || apiErr.Type == "unavailable"):
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+	case errors.As(err, &apiErr):
+		return nil, fmt.Errorf("%w: %w", ErrQuery, err)
+	case qctx.Err() != nil:
+		return nil, fmt.Errorf("%w: no answer within %s: %w", ErrUnreachable, e.timeout, err)
+	default:
+		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+}
+
+// judge compares the query result v against p and fills r (which carries
+// the probe name and time).
+func judge(p Probe, v model.Value, r Result) Result {
+	r.OK = false
+	r.Value = math.NaN()
+	switch v := v.(type) {
+	case model.Vector:
+		r.Series = make([]SeriesValue, 0, len(v))
+		for _, s := range v {
+			r.Series = append(r.Series, SeriesValue{Labels: s.Metric.String(), Value: float64(s.Value)})
+		}
+	case *model.Scalar:
+		r.Series = []SeriesValue{{Labels: "{}", Value: float64(v.Value)}}
+	case model.Matrix:
+		r.Error = "range vector result: use an instant query"
+		return r
+	case *model.String:
+		r.Error = "string result: the query must return a number"
+		return r
+	case nil:
+		r.Error = "no result"
+		return r
+	default:
+		r.Error = fmt.Sprintf("unexpected result type %s", v.Type())
+		return r
+	}
+	slices.SortFunc(r.Series, func(a, b SeriesValue) int { return cmp.Compare(a.Labels, b.Labels) })
+	for i := range r.Series {
+		r.Series[i].OK = p.Holds(r.Series[i].Value)
+	}
+
+	n := len(r.Series)
+	if n == 0 {
+		r.Series = nil
+		if p.OnEmpty == OnEmptyPass {
+			r.OK = true
+		} else {
+			r.Error = "empty result"
+		}
+		return r
+	}
+	if p.Match == MatchSingle && n > 1 {
+		r.Error = fmt.Sprintf("%d series: set match: all or any", n)
+		return r
+	}
+
+	// pick is the series that decides: the only one, the worst (all) or
+	// the best (any). Ties go to the first in label order.
+	pick := 0
+	for i := 1; i < n; i++ {
+		mi, mp := p.margin(r.Series[i].Value), p.margin(r.Series[pick].Value)
+		if (p.Match == MatchAny && mi > mp) || (p.Match != MatchAny && mi < mp) {
+			pick = i
+		}
+	}
+	s := r.Series[pick]
+	r.Value = s.Value
+	r.OK = s.OK
+	if math.IsNaN(s.Value) {
+		switch {
+		case n == 1 || p.Match == MatchAny:
+			r.Error = "NaN"
+		default:
+			r.Error = "NaN in series " + s.Labels
+		}
+	}
+	return r
+}
