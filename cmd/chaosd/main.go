@@ -1,0 +1,138 @@
+// Command chaosd is the chaos engineering daemon ("chaosd serve") and the
+// node agent ("chaosd agent"), one binary so the agent can re-execute
+// itself for helper modes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/chaosd/chaosd/agent"
+	"github.com/chaosd/chaosd/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaosd:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+type logFlags struct {
+	level  string
+	format string
+}
+
+func (f *logFlags) logger() (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(f.level)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	var cfg zap.Config
+	switch f.format {
+	case "json":
+		cfg = zap.NewProductionConfig()
+	case "console":
+		cfg = zap.NewDevelopmentConfig()
+		cfg.Development = false
+	default:
+		return nil, usageError{fmt.Errorf("--log-format: want json or console, got %q", f.format)}
+	}
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil
+	return cfg.Build()
+}
+
+func newRootCommand() *cobra.Command {
+	lf := &logFlags{}
+	root := &cobra.Command{
+		Use:           "chaosd",
+		Short:         "Chaos engineering daemon and node agent",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.PersistentFlags().StringVar(&lf.level, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&lf.format, "log-format", "json", "log format: json or console")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newServeCommand(lf), newAgentCommand(lf))
+	return root
+}
+
+func newServeCommand(lf *logFlags) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run chaosd: API, scheduler and runner",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				return usageError{errors.New("--config is required")}
+			}
+			lg, err := lf.logger()
+			if err != nil {
+				return err
+			}
+			defer lg.Sync() //nolint:errcheck
+			cfg, err := daemon.LoadConfig(configPath)
+			if err != nil {
+				return usageError{err}
+			}
+			d, err := daemon.New(cfg, lg.Named("chaosd"))
+			if err != nil {
+				return err
+			}
+			return d.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "path to the chaosd config file (YAML)")
+	return cmd
+}
+
+func newAgentCommand(lf *logFlags) *cobra.Command {
+	cfg := agent.Config{Version: version}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the node agent that applies and reverts faults on this node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Node == "" || cfg.Socket == "" || cfg.TokenFile == "" || cfg.LedgerPath == "" {
+				return usageError{errors.New("--node, --socket, --token-file and --ledger are required")}
+			}
+			lg, err := lf.logger()
+			if err != nil {
+				return err
+			}
+			defer lg.Sync() //nolint:errcheck
+			return agent.Run(cmd.Context(), cfg, lg.Named("agent").With(zap.String("node", cfg.Node)))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Node, "node", "", "name of this node")
+	f.StringVar(&cfg.Socket, "socket", "", "unix socket path of the agent API")
+	f.StringVar(&cfg.TCPAddr, "listen-tcp", "", "optional host:port to serve the API on as well")
+	f.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token callers must send")
+	f.StringVar(&cfg.LedgerPath, "ledger", "", "path of the write-ahead fault ledger")
+	f.StringVar(&cfg.NetNSPath, "netns", "", "network namespace to act in (default: the agent's own)")
+	return cmd
+}

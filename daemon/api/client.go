@@ -1,0 +1,188 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ErrUnreachable is wrapped by every error that means chaosd could not be
+// reached at all (dial, TLS, connection reset, timeout): the request got no
+// HTTP answer.
+var ErrUnreachable = errors.New("chaosd unreachable")
+
+// APIError is a non-2xx answer from chaosd.
+type APIError struct {
+	Status  int    // HTTP status code
+	Message string // the api.Error body, or the raw body / status text
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("chaosd answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Client talks to chaosd's HTTP API. It is safe for concurrent use.
+type Client struct {
+	endpoint string // as given, for messages
+	base     *url.URL
+	token    string
+	hc       *http.Client
+}
+
+// NewClient returns a client for endpoint, which is either
+// "unix:///path/to/chaosd.sock" or "http(s)://host:port". token is sent as
+// "Authorization: Bearer TOKEN" when non-empty. Requests are bounded only
+// by their context.
+func NewClient(endpoint, token string) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("parse endpoint %q: %w", endpoint, err)
+	}
+	c := &Client{endpoint: endpoint, token: token}
+	switch u.Scheme {
+	case "unix":
+		path := u.Path
+		if u.Host != "" { // unix://relative/path.sock
+			path = u.Host + u.Path
+		}
+		if path == "" {
+			return nil, fmt.Errorf("endpoint %q: unix endpoint needs a socket path (unix:///path/to/chaosd.sock)", endpoint)
+		}
+		tr := &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+			DisableCompression: true,
+		}
+		c.hc = &http.Client{Transport: tr}
+		c.base = &url.URL{Scheme: "http", Host: "chaosd"}
+	case "http", "https":
+		if u.Host == "" {
+			return nil, fmt.Errorf("endpoint %q: missing host", endpoint)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil // chaosd is reached directly, never through a proxy
+		c.hc = &http.Client{Transport: tr}
+		c.base = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
+	default:
+		return nil, fmt.Errorf("endpoint %q: scheme must be unix, http or https", endpoint)
+	}
+	return c, nil
+}
+
+// Endpoint returns the endpoint the client was made for.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// Health checks GET /healthz.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)
+}
+
+// Experiments lists the experiments chaosd knows.
+func (c *Client) Experiments(ctx context.Context) ([]ExperimentInfo, error) {
+	var out []ExperimentInfo
+	err := c.do(ctx, http.MethodGet, "/v1/experiments", nil, &out)
+	return out, err
+}
+
+// StartRun starts a run of an experiment.
+func (c *Client) StartRun(ctx context.Context, req StartRequest) (Run, error) {
+	var out Run
+	err := c.do(ctx, http.MethodPost, "/v1/runs", req, &out)
+	return out, err
+}
+
+// Runs lists runs, newest first, without events or live probe values.
+func (c *Client) Runs(ctx context.Context) ([]Run, error) {
+	var out []Run
+	err := c.do(ctx, http.MethodGet, "/v1/runs", nil, &out)
+	return out, err
+}
+
+// Run returns one run.
+func (c *Client) Run(ctx context.Context, id string) (Run, error) {
+	var out Run
+	err := c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// Abort asks chaosd to abort a run (revert its faults at once).
+func (c *Client) Abort(ctx context.Context, id string) (Run, error) {
+	var out Run
+	err := c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/abort", nil, &out)
+	return out, err
+}
+
+// maxBody bounds what is read from one answer.
+const maxBody = 64 << 20
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	what := method + " " + path
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s: encode request: %w", what, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// err from Do is a *url.Error; unwrap it so the message names the
+		// endpoint once and context errors stay visible to errors.Is.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %s: %w: %w", what, c.endpoint, ErrUnreachable, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w: %w", what, c.endpoint, ErrUnreachable, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return &APIError{Status: resp.StatusCode, Message: errorMessage(resp.StatusCode, raw)}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s: decode answer: %w", what, err)
+	}
+	return nil
+}
+
+// errorMessage extracts the message of a non-2xx answer.
+func errorMessage(status int, raw []byte) string {
+	var e Error
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	if s := strings.TrimSpace(string(raw)); s != "" {
+		if len(s) > 200 {
+			s = s[:200] + "…"
+		}
+		return s
+	}
+	return http.StatusText(status)
+}

@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Config is chaosd's configuration file.
+type Config struct {
+	Listen struct {
+		// Socket is the unix socket path of the API (required).
+		Socket string `yaml:"socket"`
+		// TCP is an optional host:port to serve the API on as well.
+		TCP string `yaml:"tcp,omitempty"`
+	} `yaml:"listen"`
+	// TokenFile holds the bearer token clients must send.
+	TokenFile string `yaml:"tokenFile"`
+	// DataDir keeps run records.
+	DataDir string `yaml:"dataDir"`
+	// ExperimentsDir holds experiment YAML files; empty means the built-in
+	// library.
+	ExperimentsDir string `yaml:"experimentsDir,omitempty"`
+	Prometheus     struct {
+		URL string `yaml:"url"`
+	} `yaml:"prometheus"`
+	// AgentTokenFile holds the token chaosd sends to agents.
+	AgentTokenFile string     `yaml:"agentTokenFile"`
+	Clusters       []Cluster `yaml:"clusters"`
+	// Lease is the agent lease chaosd renews while it watches a run
+	// (default 5s).
+	Lease string `yaml:"lease,omitempty"`
+}
+
+// Cluster is a named set of nodes with agents.
+type Cluster struct {
+	Name   string      `yaml:"name"`
+	Agents []AgentNode `yaml:"agents"`
+}
+
+// AgentNode is a node and how to reach its agent.
+type AgentNode struct {
+	Node     string            `yaml:"node"`
+	Endpoint string            `yaml:"endpoint"` // unix:///path or http://host:port
+	Labels   map[string]string `yaml:"labels,omitempty"`
+}
+
+// LoadConfig reads and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.DisallowUnknownField())
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []string
+	req := func(v, field string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, field+": required")
+		}
+	}
+	req(c.Listen.Socket, "listen.socket")
+	req(c.TokenFile, "tokenFile")
+	req(c.DataDir, "dataDir")
+	req(c.Prometheus.URL, "prometheus.url")
+	req(c.AgentTokenFile, "agentTokenFile")
+	if c.Lease != "" {
+		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {
+			errs = append(errs, "lease: must be a duration of at least 1s")
+		}
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clusters {
+		req(cl.Name, fmt.Sprintf("clusters[%d].name", i))
+		for j, a := range cl.Agents {
+			req(a.Node, fmt.Sprintf("clusters[%d].agents[%d].node", i, j))
+			if !strings.HasPrefix(a.Endpoint, "unix://") && !strings.HasPrefix(a.Endpoint, "http://") && !strings.HasPrefix(a.Endpoint, "https://") {
+				errs = append(errs, fmt.Sprintf("clusters[%d].agents[%d].endpoint: must start with unix://, http:// or https://", i, j))
+			}
+			key := cl.Name + "/" + a.Node
+			if seen[key] {
+				errs = append(errs, fmt.Sprintf("clusters[%d].agents[%d].node: duplicate node %q", i, j, a.Node))
+			}
+			seen[key] = true
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+func (c *Config) lease() time.Duration {
+	d, err := time.ParseDuration(c.Lease)
+	if err != nil || d <= 0 {
+		return 5 * time.Second
+	}
+	return d
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return t, nil
+}

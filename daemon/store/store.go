@@ -1,0 +1,171 @@
+// Package store keeps chaosd's run records and schedule events on disk so
+// that a restart loses none: one JSON file per run, replaced atomically
+// (write, fsync, rename, fsync directory) on every save, and an append-only
+// log of skipped schedule triggers.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chaosd/chaosd/daemon/api"
+)
+
+// Store is a directory of run records. It is safe for concurrent use.
+type Store struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// Skip records a schedule trigger that did not start a run.
+type Skip struct {
+	Time       time.Time `json:"time"`
+	Experiment string    `json:"experiment"`
+	Reason     string    `json:"reason"`
+}
+
+// Open creates dir if needed and returns a store on it.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o750); err != nil {
+		return nil, fmt.Errorf("create store directory %s: %w", dir, err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Save writes a run record atomically and durably.
+func (s *Store) Save(r api.Run) error {
+	if r.ID == "" || strings.ContainsAny(r.ID, "/\\") {
+		return fmt.Errorf("save run: invalid id %q", r.ID)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode run %s: %w", r.ID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return writeFileAtomic(filepath.Join(s.dir, "runs", r.ID+".json"), data)
+}
+
+// Get reads one run record.
+func (s *Store) Get(id string) (api.Run, error) {
+	var r api.Run
+	if id == "" || strings.ContainsAny(id, "/\\.") {
+		return r, fmt.Errorf("run %q: %w", id, os.ErrNotExist)
+	}
+	data, err := os.ReadFile(filepath.Join(s.dir, "runs", id+".json"))
+	if err != nil {
+		return r, fmt.Errorf("read run %s: %w", id, err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("decode run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// List returns every run record, newest first. A record that cannot be
+// read is reported in the error but does not hide the others.
+func (s *Store) List() ([]api.Run, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "runs"))
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	var runs []api.Run
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		r, err := s.Get(strings.TrimSuffix(name, ".json"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		runs = append(runs, r)
+	}
+	sort.Slice(runs, func(i, j int) bool {
+		if runs[i].CreatedAt.Equal(runs[j].CreatedAt) {
+			return runs[i].ID > runs[j].ID
+		}
+		return runs[i].CreatedAt.After(runs[j].CreatedAt)
+	})
+	return runs, errors.Join(errs...)
+}
+
+// AddSkip appends a skipped schedule trigger to the skip log (fsynced).
+func (s *Store) AddSkip(k Skip) error {
+	data, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, err := os.OpenFile(filepath.Join(s.dir, "skips.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("open skip log: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		return fmt.Errorf("append skip log: %w", err)
+	}
+	return f.Sync()
+}
+
+// Skips returns every recorded skip, oldest first. A torn last line (a
+// crash mid-append) is ignored.
+func (s *Store) Skips() ([]Skip, error) {
+	data, err := os.ReadFile(filepath.Join(s.dir, "skips.jsonl"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read skip log: %w", err)
+	}
+	var out []Skip
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var k Skip
+		if json.Unmarshal([]byte(line), &k) == nil {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename into %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
