@@ -1,0 +1,170 @@
+package agentapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrUnreachable wraps every transport failure (dial, TLS, reset, timeout,
+// unreadable answer): the agent may or may not have acted.
+var ErrUnreachable = errors.New("agent unreachable")
+
+// APIError is a non-2xx answer from the agent.
+type APIError struct {
+	Status  int    // HTTP status code
+	Message string // the agent's error message
+	// Fault is the fault's status when the agent sent one (410 Gone on
+	// renew of a reverted fault).
+	Fault *FaultStatus
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("agent answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Client talks to one agent. It is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client for endpoint "unix:///path/to.sock" or
+// "http://host:port" (https works too).
+func NewClient(endpoint, token string) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("agent endpoint %q: %w", endpoint, err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	c := &Client{token: token, hc: &http.Client{Transport: tr}}
+	switch u.Scheme {
+	case "unix":
+		path := u.Path
+		if u.Host != "" { // unix://relative/path
+			path = u.Host + u.Path
+		}
+		if path == "" {
+			return nil, fmt.Errorf("agent endpoint %q: no socket path", endpoint)
+		}
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		}
+		c.base = "http://agent"
+	case "http", "https":
+		if u.Host == "" {
+			return nil, fmt.Errorf("agent endpoint %q: no host", endpoint)
+		}
+		c.base = strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
+	default:
+		return nil, fmt.Errorf("agent endpoint %q: scheme must be unix, http or https", endpoint)
+	}
+	return c, nil
+}
+
+// Inject applies a fault; it returns once the fault is in place.
+func (c *Client) Inject(ctx context.Context, f Fault) (FaultStatus, error) {
+	var st FaultStatus
+	err := c.do(ctx, http.MethodPost, "/v1/faults", f, &st)
+	return st, err
+}
+
+// Renew extends a fault's lease (never past its deadline).
+func (c *Client) Renew(ctx context.Context, id string, lease time.Duration) (FaultStatus, error) {
+	var st FaultStatus
+	err := c.do(ctx, http.MethodPost, "/v1/faults/"+url.PathEscape(id)+"/renew", RenewRequest{LeaseSeconds: lease.Seconds()}, &st)
+	return st, err
+}
+
+// Revert removes a fault; reverting a reverted fault succeeds.
+func (c *Client) Revert(ctx context.Context, id string) (FaultStatus, error) {
+	var st FaultStatus
+	err := c.do(ctx, http.MethodDelete, "/v1/faults/"+url.PathEscape(id), nil, &st)
+	return st, err
+}
+
+// List returns every fault the agent knows, recently reverted ones included.
+func (c *Client) List(ctx context.Context) ([]FaultStatus, error) {
+	var sts []FaultStatus
+	err := c.do(ctx, http.MethodGet, "/v1/faults", nil, &sts)
+	return sts, err
+}
+
+// Status returns the agent's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
+}
+
+// Halt reverts every active fault and returns their statuses.
+func (c *Client) Halt(ctx context.Context) ([]FaultStatus, error) {
+	var sts []FaultStatus
+	err := c.do(ctx, http.MethodPost, "/v1/halt", nil, &sts)
+	return sts, err
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %w", ErrUnreachable, method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%w: read answer to %s %s: %w", ErrUnreachable, method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		ae := &APIError{Status: resp.StatusCode}
+		var e Error
+		var st FaultStatus
+		switch {
+		case resp.Header.Get("X-Chaosd-Error") != "":
+			ae.Message = resp.Header.Get("X-Chaosd-Error")
+			if json.Unmarshal(data, &st) == nil && st.Fault.ID != "" {
+				ae.Fault = &st
+				if p, ok := out.(*FaultStatus); ok {
+					*p = st
+				}
+			}
+		case json.Unmarshal(data, &e) == nil && e.Error != "":
+			ae.Message = e.Error
+		default:
+			ae.Message = strings.TrimSpace(string(data))
+		}
+		return ae
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer to %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}

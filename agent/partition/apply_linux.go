@@ -1,0 +1,246 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Applier installs and removes plans in one network namespace. Every
+// operation opens its own netlink socket inside that namespace (by fd), so
+// the calling goroutine's thread and namespace do not matter.
+type Applier struct {
+	ns netns.NsHandle
+}
+
+// NewApplier opens the network namespace at nsPath, or the calling
+// thread's current one when nsPath is empty.
+func NewApplier(nsPath string) (*Applier, error) {
+	var h netns.NsHandle
+	var err error
+	if nsPath == "" {
+		h, err = netns.Get()
+	} else {
+		h, err = netns.GetFromPath(nsPath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %q: %w", nsPath, err)
+	}
+	return &Applier{ns: h}, nil
+}
+
+// Close releases the namespace handle.
+func (a *Applier) Close() error { return a.ns.Close() }
+
+func (a *Applier) conn() (*nftables.Conn, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(int(a.ns)))
+	if err != nil {
+		return nil, fmt.Errorf("nftables connection: %w", err)
+	}
+	return c, nil
+}
+
+// Apply installs the plan atomically (one netlink batch). A table of the
+// same name left behind is replaced, never merged.
+func (a *Applier) Apply(p Plan) error {
+	if !strings.HasPrefix(p.Table, TablePrefix) {
+		return fmt.Errorf("refusing to apply untagged table %q", p.Table)
+	}
+	c, err := a.conn()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
+	// add; delete; add: replaces any leftover in the same transaction.
+	c.AddTable(t)
+	c.DelTable(t)
+	t = c.AddTable(&nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet})
+	var set *nftables.Set
+	if len(p.Ports) > 0 {
+		set = &nftables.Set{Table: t, Name: PortSetName, KeyType: nftables.TypeInetService}
+		elems := make([]nftables.SetElement, len(p.Ports))
+		for i, port := range p.Ports {
+			elems[i] = nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(port)}
+		}
+		if err := c.AddSet(set, elems); err != nil {
+			return fmt.Errorf("add set %s: %w", PortSetName, err)
+		}
+	}
+	policy := nftables.ChainPolicyAccept
+	for _, pc := range p.Chains {
+		hook := map[Hook]*nftables.ChainHook{
+			HookInput: nftables.ChainHookInput, HookOutput: nftables.ChainHookOutput, HookForward: nftables.ChainHookForward,
+		}[pc.Hook]
+		if hook == nil {
+			return fmt.Errorf("chain %s: unknown hook %q", pc.Name, pc.Hook)
+		}
+		ch := c.AddChain(&nftables.Chain{
+			Name: pc.Name, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: hook, Priority: nftables.ChainPriorityRef(nftables.ChainPriority(pc.Priority)),
+			Policy: &policy,
+		})
+		for _, r := range pc.Rules {
+			exprs, err := ruleExprs(r, set)
+			if err != nil {
+				return fmt.Errorf("chain %s rule %q: %w", pc.Name, r, err)
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install table %s: %w", p.Table, err)
+	}
+	return nil
+}
+
+func ruleExprs(r Rule, set *nftables.Set) ([]expr.Any, error) {
+	var ex []expr.Any
+	if r.AddrField != Any {
+		a := r.Prefix.Addr()
+		var nfproto byte
+		var off uint32
+		switch {
+		case a.Is4():
+			nfproto, off = unix.NFPROTO_IPV4, 12
+		case a.Is6():
+			nfproto, off = unix.NFPROTO_IPV6, 8
+		default:
+			return nil, errors.New("invalid prefix")
+		}
+		l := uint32(a.BitLen() / 8)
+		if r.AddrField == Dst {
+			off += l
+		}
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+		)
+		if r.Prefix.Bits() < a.BitLen() {
+			mask := make([]byte, l)
+			for i := 0; i < r.Prefix.Bits(); i++ {
+				mask[i/8] |= 0x80 >> (i % 8)
+			}
+			ex = append(ex, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: l, Mask: mask, Xor: make([]byte, l)})
+		}
+		ex = append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.AsSlice()})
+	}
+	if r.Proto != 0 {
+		ex = append(ex,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{r.Proto}},
+		)
+	}
+	if r.PortField != Any {
+		if r.Proto == 0 {
+			return nil, errors.New("port match needs a protocol")
+		}
+		off := uint32(0)
+		if r.PortField == Dst {
+			off = 2
+		}
+		ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2})
+		if r.PortSet {
+			if set == nil {
+				return nil, errors.New("port set referenced but plan has no ports")
+			}
+			ex = append(ex, &expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID})
+		} else {
+			ex = append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.Port)})
+		}
+	}
+	ex = append(ex, &expr.Counter{})
+	switch r.Verdict {
+	case Drop:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
+	case Accept:
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictAccept})
+	default:
+		return nil, fmt.Errorf("unknown verdict %q", r.Verdict)
+	}
+	return ex, nil
+}
+
+// Remove deletes a table. A table that is already gone counts as removed.
+func (a *Applier) Remove(table string) error {
+	if !strings.HasPrefix(table, TablePrefix) {
+		return fmt.Errorf("refusing to remove untagged table %q", table)
+	}
+	c, err := a.conn()
+	if err != nil {
+		return err
+	}
+	c.DelTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("delete table %s: %w", table, err)
+	}
+	return nil
+}
+
+// Exists reports whether the inet table is present.
+func (a *Applier) Exists(table string) (bool, error) {
+	names, err := a.list()
+	if err != nil {
+		return false, err
+	}
+	for _, n := range names {
+		if n == table {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ListTagged returns the names of every inet table carrying TablePrefix.
+func (a *Applier) ListTagged() ([]string, error) {
+	names, err := a.list()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range names {
+		if strings.HasPrefix(n, TablePrefix) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (a *Applier) list() ([]string, error) {
+	c, err := a.conn()
+	if err != nil {
+		return nil, err
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list nftables tables: %w", err)
+	}
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Name
+	}
+	return names, nil
+}
+
+// Probe checks that nftables works in the namespace by creating and
+// deleting a throwaway table.
+func (a *Applier) Probe() error {
+	name := fmt.Sprintf("%sprobe_%d", TablePrefix, os.Getpid())
+	c, err := a.conn()
+	if err != nil {
+		return err
+	}
+	t := c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
+	c.AddChain(&nftables.Chain{Name: "probe", Table: t})
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("create probe table: %w", err)
+	}
+	return a.Remove(name)
+}

@@ -1,0 +1,326 @@
+// Package partition turns a partition fault into nftables state: a pure
+// planner (Plan, unit-tested without root) describes one inet table per
+// fault, and a thin Linux applier (Applier) installs, removes and lists it
+// through netlink in a chosen network namespace.
+//
+// Semantics. A partition drops traffic between this network namespace (and
+// whatever it forwards for, e.g. pods behind a node) and the fault's CIDRs:
+//
+//   - egress:  packets whose destination is in a CIDR (output and forward hooks);
+//   - ingress: packets whose source is in a CIDR (input and forward hooks);
+//   - both:    the two together (the default).
+//
+// With Ports set, only TCP and UDP traffic whose REMOTE port (the port on
+// the CIDR side) is listed is cut: the destination port for egress, the
+// source port for ingress. So ports=[8082] toward 10.1.0.0/16 cuts calls to
+// a service listening on 8082 over there, in both directions of the flow.
+// Without Ports every protocol is cut.
+//
+// Exempt local TCP ports (the agent's own API listener) are accepted before
+// any drop, so the control channel survives even when its peer lies inside
+// a faulted CIDR.
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"strings"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+)
+
+// TablePrefix tags every table the agent creates; leftovers are found by it.
+const TablePrefix = "chaosd_"
+
+// Priority of the chains: before the usual filter priority (0) and
+// before most other tables' chains.
+const Priority = -200
+
+// Directions.
+const (
+	Egress  = "egress"
+	Ingress = "ingress"
+	Both    = "both"
+)
+
+// Limits keep a plan small enough to apply in one netlink batch.
+const (
+	MaxCIDRs = 256
+	MaxPorts = 64
+)
+
+// Hook is a netfilter hook.
+type Hook string
+
+// Hooks a plan uses.
+const (
+	HookInput   Hook = "input"
+	HookOutput  Hook = "output"
+	HookForward Hook = "forward"
+)
+
+// Field selects which side of a packet a rule looks at.
+type Field int
+
+// Fields.
+const (
+	Any Field = iota
+	Src
+	Dst
+)
+
+func (f Field) word() string {
+	switch f {
+	case Src:
+		return "saddr"
+	case Dst:
+		return "daddr"
+	}
+	return "?"
+}
+
+func (f Field) port() string {
+	switch f {
+	case Src:
+		return "sport"
+	case Dst:
+		return "dport"
+	}
+	return "?"
+}
+
+// Verdict of a rule.
+type Verdict string
+
+// Verdicts.
+const (
+	Accept Verdict = "accept"
+	Drop   Verdict = "drop"
+)
+
+// L4 protocols.
+const (
+	ProtoTCP uint8 = 6
+	ProtoUDP uint8 = 17
+)
+
+// Rule matches: [family + address field in Prefix] [l4 proto] [port field
+// equal to Port or in the plan's port set] → Verdict.
+type Rule struct {
+	AddrField Field        // Any: no address match
+	Prefix    netip.Prefix // valid when AddrField != Any
+	Proto     uint8        // 0: any protocol
+	PortField Field        // Any: no port match
+	Port      uint16       // exact port, when PortSet is false
+	PortSet   bool         // match the plan's PortSetName set
+	Verdict   Verdict
+}
+
+// String renders the rule in nft syntax.
+func (r Rule) String() string {
+	var parts []string
+	if r.AddrField != Any {
+		fam := "ip"
+		if r.Prefix.Addr().Is6() {
+			fam = "ip6"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %s", fam, r.AddrField.word(), r.Prefix))
+	}
+	proto := ""
+	switch r.Proto {
+	case ProtoTCP:
+		proto = "tcp"
+	case ProtoUDP:
+		proto = "udp"
+	}
+	if r.PortField != Any {
+		if r.PortSet {
+			parts = append(parts, fmt.Sprintf("%s %s @%s", proto, r.PortField.port(), PortSetName))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %s %d", proto, r.PortField.port(), r.Port))
+		}
+	} else if proto != "" {
+		parts = append(parts, "meta l4proto "+proto)
+	}
+	parts = append(parts, string(r.Verdict))
+	return strings.Join(parts, " ")
+}
+
+// Chain is one base chain of the table.
+type Chain struct {
+	Name     string
+	Hook     Hook
+	Priority int
+	Rules    []Rule
+}
+
+// PortSetName names the set of remote ports in the table.
+const PortSetName = "remote_ports"
+
+// Plan is the complete nftables state of one partition fault.
+type Plan struct {
+	Table  string   // family inet
+	Ports  []uint16 // elements of PortSetName; empty: no set
+	Chains []Chain
+}
+
+// String renders the plan roughly as `nft list table` would.
+func (p Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", p.Table)
+	if len(p.Ports) > 0 {
+		ps := make([]string, len(p.Ports))
+		for i, v := range p.Ports {
+			ps[i] = fmt.Sprint(v)
+		}
+		fmt.Fprintf(&b, "\tset %s { type inet_service; elements = { %s } }\n", PortSetName, strings.Join(ps, ", "))
+	}
+	for _, c := range p.Chains {
+		fmt.Fprintf(&b, "\tchain %s { type filter hook %s priority %d; policy accept;\n", c.Name, c.Hook, c.Priority)
+		for _, r := range c.Rules {
+			fmt.Fprintf(&b, "\t\t%s\n", r)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// TableName returns the tagged table name for a fault ID: the prefix, the
+// ID with every character outside [A-Za-z0-9_] replaced by '_' (cut to 40),
+// and a short hash of the raw ID so distinct IDs never share a table.
+func TableName(faultID string) string {
+	var b strings.Builder
+	for _, r := range faultID {
+		if b.Len() >= 40 {
+			break
+		}
+		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(faultID))
+	return fmt.Sprintf("%s%s_%08x", TablePrefix, b.String(), h.Sum32())
+}
+
+// Spec is a validated partition.
+type Spec struct {
+	Prefixes  []netip.Prefix
+	Direction string
+	Ports     []uint16
+}
+
+// Parse validates the wire form. Errors name the offending field.
+func Parse(p *agentapi.Partition) (Spec, error) {
+	if p == nil {
+		return Spec{}, errors.New("partition: required for kind partition")
+	}
+	var s Spec
+	switch p.Direction {
+	case "":
+		s.Direction = Both
+	case Egress, Ingress, Both:
+		s.Direction = p.Direction
+	default:
+		return Spec{}, fmt.Errorf("partition.direction: %q is not egress, ingress or both", p.Direction)
+	}
+	if len(p.CIDRs) == 0 {
+		return Spec{}, errors.New("partition.cidrs: at least one CIDR is required")
+	}
+	if len(p.CIDRs) > MaxCIDRs {
+		return Spec{}, fmt.Errorf("partition.cidrs: %d CIDRs, at most %d", len(p.CIDRs), MaxCIDRs)
+	}
+	seen := map[netip.Prefix]bool{}
+	for i, c := range p.CIDRs {
+		pr, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			// A bare address means a single host.
+			a, aerr := netip.ParseAddr(strings.TrimSpace(c))
+			if aerr != nil {
+				return Spec{}, fmt.Errorf("partition.cidrs[%d]: %q is not a CIDR: %v", i, c, err)
+			}
+			pr = netip.PrefixFrom(a, a.BitLen())
+		}
+		if pr.Addr().Is4In6() {
+			pr = netip.PrefixFrom(pr.Addr().Unmap(), pr.Bits()-96)
+		}
+		if pr.Addr().Zone() != "" {
+			return Spec{}, fmt.Errorf("partition.cidrs[%d]: %q has a zone", i, c)
+		}
+		pr = pr.Masked()
+		if !seen[pr] {
+			seen[pr] = true
+			s.Prefixes = append(s.Prefixes, pr)
+		}
+	}
+	if len(p.Ports) > MaxPorts {
+		return Spec{}, fmt.Errorf("partition.ports: %d ports, at most %d", len(p.Ports), MaxPorts)
+	}
+	seenPort := map[uint16]bool{}
+	for i, port := range p.Ports {
+		if port == 0 {
+			return Spec{}, fmt.Errorf("partition.ports[%d]: port 0 is not valid", i)
+		}
+		if !seenPort[port] {
+			seenPort[port] = true
+			s.Ports = append(s.Ports, port)
+		}
+	}
+	return s, nil
+}
+
+// Plan builds the table for a fault. exemptTCP lists local TCP ports (the
+// agent's API listener) whose traffic is accepted before any drop.
+func PlanFault(faultID string, s Spec, exemptTCP []uint16) Plan {
+	p := Plan{Table: TableName(faultID), Ports: append([]uint16(nil), s.Ports...)}
+	egress := s.Direction == Egress || s.Direction == Both || s.Direction == ""
+	ingress := s.Direction == Ingress || s.Direction == Both || s.Direction == ""
+
+	// drops returns the drop rules for traffic whose addr field is in a CIDR;
+	// the remote port is then the port on that same side.
+	drops := func(side Field) []Rule {
+		var rs []Rule
+		for _, pr := range s.Prefixes {
+			if len(s.Ports) == 0 {
+				rs = append(rs, Rule{AddrField: side, Prefix: pr, Verdict: Drop})
+				continue
+			}
+			for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
+				rs = append(rs, Rule{AddrField: side, Prefix: pr, Proto: proto, PortField: side, PortSet: true, Verdict: Drop})
+			}
+		}
+		return rs
+	}
+	exempt := func(local Field) []Rule {
+		var rs []Rule
+		for _, port := range exemptTCP {
+			if port != 0 {
+				rs = append(rs, Rule{Proto: ProtoTCP, PortField: local, Port: port, Verdict: Accept})
+			}
+		}
+		return rs
+	}
+	if ingress {
+		// Inbound: the local port is the destination port.
+		p.Chains = append(p.Chains, Chain{Name: "input", Hook: HookInput, Priority: Priority,
+			Rules: append(exempt(Dst), drops(Src)...)})
+	}
+	if egress {
+		p.Chains = append(p.Chains, Chain{Name: "output", Hook: HookOutput, Priority: Priority,
+			Rules: append(exempt(Src), drops(Dst)...)})
+	}
+	var fwd []Rule
+	if egress {
+		fwd = append(fwd, drops(Dst)...)
+	}
+	if ingress {
+		fwd = append(fwd, drops(Src)...)
+	}
+	p.Chains = append(p.Chains, Chain{Name: "forward", Hook: HookForward, Priority: Priority, Rules: fwd})
+	return p
+}

@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+)
+
+const maxBody = 1 << 20
+
+func (a *agent) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("POST /v1/faults", a.handleInject)
+	mux.HandleFunc("POST /v1/faults/{id}/renew", a.handleRenew)
+	mux.HandleFunc("DELETE /v1/faults/{id}", a.handleRevert)
+	mux.HandleFunc("GET /v1/faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.list(false))
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, agentapi.Status{
+			Node: a.cfg.Node, Version: a.cfg.Version, StartedAt: a.started,
+			Capabilities: a.caps, Faults: a.list(true),
+		})
+	})
+	mux.HandleFunc("POST /v1/halt", func(w http.ResponseWriter, r *http.Request) {
+		sts, err := a.revertAll(agentapi.ReasonHalt)
+		if sts == nil {
+			sts = []agentapi.FaultStatus{}
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, sts)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="chaosd-agent"`)
+			writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (a *agent) handleInject(w http.ResponseWriter, r *http.Request) {
+	var f agentapi.Fault
+	if err := decode(w, r, &f); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	st, err := a.inject(f)
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, st)
+}
+
+func (a *agent) handleRenew(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.RenewRequest
+	if err := decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	st, err := a.renew(r.PathValue("id"), req.LeaseSeconds)
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *agent) handleRevert(w http.ResponseWriter, r *http.Request) {
+	st, err := a.revert(r.PathValue("id"), agentapi.ReasonRequested)
+	if err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: %v", err)
+	}
+	return nil
+}
+
+func writeAPIError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if ae.status != nil {
+		// 410 carries the fault's status so the caller sees why it ended.
+		w.Header().Set("X-Chaosd-Error", ae.msg)
+		writeJSON(w, ae.code, ae.status)
+		return
+	}
+	writeError(w, ae.code, ae.msg)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, agentapi.Error{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
