@@ -1,0 +1,307 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/experiments"
+	"github.com/chaosd/chaosd/probes"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// system is a stateful fake of the system under test and its agents: it
+// is healthy unless a fault is active, and needs recoverAfter to heal
+// once the last fault is reverted (never, if recoverAfter < 0).
+type system struct {
+	mu           sync.Mutex
+	active       map[string]string // fault id → node
+	injected     int
+	reverted     []string
+	lastRevert   time.Time
+	recoverAfter time.Duration
+	healthyAlso  bool // ignore faults: the system hides them completely
+
+	failInjectOn string // node whose inject fails
+	goneOnRenew  bool   // renewals answer 410, as after a lease expiry
+	pingErr      error
+	unhealthy    bool // unhealthy from the start
+	abortValue   float64
+}
+
+func newSystem() *system { return &system{active: map[string]string{}} }
+
+func (s *system) healthy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unhealthy {
+		return false
+	}
+	if s.healthyAlso {
+		return true
+	}
+	if len(s.active) > 0 {
+		return false
+	}
+	if s.lastRevert.IsZero() {
+		return true
+	}
+	if s.recoverAfter < 0 {
+		return false
+	}
+	return time.Since(s.lastRevert) >= s.recoverAfter
+}
+
+func (s *system) Ping(context.Context) error { return s.pingErr }
+
+func (s *system) Eval(_ context.Context, p probes.Probe, at time.Time) probes.Result {
+	r := probes.Result{Probe: p.Name, Time: at}
+	switch p.Name {
+	case "abort":
+		r.Value = s.abortValue
+	default:
+		if s.healthy() {
+			r.Value = 1
+		}
+	}
+	r.OK = p.Holds(r.Value)
+	return r
+}
+
+type fakeAgent struct {
+	s    *system
+	node string
+}
+
+func (a fakeAgent) Status(context.Context) (agentapi.Status, error) {
+	return agentapi.Status{Node: a.node}, nil
+}
+
+func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultStatus, error) {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	if a.node == a.s.failInjectOn {
+		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 500, Message: "nftables: operation not permitted"}
+	}
+	if f.Deadline.IsZero() || f.LeaseSeconds <= 0 {
+		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 400, Message: "deadline and lease required"}
+	}
+	a.s.active[f.ID+"@"+a.node] = a.node
+	a.s.injected++
+	return agentapi.FaultStatus{Fault: f, State: agentapi.StateActive, AppliedAt: time.Now()}, nil
+}
+
+func (a fakeAgent) Renew(_ context.Context, id string, _ time.Duration) (agentapi.FaultStatus, error) {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	if a.s.goneOnRenew {
+		delete(a.s.active, id+"@"+a.node)
+		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 410, Message: "reverted: lease-expired"}
+	}
+	return agentapi.FaultStatus{State: agentapi.StateActive}, nil
+}
+
+func (a fakeAgent) Revert(_ context.Context, id string) (agentapi.FaultStatus, error) {
+	a.s.mu.Lock()
+	defer a.s.mu.Unlock()
+	key := id + "@" + a.node
+	if _, ok := a.s.active[key]; ok {
+		delete(a.s.active, key)
+		a.s.reverted = append(a.s.reverted, key)
+		a.s.lastRevert = time.Now()
+	}
+	return agentapi.FaultStatus{State: agentapi.StateReverted, RevertedAt: time.Now(), RevertReason: agentapi.ReasonRequested, Verified: true}, nil
+}
+
+type fakeResolver struct{ s *system }
+
+func (r fakeResolver) Resolve(t experiments.Target) ([]Node, error) {
+	return []Node{
+		{Cluster: t.Cluster, Name: "n1", Agent: fakeAgent{r.s, "n1"}},
+		{Cluster: t.Cluster, Name: "n2", Agent: fakeAgent{r.s, "n2"}},
+	}, nil
+}
+
+func f64(v float64) *float64 { return &v }
+
+func experiment(mod func(*experiments.Spec)) *experiments.Experiment {
+	slo := []probes.Probe{{Name: "slo", Query: "up", Op: probes.OpGE, Threshold: f64(1)}}
+	e := &experiments.Experiment{
+		APIVersion: experiments.APIVersion, Kind: "Experiment",
+		Metadata: experiments.Metadata{Name: "t"},
+		Spec: experiments.Spec{
+			Targets: []experiments.Target{{Name: "c1-nodes", Cluster: "c1", Mode: experiments.BlastRadius{Kind: experiments.BlastAll}}},
+			Faults: []experiments.Fault{{Name: "cut", Kind: experiments.FaultPartition, Target: "c1-nodes",
+				Partition: &experiments.PartitionParams{CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Direction: experiments.DirectionBoth}}},
+			Duration:      experiments.Duration(400 * time.Millisecond),
+			ProbeInterval: experiments.Duration(50 * time.Millisecond),
+			SteadyState:   experiments.SteadyState{Probes: slo},
+			Recovery: experiments.Recovery{
+				RTO:     experiments.Duration(10 * time.Second),
+				HoldFor: experiments.Duration(200 * time.Millisecond),
+				Timeout: experiments.Duration(2 * time.Second),
+				Probes:  slo,
+			},
+		},
+	}
+	if mod != nil {
+		mod(&e.Spec)
+	}
+	return e
+}
+
+func run(t *testing.T, ctx context.Context, e *experiments.Experiment, s *system, during func(*Runner)) (api.Run, []api.Run) {
+	t.Helper()
+	var mu sync.Mutex
+	var saved []api.Run
+	save := func(r api.Run) { mu.Lock(); saved = append(saved, r); mu.Unlock() }
+	rec := api.Run{ID: "r-1", Experiment: e.Metadata.Name, Trigger: api.TriggerManual, CreatedAt: time.Now()}
+	rn := New(e, rec, s, fakeResolver{s}, save, zaptest.NewLogger(t), Options{Lease: 150 * time.Millisecond, AgentTimeout: time.Second})
+	if during != nil {
+		go during(rn)
+	}
+	final := rn.Run(ctx)
+	s.mu.Lock()
+	left := len(s.active)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d fault(s) left active after the run ended with %s: %s", left, final.Verdict, final.Reason)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return final, saved
+}
+
+func TestRunVerdicts(t *testing.T) {
+	cases := []struct {
+		name        string
+		setup       func(*system)
+		mod         func(*experiments.Spec)
+		during      func(*Runner)
+		cancelAfter time.Duration
+		verdict     string
+		reason      string
+		injected    bool
+	}{
+		{name: "recovers in time passes", setup: func(s *system) { s.recoverAfter = 300 * time.Millisecond },
+			verdict: api.VerdictPass, reason: "recovered in", injected: true},
+		{name: "never recovers fails", setup: func(s *system) { s.recoverAfter = -1 },
+			verdict: api.VerdictFail, reason: "not recovered", injected: true},
+		{name: "RTO over target fails", setup: func(s *system) { s.recoverAfter = 300 * time.Millisecond },
+			mod:     func(sp *experiments.Spec) { sp.Recovery.RTO = experiments.Duration(200 * time.Millisecond) },
+			verdict: api.VerdictFail, reason: "exceeds the target", injected: true},
+		{name: "steady state not met does not inject", setup: func(s *system) { s.unhealthy = true },
+			verdict: api.VerdictFail, reason: "steady state not met"},
+		{name: "prometheus unreachable is a tool error", setup: func(s *system) { s.pingErr = errors.New("connection refused") },
+			verdict: api.VerdictError, reason: "Prometheus"},
+		{name: "inject failure reverts what was applied", setup: func(s *system) { s.failInjectOn = "n2" },
+			verdict: api.VerdictError, reason: "inject", injected: false},
+		{name: "abort condition fires", setup: func(s *system) { s.abortValue = 0.9; s.recoverAfter = 0 },
+			mod: func(sp *experiments.Spec) {
+				sp.AbortWhen = []experiments.AbortProbe{{Probe: probes.Probe{Name: "abort", Query: "x", Op: probes.OpGT, Threshold: f64(0.5)},
+					For: experiments.Duration(100 * time.Millisecond)}}
+			},
+			verdict: api.VerdictAborted, reason: "abort condition abort fired", injected: true},
+		{name: "user abort", setup: func(s *system) { s.recoverAfter = 0 },
+			during:  func(r *Runner) { time.Sleep(150 * time.Millisecond); r.Abort("test") },
+			verdict: api.VerdictAborted, reason: "aborted by user", injected: true},
+		{name: "lost lease is a tool error", setup: func(s *system) { s.goneOnRenew = true },
+			verdict: api.VerdictError, reason: "fault ended early", injected: true},
+		{name: "shutdown mid-run reverts", setup: func(s *system) { s.recoverAfter = 0 }, cancelAfter: 150 * time.Millisecond,
+			verdict: api.VerdictError, reason: "interrupted", injected: true},
+		{name: "no impact gives RTO 0", setup: func(s *system) { s.healthyAlso = true },
+			verdict: api.VerdictPass, reason: "no impact", injected: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSystem()
+			tc.setup(s)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancelAfter > 0 {
+				time.AfterFunc(tc.cancelAfter, cancel)
+			}
+			final, saved := run(t, ctx, experiment(tc.mod), s, tc.during)
+			if final.Verdict != tc.verdict || !strings.Contains(final.Reason, tc.reason) {
+				t.Fatalf("verdict %s (%s), want %s containing %q", final.Verdict, final.Reason, tc.verdict, tc.reason)
+			}
+			if final.Phase != api.PhaseDone || final.FinishedAt == nil {
+				t.Errorf("phase %s finished %v, want done", final.Phase, final.FinishedAt)
+			}
+			if got := final.Times.Injected != nil; got != tc.injected {
+				t.Errorf("injected recorded = %v, want %v", got, tc.injected)
+			}
+			if len(saved) == 0 || saved[len(saved)-1].Verdict != final.Verdict {
+				t.Errorf("final record not saved")
+			}
+			for _, f := range final.Faults {
+				if f.InjectedAt != nil && (f.RevertedAt == nil || !f.Verified) {
+					t.Errorf("fault %s on %s injected but not recorded as verified reverted", f.Name, f.Node)
+				}
+			}
+		})
+	}
+}
+
+func TestRunMeasuresRTO(t *testing.T) {
+	s := newSystem()
+	s.recoverAfter = 500 * time.Millisecond
+	e := experiment(nil)
+	final, _ := run(t, context.Background(), e, s, nil)
+	if final.Verdict != api.VerdictPass {
+		t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
+	}
+	tm := final.Times
+	if tm.Injected == nil || tm.FirstImpact == nil || tm.Reverted == nil || tm.Recovered == nil {
+		t.Fatalf("missing times: %+v", tm)
+	}
+	if !(tm.Injected.Before(*tm.Reverted) && !tm.FirstImpact.Before(*tm.Injected) && tm.Recovered.After(*tm.Reverted)) {
+		t.Fatalf("times out of order: %+v", tm)
+	}
+	// The fake system is impaired from inject until 500ms after revert.
+	truth := tm.Reverted.Add(s.recoverAfter).Sub(*tm.Injected).Seconds()
+	got := *final.RTO.MeasuredSeconds
+	res := e.Spec.ProbeInterval.D().Seconds()
+	if math.Abs(got-truth) > 2*res {
+		t.Errorf("measured RTO %.3fs, truth %.3fs, resolution %.3fs", got, truth, res)
+	}
+	if final.RTO.ResolutionSeconds != res || final.RTO.TargetSeconds != 10 {
+		t.Errorf("rto block %+v", final.RTO)
+	}
+	// Every probe's result per phase is recorded.
+	phases := map[string]bool{}
+	for _, p := range final.Phases {
+		phases[p.Phase] = len(p.Probes) > 0 && p.Probes[0].Evaluations > 0
+	}
+	for _, want := range []string{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering} {
+		if !phases[want] {
+			t.Errorf("no probe results for phase %s: %+v", want, final.Phases)
+		}
+	}
+	if s.injected != 2 || len(s.reverted) != 2 {
+		t.Errorf("injected %d reverted %d, want 2 and 2 (one per node)", s.injected, len(s.reverted))
+	}
+}
+
+func TestDryRunInjectsNothing(t *testing.T) {
+	s := newSystem()
+	e := experiment(nil)
+	rec := api.Run{ID: "r-dry", Experiment: "t", DryRun: true}
+	final := New(e, rec, s, fakeResolver{s}, nil, nil, Options{}).Run(context.Background())
+	if final.Verdict != api.VerdictPass || s.injected != 0 {
+		t.Fatalf("dry run: verdict %s injected %d", final.Verdict, s.injected)
+	}
+	fmt.Sprint(final.Reason)
+}

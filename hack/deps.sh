@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the build, the lab and the tests need on a Debian machine
+# (run as root). Idempotent and quiet when everything is there.
+set -euo pipefail
+
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)       # debugging aid; the agent speaks netlink itself
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "hack/deps.sh: missing ${need[*]}; run as root (or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Debian's package starts a system Prometheus on :9090; the project never
+# uses it (the lab and the tests run their own), so leave it alone.
+command -v go >/dev/null || { echo "hack/deps.sh: Go 1.26 is required (https://go.dev/dl)" >&2; exit 1; }
