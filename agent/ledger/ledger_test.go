@@ -1,0 +1,172 @@
+package ledger
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+)
+
+func fault(id string) *agentapi.Fault {
+	return &agentapi.Fault{ID: id, Kind: agentapi.KindPartition, Deadline: time.Unix(2000000000, 0).UTC(), LeaseSeconds: 5,
+		Partition: &agentapi.Partition{CIDRs: []string{"10.1.0.0/16"}}}
+}
+
+func TestLedger(t *testing.T) {
+	tests := []struct {
+		name        string
+		ops         []Record
+		tail        string // raw bytes appended after the records
+		wantLive    []string
+		wantSkipped int
+	}{
+		{name: "empty"},
+		{
+			name: "intent only is live",
+			ops:  []Record{{Op: OpIntent, ID: "a", Fault: fault("a")}},
+			wantLive: []string{"a"},
+		},
+		{
+			name: "applied then reverted",
+			ops: []Record{
+				{Op: OpIntent, ID: "a", Fault: fault("a")}, {Op: OpApplied, ID: "a"},
+				{Op: OpIntent, ID: "b", Fault: fault("b")}, {Op: OpApplied, ID: "b"},
+				{Op: OpReverted, ID: "a", Reason: "requested"},
+			},
+			wantLive: []string{"b"},
+		},
+		{
+			name:        "torn last line",
+			ops:         []Record{{Op: OpIntent, ID: "a", Fault: fault("a")}, {Op: OpApplied, ID: "a"}},
+			tail:        `{"op":"reverted","id":"a","rea`,
+			wantLive:    []string{"a"},
+			wantSkipped: 1,
+		},
+		{
+			name:     "reused id after revert",
+			ops:      []Record{{Op: OpIntent, ID: "a", Fault: fault("a")}, {Op: OpReverted, ID: "a"}, {Op: OpIntent, ID: "a", Fault: fault("a")}},
+			wantLive: []string{"a"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sub", "ledger.jsonl")
+			l, entries, _, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Fatalf("fresh ledger has %d entries", len(entries))
+			}
+			for _, r := range tt.ops {
+				if err := l.Append(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.Close()
+			if tt.tail != "" {
+				f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+				f.WriteString(tt.tail)
+				f.Close()
+			}
+			l, entries, skipped, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if skipped != tt.wantSkipped {
+				t.Errorf("skipped = %d, want %d", skipped, tt.wantSkipped)
+			}
+			live := liveOf(entries)
+			if strings.Join(ids(live), ",") != strings.Join(tt.wantLive, ",") {
+				t.Fatalf("live = %v, want %v", ids(live), tt.wantLive)
+			}
+			// Appending after a torn line must still parse.
+			if err := l.Append(Record{Op: OpIntent, ID: "z", Fault: fault("z")}); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := os.ReadFile(path)
+			entries, _ = Replay(data)
+			if got := ids(liveOf(entries)); len(got) == 0 || got[len(got)-1] != "z" {
+				t.Fatalf("record after reopen lost: %v", got)
+			}
+			// Compaction keeps exactly the live faults.
+			if err := l.Compact(liveOf(entries)); err != nil {
+				t.Fatal(err)
+			}
+			data, _ = os.ReadFile(path)
+			entries2, skipped2 := Replay(data)
+			if skipped2 != 0 || strings.Join(ids(entries2), ",") != strings.Join(sortedIDs(liveOf(entries)), ",") {
+				t.Fatalf("after compaction: %v (skipped %d), want %v", ids(entries2), skipped2, ids(liveOf(entries)))
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+				t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+			}
+			// Still appendable after compaction.
+			if err := l.Append(Record{Op: OpReverted, ID: "z", Reason: "requested"}); err != nil {
+				t.Fatal(err)
+			}
+			data, _ = os.ReadFile(path)
+			entries3, _ := Replay(data)
+			for _, e := range liveOf(entries3) {
+				if e.Fault.ID == "z" {
+					t.Fatal("z still live after revert record")
+				}
+			}
+		})
+	}
+}
+
+func TestCompactEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger")
+	l, _, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Append(Record{Op: OpIntent, ID: "a", Fault: fault("a")})
+	l.Append(Record{Op: OpReverted, ID: "a"})
+	if err := l.Compact(nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 0 {
+		t.Fatalf("size %d after compacting to nothing", fi.Size())
+	}
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".ledger-compact-*"))
+	if len(matches) != 0 {
+		t.Fatalf("temporary files left: %v", matches)
+	}
+}
+
+func liveOf(es []Entry) []Entry {
+	var out []Entry
+	for _, e := range es {
+		if !e.Reverted {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func ids(es []Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Fault.ID)
+	}
+	return out
+}
+
+func sortedIDs(es []Entry) []string {
+	out := ids(es)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
