@@ -4,6 +4,7 @@ package experiments
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/chaosd/chaosd/probes"
 )
@@ -13,8 +14,19 @@ const APIVersion = "chaosd.io/v1alpha1"
 
 // Defaults applied at load when a field is left out.
 const (
-	DefaultRTO           = 15 * 60 // seconds
-	DefaultProbeInterval = 2       // seconds
+	// DefaultRTO is spec.recovery.rto when left out, in seconds (15m).
+	DefaultRTO = 15 * 60
+	// DefaultProbeInterval is spec.probeInterval when left out, in seconds.
+	DefaultProbeInterval = 2
+	// DefaultHoldForProbeIntervals is spec.recovery.holdFor when left out,
+	// in probe intervals.
+	DefaultHoldForProbeIntervals = 3
+	// DefaultTimeZone is spec.schedule.timeZone when left out.
+	DefaultTimeZone = "UTC"
+	// MinProbeInterval is the shortest spec.probeInterval accepted.
+	MinProbeInterval = time.Second
+	// Kind is the only kind an experiment file may have.
+	Kind = "Experiment"
 )
 
 // Experiment is one chaos experiment as written by a user.
@@ -47,10 +59,10 @@ type Spec struct {
 	// resolution of every time the run measures. Default 2s.
 	ProbeInterval Duration `yaml:"probeInterval,omitempty" json:"probeInterval"`
 
-	SteadyState SteadyState    `yaml:"steadyState" json:"steadyState"`
-	AbortWhen   []AbortProbe   `yaml:"abortWhen,omitempty" json:"abortWhen,omitempty"`
-	Recovery    Recovery       `yaml:"recovery" json:"recovery"`
-	Schedule    *Schedule      `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	SteadyState SteadyState  `yaml:"steadyState" json:"steadyState"`
+	AbortWhen   []AbortProbe `yaml:"abortWhen,omitempty" json:"abortWhen,omitempty"`
+	Recovery    Recovery     `yaml:"recovery" json:"recovery"`
+	Schedule    *Schedule    `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 }
 
 // Target selects nodes of one cluster.
@@ -70,10 +82,10 @@ type Target struct {
 type BlastRadiusKind string
 
 const (
-	BlastAll     BlastRadiusKind = "all"
-	BlastOne     BlastRadiusKind = "one"
-	BlastFixed   BlastRadiusKind = "fixed"
-	BlastPercent BlastRadiusKind = "percent"
+	BlastAll     BlastRadiusKind = "all"     // every selected node (default)
+	BlastOne     BlastRadiusKind = "one"     // one node picked at random
+	BlastFixed   BlastRadiusKind = "fixed"   // N nodes picked at random
+	BlastPercent BlastRadiusKind = "percent" // P percent of the selected nodes
 )
 
 // BlastRadius is a parsed mode string ("all", "one", "fixed:N", "percent:P").
@@ -87,6 +99,7 @@ type BlastRadius struct {
 type FaultKind string
 
 const (
+	// FaultPartition drops traffic to and from CIDRs (see PartitionParams).
 	FaultPartition FaultKind = "partition"
 )
 
@@ -103,9 +116,9 @@ type Fault struct {
 type Direction string
 
 const (
-	DirectionBoth    Direction = "both"
-	DirectionEgress  Direction = "egress"
-	DirectionIngress Direction = "ingress"
+	DirectionBoth    Direction = "both"    // drop both ways (default)
+	DirectionEgress  Direction = "egress"  // drop packets to the CIDRs
+	DirectionIngress Direction = "ingress" // drop packets from the CIDRs
 )
 
 // PartitionParams drop traffic to and from CIDRs.
@@ -121,8 +134,14 @@ type SteadyState struct {
 	Probes []probes.Probe `yaml:"probes" json:"probes"`
 }
 
-// AbortProbe fires when its condition holds (or cannot be evaluated) for
-// For; firing reverts every fault at once and the run is aborted.
+// AbortProbe is an abort condition checked while the faults are in place.
+//
+// Unlike every other probe, its condition (Op with Threshold, or between
+// Min and Max) describes the BAD state: the abort fires when the condition
+// holds, or the probe cannot be evaluated (query error, NaN, empty result
+// unless OnEmpty is pass, ambiguous multi-series result), continuously for
+// For. Firing reverts every fault at once and marks the run aborted. For is
+// required; 0s fires on the first such evaluation.
 type AbortProbe struct {
 	probes.Probe `yaml:",inline" json:",inline"`
 	For          Duration `yaml:"for" json:"for"`

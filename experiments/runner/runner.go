@@ -313,7 +313,7 @@ func (r *Runner) observe(ctx context.Context) (string, string) {
 
 	aborts := make([]*probes.AbortTracker, len(spec.AbortWhen))
 	for i, a := range spec.AbortWhen {
-		aborts[i] = probes.NewAbortTracker(a.For.D())
+		aborts[i] = &probes.AbortTracker{For: a.For.D()}
 	}
 	tick := time.NewTicker(spec.ProbeInterval.D())
 	defer tick.Stop()
@@ -536,8 +536,9 @@ func (r *Runner) feedRecovery(ctx context.Context, slo []probes.Result) {
 	if r.rec.Times.FirstImpact == nil && r.rec.Phase != api.PhaseRecovering {
 		return
 	}
+	hold := r.exp.Spec.Recovery.HoldFor.D()
 	if r.recovery == nil {
-		r.recovery = probes.NewRecoveryTracker(r.exp.Spec.Recovery.HoldFor.D())
+		r.recovery = &probes.RecoveryTracker{HoldFor: hold}
 	}
 	res := slo
 	if r.rec.Phase == api.PhaseObserving && !sameProbes(r.exp.Spec.Recovery.Probes, r.exp.Spec.SteadyState.Probes) {
@@ -547,7 +548,12 @@ func (r *Runner) feedRecovery(ctx context.Context, slo []probes.Result) {
 	if len(res) > 0 {
 		t = res[0].Time
 	}
-	r.recovery.Observe(t, len(failing(res)) == 0)
+	ok := len(failing(res)) == 0
+	if _, done := r.recovery.Recovered(); done && !ok {
+		// Healed during the fault, then failed again: start over.
+		r.recovery = &probes.RecoveryTracker{HoldFor: hold}
+	}
+	r.recovery.Observe(t, ok)
 }
 
 // evalAll evaluates probes concurrently at one instant.

@@ -1,0 +1,326 @@
+package experiments
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/chaosd/chaosd/probes"
+)
+
+// dns1123Label is a Kubernetes DNS-1123 label (length checked apart).
+var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+const dns1123Help = "lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"
+
+// validator collects every problem of one experiment.
+type validator struct {
+	issues []issue
+	// written reports whether a field was set explicitly; used only for
+	// fields whose zero value is valid but which must be written (for).
+	written func(path string) bool
+}
+
+func (v *validator) addf(path, format string, args ...any) {
+	v.issues = append(v.issues, issue{path: path, msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks an experiment built in Go (after [Experiment.SetDefaults])
+// against every rule the loader applies. It returns an [ErrorList] without
+// positions, or nil. Loaded experiments are already validated.
+func (e *Experiment) Validate() error {
+	issues := validateExperiment(e, func(string) bool { return true })
+	list := make(ErrorList, 0, len(issues))
+	for _, is := range issues {
+		list = append(list, FieldError{File: e.Source, Path: is.path, Msg: is.msg, Err: is.err})
+	}
+	list.Sort()
+	return list.Err()
+}
+
+func validateExperiment(e *Experiment, written func(string) bool) []issue {
+	v := &validator{written: written}
+	switch e.APIVersion {
+	case APIVersion:
+	case "":
+		v.addf("apiVersion", "required; want %s", APIVersion)
+	default:
+		v.addf("apiVersion", "%q is not supported; want %s", e.APIVersion, APIVersion)
+	}
+	switch e.Kind {
+	case Kind:
+	case "":
+		v.addf("kind", "required; want %s", Kind)
+	default:
+		v.addf("kind", "must be %s, not %q", Kind, e.Kind)
+	}
+	v.dnsName("metadata.name", e.Metadata.Name)
+	v.spec(&e.Spec)
+	return v.issues
+}
+
+func (v *validator) dnsName(path, name string) {
+	switch {
+	case name == "":
+		v.addf(path, "required")
+	case len(name) > 63 || !dns1123Label.MatchString(name):
+		v.addf(path, "%q is not a DNS-1123 label (%s)", name, dns1123Help)
+	}
+}
+
+func (v *validator) spec(s *Spec) {
+	targets := map[string]int{}
+	if len(s.Targets) == 0 {
+		v.addf("spec.targets", "at least one target is required")
+	}
+	for i := range s.Targets {
+		v.target(fmt.Sprintf("spec.targets[%d]", i), &s.Targets[i], targets, i)
+	}
+	if len(s.Faults) == 0 {
+		v.addf("spec.faults", "at least one fault is required")
+	}
+	faults := map[string]int{}
+	for i := range s.Faults {
+		v.fault(fmt.Sprintf("spec.faults[%d]", i), &s.Faults[i], faults, i, targets)
+	}
+	switch {
+	case s.Duration < 0:
+		v.addf("spec.duration", "must be > 0, not %s", s.Duration)
+	case s.Duration == 0 && v.written("spec.duration"):
+		v.addf("spec.duration", "must be > 0")
+	case s.Duration == 0:
+		v.addf("spec.duration", "required: how long to hold the faults, e.g. 30s")
+	}
+	if s.ProbeInterval.D() < MinProbeInterval {
+		v.addf("spec.probeInterval", "must be at least %s, not %s", Duration(MinProbeInterval), s.ProbeInterval)
+	}
+	if len(s.SteadyState.Probes) == 0 {
+		v.addf("spec.steadyState.probes", "at least one probe is required")
+	}
+	v.probeList("spec.steadyState.probes", s.SteadyState.Probes)
+
+	abortNames := map[string]int{}
+	for i := range s.AbortWhen {
+		a := &s.AbortWhen[i]
+		path := fmt.Sprintf("spec.abortWhen[%d]", i)
+		v.probe(path, &a.Probe, abortNames, i)
+		switch {
+		case !v.written(path + ".for"):
+			v.addf(path+".for", "required: how long the condition must hold before the abort fires (0s fires at once)")
+		case a.For < 0:
+			v.addf(path+".for", "must be >= 0, not %s", a.For)
+		}
+	}
+	v.recovery(&s.Recovery, s.ProbeInterval)
+	if s.Schedule != nil {
+		v.schedule(s.Schedule)
+	}
+}
+
+func (v *validator) target(path string, t *Target, seen map[string]int, i int) {
+	switch j, dup := seen[t.Name]; {
+	case t.Name == "":
+		v.addf(path+".name", "required")
+	case dup:
+		v.addf(path+".name", "duplicate target name %q (also spec.targets[%d])", t.Name, j)
+	default:
+		seen[t.Name] = i
+	}
+	if strings.TrimSpace(t.Cluster) == "" {
+		v.addf(path+".cluster", "required")
+	}
+	for j, n := range t.Nodes {
+		if strings.TrimSpace(n) == "" {
+			v.addf(fmt.Sprintf("%s.nodes[%d]", path, j), "must be a node name, not empty")
+		}
+	}
+	for k := range t.Selector {
+		if strings.TrimSpace(k) == "" {
+			v.addf(path+".selector", "label keys must not be empty")
+		}
+	}
+	if t.Mode.Kind != "" {
+		if err := t.Mode.Validate(); err != nil {
+			v.addf(path+".mode", "%s", err)
+		}
+	}
+}
+
+func (v *validator) fault(path string, f *Fault, seen map[string]int, i int, targets map[string]int) {
+	if j, dup := seen[f.Name]; dup && f.Name != "" {
+		v.addf(path+".name", "duplicate fault name %q (also spec.faults[%d])", f.Name, j)
+	} else {
+		v.dnsName(path+".name", f.Name)
+		if f.Name != "" {
+			seen[f.Name] = i
+		}
+	}
+	if _, ok := targets[f.Target]; !ok {
+		if f.Target == "" {
+			v.addf(path+".target", "required: the name of a target in spec.targets")
+		} else {
+			v.addf(path+".target", "target %q is not defined in spec.targets", f.Target)
+		}
+	}
+	switch f.Kind {
+	case FaultPartition:
+		if f.Partition == nil {
+			v.addf(path+".partition", "required for kind partition")
+		} else {
+			v.partition(path+".partition", f.Partition)
+		}
+	case "":
+		v.addf(path+".kind", "required (known kinds: %s)", FaultPartition)
+	default:
+		v.addf(path+".kind", "unknown fault kind %q (known kinds: %s)", f.Kind, FaultPartition)
+	}
+	if f.Kind != FaultPartition && f.Partition != nil {
+		v.addf(path+".partition", "only allowed when kind is partition")
+	}
+}
+
+func (v *validator) partition(path string, p *PartitionParams) {
+	if len(p.CIDRs) == 0 {
+		v.addf(path+".cidrs", "at least one CIDR is required")
+	}
+	seen := map[netip.Prefix]int{}
+	for i, c := range p.CIDRs {
+		cp := fmt.Sprintf("%s.cidrs[%d]", path, i)
+		switch j, dup := seen[c]; {
+		case !c.IsValid():
+			v.addf(cp, "must be a CIDR such as 10.1.0.0/16")
+		case c != c.Masked():
+			v.addf(cp, "%q has host bits set; did you mean %s?", c.String(), c.Masked())
+		case dup:
+			v.addf(cp, "duplicate CIDR %s (also cidrs[%d])", c, j)
+		default:
+			seen[c] = i
+		}
+	}
+	switch p.Direction {
+	case DirectionBoth, DirectionEgress, DirectionIngress:
+	default:
+		v.addf(path+".direction", "must be egress, ingress or both, not %q", p.Direction)
+	}
+	for i, port := range p.Ports {
+		if port == 0 {
+			v.addf(fmt.Sprintf("%s.ports[%d]", path, i), "0 is not a port number (want 1-65535)")
+		}
+	}
+}
+
+func (v *validator) probeList(path string, list []probes.Probe) {
+	seen := map[string]int{}
+	for i := range list {
+		v.probe(fmt.Sprintf("%s[%d]", path, i), &list[i], seen, i)
+	}
+}
+
+var knownOps = []probes.Op{probes.OpLT, probes.OpLE, probes.OpGT, probes.OpGE, probes.OpEQ, probes.OpNE, probes.OpBetween}
+
+func (v *validator) probe(path string, p *probes.Probe, seen map[string]int, i int) {
+	switch j, dup := seen[p.Name]; {
+	case p.Name == "":
+		v.addf(path+".name", "required")
+	case dup:
+		v.addf(path+".name", "duplicate probe name %q (also %s[%d])", p.Name, parentPath(path), j)
+	default:
+		seen[p.Name] = i
+	}
+	if strings.TrimSpace(p.Query) == "" {
+		v.addf(path+".query", "required: a PromQL expression")
+	}
+	known := false
+	for _, op := range knownOps {
+		known = known || p.Op == op
+	}
+	switch {
+	case p.Op == "":
+		v.addf(path+".op", "required (one of < <= > >= == != between)")
+	case !known:
+		v.addf(path+".op", "unknown op %q (want one of < <= > >= == != between)", p.Op)
+	case p.Op == probes.OpBetween:
+		if p.Threshold != nil {
+			v.addf(path+".threshold", "not allowed for op between; use min and max")
+		}
+		if p.Min == nil {
+			v.addf(path+".min", "required for op between")
+		}
+		if p.Max == nil {
+			v.addf(path+".max", "required for op between")
+		}
+		if p.Min != nil && p.Max != nil && *p.Min > *p.Max {
+			v.addf(path+".min", "must be <= max (%g), not %g", *p.Max, *p.Min)
+		}
+	default:
+		if p.Threshold == nil {
+			v.addf(path+".threshold", "required for op %s", p.Op)
+		}
+		if p.Min != nil {
+			v.addf(path+".min", "only allowed for op between")
+		}
+		if p.Max != nil {
+			v.addf(path+".max", "only allowed for op between")
+		}
+	}
+	for name, f := range map[string]*float64{"threshold": p.Threshold, "min": p.Min, "max": p.Max} {
+		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
+			v.addf(path+"."+name, "must be a finite number, not %g", *f)
+		}
+	}
+	switch p.Match {
+	case probes.MatchSingle, probes.MatchAll, probes.MatchAny:
+	default:
+		v.addf(path+".match", "must be all or any (or left out for a single series), not %q", p.Match)
+	}
+	switch p.OnEmpty {
+	case "", probes.OnEmptyFail, probes.OnEmptyPass:
+	default:
+		v.addf(path+".onEmpty", "must be fail or pass, not %q", p.OnEmpty)
+	}
+}
+
+func (v *validator) recovery(r *Recovery, interval Duration) {
+	if r.RTO <= 0 {
+		v.addf("spec.recovery.rto", "must be > 0, not %s", r.RTO)
+	}
+	if r.HoldFor < interval {
+		v.addf("spec.recovery.holdFor", "must be at least probeInterval (%s), not %s", interval, r.HoldFor)
+	}
+	if r.Timeout < r.HoldFor {
+		v.addf("spec.recovery.timeout", "must be at least holdFor (%s), not %s", r.HoldFor, r.Timeout)
+	}
+	if len(r.Probes) == 0 {
+		v.addf("spec.recovery.probes", "must not be empty; leave it out to use the steady-state probes")
+	}
+	v.probeList("spec.recovery.probes", r.Probes)
+}
+
+func (v *validator) schedule(s *Schedule) {
+	c := strings.TrimSpace(s.Cron)
+	switch {
+	case c == "":
+		v.addf("spec.schedule.cron", `required, e.g. "0 9 * * 1-5" or "@daily"`)
+	case strings.HasPrefix(c, "TZ=") || strings.HasPrefix(c, "CRON_TZ="):
+		v.addf("spec.schedule.cron", "set the time zone in spec.schedule.timeZone, not in cron")
+	default:
+		if _, err := cron.ParseStandard(c); err != nil {
+			v.addf("spec.schedule.cron", `%q is not a cron schedule: %v (want 5 fields "minute hour day-of-month month day-of-week" or a descriptor such as @daily)`, s.Cron, err)
+		}
+	}
+	switch s.TimeZone {
+	case "Local":
+		v.addf("spec.schedule.timeZone", `"Local" depends on the machine chaosd runs on; name an IANA zone such as Europe/Berlin or UTC`)
+	case "":
+		v.addf("spec.schedule.timeZone", "required (an IANA zone such as UTC)")
+	default:
+		if _, err := time.LoadLocation(s.TimeZone); err != nil {
+			v.addf("spec.schedule.timeZone", "unknown time zone %q (want an IANA name such as Europe/Berlin or UTC)", s.TimeZone)
+		}
+	}
+}
