@@ -1,0 +1,471 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/ledger"
+	"github.com/chaosd/chaosd/agent/partition"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(childMain())
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// fakeKernel is a stateful stand-in for the nftables applier.
+type fakeKernel struct {
+	mu        sync.Mutex
+	tables    map[string]partition.Plan
+	failApply bool
+}
+
+func newFakeKernel() *fakeKernel { return &fakeKernel{tables: map[string]partition.Plan{}} }
+
+func (k *fakeKernel) Apply(p partition.Plan) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.tables[p.Table] = p // partial state, as a failed batch could leave
+	if k.failApply {
+		return errors.New("injected apply failure")
+	}
+	return nil
+}
+
+func (k *fakeKernel) Remove(t string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.tables, t)
+	return nil
+}
+
+func (k *fakeKernel) Exists(t string) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.tables[t]
+	return ok, nil
+}
+
+func (k *fakeKernel) ListTagged() ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for t := range k.tables {
+		if strings.HasPrefix(t, partition.TablePrefix) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+func (k *fakeKernel) Probe() error { return nil }
+
+func (k *fakeKernel) has(id string) bool {
+	ok, _ := k.Exists(partition.TableName(id))
+	return ok
+}
+
+const testToken = "s3cret-token"
+
+type harness struct {
+	dir    string
+	cfg    Config
+	client *agentapi.Client
+	stop   func() error
+}
+
+// startAgent runs the agent in-process against be until the test ends.
+func startAgent(t testing.TB, be backend, mod func(*Config)) *harness {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cdagt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte(testToken+"\n"), 0o600)
+	cfg := Config{Node: "node-1", Socket: filepath.Join(dir, "a.sock"), TokenFile: tok,
+		LedgerPath: filepath.Join(dir, "ledger.jsonl"), Version: "test"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return startWith(t, func(ctx context.Context, cfg Config) error {
+		return run(ctx, cfg, zaptest.NewLogger(t), be)
+	}, cfg, dir)
+}
+
+func startWith(t testing.TB, runFn func(context.Context, Config) error, cfg Config, dir string) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runFn(ctx, cfg) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	c, err := agentapi.NewClient("unix://"+cfg.Socket, testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := c.Status(context.Background()); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			select {
+			case e := <-done:
+				t.Fatalf("agent exited: %v", e)
+			default:
+			}
+			t.Fatalf("agent not ready: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &harness{dir: dir, cfg: cfg, client: c, stop: stop}
+}
+
+func pfault(id string, lease float64, deadline time.Duration) agentapi.Fault {
+	return agentapi.Fault{ID: id, RunID: "run-1", Kind: agentapi.KindPartition,
+		Partition: &agentapi.Partition{CIDRs: []string{"192.0.2.0/24"}},
+		Deadline:  time.Now().Add(deadline), LeaseSeconds: lease}
+}
+
+func apiStatus(err error) int {
+	var ae *agentapi.APIError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+func TestAuth(t *testing.T) {
+	h := startAgent(t, newFakeKernel(), nil)
+	ctx := context.Background()
+	for _, tc := range []struct{ name, header string }{
+		{"no token", ""},
+		{"wrong token", "Bearer nope"},
+		{"token prefix", "Bearer " + testToken[:4]},
+		{"basic scheme", "Basic " + testToken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, path := range []string{"/v1/status", "/v1/faults", "/healthz"} {
+				c, _ := agentapi.NewClient("unix://"+h.cfg.Socket, "")
+				_ = c
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent"+path, nil)
+				if tc.header != "" {
+					req.Header.Set("Authorization", tc.header)
+				}
+				resp, err := unixHTTP(h.cfg.Socket).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("%s: status %d, want 401", path, resp.StatusCode)
+				}
+			}
+		})
+	}
+	bad, _ := agentapi.NewClient("unix://"+h.cfg.Socket, "wrong")
+	if _, err := bad.Inject(ctx, pfault("x", 5, time.Minute)); apiStatus(err) != 401 {
+		t.Fatalf("inject with wrong token: %v", err)
+	}
+	if _, err := h.client.Status(ctx); err != nil {
+		t.Fatalf("right token: %v", err)
+	}
+	fi, err := os.Stat(h.cfg.Socket)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestValidation(t *testing.T) {
+	h := startAgent(t, newFakeKernel(), nil)
+	ctx := context.Background()
+	mk := func(mod func(*agentapi.Fault)) agentapi.Fault { f := pfault("v", 5, time.Minute); mod(&f); return f }
+	for _, tc := range []struct {
+		name, field string
+		f           agentapi.Fault
+	}{
+		{"no id", "id", mk(func(f *agentapi.Fault) { f.ID = "" })},
+		{"kind", "kind", mk(func(f *agentapi.Fault) { f.Kind = "latency" })},
+		{"past deadline", "deadline", mk(func(f *agentapi.Fault) { f.Deadline = time.Now().Add(-time.Second) })},
+		{"zero lease", "leaseSeconds", mk(func(f *agentapi.Fault) { f.LeaseSeconds = 0 })},
+		{"negative lease", "leaseSeconds", mk(func(f *agentapi.Fault) { f.LeaseSeconds = -1 })},
+		{"no partition", "partition", mk(func(f *agentapi.Fault) { f.Partition = nil })},
+		{"bad cidr", "partition.cidrs[0]", mk(func(f *agentapi.Fault) { f.Partition.CIDRs = []string{"x"} })},
+		{"bad direction", "partition.direction", mk(func(f *agentapi.Fault) { f.Partition.Direction = "sideways" })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.client.Inject(ctx, tc.f)
+			var ae *agentapi.APIError
+			if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Message, tc.field) {
+				t.Fatalf("err = %v, want 400 naming %q", err, tc.field)
+			}
+		})
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	k := newFakeKernel()
+	h := startAgent(t, k, nil)
+	ctx := context.Background()
+	st, err := h.client.Inject(ctx, pfault("run-1.p", 30, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != agentapi.StateActive || !k.has("run-1.p") || st.Fault.Partition.Direction != "both" {
+		t.Fatalf("after inject: %+v, table %v", st, k.has("run-1.p"))
+	}
+	if _, err := h.client.Inject(ctx, pfault("run-1.p", 30, time.Minute)); apiStatus(err) != 409 {
+		t.Fatalf("duplicate inject: %v", err)
+	}
+	s, err := h.client.Status(ctx)
+	if err != nil || len(s.Faults) != 1 || !s.Capabilities["nftables"] || s.Node != "node-1" {
+		t.Fatalf("status: %+v %v", s, err)
+	}
+	if _, err := h.client.Renew(ctx, "nope", time.Second); apiStatus(err) != 404 {
+		t.Fatalf("renew unknown: %v", err)
+	}
+	if _, err := h.client.Revert(ctx, "nope"); apiStatus(err) != 404 {
+		t.Fatalf("revert unknown: %v", err)
+	}
+	st, err = h.client.Revert(ctx, "run-1.p")
+	if err != nil || st.State != agentapi.StateReverted || !st.Verified || st.RevertReason != agentapi.ReasonRequested || k.has("run-1.p") {
+		t.Fatalf("revert: %+v %v", st, err)
+	}
+	if st2, err := h.client.Revert(ctx, "run-1.p"); err != nil || st2.RevertedAt != st.RevertedAt {
+		t.Fatalf("second revert not idempotent: %+v %v", st2, err)
+	}
+	st, err = h.client.Renew(ctx, "run-1.p", time.Second)
+	var ae *agentapi.APIError
+	if !errors.As(err, &ae) || ae.Status != 410 || ae.Fault == nil || ae.Fault.State != agentapi.StateReverted || st.State != agentapi.StateReverted {
+		t.Fatalf("renew reverted: %+v %v", st, err)
+	}
+	// Halt reverts all; the list keeps the reverted ones.
+	h.client.Inject(ctx, pfault("a", 30, time.Minute))
+	h.client.Inject(ctx, pfault("b", 30, time.Minute))
+	sts, err := h.client.Halt(ctx)
+	if err != nil || len(sts) != 2 || sts[0].RevertReason != agentapi.ReasonHalt || k.has("a") || k.has("b") {
+		t.Fatalf("halt: %+v %v", sts, err)
+	}
+	all, err := h.client.List(ctx)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("list: %d %v", len(all), err)
+	}
+	// An ID can be reused once reverted.
+	if _, err := h.client.Inject(ctx, pfault("a", 30, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if k.has("a") {
+		t.Fatal("shutdown left the fault")
+	}
+	if _, err := os.Stat(h.cfg.Socket); !os.IsNotExist(err) {
+		t.Fatalf("socket not removed: %v", err)
+	}
+	if _, err := h.client.Status(ctx); !errors.Is(err, agentapi.ErrUnreachable) {
+		t.Fatalf("stopped agent: %v, want ErrUnreachable", err)
+	}
+}
+
+func TestApplyFailureRevertsPartialState(t *testing.T) {
+	k := newFakeKernel()
+	k.failApply = true
+	h := startAgent(t, k, nil)
+	_, err := h.client.Inject(context.Background(), pfault("f", 30, time.Minute))
+	if apiStatus(err) != 500 || !strings.Contains(err.Error(), "injected apply failure") {
+		t.Fatalf("err = %v", err)
+	}
+	if k.has("f") {
+		t.Fatal("partial state left behind")
+	}
+	all, _ := h.client.List(context.Background())
+	if len(all) != 1 || all[0].State != agentapi.StateFailed {
+		t.Fatalf("list: %+v", all)
+	}
+}
+
+func TestLeaseAndDeadline(t *testing.T) {
+	k := newFakeKernel()
+	h := startAgent(t, k, nil)
+	ctx := context.Background()
+	waitReverted := func(id string, within time.Duration) agentapi.FaultStatus {
+		t.Helper()
+		end := time.Now().Add(within)
+		for time.Now().Before(end) {
+			all, _ := h.client.List(ctx)
+			for _, s := range all {
+				if s.Fault.ID == id && s.State == agentapi.StateReverted {
+					return s
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("%s not reverted within %v", id, within)
+		return agentapi.FaultStatus{}
+	}
+	// Lease expiry without renewal.
+	start := time.Now()
+	h.client.Inject(ctx, pfault("lease", 0.3, time.Minute))
+	st := waitReverted("lease", 1300*time.Millisecond)
+	if st.RevertReason != agentapi.ReasonLease || k.has("lease") || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("lease: %+v after %v", st, time.Since(start))
+	}
+	// Renewal keeps it alive past the lease; the deadline still wins.
+	start = time.Now()
+	st, err := h.client.Inject(ctx, pfault("renewed", 0.3, 1200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Since(start) < 900*time.Millisecond {
+		st, err = h.client.Renew(ctx, "renewed", 300*time.Millisecond)
+		if err != nil {
+			t.Fatalf("renew at %v: %v", time.Since(start), err)
+		}
+		if st.LeaseExpires.After(st.Fault.Deadline) {
+			t.Fatalf("lease %v past deadline %v", st.LeaseExpires, st.Fault.Deadline)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !k.has("renewed") {
+		t.Fatal("renewed fault reverted early")
+	}
+	for {
+		_, err := h.client.Renew(ctx, "renewed", 10*time.Second)
+		if err != nil {
+			if apiStatus(err) != 410 {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("deadline did not revert a renewed fault")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st = waitReverted("renewed", time.Second)
+	if st.RevertReason != agentapi.ReasonDeadline || k.has("renewed") || time.Since(start) < 1200*time.Millisecond {
+		t.Fatalf("deadline: %+v after %v", st, time.Since(start))
+	}
+}
+
+func TestStartupRecoveryFake(t *testing.T) {
+	k := newFakeKernel()
+	dir, _ := os.MkdirTemp("", "cdagt")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	lpath := filepath.Join(dir, "ledger.jsonl")
+	l, _, _, err := ledger.Open(lpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1, f2 := pfault("left", 5, time.Hour), pfault("done", 5, time.Hour)
+	l.Append(ledger.Record{Op: ledger.OpIntent, ID: f1.ID, Fault: &f1})
+	l.Append(ledger.Record{Op: ledger.OpApplied, ID: f1.ID})
+	l.Append(ledger.Record{Op: ledger.OpIntent, ID: f2.ID, Fault: &f2})
+	l.Append(ledger.Record{Op: ledger.OpReverted, ID: f2.ID, Reason: "requested"})
+	l.Close()
+	// Torn last line from a crash mid-write.
+	fh, _ := os.OpenFile(lpath, os.O_APPEND|os.O_WRONLY, 0)
+	fh.WriteString(`{"op":"intent","id":"torn","fault":{"id":"to`)
+	fh.Close()
+	k.Apply(partition.Plan{Table: partition.TableName("left")})
+	k.Apply(partition.Plan{Table: "chaosd_orphan"})
+	k.Apply(partition.Plan{Table: "someone_else"})
+
+	h := startAgent(t, k, func(c *Config) { c.LedgerPath = lpath })
+	if k.has("left") {
+		t.Fatal("ledger fault not reverted")
+	}
+	if ts, _ := k.ListTagged(); len(ts) != 0 {
+		t.Fatalf("tagged leftovers: %v", ts)
+	}
+	if ok, _ := k.Exists("someone_else"); !ok {
+		t.Fatal("removed a table that is not ours")
+	}
+	all, _ := h.client.List(context.Background())
+	if len(all) != 1 || all[0].Fault.ID != "left" || all[0].RevertReason != agentapi.ReasonStartup || !all[0].Verified {
+		t.Fatalf("list: %+v", all)
+	}
+	data, _ := os.ReadFile(lpath)
+	if es, skipped := ledger.Replay(data); len(es) != 0 || skipped != 0 {
+		t.Fatalf("ledger not compacted: %q", data)
+	}
+}
+
+func TestStaleSocketAndConfig(t *testing.T) {
+	dir, _ := os.MkdirTemp("", "cdagt")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "a.sock")
+	// A stale socket file from a dead agent.
+	h := startAgent(t, newFakeKernel(), func(c *Config) { c.Socket = sock })
+	h.stop()
+	f, _ := os.Create(filepath.Join(dir, "x"))
+	f.Close()
+	// Simulate the stale file by binding and leaking the path.
+	if err := makeStaleSocket(sock); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, newFakeKernel(), func(c *Config) { c.Socket = sock })
+
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no listener", func(c *Config) { c.Socket, c.TCPAddr = "", "" }, "socket"},
+		{"no ledger", func(c *Config) { c.LedgerPath = "" }, "ledger"},
+		{"no token", func(c *Config) { c.TokenFile = filepath.Join(dir, "missing") }, "token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Socket: filepath.Join(dir, "b.sock"), TokenFile: filepath.Join(dir, "tok"), LedgerPath: filepath.Join(dir, "l")}
+			os.WriteFile(cfg.TokenFile, []byte("t"), 0o600)
+			tc.mod(&cfg)
+			err := run(context.Background(), cfg, zaptest.NewLogger(t), newFakeKernel())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestClientEndpoints(t *testing.T) {
+	for _, tc := range []struct {
+		ep string
+		ok bool
+	}{
+		{"unix:///run/x.sock", true}, {"http://10.0.0.1:7070", true}, {"https://a:1/", true},
+		{"ftp://x", false}, {"unix://", false}, {"http://", false},
+	} {
+		_, err := agentapi.NewClient(tc.ep, "t")
+		if (err == nil) != tc.ok {
+			t.Errorf("NewClient(%q) err = %v", tc.ep, err)
+		}
+	}
+	c, _ := agentapi.NewClient("http://127.0.0.1:1", "t")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := c.Status(ctx); !errors.Is(err, agentapi.ErrUnreachable) {
+		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+	_ = fmt.Sprint()
+}
