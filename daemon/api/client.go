@@ -153,12 +153,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("%s %s: %w: %w", what, c.endpoint, ErrUnreachable, err)
+		return fmt.Errorf("%w at %s: %s: %w", ErrUnreachable, c.endpoint, what, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w: %w", what, c.endpoint, ErrUnreachable, err)
+		return fmt.Errorf("%w at %s: %s: read answer: %w", ErrUnreachable, c.endpoint, what, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return &APIError{Status: resp.StatusCode, Message: errorMessage(resp.StatusCode, raw)}

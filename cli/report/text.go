@@ -1,0 +1,319 @@
+// Package report renders a run record (api.Run) as the human report that
+// chaosctl prints: verdict, measured times, RTO against its target, faults
+// per node, probe summaries per phase and the events timeline. It fits in
+// 100 columns.
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/probes"
+)
+
+// Width is the number of columns the report is written for.
+const Width = 100
+
+// Text writes the human report of r to w.
+func Text(w io.Writer, r api.Run) error {
+	p := &printer{w: w}
+	p.header(r)
+	p.times(r)
+	p.faults(r)
+	p.phases(r)
+	p.events(r)
+	return p.err
+}
+
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err != nil {
+		return
+	}
+	_, p.err = fmt.Fprintf(p.w, format, args...)
+}
+
+// table returns a tabwriter whose output goes through p (so errors are kept).
+func (p *printer) table() *tabwriter.Writer {
+	return tabwriter.NewWriter(writerFunc(func(b []byte) (int, error) {
+		p.printf("%s", b)
+		return len(b), p.err
+	}), 0, 0, 2, ' ', 0)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+func (p *printer) header(r api.Run) {
+	run := r.ID
+	var notes []string
+	if r.Trigger != "" {
+		notes = append(notes, r.Trigger)
+	}
+	if r.DryRun {
+		notes = append(notes, "dry run")
+	}
+	if len(notes) > 0 {
+		run += " (" + strings.Join(notes, ", ") + ")"
+	}
+	p.printf("Experiment  %s\n", r.Experiment)
+	p.printf("Run         %s\n", run)
+	p.printf("%s\n", wrap("Verdict     ", Verdict(r), Width))
+	p.printf("RTO         %s\n", RTOLine(r.RTO, r.Verdict != ""))
+}
+
+// Verdict is the one-line verdict: the verdict in capitals, then the reason.
+func Verdict(r api.Run) string {
+	v := strings.ToUpper(r.Verdict)
+	if v == "" {
+		v = "RUNNING (phase " + r.Phase + ")"
+	}
+	reason := r.Reason
+	if r.Interrupted {
+		if reason != "" {
+			reason += "; "
+		}
+		reason += "interrupted: chaosd restarted while the run was going"
+	}
+	if reason != "" {
+		v += " — " + reason
+	}
+	return v
+}
+
+// RTOLine is "14.0s (target 15m0s) — resolution ±1s (probe interval)".
+func RTOLine(rto api.RTO, finished bool) string {
+	measured := "not measured yet"
+	if rto.MeasuredSeconds != nil {
+		measured = Seconds(*rto.MeasuredSeconds)
+	} else if finished {
+		measured = "not recovered"
+	}
+	s := fmt.Sprintf("%s (target %s)", measured, secondsDuration(rto.TargetSeconds))
+	if rto.ResolutionSeconds > 0 {
+		s += fmt.Sprintf(" — resolution ±%s (probe interval)", secondsDuration(rto.ResolutionSeconds))
+	}
+	return s
+}
+
+func (p *printer) times(r api.Run) {
+	p.printf("\nTimes (offsets from injected)\n")
+	tw := p.table()
+	row := func(name string, t *time.Time) {
+		if t == nil {
+			fmt.Fprintf(tw, "  %s\t-\t\n", name)
+			return
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, t.Format(time.RFC3339), offset(*t, r.Times.Injected))
+	}
+	row("started", r.Times.Started)
+	row("injected", r.Times.Injected)
+	row("first impact", r.Times.FirstImpact)
+	row("reverted", r.Times.Reverted)
+	row("recovered", r.Times.Recovered)
+	if r.FinishedAt != nil {
+		row("finished", r.FinishedAt)
+	}
+	tw.Flush()
+}
+
+func (p *printer) faults(r api.Run) {
+	p.printf("\nFaults\n")
+	if len(r.Faults) == 0 {
+		p.printf("  none injected\n")
+		return
+	}
+	tw := p.table()
+	fmt.Fprintf(tw, "  NAME\tKIND\tNODE\tINJECTED\tREVERTED\tVERIFIED\n")
+	var notes []string
+	for _, f := range r.Faults {
+		node := f.Node
+		if f.Cluster != "" {
+			node = f.Cluster + "/" + f.Node
+		}
+		reverted := "no"
+		if f.RevertedAt != nil {
+			reverted = "yes " + offset(*f.RevertedAt, r.Times.Injected)
+			if f.RevertReason != "" {
+				reverted += " (" + f.RevertReason + ")"
+			}
+		}
+		injected := "-"
+		if f.InjectedAt != nil {
+			injected = offset(*f.InjectedAt, r.Times.Injected)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Kind, node, injected, reverted, yesNo(f.Verified))
+		if f.Error != "" {
+			notes = append(notes, fmt.Sprintf("%s on %s: %s", f.Name, node, f.Error))
+		}
+	}
+	tw.Flush()
+	for _, n := range notes {
+		p.printf("%s\n", wrap("  error: ", n, Width))
+	}
+}
+
+func (p *printer) phases(r api.Run) {
+	p.printf("\nProbes\n")
+	if len(r.Phases) == 0 {
+		p.printf("  none evaluated\n")
+		return
+	}
+	tw := p.table()
+	fmt.Fprintf(tw, "  PHASE\tPROBE\tCONDITION\tEVALS\tFAILS\tLAST\n")
+	for _, ph := range r.Phases {
+		if len(ph.Probes) == 0 {
+			fmt.Fprintf(tw, "  %s\t-\t\t\t\t\n", ph.Phase)
+		}
+		for i, s := range ph.Probes {
+			phase := ph.Phase
+			if i > 0 {
+				phase = ""
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", phase, s.Name, s.Condition, s.Evaluations, s.Failures, ProbeValue(s.Last))
+		}
+	}
+	tw.Flush()
+}
+
+func (p *printer) events(r api.Run) {
+	p.printf("\nEvents\n")
+	if len(r.Events) == 0 {
+		p.printf("  none\n")
+		return
+	}
+	// Time, offset and phase have fixed widths so the message column can
+	// be wrapped to the report width.
+	phaseW := 0
+	for _, e := range r.Events {
+		phaseW = max(phaseW, len(e.Phase))
+	}
+	for _, e := range r.Events {
+		prefix := fmt.Sprintf("  %s  %8s  %-*s  ", e.Time.Format(time.RFC3339), offset(e.Time, r.Times.Injected), phaseW, e.Phase)
+		p.printf("%s\n", wrap(prefix, e.Message, Width))
+	}
+}
+
+// ProbeValue is "0.998 ok", "0.41 FAIL" or "FAIL (empty result)".
+func ProbeValue(res probes.Result) string {
+	if res.Time.IsZero() && res.Probe == "" {
+		return "-"
+	}
+	state := "ok"
+	if !res.OK {
+		state = "FAIL"
+	}
+	if math.IsNaN(res.Value) || res.Error != "" {
+		if res.Error != "" {
+			return state + " (" + res.Error + ")"
+		}
+		return state + " (NaN)"
+	}
+	return fmt.Sprintf("%s %s", FormatValue(res.Value), state)
+}
+
+// FormatValue prints a probe value compactly (up to 4 significant digits
+// after the point for small numbers).
+func FormatValue(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "NaN"
+	case math.IsInf(v, 0):
+		return fmt.Sprint(v)
+	case v == math.Trunc(v) && math.Abs(v) < 1e15:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 1000:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.4g", v)
+	}
+}
+
+// offset is t - ref as "+12.0s" / "-3.0s", or "" without a reference.
+func offset(t time.Time, ref *time.Time) string {
+	if ref == nil {
+		return ""
+	}
+	d := t.Sub(*ref).Seconds()
+	sign := "+"
+	if d < 0 {
+		sign = "-"
+		d = -d
+	}
+	return sign + Seconds(d)
+}
+
+// Seconds formats a number of seconds as "14.0s", "2m04.0s" or "1h02m03.0s".
+func Seconds(s float64) string {
+	neg := s < 0
+	s = math.Abs(math.Round(s*10) / 10)
+	h := int(s / 3600)
+	s -= float64(h) * 3600
+	m := int(s / 60)
+	s -= float64(m) * 60
+	var out string
+	switch {
+	case h > 0:
+		out = fmt.Sprintf("%dh%02dm%04.1fs", h, m, s)
+	case m > 0:
+		out = fmt.Sprintf("%dm%04.1fs", m, s)
+	default:
+		out = fmt.Sprintf("%.1fs", s)
+	}
+	if neg {
+		out = "-" + out
+	}
+	return out
+}
+
+// secondsDuration formats whole-ish seconds the way Go prints durations
+// ("15m0s", "1s", "500ms").
+func secondsDuration(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// wrap writes prefix+text, wrapping text at word boundaries to width; the
+// continuation lines are indented by len(prefix).
+func wrap(prefix, text string, width int) string {
+	indent := strings.Repeat(" ", len([]rune(prefix)))
+	avail := width - len([]rune(prefix))
+	if avail < 20 {
+		avail = 20
+	}
+	var b strings.Builder
+	b.WriteString(prefix)
+	line := 0
+	for i, word := range strings.Fields(text) {
+		n := len([]rune(word))
+		if i > 0 {
+			if line+1+n > avail {
+				b.WriteString("\n")
+				b.WriteString(indent)
+				line = 0
+			} else {
+				b.WriteString(" ")
+				line++
+			}
+		}
+		b.WriteString(word)
+		line += n
+	}
+	return strings.TrimRight(b.String(), " ")
+}

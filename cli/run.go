@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chaosd/chaosd/cli/report"
+	"github.com/chaosd/chaosd/daemon/api"
+)
+
+// maxPollFailures is how many polls in a row may fail with a transient
+// error (unreachable, 5xx) before --wait gives up. The control path can be
+// cut by the very fault being tested; chaosd keeps the run going anyway.
+const maxPollFailures = 30
+
+// RunOptions are the options of "chaosctl run".
+type RunOptions struct {
+	Name   string
+	Wait   bool
+	DryRun bool
+	Output string
+	Poll   time.Duration
+}
+
+func (a *app) newRunCommand() *cobra.Command {
+	o := &RunOptions{}
+	cmd := &cobra.Command{
+		Use:   "run NAME",
+		Short: "Start a run of an experiment, optionally waiting for its verdict",
+		Long: `Start a run of the experiment NAME on chaosd.
+
+Without --wait, print the run ID (or the run as JSON) and exit 0.
+
+With --wait, follow the run: live progress (phase, elapsed time, current probe values) goes
+to stderr, redrawn in place on a terminal and as plain lines otherwise (one per phase change,
+probe values at most every 5s). At the end the report goes to stdout and the exit code is the
+verdict's: 0 pass, 1 fail or aborted, 3 error.
+
+Ctrl-C while waiting stops waiting only: the run goes on in chaosd and is NOT aborted, because
+a run is owned by chaosd (which reverts its faults on its own) and an interrupted terminal
+should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`,
+		Example: `  chaosctl run partition-c1-c2
+  chaosctl run partition-c1-c2 --wait
+  chaosctl run partition-c1-c2 --wait -o json > run.json`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErrorf("run needs exactly one experiment NAME (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		ValidArgsFunction: a.completeExperiments,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context(), a)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "wait for the verdict, showing progress on stderr")
+	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "ask chaosd for a dry run (no fault is injected)")
+	cmd.Flags().DurationVar(&o.Poll, "poll", time.Second, "how often --wait asks chaosd for the run")
+	addOutputFlag(cmd, &o.Output)
+	return cmd
+}
+
+// Complete fills o from the arguments.
+func (o *RunOptions) Complete(args []string) error {
+	o.Name = args[0]
+	return nil
+}
+
+// Validate checks o without side effects.
+func (o *RunOptions) Validate() error {
+	if o.Name == "" {
+		return usageErrorf("experiment NAME is empty")
+	}
+	if o.Poll < 100*time.Millisecond {
+		return usageErrorf("--poll %s is too short: use at least 100ms", o.Poll)
+	}
+	return validateOutput(o.Output)
+}
+
+// Run starts the run and, with --wait, follows it to its verdict.
+func (o *RunOptions) Run(ctx context.Context, a *app) error {
+	c, conn, err := a.client()
+	if err != nil {
+		return err
+	}
+	run, err := call(ctx, a, conn, func(ctx context.Context) (api.Run, error) {
+		return c.StartRun(ctx, api.StartRequest{Experiment: o.Name, DryRun: o.DryRun})
+	})
+	if err != nil {
+		return wrapf(err, "start %s", o.Name)
+	}
+	if !o.Wait {
+		if o.Output == outputJSON {
+			return writeJSON(a.streams.Out, run)
+		}
+		_, err := fmt.Fprintln(a.streams.Out, run.ID)
+		return err
+	}
+
+	prog := newProgress(a.streams.ErrOut, a.isTerminal(a.streams.ErrOut), a.now)
+	prog.started(run)
+	run, err = o.wait(ctx, a, c, conn, run, prog)
+	prog.finish()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped waiting for run %s; it goes on in chaosd (chaosctl does not abort on Ctrl-C)\n"+
+				"  follow it: chaosctl describe run %s\n"+
+				"  abort it:  chaosctl abort %s", run.ID, run.ID, run.ID)
+		}
+		return wrapf(err, "wait for run %s", run.ID)
+	}
+
+	if o.Output == outputJSON {
+		err = writeJSON(a.streams.Out, run)
+	} else {
+		err = report.Text(a.streams.Out, run)
+	}
+	if err != nil {
+		return err
+	}
+	if run.Verdict != api.VerdictPass || run.Interrupted {
+		return &VerdictError{Run: run}
+	}
+	return nil
+}
+
+// wait polls the run until it is done. It returns the last run seen.
+func (o *RunOptions) wait(ctx context.Context, a *app, c *api.Client, conn connection, run api.Run, prog *progress) (api.Run, error) {
+	tick := time.NewTicker(o.Poll)
+	defer tick.Stop()
+	failures := 0
+	for !finished(run) {
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-tick.C:
+		}
+		next, err := call(ctx, a, conn, func(ctx context.Context) (api.Run, error) { return c.Run(ctx, run.ID) })
+		switch {
+		case err == nil:
+			failures = 0
+			run = next
+			prog.update(run)
+			continue
+		case ctx.Err() != nil:
+			return run, ctx.Err()
+		case !transient(err) || failures+1 >= maxPollFailures:
+			return run, err
+		}
+		failures++
+		prog.warn(fmt.Sprintf("poll failed (%d/%d), retrying: %v", failures, maxPollFailures, err))
+	}
+	return run, nil
+}
+
+func finished(r api.Run) bool { return r.Phase == api.PhaseDone || r.Verdict != "" }
+
+// transient errors are worth another poll.
+func transient(err error) bool {
+	var ae *api.APIError
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
+	}
+	return errors.Is(err, api.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// completeExperiments completes experiment names from chaosd (best effort).
+func (a *app) completeExperiments(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	c, _, err := a.client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+	defer cancel()
+	exps, err := c.Experiments(ctx)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	names := make([]string, 0, len(exps))
+	for _, e := range exps {
+		names = append(names, e.Name+"\t"+oneLine(e.Description))
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
