@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -160,6 +161,11 @@ func (e *Evaluator) Eval(ctx context.Context, p Probe, at time.Time) Result {
 		return r
 	}
 	v, err := e.query(ctx, p.Name, p.Query, at)
+	var apiErr *v1.Error
+	if errors.As(err, &apiErr) && apiErr.Type == v1.ErrBadResponse && strings.Contains(apiErr.Msg, `value type "string"`) {
+		// client_golang cannot decode string results; judge it like one.
+		v, err = &model.String{}, nil
+	}
 	if err != nil {
 		r.Err = err
 		r.Error = err.Error()
@@ -195,14 +201,27 @@ func (e *Evaluator) query(ctx context.Context, probe, q string, at time.Time) (m
 		// The caller gave up; say so rather than blame Prometheus.
 		return nil, fmt.Errorf("query canceled: %w", context.Cause(ctx))
 	case errors.As(err, &apiErr) && (apiErr.Type == v1.ErrServer || apiErr.Type == "unavailable"):
-		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+		return nil, fmt.Errorf("%w: %w%s", ErrUnreachable, err, detail(apiErr))
 	case errors.As(err, &apiErr):
-		return nil, fmt.Errorf("%w: %w", ErrQuery, err)
+		return nil, fmt.Errorf("%w: %w%s", ErrQuery, err, detail(apiErr))
 	case qctx.Err() != nil:
 		return nil, fmt.Errorf("%w: no answer within %s: %w", ErrUnreachable, e.timeout, err)
 	default:
 		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
+}
+
+// detail returns the start of a non-API error body (e.g. "404 page not
+// found" from something that is not Prometheus), for the error message.
+func detail(e *v1.Error) string {
+	d := strings.Join(strings.Fields(e.Detail), " ")
+	if d == "" {
+		return ""
+	}
+	if len(d) > 120 {
+		d = d[:120] + "..."
+	}
+	return " (" + d + ")"
 }
 
 // judge compares the query result v against p and fills r (which carries

@@ -1,0 +1,279 @@
+package probes
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/chaosd/chaosd/probes/promtest"
+)
+
+// exporter serves a registry with a gauge chaosd_test_level{shard} (a=1,
+// b=2, c=3) and a counter chaosd_test_events_total on 127.0.0.1.
+type exporter struct {
+	level  *prometheus.GaugeVec
+	events prometheus.Counter
+	target string // host:port
+}
+
+func startExporter(t *testing.T) *exporter {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	x := &exporter{
+		level: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chaosd_test_level", Help: "Test gauge with one series per shard.",
+		}, []string{"shard"}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chaosd_test_events_total", Help: "Test counter.",
+		}),
+	}
+	reg.MustRegister(x.level, x.events)
+	x.level.WithLabelValues("a").Set(1)
+	x.level.WithLabelValues("b").Set(2)
+	x.level.WithLabelValues("c").Set(3)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	x.target = strings.TrimPrefix(srv.URL, "http://")
+	return x
+}
+
+// waitFor evaluates p until it holds or 15s pass, and returns the last result.
+func waitFor(t *testing.T, e *Evaluator, p Probe) Result {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := e.Eval(t.Context(), p, time.Time{})
+		if r.OK || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestIntegrationEval(t *testing.T) {
+	x := startExporter(t)
+	url := promtest.Start(t, x.target)
+	e := newEvaluator(t, url, WithLogger(zaptest.NewLogger(t)))
+
+	if err := e.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping(%s) = %v, want nil", url, err)
+	}
+
+	b := `chaosd_test_level{shard="b"}` // 2
+	t.Run("comparators", func(t *testing.T) {
+		tests := []struct {
+			op   Op
+			th   float64
+			want bool
+		}{
+			{OpLT, 3, true}, {OpLT, 2, false},
+			{OpLE, 2, true}, {OpLE, 1.5, false},
+			{OpGT, 1, true}, {OpGT, 2, false},
+			{OpGE, 2, true}, {OpGE, 2.5, false},
+			{OpEQ, 2, true}, {OpEQ, 3, false},
+			{OpNE, 3, true}, {OpNE, 2, false},
+		}
+		for _, tt := range tests {
+			p := Probe{Name: "level", Query: b, Op: tt.op, Threshold: f(tt.th)}
+			t.Run(p.Condition(), func(t *testing.T) {
+				r := e.Eval(t.Context(), p, time.Time{})
+				if r.OK != tt.want || r.Value != 2 || r.Error != "" || r.Err != nil || len(r.Series) != 1 {
+					t.Fatalf("2 %s: got %+v, want OK=%v value 2", p.Condition(), r, tt.want)
+				}
+			})
+		}
+	})
+
+	t.Run("between", func(t *testing.T) {
+		tests := []struct {
+			min, max float64
+			want     bool
+		}{{1.5, 2.5, true}, {2, 2, true}, {2, 3, true}, {0, 2, true}, {2.1, 3, false}, {0, 1.9, false}}
+		for _, tt := range tests {
+			p := Probe{Name: "level", Query: b, Op: OpBetween, Min: f(tt.min), Max: f(tt.max)}
+			t.Run(p.Condition(), func(t *testing.T) {
+				if r := e.Eval(t.Context(), p, time.Time{}); r.OK != tt.want || r.Value != 2 {
+					t.Fatalf("2 %s: got %+v, want OK=%v", p.Condition(), r, tt.want)
+				}
+			})
+		}
+	})
+
+	t.Run("series labels", func(t *testing.T) {
+		r := e.Eval(t.Context(), Probe{Name: "level", Query: b, Op: OpGE, Threshold: f(0)}, time.Time{})
+		want := fmt.Sprintf(`chaosd_test_level{instance=%q, job="test", shard="b"}`, x.target)
+		if len(r.Series) != 1 || r.Series[0].Labels != want || !r.Series[0].OK {
+			t.Fatalf("Series = %+v, want one with labels %s", r.Series, want)
+		}
+	})
+
+	t.Run("empty", func(t *testing.T) {
+		p := Probe{Name: "none", Query: `chaosd_test_level{shard="nope"}`, Op: OpGE, Threshold: f(0)}
+		if r := e.Eval(t.Context(), p, time.Time{}); r.OK || r.Error != "empty result" || r.Err != nil || !math.IsNaN(r.Value) {
+			t.Fatalf("empty: got %+v, want not OK with Error empty result", r)
+		}
+		p.OnEmpty = OnEmptyPass
+		if r := e.Eval(t.Context(), p, time.Time{}); !r.OK || r.Error != "" {
+			t.Fatalf("empty with onEmpty pass: got %+v, want OK", r)
+		}
+	})
+
+	t.Run("NaN", func(t *testing.T) {
+		for _, q := range []string{"vector(0)/vector(0)", "0/0"} {
+			p := Probe{Name: "nan", Query: q, Op: OpNE, Threshold: f(1)}
+			if r := e.Eval(t.Context(), p, time.Time{}); r.OK || r.Error != "NaN" || !math.IsNaN(r.Value) {
+				t.Fatalf("%s: got %+v, want not OK with Error NaN", q, r)
+			}
+		}
+	})
+
+	t.Run("Inf compares", func(t *testing.T) {
+		p := Probe{Name: "inf", Query: "vector(1)/vector(0)", Op: OpGT, Threshold: f(1e308)}
+		if r := e.Eval(t.Context(), p, time.Time{}); !r.OK || !math.IsInf(r.Value, 1) {
+			t.Fatalf("+Inf > 1e308: got %+v, want OK", r)
+		}
+	})
+
+	t.Run("scalar", func(t *testing.T) {
+		p := Probe{Name: "scalar", Query: "scalar(" + b + ")", Op: OpEQ, Threshold: f(2)}
+		if r := e.Eval(t.Context(), p, time.Time{}); !r.OK || r.Value != 2 || len(r.Series) != 1 {
+			t.Fatalf("scalar: got %+v, want OK 2", r)
+		}
+	})
+
+	t.Run("wrong result types", func(t *testing.T) {
+		for q, want := range map[string]string{
+			"chaosd_test_level[1m]": "range vector result: use an instant query",
+			`"hello"`:               "string result: the query must return a number",
+		} {
+			if r := e.Eval(t.Context(), Probe{Name: "t", Query: q, Op: OpGE, Threshold: f(0)}, time.Time{}); r.OK || r.Error != want {
+				t.Fatalf("%s: got %+v, want Error %q", q, r, want)
+			}
+		}
+	})
+
+	t.Run("syntax error", func(t *testing.T) {
+		r := e.Eval(t.Context(), Probe{Name: "bad", Query: "sum(chaosd_test_level", Op: OpGE, Threshold: f(0)}, time.Time{})
+		if r.OK || !errors.Is(r.Err, ErrQuery) || !strings.Contains(r.Error, "parse error") || !math.IsNaN(r.Value) {
+			t.Fatalf("syntax error: got %+v, want not OK, ErrQuery, Error with the parse error", r)
+		}
+	})
+
+	t.Run("multi-series", func(t *testing.T) {
+		q := "chaosd_test_level" // 1, 2, 3
+		tests := []struct {
+			name      string
+			match     Match
+			op        Op
+			th        float64
+			wantOK    bool
+			wantValue float64
+			wantErr   string
+		}{
+			{"no match is ambiguous", MatchSingle, OpGE, 0, false, math.NaN(), "3 series: set match: all or any"},
+			{"all hold", MatchAll, OpGE, 1, true, 1, ""},
+			{"all, one fails", MatchAll, OpGT, 1, false, 1, ""},
+			{"any holds", MatchAny, OpGT, 2.5, true, 3, ""},
+			{"any, none holds", MatchAny, OpGT, 5, false, 3, ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				p := Probe{Name: "multi", Query: q, Op: tt.op, Threshold: f(tt.th), Match: tt.match}
+				r := e.Eval(t.Context(), p, time.Time{})
+				sameValue := r.Value == tt.wantValue || math.IsNaN(r.Value) && math.IsNaN(tt.wantValue)
+				if r.OK != tt.wantOK || !sameValue || r.Error != tt.wantErr || len(r.Series) != 3 {
+					t.Fatalf("got %+v, want OK=%v value %v error %q and 3 series", r, tt.wantOK, tt.wantValue, tt.wantErr)
+				}
+			})
+		}
+	})
+
+	// Last: these change the exporter's values.
+	t.Run("value change is seen, past value stays", func(t *testing.T) {
+		before := time.Now()
+		x.level.WithLabelValues("b").Set(7)
+		p := Probe{Name: "level", Query: b, Op: OpEQ, Threshold: f(7)}
+		if r := waitFor(t, e, p); !r.OK || r.Value != 7 {
+			t.Fatalf("after setting 7: got %+v, want OK 7 within 15s", r)
+		}
+		if r := e.Eval(t.Context(), p, before); r.OK || r.Value != 2 || !r.Time.Equal(before) {
+			t.Fatalf("evaluated at %s (before the change): got %+v, want value 2", before, r)
+		}
+	})
+
+	t.Run("counter change is seen", func(t *testing.T) {
+		p := Probe{Name: "events", Query: "chaosd_test_events_total", Op: OpGE, Threshold: f(5)}
+		if r := e.Eval(t.Context(), p, time.Time{}); r.OK || r.Value != 0 {
+			t.Fatalf("before: got %+v, want value 0, not OK", r)
+		}
+		x.events.Add(5)
+		if r := waitFor(t, e, p); !r.OK || r.Value != 5 {
+			t.Fatalf("after Add(5): got %+v, want OK 5 within 15s", r)
+		}
+	})
+}
+
+// TestIntegrationEvalAtPastTime backfills deterministic history with
+// promtool and evaluates at past instants.
+func TestIntegrationEvalAtPastTime(t *testing.T) {
+	// 60 minutes of history ending 30 minutes ago, one sample per 15s:
+	// 10 for the first half, 20 for the second.
+	base := time.Now().Add(-90 * time.Minute).Truncate(time.Minute)
+	var om strings.Builder
+	om.WriteString("# HELP chaosd_backfill Backfilled test gauge.\n# TYPE chaosd_backfill gauge\n")
+	for s := 0; s <= 3600; s += 15 {
+		v := 10
+		if s >= 1800 {
+			v = 20
+		}
+		fmt.Fprintf(&om, "chaosd_backfill{phase=\"x\"} %d %d\n", v, base.Unix()+int64(s))
+	}
+	om.WriteString("# EOF\n")
+	srv := promtest.StartWith(t, promtest.Options{OpenMetrics: om.String()})
+	e := newEvaluator(t, srv.URL)
+
+	p := Probe{Name: "backfill", Query: `chaosd_backfill{phase="x"}`, Op: OpLT, Threshold: f(15)}
+	tests := []struct {
+		name      string
+		at        time.Time
+		wantOK    bool
+		wantValue float64
+		wantErr   string
+	}{
+		{"first half", base.Add(15 * time.Minute), true, 10, ""},
+		{"second half", base.Add(45 * time.Minute), false, 20, ""},
+		{"just before the step", base.Add(30*time.Minute - time.Second), true, 10, ""},
+		{"before any data", base.Add(-time.Minute), false, math.NaN(), "empty result"},
+		{"now, long after the last sample", time.Time{}, false, math.NaN(), "empty result"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.Eval(t.Context(), p, tt.at)
+			sameValue := r.Value == tt.wantValue || math.IsNaN(r.Value) && math.IsNaN(tt.wantValue)
+			if r.OK != tt.wantOK || !sameValue || r.Error != tt.wantErr {
+				t.Fatalf("at %s: got %+v, want OK=%v value %v error %q", tt.at, r, tt.wantOK, tt.wantValue, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestIntegrationPingUnreachable(t *testing.T) {
+	// A Prometheus that has stopped: start one, stop it through its cleanup
+	// order by using a closed port instead (no server needed).
+	e := newEvaluator(t, closedAddress(t))
+	if err := e.Ping(t.Context()); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("Ping against a closed port = %v, want ErrUnreachable", err)
+	}
+	r := e.Eval(t.Context(), Probe{Name: "p", Query: "vector(1)", Op: OpEQ, Threshold: f(1)}, time.Time{})
+	if r.OK || !errors.Is(r.Err, ErrUnreachable) {
+		t.Fatalf("Eval against a closed port = %+v, want not OK, ErrUnreachable", r)
+	}
+}
