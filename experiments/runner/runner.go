@@ -355,10 +355,7 @@ func (r *Runner) observeRound(ctx context.Context, aborts []*probes.AbortTracker
 	res := r.evalAll(ctx, aps)
 	r.recordAbortRound(aps, res)
 	for i, a := range spec.AbortWhen {
-		// An abort condition fires when it holds or cannot be judged:
-		// losing sight of the system during a fault is itself a reason to
-		// stop.
-		firing := res[i].OK || res[i].Error != ""
+		firing := abortFiring(a.Probe, res[i])
 		if aborts[i].Observe(res[i].Time, firing) {
 			return api.VerdictAborted, fmt.Sprintf("abort condition %s fired for %s (value %s, condition %s)",
 				a.Name, a.For.D(), fmtValue(res[i]), a.Probe.Condition())
@@ -631,7 +628,7 @@ func (r *Runner) recordAbortRound(ps []probes.Probe, res []probes.Result) {
 		pr := phaseResult(rec, "abort")
 		for i, p := range ps {
 			// For abort probes a "failure" is a firing round.
-			addSummary(pr, p, res[i], res[i].OK || res[i].Error != "")
+			addSummary(pr, p, res[i], abortFiring(p, res[i]))
 		}
 	})
 }
@@ -666,6 +663,21 @@ func addSummary(pr *api.PhaseResult, p probes.Probe, res probes.Result, failed b
 		}
 	}
 	s.Last = res
+}
+
+// abortFiring says whether an abort probe fires in one round. Its
+// condition describes the bad state, so it fires when the condition holds,
+// and also when it cannot be judged: losing sight of the system during a
+// fault is itself a reason to stop. An empty result with onEmpty: pass
+// means "nothing bad to see" and does not fire.
+func abortFiring(p probes.Probe, r probes.Result) bool {
+	if r.Error != "" {
+		return true
+	}
+	if len(r.Series) == 0 {
+		return p.OnEmpty != probes.OnEmptyPass
+	}
+	return r.OK
 }
 
 func failing(res []probes.Result) []probes.Result {

@@ -76,7 +76,12 @@ func (s *system) Eval(_ context.Context, p probes.Probe, at time.Time) probes.Re
 			r.Value = 1
 		}
 	}
+	if math.IsNaN(r.Value) { // an empty vector
+		r.OK = p.OnEmpty == probes.OnEmptyPass
+		return r
+	}
 	r.OK = p.Holds(r.Value)
+	r.Series = []probes.SeriesValue{{Labels: "{}", Value: r.Value, OK: r.OK}}
 	return r
 }
 
@@ -209,6 +214,18 @@ func TestRunVerdicts(t *testing.T) {
 		{name: "inject failure reverts what was applied", setup: func(s *system) { s.failInjectOn = "n2" },
 			verdict: api.VerdictError, reason: "inject", injected: false},
 		{name: "abort condition fires", setup: func(s *system) { s.abortValue = 0.9; s.recoverAfter = 0 },
+			mod: func(sp *experiments.Spec) {
+				sp.AbortWhen = []experiments.AbortProbe{{Probe: probes.Probe{Name: "abort", Query: "x", Op: probes.OpGT, Threshold: f64(0.5)},
+					For: experiments.Duration(100 * time.Millisecond)}}
+			},
+			verdict: api.VerdictAborted, reason: "abort condition abort fired", injected: true},
+		{name: "abort probe with empty result and onEmpty pass does not fire", setup: func(s *system) { s.abortValue = math.NaN(); s.recoverAfter = 0 },
+			mod: func(sp *experiments.Spec) {
+				sp.AbortWhen = []experiments.AbortProbe{{Probe: probes.Probe{Name: "abort", Query: "x", Op: probes.OpGT, Threshold: f64(0.5), OnEmpty: probes.OnEmptyPass},
+					For: experiments.Duration(100 * time.Millisecond)}}
+			},
+			verdict: api.VerdictPass, reason: "recovered", injected: true},
+		{name: "abort probe that cannot be judged fires", setup: func(s *system) { s.abortValue = math.NaN(); s.recoverAfter = 0 },
 			mod: func(sp *experiments.Spec) {
 				sp.AbortWhen = []experiments.AbortProbe{{Probe: probes.Probe{Name: "abort", Query: "x", Op: probes.OpGT, Threshold: f64(0.5)},
 					For: experiments.Duration(100 * time.Millisecond)}}
