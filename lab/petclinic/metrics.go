@@ -33,9 +33,9 @@ type timer struct {
 }
 
 type windowMax struct {
-	labels        []string
-	cur, prev     float64
-	rotatedAt     time.Time
+	labels    []string
+	cur, prev float64
+	rotatedAt time.Time
 }
 
 func newTimer(name, help string, labels []string) *timer {
