@@ -18,7 +18,7 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return []byte(strconv.Quote(fmtFloat(v))), nil
 	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+	return json.Marshal(v) // same form encoding/json gives any float64
 }
 
 func (f *jsonFloat) UnmarshalJSON(b []byte) error {

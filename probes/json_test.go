@@ -15,6 +15,7 @@ func TestResultJSONNonFinite(t *testing.T) {
 		wantJSON string
 	}{
 		{"finite", 0.25, `"value":0.25`},
+		{"large finite as encoding/json", 1e6, `"value":1000000`},
 		{"nan", math.NaN(), `"value":"NaN"`},
 		{"+inf", math.Inf(1), `"value":"+Inf"`},
 		{"-inf", math.Inf(-1), `"value":"-Inf"`},

@@ -24,8 +24,10 @@ const (
 	// MatchSingle (the default, written as an empty field) requires exactly
 	// one series; more than one is a failure that asks for all/any.
 	MatchSingle Match = ""
-	MatchAll    Match = "all"
-	MatchAny    Match = "any"
+	// MatchAll holds iff every series holds; Value is the worst series.
+	MatchAll Match = "all"
+	// MatchAny holds iff at least one series holds; Value is the best.
+	MatchAny Match = "any"
 )
 
 // OnEmpty says what an empty result means.
