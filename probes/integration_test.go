@@ -266,14 +266,21 @@ func TestIntegrationEvalAtPastTime(t *testing.T) {
 }
 
 func TestIntegrationPingUnreachable(t *testing.T) {
-	// A Prometheus that has stopped: start one, stop it through its cleanup
-	// order by using a closed port instead (no server needed).
-	e := newEvaluator(t, closedAddress(t))
+	// A Prometheus that went away: the subtest's cleanup stops it.
+	var url string
+	t.Run("up", func(t *testing.T) {
+		url = promtest.Start(t)
+		e := newEvaluator(t, url)
+		if err := e.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping while up = %v", err)
+		}
+	})
+	e := newEvaluator(t, url)
 	if err := e.Ping(t.Context()); !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("Ping against a closed port = %v, want ErrUnreachable", err)
+		t.Fatalf("Ping after Prometheus stopped = %v, want ErrUnreachable", err)
 	}
 	r := e.Eval(t.Context(), Probe{Name: "p", Query: "vector(1)", Op: OpEQ, Threshold: f(1)}, time.Time{})
-	if r.OK || !errors.Is(r.Err, ErrUnreachable) {
-		t.Fatalf("Eval against a closed port = %+v, want not OK, ErrUnreachable", r)
+	if r.OK || !errors.Is(r.Err, ErrUnreachable) || !math.IsNaN(r.Value) {
+		t.Fatalf("Eval after Prometheus stopped = %+v, want not OK, ErrUnreachable, no value", r)
 	}
 }
