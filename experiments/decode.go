@@ -320,7 +320,8 @@ func (ix *docIndex) decodeIssue(err error) (is issue, path string, removable boo
 			key = path[len(parentPath(path)):]
 			key = strings.TrimPrefix(key, ".")
 		}
-		is = issue{msg: fmt.Sprintf("unknown field %q", strings.Trim(key, `[]"`))}
+		// Point at the key, not at its value.
+		is = issue{msg: fmt.Sprintf("unknown field %q", strings.Trim(key, `[]"`)), tok: tk}
 		if !found {
 			is.msg = uf.GetMessage()
 		}
@@ -352,6 +353,9 @@ func (ix *docIndex) decodeIssue(err error) (is issue, path string, removable boo
 	if !found {
 		is.tok = tk
 		return is, "", false
+	}
+	if path == "" {
+		is.msg = "the document " + is.msg
 	}
 	is.path = path
 	_, canRemove := ix.remove[path]

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
@@ -52,6 +53,9 @@ func (d *Duration) UnmarshalYAML(node ast.Node) error {
 		return nodeErrorf(node, nil, "must be a duration such as 30s or 15m, not %s", nodeKind(node))
 	}
 	v, err := model.ParseDuration(s)
+	if err != nil && strings.HasPrefix(s, "-") {
+		return nodeErrorf(node, err, "%q: durations cannot be negative", s)
+	}
 	if err != nil {
 		return nodeErrorf(node, err, "%q is not a duration (want a number and a unit ms, s, m, h, d, w or y, e.g. 30s or 1h30m)", s)
 	}

@@ -179,7 +179,7 @@ func (v *validator) fault(path string, f *Fault, seen map[string]int, i int, tar
 	default:
 		v.addf(path+".kind", "unknown fault kind %q (known kinds: %s)", f.Kind, FaultPartition)
 	}
-	if f.Kind != FaultPartition && f.Partition != nil {
+	if f.Kind != FaultPartition && f.Kind != "" && f.Partition != nil {
 		v.addf(path+".partition", "only allowed when kind is partition")
 	}
 }
@@ -294,6 +294,11 @@ func (v *validator) recovery(r *Recovery, interval Duration) {
 	}
 	if r.Timeout < r.HoldFor {
 		v.addf("spec.recovery.timeout", "must be at least holdFor (%s), not %s", r.HoldFor, r.Timeout)
+	}
+	// Left out, the list is a copy of the steady-state probes, which are
+	// checked (and reported) there.
+	if !v.written("spec.recovery.probes") {
+		return
 	}
 	if len(r.Probes) == 0 {
 		v.addf("spec.recovery.probes", "must not be empty; leave it out to use the steady-state probes")
