@@ -59,6 +59,8 @@ type agent struct {
 	closing  bool
 	faults   map[string]*fault
 	reverted []string // IDs of reverted faults, oldest first
+	// sinceCompact counts reverts since the ledger was last compacted.
+	sinceCompact int
 }
 
 // Run serves the agent until ctx ends, then reverts every active fault and

@@ -166,8 +166,6 @@ func TestAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, path := range []string{"/v1/status", "/v1/faults", "/healthz"} {
-				c, _ := agentapi.NewClient("unix://"+h.cfg.Socket, "")
-				_ = c
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent"+path, nil)
 				if tc.header != "" {
 					req.Header.Set("Authorization", tc.header)
@@ -416,12 +414,9 @@ func TestStaleSocketAndConfig(t *testing.T) {
 	dir, _ := os.MkdirTemp("", "cdagt")
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "a.sock")
-	// A stale socket file from a dead agent.
 	h := startAgent(t, newFakeKernel(), func(c *Config) { c.Socket = sock })
 	h.stop()
-	f, _ := os.Create(filepath.Join(dir, "x"))
-	f.Close()
-	// Simulate the stale file by binding and leaking the path.
+	// A socket file left by a dead agent: bound, never listened on.
 	if err := makeStaleSocket(sock); err != nil {
 		t.Fatal(err)
 	}
@@ -467,5 +462,31 @@ func TestClientEndpoints(t *testing.T) {
 	if _, err := c.Status(ctx); !errors.Is(err, agentapi.ErrUnreachable) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
-	_ = fmt.Sprint()
+}
+
+func TestLedgerCompactsWhileRunning(t *testing.T) {
+	k := newFakeKernel()
+	h := startAgent(t, k, nil)
+	ctx := context.Background()
+	if _, err := h.client.Inject(ctx, pfault("keep", 60, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < compactEvery; i++ {
+		id := fmt.Sprintf("f%d", i)
+		if _, err := h.client.Inject(ctx, pfault(id, 60, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.client.Revert(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ := os.ReadFile(h.cfg.LedgerPath)
+	es, skipped := ledger.Replay(data)
+	if skipped != 0 || len(es) != 1 || es[0].Fault.ID != "keep" || es[0].Reverted {
+		t.Fatalf("ledger after %d reverts: %d entries %+v", compactEvery, len(es), es)
+	}
+	all, _ := h.client.List(ctx)
+	if len(all) != keepReverted+1 {
+		t.Fatalf("list holds %d faults, want %d", len(all), keepReverted+1)
+	}
 }

@@ -257,9 +257,32 @@ func (a *agent) revertLocked(fl *fault, reason string) (agentapi.FaultStatus, er
 	}
 	a.reverted = append(a.reverted, f.ID)
 	a.trim()
+	a.sinceCompact++
+	if a.sinceCompact >= compactEvery {
+		a.compactLocked()
+	}
 	a.lg.Info("fault reverted", append(a.logFields(f, reason), zap.Bool("verified", fl.status.Verified),
 		zap.Duration("active", now.Sub(fl.status.AppliedAt)))...)
 	return fl.status, nil
+}
+
+// compactEvery bounds the ledger: after this many reverts it is rewritten
+// to hold only the active faults.
+const compactEvery = 256
+
+// compactLocked rewrites the ledger with the active faults. Called with a.mu held.
+func (a *agent) compactLocked() {
+	var live []ledger.Entry
+	for _, fl := range a.faults {
+		if fl.status.State == agentapi.StateActive {
+			live = append(live, ledger.Entry{Fault: fl.status.Fault, Applied: true})
+		}
+	}
+	if err := a.led.Compact(live); err != nil {
+		a.lg.Warn("compact ledger", zap.Error(err))
+		return
+	}
+	a.sinceCompact = 0
 }
 
 func (a *agent) trim() {

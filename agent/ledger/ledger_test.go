@@ -25,8 +25,8 @@ func TestLedger(t *testing.T) {
 	}{
 		{name: "empty"},
 		{
-			name: "intent only is live",
-			ops:  []Record{{Op: OpIntent, ID: "a", Fault: fault("a")}},
+			name:     "intent only is live",
+			ops:      []Record{{Op: OpIntent, ID: "a", Fault: fault("a")}},
 			wantLive: []string{"a"},
 		},
 		{
