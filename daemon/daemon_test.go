@@ -1,0 +1,461 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/daemon/store"
+	"github.com/chaosd/chaosd/probes/promtest"
+)
+
+// fakeNode is a stateful fake of one node agent together with the part of
+// the system under test it affects: while a fault is active the node's
+// exported "sut_healthy" gauge reads 0, so the real Prometheus the test
+// runs sees the impact.
+type fakeNode struct {
+	name   string
+	socket string
+	token  string
+
+	mu      sync.Mutex
+	active  map[string]agentapi.Fault
+	history []string // "inject ID" / "revert ID"
+	healthy prometheus.Gauge
+}
+
+func startFakeNode(t *testing.T, dir, name, token string, healthy prometheus.Gauge) *fakeNode {
+	t.Helper()
+	n := &fakeNode{name: name, socket: filepath.Join(dir, name+".sock"), token: token,
+		active: map[string]agentapi.Fault{}, healthy: healthy}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, 200, agentapi.Status{Node: name})
+	})
+	mux.HandleFunc("POST /v1/faults", func(w http.ResponseWriter, r *http.Request) {
+		var f agentapi.Fault
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil || f.Deadline.IsZero() || f.LeaseSeconds <= 0 {
+			writeJSON(w, 400, agentapi.Error{Error: "bad fault"})
+			return
+		}
+		n.mu.Lock()
+		n.active[f.ID] = f
+		n.history = append(n.history, "inject "+f.ID)
+		n.healthy.Set(0)
+		n.mu.Unlock()
+		writeJSON(w, 201, agentapi.FaultStatus{Fault: f, State: agentapi.StateActive, AppliedAt: time.Now()})
+	})
+	mux.HandleFunc("POST /v1/faults/{id}/renew", func(w http.ResponseWriter, r *http.Request) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if _, ok := n.active[r.PathValue("id")]; !ok {
+			writeJSON(w, 404, agentapi.Error{Error: "unknown"})
+			return
+		}
+		writeJSON(w, 200, agentapi.FaultStatus{State: agentapi.StateActive})
+	})
+	mux.HandleFunc("DELETE /v1/faults/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if _, ok := n.active[id]; !ok {
+			writeJSON(w, 404, agentapi.Error{Error: "unknown"})
+			return
+		}
+		delete(n.active, id)
+		n.history = append(n.history, "revert "+id)
+		if len(n.active) == 0 {
+			n.healthy.Set(1)
+		}
+		writeJSON(w, 200, agentapi.FaultStatus{State: agentapi.StateReverted, RevertedAt: time.Now(),
+			RevertReason: agentapi.ReasonRequested, Verified: true})
+	})
+	l, err := net.Listen("unix", n.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			writeJSON(w, 401, agentapi.Error{Error: "unauthorized"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})}
+	go srv.Serve(l) //nolint:errcheck
+	t.Cleanup(func() { srv.Close() })
+	return n
+}
+
+func (n *fakeNode) activeCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.active)
+}
+
+type harness struct {
+	t      *testing.T
+	dir    string
+	cfg    *Config
+	client *api.Client
+	nodes  []*fakeNode
+	stop   func()
+	done   chan error
+}
+
+const testExperiment = `apiVersion: chaosd.io/v1alpha1
+kind: Experiment
+metadata:
+  name: %s
+spec:
+  targets:
+    - name: c1-nodes
+      cluster: c1
+  faults:
+    - name: cut
+      kind: partition
+      target: c1-nodes
+      partition:
+        cidrs: [10.1.0.0/16]
+  duration: %s
+  probeInterval: 1s
+  steadyState:
+    probes:
+      - name: healthy
+        query: min(sut_healthy)
+        op: "=="
+        threshold: 1
+  recovery:
+    holdFor: 2s
+    timeout: 30s
+%s`
+
+// newHarness writes a config and experiments, starts fake agents and (if
+// promURL is not empty) points chaosd at that Prometheus.
+func newHarness(t *testing.T, promURL string, healthy prometheus.Gauge, experiments map[string]string) *harness {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "chaosd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	expDir := filepath.Join(dir, "experiments")
+	if err := os.MkdirAll(expDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range experiments {
+		if err := os.WriteFile(filepath.Join(expDir, name+".yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for f, v := range map[string]string{"token": "secret-token", "agent-token": "agent-secret"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if healthy == nil {
+		healthy = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sut_healthy"})
+	}
+	h := &harness{t: t, dir: dir}
+	cfg := &Config{TokenFile: filepath.Join(dir, "token"), DataDir: filepath.Join(dir, "data"),
+		ExperimentsDir: expDir, AgentTokenFile: filepath.Join(dir, "agent-token"), Lease: "3s"}
+	cfg.Listen.Socket = filepath.Join(dir, "chaosd.sock")
+	cfg.Prometheus.URL = promURL
+	if promURL == "" {
+		cfg.Prometheus.URL = "http://127.0.0.1:1" // nothing listens there
+	}
+	cl := Cluster{Name: "c1"}
+	for _, name := range []string{"c1-n1", "c1-n2"} {
+		n := startFakeNode(t, dir, name, "agent-secret", healthy)
+		h.nodes = append(h.nodes, n)
+		cl.Agents = append(cl.Agents, AgentNode{Node: name, Endpoint: "unix://" + n.socket})
+	}
+	cfg.Clusters = []Cluster{cl}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg = cfg
+	h.client, err = api.NewClient("unix://"+cfg.Listen.Socket, "secret-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	d, err := New(h.cfg, zaptest.NewLogger(h.t))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.done = make(chan error, 1)
+	go func() { h.done <- d.Run(ctx) }()
+	h.stop = func() {
+		cancel()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				h.t.Errorf("chaosd Run: %v", err)
+			}
+		case <-time.After(90 * time.Second):
+			h.t.Fatal("chaosd did not stop")
+		}
+	}
+	h.t.Cleanup(func() {
+		if h.stop != nil {
+			h.stop()
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for h.client.Health(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			h.t.Fatal("chaosd did not answer /healthz")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (h *harness) wait(id string, timeout time.Duration) api.Run {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := h.client.Run(context.Background(), id)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if r.Phase == api.PhaseDone {
+			return r
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("run %s still in phase %s after %s", id, r.Phase, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// exporter serves a registry on loopback for the test Prometheus.
+func exporter(t *testing.T, cs ...prometheus.Collector) string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(cs...)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+	go srv.Serve(l) //nolint:errcheck
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func TestIntegrationDaemonRunWithRealPrometheus(t *testing.T) {
+	healthy := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sut_healthy"})
+	healthy.Set(1)
+	prom := promtest.Start(t, exporter(t, healthy))
+	h := newHarness(t, prom, healthy, map[string]string{"cut": fmt.Sprintf(testExperiment, "cut", "4s", "")})
+	h.start()
+	ctx := context.Background()
+
+	run, err := h.client.StartRun(ctx, api.StartRequest{Experiment: "cut"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second run of the same experiment while the first goes is refused.
+	var ae *api.APIError
+	if _, err := h.client.StartRun(ctx, api.StartRequest{Experiment: "cut"}); !errors.As(err, &ae) || ae.Status != 409 {
+		t.Errorf("second concurrent run: got %v, want 409", err)
+	}
+	if _, err := h.client.StartRun(ctx, api.StartRequest{Experiment: "nope"}); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("unknown experiment: got %v, want 404", err)
+	}
+	final := h.wait(run.ID, 60*time.Second)
+	if final.Verdict != api.VerdictPass {
+		t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
+	}
+	if final.Times.FirstImpact == nil || final.RTO.MeasuredSeconds == nil {
+		t.Fatalf("the fake system was impaired while the fault was active, but no impact/RTO recorded: %+v", final.Times)
+	}
+	// Impaired from inject to revert: the measured RTO is the fault window,
+	// within the resolution plus a scrape.
+	window := final.Times.Reverted.Sub(*final.Times.Injected).Seconds()
+	if got := *final.RTO.MeasuredSeconds; got < window-2.5 || got > window+2.5 {
+		t.Errorf("measured RTO %.2fs, impaired for %.2fs", got, window)
+	}
+	if len(final.Faults) != 2 {
+		t.Fatalf("faults %+v, want one per node", final.Faults)
+	}
+	for _, n := range h.nodes {
+		if n.activeCount() != 0 {
+			t.Errorf("node %s still has %d active fault(s)", n.name, n.activeCount())
+		}
+	}
+	// The record is on disk and in the list.
+	runs, err := h.client.Runs(ctx)
+	if err != nil || len(runs) != 1 || runs[0].Verdict != api.VerdictPass {
+		t.Fatalf("runs %+v, %v", runs, err)
+	}
+	// Metrics.
+	body := h.get("/metrics")
+	for _, want := range []string{
+		`chaosd_runs_total{experiment="cut",verdict="pass"} 1`,
+		`chaosd_last_measured_rto_seconds{experiment="cut"}`,
+		`chaosd_faults_active 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+func (h *harness) get(path string) string {
+	h.t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", h.cfg.Listen.Socket)
+	}}}
+	req, _ := http.NewRequest("GET", "http://chaosd"+path, nil)
+	req.Header.Set("Authorization", "Bearer secret-token")
+	resp, err := hc.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return sb.String()
+}
+
+func TestDaemonRequiresToken(t *testing.T) {
+	h := newHarness(t, "", nil, map[string]string{"cut": fmt.Sprintf(testExperiment, "cut", "4s", "")})
+	h.start()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", h.cfg.Listen.Socket)
+	}}}
+	for _, ep := range []struct{ method, path string }{
+		{"GET", "/healthz"}, {"GET", "/metrics"}, {"GET", "/v1/experiments"}, {"POST", "/v1/runs"},
+		{"GET", "/v1/runs"}, {"GET", "/v1/runs/x"}, {"POST", "/v1/runs/x/abort"}, {"GET", "/v1/skips"},
+	} {
+		for _, tok := range []string{"", "Bearer wrong", "secret-token"} {
+			req, _ := http.NewRequest(ep.method, "http://chaosd"+ep.path, nil)
+			if tok != "" {
+				req.Header.Set("Authorization", tok)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Errorf("%s %s with %q: status %d, want 401", ep.method, ep.path, tok, resp.StatusCode)
+			}
+		}
+	}
+}
+
+func TestDaemonRestartMarksInterruptedRunAndRevertsItsFaults(t *testing.T) {
+	h := newHarness(t, "", nil, map[string]string{"cut": fmt.Sprintf(testExperiment, "cut", "4s", "")})
+	// A previous chaosd crashed while observing: one fault is still active
+	// on c1-n1 (as far as the record knows), c1-n2's was reverted.
+	st, err := store.Open(h.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute)
+	n1 := h.nodes[0]
+	n1.active["r-old.cut"] = agentapi.Fault{ID: "r-old.cut"}
+	old := api.Run{ID: "r-old", Experiment: "cut", Trigger: api.TriggerManual, Phase: api.PhaseObserving, CreatedAt: at,
+		Times: api.Times{Injected: &at},
+		Faults: []api.FaultRecord{
+			{Name: "cut", Kind: "partition", Cluster: "c1", Node: "c1-n1", AgentFaultID: "r-old.cut", InjectedAt: &at},
+			{Name: "cut", Kind: "partition", Cluster: "c1", Node: "c1-n2", AgentFaultID: "r-old.cut", InjectedAt: &at, RevertedAt: &at, Verified: true},
+		}}
+	if err := st.Save(old); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	got, err := h.client.Run(context.Background(), "r-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Verdict != api.VerdictError || !got.Interrupted || got.Phase != api.PhaseDone || !strings.Contains(got.Reason, "interrupted") {
+		t.Fatalf("restarted run: verdict %s interrupted %v phase %s reason %q", got.Verdict, got.Interrupted, got.Phase, got.Reason)
+	}
+	if n1.activeCount() != 0 {
+		t.Fatalf("fault left active on c1-n1 after restart")
+	}
+	if f := got.Faults[0]; f.RevertedAt == nil || !f.Verified {
+		t.Errorf("fault record after restart: %+v", f)
+	}
+	if !strings.Contains(h.get("/metrics"), `chaosd_runs_total{experiment="cut",verdict="error"} 1`) {
+		t.Errorf("interrupted run not counted in metrics")
+	}
+}
+
+func TestIntegrationDaemonScheduleNeverOverlapsAndRecordsSkips(t *testing.T) {
+	healthy := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sut_healthy"})
+	healthy.Set(1)
+	prom := promtest.Start(t, exporter(t, healthy))
+	sched := "  schedule:\n    cron: \"@every 1s\"\n    timeZone: Europe/Berlin\n"
+	h := newHarness(t, prom, healthy, map[string]string{"cut": fmt.Sprintf(testExperiment, "cut", "4s", sched)})
+	h.start()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		runs, err := h.client.Runs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) >= 1 && runs[0].Phase == api.PhaseDone || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.stop()
+	h.stop = nil
+	st, _ := store.Open(h.cfg.DataDir)
+	all, err := st.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) == 0 || all[len(all)-1].Trigger != api.TriggerSchedule {
+		t.Fatalf("no scheduled run recorded: %+v", all)
+	}
+	// Runs never overlap: each started after the previous finished.
+	for i := 0; i+1 < len(all); i++ {
+		newer, older := all[i], all[i+1]
+		if older.FinishedAt == nil || newer.CreatedAt.Before(*older.FinishedAt) {
+			t.Errorf("run %s started %s before run %s finished (%v)", newer.ID, newer.CreatedAt, older.ID, older.FinishedAt)
+		}
+	}
+	skips, err := st.Skips()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(skips) < 2 {
+		t.Fatalf("a 4s run triggered every second must record skipped triggers, got %d", len(skips))
+	}
+	if !strings.Contains(skips[0].Reason, "already in progress") {
+		t.Errorf("skip reason %q", skips[0].Reason)
+	}
+}
