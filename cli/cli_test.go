@@ -1,0 +1,470 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/chaosd/chaosd/daemon/api"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Idle keep-alive connections of clients whose server has closed
+		// wind down on their own.
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+	)
+}
+
+const testToken = "s3cret"
+
+// result is one chaosctl invocation.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// invocation configures one run of chaosctl against buffers.
+type invocation struct {
+	env map[string]string
+	tty bool
+	ctx context.Context
+}
+
+func (in invocation) run(t *testing.T, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	a := newApp(IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr})
+	a.lookupEnv = func(k string) (string, bool) { v, ok := in.env[k]; return v, ok }
+	a.isTerminal = func(io.Writer) bool { return in.tty }
+	ctx := in.ctx
+	if ctx == nil {
+		ctx = t.Context()
+	}
+	code := a.run(ctx, args)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// chaosctl runs chaosctl with the given args and no environment.
+func chaosctl(t *testing.T, args ...string) result {
+	t.Helper()
+	return invocation{}.run(t, args...)
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	conn := []string{"--endpoint", ep, "--token", testToken}
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreachable := "http://" + closed.Addr().String()
+	closed.Close()
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string // substring
+	}{
+		{"pass", []string{"run", "exp-pass", "--wait"}, ExitOK, ""},
+		{"fail", []string{"run", "exp-fail", "--wait"}, ExitFailed, "FAIL — not recovered"},
+		{"aborted", []string{"run", "exp-aborted", "--wait"}, ExitFailed, "ABORTED"},
+		{"error", []string{"run", "exp-error", "--wait"}, ExitTool, "ERROR — agent"},
+		{"interrupted run", []string{"run", "exp-interrupted", "--wait"}, ExitTool, "interrupted"},
+		{"dry run passes", []string{"run", "exp-pass", "--wait", "--dry-run"}, ExitOK, "(dry run)"},
+		{"no wait", []string{"run", "exp-fail"}, ExitOK, ""},
+		{"unknown experiment", []string{"run", "nope"}, ExitUsage, `unknown experiment "nope"`},
+		{"unknown run", []string{"describe", "run", "r-9999"}, ExitUsage, `unknown run "r-9999"`},
+		{"bad flag", []string{"run", "exp-pass", "--frobnicate"}, ExitUsage, "unknown flag: --frobnicate"},
+		{"missing arg", []string{"run"}, ExitUsage, "exactly one experiment NAME"},
+		{"too many args", []string{"abort", "a", "b"}, ExitUsage, "exactly one run ID"},
+		{"invalid output", []string{"get", "runs", "-o", "yaml"}, ExitUsage, `invalid output format "yaml"`},
+		{"unknown verb", []string{"frob"}, ExitUsage, `unknown command "frob"`},
+		{"unknown resource", []string{"get", "pods"}, ExitUsage, `unknown resource "pods"`},
+		{"get without resource", []string{"get"}, ExitUsage, "get needs a resource"},
+		{"poll too short", []string{"run", "exp-pass", "--poll", "1ms"}, ExitUsage, "--poll"},
+		{"endpoint and socket", []string{"get", "runs", "--socket", "/x.sock"}, ExitUsage, "exclusive"},
+		{"bad scheme", []string{"get", "runs", "--endpoint", "ftp://x"}, ExitUsage, "scheme"},
+		{"get runs", []string{"get", "runs"}, ExitOK, ""},
+		{"help", []string{"--help"}, ExitOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Global flags first, so a case's own flags win.
+			args := append(append([]string{}, conn...), tt.args...)
+			if tt.args[0] == "run" && !slices.Contains(tt.args, "--poll") {
+				args = append(args, "--poll", "100ms")
+			}
+			got := chaosctl(t, args...)
+			if got.code != tt.wantCode {
+				t.Errorf("exit code = %d, want %d\nstdout:\n%s\nstderr:\n%s", got.code, tt.wantCode, got.stdout, got.stderr)
+			}
+			if !strings.Contains(got.stderr, tt.wantStderr) {
+				t.Errorf("stderr does not contain %q:\n%s", tt.wantStderr, got.stderr)
+			}
+			if got.code != ExitOK && strings.Count(got.stderr, "chaosctl: ") != 1 {
+				t.Errorf("want the error printed once with the chaosctl: prefix:\n%s", got.stderr)
+			}
+		})
+	}
+
+	// Tool failures, each against its own server state.
+	t.Run("unreachable", func(t *testing.T) {
+		got := chaosctl(t, "get", "runs", "--endpoint", unreachable, "--token", "x")
+		if got.code != ExitTool || !strings.Contains(got.stderr, "chaosd unreachable") {
+			t.Errorf("code %d, stderr:\n%s", got.code, got.stderr)
+		}
+	})
+	t.Run("unreachable socket", func(t *testing.T) {
+		got := chaosctl(t, "run", "exp-pass", "--socket", filepath.Join(t.TempDir(), "none.sock"))
+		if got.code != ExitTool || !strings.Contains(got.stderr, "chaosd unreachable") {
+			t.Errorf("code %d, stderr:\n%s", got.code, got.stderr)
+		}
+	})
+	t.Run("401 wrong token", func(t *testing.T) {
+		got := chaosctl(t, "run", "exp-pass", "--endpoint", ep, "--token", "wrong")
+		if got.code != ExitTool || !strings.Contains(got.stderr, "401") || !strings.Contains(got.stderr, "check the token") {
+			t.Errorf("code %d, stderr:\n%s", got.code, got.stderr)
+		}
+	})
+	for _, tc := range []struct {
+		status, want int
+	}{{400, ExitUsage}, {403, ExitTool}, {409, ExitTool}, {500, ExitTool}, {503, ExitTool}} {
+		t.Run("status "+strconv.Itoa(tc.status), func(t *testing.T) {
+			g := newFakeChaosd(t, testToken)
+			g.status = tc.status
+			got := chaosctl(t, "get", "experiments", "--endpoint", g.serveTCP(), "--token", testToken)
+			if got.code != tc.want {
+				t.Errorf("code %d, want %d; stderr:\n%s", got.code, tc.want, got.stderr)
+			}
+		})
+	}
+}
+
+func TestRunWaitJSON(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	got := chaosctl(t, "run", "exp-pass", "--wait", "-o", "json", "--poll", "100ms",
+		"--endpoint", f.serveTCP(), "--token", testToken)
+	if got.code != ExitOK {
+		t.Fatalf("code %d, stderr:\n%s", got.code, got.stderr)
+	}
+	// stdout holds exactly one JSON value: the run.
+	dec := json.NewDecoder(strings.NewReader(got.stdout))
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, got.stdout)
+	}
+	if dec.More() {
+		t.Fatalf("stdout holds more than one JSON value:\n%s", got.stdout)
+	}
+	if doc["verdict"] != "pass" || doc["id"] != "r-0001" {
+		t.Errorf("verdict/id = %v/%v", doc["verdict"], doc["id"])
+	}
+	times, _ := doc["times"].(map[string]any)
+	for _, k := range []string{"started", "injected", "firstImpact", "reverted", "recovered"} {
+		s, _ := times[k].(string)
+		if _, err := time.Parse(time.RFC3339, s); err != nil {
+			t.Errorf("times.%s = %q: not RFC 3339: %v", k, times[k], err)
+		}
+	}
+	rto, _ := doc["rto"].(map[string]any)
+	if rto["measuredSeconds"] != 42.0 || rto["targetSeconds"] != 900.0 || rto["resolutionSeconds"] != 1.0 {
+		t.Errorf("rto = %v", rto)
+	}
+	var run api.Run
+	if err := json.Unmarshal([]byte(got.stdout), &run); err != nil || len(run.Events) == 0 {
+		t.Errorf("stdout is not a full api.Run (err %v, events %d)", err, len(run.Events))
+	}
+}
+
+func TestRunNoWaitPrintsID(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	got := chaosctl(t, "run", "exp-pass", "--endpoint", ep, "--token", testToken)
+	if got.code != ExitOK || got.stdout != "r-0001\n" {
+		t.Errorf("code %d stdout %q stderr %q", got.code, got.stdout, got.stderr)
+	}
+	got = chaosctl(t, "run", "exp-pass", "-o", "json", "--endpoint", ep, "--token", testToken)
+	var run api.Run
+	if err := json.Unmarshal([]byte(got.stdout), &run); err != nil || run.ID != "r-0002" {
+		t.Errorf("stdout %q: %v", got.stdout, err)
+	}
+}
+
+func TestProgressPlain(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	got := chaosctl(t, "run", "exp-fail", "--wait", "--poll", "100ms", "--endpoint", f.serveTCP(), "--token", testToken)
+	if got.code != ExitFailed {
+		t.Fatalf("code %d, stderr:\n%s", got.code, got.stderr)
+	}
+	if strings.Contains(got.stderr, "\x1b[") {
+		t.Errorf("plain progress holds terminal escapes:\n%q", got.stderr)
+	}
+	want := []string{
+		"run r-0001 of exp-fail started",
+		"phase pending", "phase preflight", "phase steady-state",
+		"probes gateway-success=0.998 ok\n",
+		"phase injecting", "phase observing",
+		"probes gateway-success=0.998 ok, gateway-to-visits-success=0.12 FAIL\n",
+		"phase reverting", "phase recovering", "phase done  verdict FAIL",
+	}
+	last := -1
+	for _, w := range want {
+		i := strings.Index(got.stderr[last+1:], w)
+		if i >= 0 {
+			i += last + 1
+		}
+		if i < 0 {
+			t.Errorf("progress lacks %q (after the previous line):\n%s", w, got.stderr)
+			continue
+		}
+		last = i
+	}
+	// One line per phase change: observing is seen twice but printed once.
+	if n := strings.Count(got.stderr, "phase observing"); n != 1 {
+		t.Errorf("phase observing printed %d times:\n%s", n, got.stderr)
+	}
+	// The report is on stdout, not mixed with progress.
+	if !strings.HasPrefix(got.stdout, "Experiment  exp-fail\n") || strings.Contains(got.stdout, "phase ") {
+		t.Errorf("stdout is not just the report:\n%s", got.stdout)
+	}
+}
+
+func TestProgressTTY(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	got := invocation{tty: true}.run(t, "run", "exp-pass", "--wait", "--poll", "100ms",
+		"--endpoint", f.serveTCP(), "--token", testToken)
+	if got.code != ExitOK {
+		t.Fatalf("code %d, stderr:\n%s", got.code, got.stderr)
+	}
+	for _, w := range []string{"phase observing", "✗ gateway-to-visits-success  0.12 FAIL", "\x1b[3A\r\x1b[J"} {
+		if !strings.Contains(got.stderr, w) {
+			t.Errorf("tty progress lacks %q:\n%q", w, got.stderr)
+		}
+	}
+}
+
+func TestWaitToleratesTransientErrors(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	f.failGets = 2
+	got := chaosctl(t, "run", "exp-pass", "--wait", "--poll", "100ms", "--endpoint", f.serveTCP(), "--token", testToken)
+	if got.code != ExitOK || strings.Count(got.stderr, "warning: poll failed") != 2 {
+		t.Errorf("code %d, stderr:\n%s", got.code, got.stderr)
+	}
+}
+
+func TestCtrlCStopsWaitingWithoutAbort(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	got := invocation{ctx: ctx}.run(t, "run", "exp-forever", "--wait", "--poll", "100ms",
+		"--endpoint", f.serveTCP(), "--token", testToken)
+	if got.code != ExitTool {
+		t.Errorf("code %d, want %d", got.code, ExitTool)
+	}
+	if !strings.Contains(got.stderr, "abort it:  chaosctl abort r-0001") {
+		t.Errorf("stderr does not say how to abort:\n%s", got.stderr)
+	}
+	if got.stdout != "" {
+		t.Errorf("stdout = %q, want nothing (no verdict)", got.stdout)
+	}
+	if a := f.abortCalls(); len(a) != 0 {
+		t.Errorf("chaosctl aborted %v on Ctrl-C; it must only stop waiting", a)
+	}
+}
+
+func TestAbort(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	conn := []string{"--endpoint", ep, "--token", testToken}
+	if got := chaosctl(t, append([]string{"run", "exp-forever"}, conn...)...); got.code != ExitOK {
+		t.Fatalf("start: %+v", got)
+	}
+	got := chaosctl(t, append([]string{"abort", "r-0001"}, conn...)...)
+	if got.code != ExitOK || !strings.Contains(got.stdout, "run r-0001: abort requested") {
+		t.Fatalf("abort: %+v", got)
+	}
+	got = chaosctl(t, append([]string{"describe", "run", "r-0001"}, conn...)...)
+	if got.code != ExitOK || !strings.Contains(got.stdout, "Verdict     ABORTED — aborted by chaosctl abort") {
+		t.Errorf("describe after abort: %+v", got)
+	}
+}
+
+func TestGet(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	conn := []string{"--endpoint", ep, "--token", testToken}
+	for _, name := range []string{"exp-pass", "exp-fail"} {
+		if got := chaosctl(t, append([]string{"run", name, "--wait", "--poll", "100ms"}, conn...)...); got.code == ExitTool {
+			t.Fatalf("run %s: %+v", name, got)
+		}
+	}
+	got := chaosctl(t, append([]string{"get", "runs"}, conn...)...)
+	lines := strings.Split(strings.TrimSpace(got.stdout), "\n")
+	if got.code != ExitOK || len(lines) != 3 {
+		t.Fatalf("get runs: %+v", got)
+	}
+	for i, want := range [][]string{
+		{"ID", "EXPERIMENT", "TRIGGER", "PHASE", "VERDICT", "RTO", "AGE"},
+		{"r-0002", "exp-fail", "manual", "done", "fail", "-"},
+		{"r-0001", "exp-pass", "manual", "done", "pass", "42.0s"},
+	} {
+		if f := strings.Fields(lines[i]); len(f) < len(want) || strings.Join(f[:len(want)], " ") != strings.Join(want, " ") {
+			t.Errorf("line %d = %q, want fields %v", i, lines[i], want)
+		}
+	}
+
+	got = chaosctl(t, append([]string{"get", "experiments"}, conn...)...)
+	for _, w := range []string{"NAME", "SCHEDULE", "NEXT RUN", "SOURCE",
+		"0 10 * * 2 (Europe/Berlin)", "2026-12-01T09:00:00Z", "/etc/chaosd/experiments/exp-fail.yaml"} {
+		if !strings.Contains(got.stdout, w) {
+			t.Errorf("get experiments lacks %q:\n%s", w, got.stdout)
+		}
+	}
+	got = chaosctl(t, append([]string{"get", "runs", "-o", "json"}, conn...)...)
+	var runs []api.Run
+	if err := json.Unmarshal([]byte(got.stdout), &runs); err != nil || len(runs) != 2 {
+		t.Errorf("get runs -o json: %v\n%s", err, got.stdout)
+	}
+}
+
+func TestEndpointAndTokenResolution(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	sock := f.serveUnix()
+	tokenFile := filepath.Join(filepath.Dir(sock), "token")
+	otherToken := filepath.Join(t.TempDir(), "tok")
+	for _, p := range []string{tokenFile, otherToken} {
+		if err := os.WriteFile(p, []byte(testToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int
+	}{
+		{"socket flag, token file next to it", nil, []string{"--socket", sock}, ExitOK},
+		{"socket env", map[string]string{envSocket: sock}, nil, ExitOK},
+		{"endpoint env", map[string]string{envEndpoint: "unix://" + sock}, nil, ExitOK},
+		{"endpoint flag beats env", map[string]string{envEndpoint: "unix:///nowhere.sock"}, []string{"--endpoint", "unix://" + sock}, ExitOK},
+		{"token env beats default file", map[string]string{envSocket: sock, envToken: "wrong"}, nil, ExitTool},
+		{"token flag beats env", map[string]string{envSocket: sock, envToken: "wrong"}, []string{"--token", testToken}, ExitOK},
+		{"token file env", map[string]string{envEndpoint: "unix://" + sock, envTokenFile: otherToken}, nil, ExitOK},
+		{"token file flag", nil, []string{"--socket", sock, "--token-file", otherToken}, ExitOK},
+		{"missing token file", nil, []string{"--socket", sock, "--token-file", "/nonexistent/token"}, ExitUsage},
+		{"token and token file", nil, []string{"--socket", sock, "--token", "a", "--token-file", otherToken}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := invocation{env: tt.env}.run(t, append([]string{"get", "experiments"}, tt.args...)...)
+			if got.code != tt.want {
+				t.Errorf("code %d, want %d; stderr:\n%s", got.code, tt.want, got.stderr)
+			}
+		})
+	}
+
+	t.Run("no token explains why", func(t *testing.T) {
+		g := newFakeChaosd(t, testToken)
+		got := chaosctl(t, "get", "runs", "--socket", g.serveUnix())
+		if got.code != ExitTool || !strings.Contains(got.stderr, "no token sent") {
+			t.Errorf("code %d, stderr:\n%s", got.code, got.stderr)
+		}
+	})
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	good, err := os.ReadFile("../experiments/library/partition-c1-c2.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	goodFile := write("good/partition.yaml", string(good))
+	badFile := write("bad/broken.yaml", "apiVersion: chaosd.io/v1alpha1\nkind: Experiment\nmetadata:\n  name: broken\nspec:\n  duration: soon\n  bogusField: 1\n")
+	emptyDir := filepath.Join(dir, "empty")
+	if err := os.Mkdir(emptyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name       string
+		args       []string
+		want       int
+		wantOut    []string
+		wantErrOut []string
+	}{
+		{"good file", []string{"-f", goodFile}, ExitOK, []string{goodFile + ": valid"}, nil},
+		{"good directory", []string{filepath.Dir(goodFile)}, ExitOK, []string{goodFile + ": valid"}, nil},
+		{"bad file", []string{"-f", badFile}, ExitUsage, nil, []string{badFile + ":", "1 of 1 experiment file invalid"}},
+		{"good and bad", []string{"-f", goodFile, "-f", badFile}, ExitUsage,
+			[]string{goodFile + ": valid"}, []string{badFile + ":6:", "1 of 2 experiment files invalid"}},
+		{"missing file", []string{"-f", filepath.Join(dir, "nope.yaml")}, ExitUsage, nil, []string{"nope.yaml"}},
+		{"empty directory", []string{emptyDir}, ExitUsage, nil, []string{"holds no *.yaml"}},
+		{"no file", nil, ExitUsage, nil, []string{"at least one file"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := chaosctl(t, append([]string{"validate"}, tt.args...)...)
+			if got.code != tt.want {
+				t.Errorf("code %d, want %d\nstdout:\n%s\nstderr:\n%s", got.code, tt.want, got.stdout, got.stderr)
+			}
+			for _, w := range tt.wantOut {
+				if !strings.Contains(got.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, got.stdout)
+				}
+			}
+			for _, w := range tt.wantErrOut {
+				if !strings.Contains(got.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, got.stderr)
+				}
+			}
+			if strings.Contains(got.stdout, badFile+": valid") {
+				t.Errorf("bad file reported valid:\n%s", got.stdout)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	got := chaosctl(t, "version")
+	if got.code != ExitOK || !strings.HasPrefix(got.stdout, "chaosctl ") {
+		t.Errorf("%+v", got)
+	}
+}

@@ -1,0 +1,264 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/probes"
+)
+
+// fakeChaosd is a small stateful fake of chaosd's HTTP API (the contract in
+// daemon/api): experiments, runs that advance one scripted state per GET,
+// abort, bearer-token auth. The real daemon is tested end to end elsewhere.
+type fakeChaosd struct {
+	t     *testing.T
+	token string
+
+	mu          sync.Mutex
+	experiments map[string]string // name -> verdict its runs end with ("" never ends)
+	runs        map[string]*fakeRun
+	order       []string // run IDs, oldest first
+	// status, when set, is the answer to every /v1 call.
+	status int
+	// failGets makes the next N GET /v1/runs/{id} answer 503.
+	failGets int
+	aborts   []string
+}
+
+type fakeRun struct {
+	states  []api.Run // what successive GETs return; the last one repeats
+	next    int
+	aborted bool
+}
+
+func newFakeChaosd(t *testing.T, token string) *fakeChaosd {
+	return &fakeChaosd{
+		t:     t,
+		token: token,
+		experiments: map[string]string{
+			"exp-pass":        api.VerdictPass,
+			"exp-fail":        api.VerdictFail,
+			"exp-aborted":     api.VerdictAborted,
+			"exp-error":       api.VerdictError,
+			"exp-interrupted": "interrupted",
+			"exp-forever":     "",
+		},
+		runs: map[string]*fakeRun{},
+	}
+}
+
+// serveTCP starts the fake on loopback and returns its endpoint.
+func (f *fakeChaosd) serveTCP() string {
+	srv := httptest.NewServer(f)
+	f.t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// serveUnix starts the fake on a unix socket in a fresh directory and
+// returns the socket path.
+func (f *fakeChaosd) serveUnix() string {
+	dir := f.t.TempDir()
+	sock := filepath.Join(dir, "chaosd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		f.t.Fatalf("listen on %s: %v", sock, err)
+	}
+	srv := httptest.NewUnstartedServer(f)
+	srv.Listener = ln
+	srv.Start()
+	f.t.Cleanup(srv.Close)
+	return sock
+}
+
+func (f *fakeChaosd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+f.token {
+		writeErr(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.status != 0 && strings.HasPrefix(r.URL.Path, "/v1/") {
+		writeErr(w, f.status, fmt.Sprintf("forced %d", f.status))
+		return
+	}
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	switch {
+	case r.Method == http.MethodGet && path == "/healthz":
+		fmt.Fprint(w, "ok")
+	case r.Method == http.MethodGet && path == "/v1/experiments":
+		writeJSONBody(w, http.StatusOK, []api.ExperimentInfo{
+			{Name: "exp-pass", Source: "library", Schedule: "0 10 * * 2", TimeZone: "Europe/Berlin",
+				NextRun: ptr(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))},
+			{Name: "exp-fail", Source: "/etc/chaosd/experiments/exp-fail.yaml"},
+		})
+	case r.Method == http.MethodPost && path == "/v1/runs":
+		var req api.StartRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Experiment == "" {
+			writeErr(w, http.StatusBadRequest, "body must be a StartRequest with an experiment")
+			return
+		}
+		verdict, ok := f.experiments[req.Experiment]
+		if !ok {
+			writeErr(w, http.StatusNotFound, fmt.Sprintf("unknown experiment %q", req.Experiment))
+			return
+		}
+		id := fmt.Sprintf("r-%04d", len(f.order)+1)
+		run := &fakeRun{states: script(id, req.Experiment, verdict, req.DryRun)}
+		f.runs[id] = run
+		f.order = append(f.order, id)
+		writeJSONBody(w, http.StatusCreated, run.states[0])
+	case r.Method == http.MethodGet && path == "/v1/runs":
+		out := []api.Run{}
+		for i := len(f.order) - 1; i >= 0; i-- {
+			run := f.runs[f.order[i]]
+			cur := run.states[run.next]
+			cur.Events, cur.Current = nil, nil
+			out = append(out, cur)
+		}
+		writeJSONBody(w, http.StatusOK, out)
+	case strings.HasPrefix(path, "/v1/runs/"):
+		rest := strings.TrimPrefix(path, "/v1/runs/")
+		id, action, _ := strings.Cut(rest, "/")
+		run, ok := f.runs[id]
+		if !ok {
+			writeErr(w, http.StatusNotFound, fmt.Sprintf("unknown run %q", id))
+			return
+		}
+		switch {
+		case r.Method == http.MethodGet && action == "":
+			if f.failGets > 0 {
+				f.failGets--
+				writeErr(w, http.StatusServiceUnavailable, "store busy")
+				return
+			}
+			if run.next < len(run.states)-1 {
+				run.next++
+			}
+			writeJSONBody(w, http.StatusOK, run.states[run.next])
+		case r.Method == http.MethodPost && action == "abort":
+			f.aborts = append(f.aborts, id)
+			last := run.states[len(run.states)-1]
+			last.Phase, last.Verdict, last.Reason = api.PhaseDone, api.VerdictAborted, "aborted by chaosctl abort"
+			cur := run.states[run.next]
+			cur.Phase = api.PhaseReverting
+			run.states = append(run.states[:run.next+1], last)
+			writeJSONBody(w, http.StatusAccepted, cur)
+		default:
+			writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
+		}
+	default:
+		writeErr(w, http.StatusNotFound, "no such endpoint")
+	}
+}
+
+func (f *fakeChaosd) abortCalls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.aborts...)
+}
+
+func writeErr(w http.ResponseWriter, status int, msg string) {
+	writeJSONBody(w, status, api.Error{Error: msg})
+}
+
+func writeJSONBody(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// t0 is when every scripted run starts.
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+// script is the sequence of states of a run of experiment ending with
+// verdict ("interrupted": verdict error after a chaosd restart; "": never
+// ends, it stays observing).
+func script(id, experiment, verdict string, dryRun bool) []api.Run {
+	final := sampleRun(id, experiment, verdict)
+	final.DryRun = dryRun
+	base := api.Run{
+		ID: id, Experiment: experiment, Trigger: api.TriggerManual, DryRun: dryRun,
+		CreatedAt: t0, RTO: api.RTO{TargetSeconds: 900, ResolutionSeconds: 1},
+	}
+	state := func(phase string, current ...probes.Result) api.Run {
+		r := base
+		r.Phase = phase
+		r.Current = current
+		return r
+	}
+	ok := probes.Result{Probe: "gateway-success", Time: t0, OK: true, Value: 0.998}
+	bad := probes.Result{Probe: "gateway-to-visits-success", Time: t0, OK: false, Value: 0.12}
+	states := []api.Run{
+		state(api.PhasePending),
+		state(api.PhasePreflight),
+		state(api.PhaseSteadyState, ok),
+		state(api.PhaseInjecting),
+		state(api.PhaseObserving, ok, bad),
+		state(api.PhaseObserving, ok, bad),
+	}
+	if verdict == "" {
+		return states
+	}
+	return append(states,
+		state(api.PhaseReverting),
+		state(api.PhaseRecovering, ok),
+		final,
+	)
+}
+
+// sampleRun is a finished run record with every part of the report filled
+// in; the golden report of package report uses the same shape.
+func sampleRun(id, experiment, verdict string) api.Run {
+	at := func(s float64) *time.Time { t := t0.Add(time.Duration(s * float64(time.Second))); return &t }
+	r := api.Run{
+		ID: id, Experiment: experiment, Trigger: api.TriggerManual,
+		Phase: api.PhaseDone, Verdict: verdict,
+		CreatedAt: t0, FinishedAt: at(95),
+		Times: api.Times{
+			Started: at(0), Injected: at(20), FirstImpact: at(22), Reverted: at(50), Recovered: at(64),
+		},
+		RTO: api.RTO{MeasuredSeconds: ptr(42.0), TargetSeconds: 900, ResolutionSeconds: 1},
+		Faults: []api.FaultRecord{{
+			Name: "cut-tgw", Kind: "partition", Cluster: "c1", Node: "c1-node-1", AgentFaultID: "f-1",
+			InjectedAt: at(20), RevertedAt: at(50), RevertReason: "duration elapsed", Verified: true,
+		}},
+		Phases: []api.PhaseResult{{
+			Phase: api.PhaseSteadyState,
+			Probes: []api.ProbeSummary{{
+				Name: "gateway-success", Condition: ">= 0.99", Evaluations: 5,
+				Last: probes.Result{Probe: "gateway-success", Time: *at(19), OK: true, Value: 0.998},
+			}},
+		}},
+		Events: []api.Event{
+			{Time: *at(0), Phase: api.PhasePreflight, Message: "agents ready on 1 node"},
+			{Time: *at(20), Phase: api.PhaseInjecting, Message: "injected cut-tgw on c1/c1-node-1"},
+			{Time: *at(50), Phase: api.PhaseReverting, Message: "reverted cut-tgw on c1/c1-node-1 (verified)"},
+		},
+	}
+	switch verdict {
+	case api.VerdictPass:
+		r.Reason = "recovered in 42.0s, within the 15m0s RTO"
+	case api.VerdictFail:
+		r.Reason = "not recovered within the RTO"
+		r.RTO.MeasuredSeconds = nil
+		r.Times.Recovered = nil
+	case api.VerdictAborted:
+		r.Reason = "abort condition gateway-mostly-failing held for 10s"
+	case "interrupted":
+		r.Verdict, r.Interrupted, r.Reason = api.VerdictError, true, "chaosd restarted during the run"
+	case api.VerdictError:
+		r.Reason = "agent on c1-node-1 unreachable"
+	}
+	return r
+}
