@@ -29,7 +29,7 @@ type Config struct {
 		URL string `yaml:"url"`
 	} `yaml:"prometheus"`
 	// AgentTokenFile holds the token chaosd sends to agents.
-	AgentTokenFile string     `yaml:"agentTokenFile"`
+	AgentTokenFile string    `yaml:"agentTokenFile"`
 	Clusters       []Cluster `yaml:"clusters"`
 	// Lease is the agent lease chaosd renews while it watches a run
 	// (default 5s).

@@ -54,8 +54,8 @@ type Run struct {
 	Times Times `json:"times"`
 	RTO   RTO   `json:"rto"`
 
-	Faults []FaultRecord  `json:"faults"`
-	Phases []PhaseResult  `json:"phases"`
+	Faults []FaultRecord `json:"faults"`
+	Phases []PhaseResult `json:"phases"`
 	// Current holds the latest result of every probe evaluated in the
 	// current phase (live progress).
 	Current []probes.Result `json:"current,omitempty"`
