@@ -111,7 +111,7 @@ func (p *printer) times(r api.Run) {
 	tw := p.table()
 	row := func(name string, t *time.Time) {
 		if t == nil {
-			fmt.Fprintf(tw, "  %s\t-\t\n", name)
+			fmt.Fprintf(tw, "  %s\t-\n", name)
 			return
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, t.Format(time.RFC3339), offset(*t, r.Times.Injected))
@@ -173,7 +173,7 @@ func (p *printer) phases(r api.Run) {
 	fmt.Fprintf(tw, "  PHASE\tPROBE\tCONDITION\tEVALS\tFAILS\tLAST\n")
 	for _, ph := range r.Phases {
 		if len(ph.Probes) == 0 {
-			fmt.Fprintf(tw, "  %s\t-\t\t\t\t\n", ph.Phase)
+			fmt.Fprintf(tw, "  %s\t-\n", ph.Phase)
 		}
 		for i, s := range ph.Probes {
 			phase := ph.Phase
