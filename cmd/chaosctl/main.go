@@ -12,7 +12,13 @@ import (
 	"github.com/chaosd/chaosd/cli"
 )
 
+// version is set by the Makefile (-X main.version=...).
+var version string
+
 func main() {
+	if version != "" {
+		cli.Version = version
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, os.Args[1:], cli.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	stop()
