@@ -1,5 +1,44 @@
 // Package experiments holds the experiment specification: typed, strictly
-// decoded YAML that is validated once at load, and the built-in library.
+// decoded YAML that is defaulted and validated once at load. The built-in
+// experiments live in the library subpackage.
+//
+// # Files
+//
+// An experiment file holds exactly one YAML document with one Experiment
+// (apiVersion chaosd.io/v1alpha1, kind Experiment). A file with several
+// documents is rejected rather than split, so that a file name always
+// names one experiment. [Parse], [LoadFile], [LoadDir] and [LoadFS] load
+// files; [ValidateFiles] backs "chaosctl validate -f".
+//
+// Decoding is strict (github.com/goccy/go-yaml with DisallowUnknownField):
+// unknown fields, values of the wrong type, durations, CIDRs and modes that
+// do not parse are errors. Durations are Prometheus-style strings ("30s",
+// "1h30m"), CIDRs are netip.Prefix without host bits, blast-radius modes are
+// "all", "one", "fixed:N" or "percent:P".
+//
+// # Errors
+//
+// Every problem of a file is reported, not only the first, as an
+// [ErrorList] of [FieldError]s sorted by position, one per line:
+//
+//	FILE:LINE:COL: field.path: message
+//
+// A missing field is reported at the mapping it should be in.
+//
+// # Defaults
+//
+// Fields left out (or null) get: probeInterval 2s, target mode all,
+// partition direction both, recovery.rto 15m, recovery.holdFor 3 probe
+// intervals, recovery.timeout rto + holdFor, recovery.probes a copy of the
+// steady-state probes, schedule.timeZone UTC. A field written with a zero
+// value keeps it and is then rejected where zero is invalid.
+//
+// # Probe conditions
+//
+// A probe's condition (op with threshold, or between min and max) says when
+// the probe holds. Steady-state and recovery probes describe the healthy
+// state. Abort probes ([AbortProbe]) describe the bad state: the abort fires
+// when the condition holds, or the probe cannot be evaluated, for For.
 package experiments
 
 import (
@@ -59,10 +98,14 @@ type Spec struct {
 	// resolution of every time the run measures. Default 2s.
 	ProbeInterval Duration `yaml:"probeInterval,omitempty" json:"probeInterval"`
 
-	SteadyState SteadyState  `yaml:"steadyState" json:"steadyState"`
-	AbortWhen   []AbortProbe `yaml:"abortWhen,omitempty" json:"abortWhen,omitempty"`
-	Recovery    Recovery     `yaml:"recovery" json:"recovery"`
-	Schedule    *Schedule    `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	// SteadyState must hold before the faults are injected.
+	SteadyState SteadyState `yaml:"steadyState" json:"steadyState"`
+	// AbortWhen conditions end the run early; see AbortProbe.
+	AbortWhen []AbortProbe `yaml:"abortWhen,omitempty" json:"abortWhen,omitempty"`
+	// Recovery says how recovery after the revert is judged.
+	Recovery Recovery `yaml:"recovery" json:"recovery"`
+	// Schedule, when set, runs the experiment on a cron schedule.
+	Schedule *Schedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 }
 
 // Target selects nodes of one cluster.
