@@ -1,0 +1,151 @@
+package lab
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Scrape ports and paths of the lab's services.
+const (
+	GatewayPort    = 8080
+	CustomersPort  = 8081
+	VisitsPort     = 8082
+	PrometheusPort = 9090
+	ChaosdTCPPort  = 7080
+	AgentTCPPort   = 7070
+)
+
+// service is one PetClinic stand-in and where it runs.
+type service struct {
+	name string
+	node string // Node.Name
+	port int
+}
+
+var services = []service{
+	{"customers-service", "c1-n2", CustomersPort},
+	{"visits-service", "c2-n1", VisitsPort},
+	{"api-gateway", "c1-n1", GatewayPort},
+}
+
+func serviceNode(s service) Node {
+	n, _ := NodeByName(s.node)
+	return n
+}
+
+type promStaticConfig struct {
+	Targets []string          `yaml:"targets"`
+	Labels  map[string]string `yaml:"labels,omitempty"`
+}
+
+type promAuthorization struct {
+	Type            string `yaml:"type"`
+	CredentialsFile string `yaml:"credentials_file"`
+}
+
+type promScrapeConfig struct {
+	JobName       string             `yaml:"job_name"`
+	MetricsPath   string             `yaml:"metrics_path"`
+	Authorization *promAuthorization `yaml:"authorization,omitempty"`
+	StaticConfigs []promStaticConfig `yaml:"static_configs"`
+}
+
+type promConfig struct {
+	Global struct {
+		ScrapeInterval     string `yaml:"scrape_interval"`
+		ScrapeTimeout      string `yaml:"scrape_timeout"`
+		EvaluationInterval string `yaml:"evaluation_interval"`
+	} `yaml:"global"`
+	ScrapeConfigs []promScrapeConfig `yaml:"scrape_configs"`
+}
+
+// prometheusConfig scrapes every service over the management network, so
+// a partition between the clusters never hides metrics, and chaosd when
+// the control plane runs (with its API token).
+func prometheusConfig(chaosdTokenFile string) ([]byte, error) {
+	var c promConfig
+	c.Global.ScrapeInterval, c.Global.ScrapeTimeout, c.Global.EvaluationInterval = "1s", "1s", "1s"
+	for _, s := range services {
+		n := serviceNode(s)
+		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
+			JobName:     s.name,
+			MetricsPath: "/actuator/prometheus",
+			StaticConfigs: []promStaticConfig{{
+				Targets: []string{fmt.Sprintf("%s:%d", n.MgmtIP, s.port)},
+				Labels:  map[string]string{"cluster": n.Cluster, "node": n.Name},
+			}},
+		})
+	}
+	if chaosdTokenFile != "" {
+		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
+			JobName:       "chaosd",
+			MetricsPath:   "/metrics",
+			Authorization: &promAuthorization{Type: "Bearer", CredentialsFile: chaosdTokenFile},
+			StaticConfigs: []promStaticConfig{{Targets: []string{fmt.Sprintf("%s:%d", MgmtIP, ChaosdTCPPort)}}},
+		})
+	}
+	return yaml.Marshal(c)
+}
+
+type chaosdAgent struct {
+	Node     string            `yaml:"node"`
+	Endpoint string            `yaml:"endpoint"`
+	Labels   map[string]string `yaml:"labels"`
+}
+
+type chaosdCluster struct {
+	Name   string        `yaml:"name"`
+	Agents []chaosdAgent `yaml:"agents"`
+}
+
+type chaosdConfig struct {
+	Listen struct {
+		Socket string `yaml:"socket"`
+		TCP    string `yaml:"tcp"`
+	} `yaml:"listen"`
+	TokenFile      string `yaml:"tokenFile"`
+	DataDir        string `yaml:"dataDir"`
+	ExperimentsDir string `yaml:"experimentsDir"`
+	Prometheus     struct {
+		URL string `yaml:"url"`
+	} `yaml:"prometheus"`
+	Clusters       []chaosdCluster `yaml:"clusters"`
+	AgentTokenFile string          `yaml:"agentTokenFile"`
+}
+
+func (l *Lab) chaosdConfig() ([]byte, error) {
+	var c chaosdConfig
+	c.Listen.Socket = l.SocketPath
+	c.Listen.TCP = fmt.Sprintf("%s:%d", MgmtIP, ChaosdTCPPort)
+	c.TokenFile = l.TokenFile
+	c.DataDir = l.path("chaosd-data")
+	c.ExperimentsDir = l.ExperimentsDir
+	c.Prometheus.URL = l.PrometheusURL
+	for _, cl := range []string{"c1", "c2"} {
+		cc := chaosdCluster{Name: cl}
+		for _, n := range Nodes {
+			if n.Cluster == cl {
+				cc.Agents = append(cc.Agents, chaosdAgent{Node: n.Name, Endpoint: "unix://" + l.AgentSockets[n.Name], Labels: map[string]string{"zone": n.Zone}})
+			}
+		}
+		c.Clusters = append(c.Clusters, cc)
+	}
+	c.AgentTokenFile = l.AgentTokenFile
+	return yaml.Marshal(c)
+}
+
+// writeToken writes a random 32-byte hex token readable by root only.
+func writeToken(path string) error {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Errorf("generate token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b)), 0o600); err != nil {
+		return fmt.Errorf("write token %s: %w", path, err)
+	}
+	return nil
+}
