@@ -69,7 +69,7 @@ func (p *printer) header(r api.Run) {
 	p.printf("Experiment  %s\n", r.Experiment)
 	p.printf("Run         %s\n", run)
 	p.printf("%s\n", wrap("Verdict     ", Verdict(r), Width))
-	p.printf("RTO         %s\n", RTOLine(r.RTO, r.Verdict != ""))
+	p.printf("RTO         %s\n", RTOLine(r))
 }
 
 // Verdict is the one-line verdict: the verdict in capitals, then the reason.
@@ -92,12 +92,18 @@ func Verdict(r api.Run) string {
 }
 
 // RTOLine is "14.0s (target 15m0s) — resolution ±1s (probe interval)".
-func RTOLine(rto api.RTO, finished bool) string {
-	measured := "not measured yet"
-	if rto.MeasuredSeconds != nil {
+func RTOLine(r api.Run) string {
+	rto := r.RTO
+	var measured string
+	switch {
+	case rto.MeasuredSeconds != nil:
 		measured = Seconds(*rto.MeasuredSeconds)
-	} else if finished {
+	case r.Verdict == "":
+		measured = "not measured yet"
+	case r.Times.Injected != nil && r.Times.Recovered == nil:
 		measured = "not recovered"
+	default:
+		measured = "not measured"
 	}
 	s := fmt.Sprintf("%s (target %s)", measured, secondsDuration(rto.TargetSeconds))
 	if rto.ResolutionSeconds > 0 {
@@ -107,14 +113,15 @@ func RTOLine(rto api.RTO, finished bool) string {
 }
 
 func (p *printer) times(r api.Run) {
-	p.printf("\nTimes (offsets from injected)\n")
+	ref, refName := reference(r)
+	p.printf("\nTimes (offsets from %s)\n", refName)
 	tw := p.table()
 	row := func(name string, t *time.Time) {
 		if t == nil {
 			fmt.Fprintf(tw, "  %s\t-\n", name)
 			return
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, t.Format(time.RFC3339), offset(*t, r.Times.Injected))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, t.Format(time.RFC3339), offset(*t, ref))
 	}
 	row("started", r.Times.Started)
 	row("injected", r.Times.Injected)
@@ -127,12 +134,26 @@ func (p *printer) times(r api.Run) {
 	tw.Flush()
 }
 
+// reference is the moment offsets are measured from: the injection, or
+// when there was none the start of the run.
+func reference(r api.Run) (*time.Time, string) {
+	switch {
+	case r.Times.Injected != nil:
+		return r.Times.Injected, "injected"
+	case r.Times.Started != nil:
+		return r.Times.Started, "started"
+	default:
+		return &r.CreatedAt, "created"
+	}
+}
+
 func (p *printer) faults(r api.Run) {
 	p.printf("\nFaults\n")
 	if len(r.Faults) == 0 {
 		p.printf("  none injected\n")
 		return
 	}
+	ref, _ := reference(r)
 	tw := p.table()
 	fmt.Fprintf(tw, "  NAME\tKIND\tNODE\tINJECTED\tREVERTED\tVERIFIED\n")
 	var notes []string
@@ -143,14 +164,14 @@ func (p *printer) faults(r api.Run) {
 		}
 		reverted := "no"
 		if f.RevertedAt != nil {
-			reverted = "yes " + offset(*f.RevertedAt, r.Times.Injected)
+			reverted = "yes " + offset(*f.RevertedAt, ref)
 			if f.RevertReason != "" {
 				reverted += " (" + f.RevertReason + ")"
 			}
 		}
 		injected := "-"
 		if f.InjectedAt != nil {
-			injected = offset(*f.InjectedAt, r.Times.Injected)
+			injected = offset(*f.InjectedAt, ref)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.Kind, node, injected, reverted, yesNo(f.Verified))
 		if f.Error != "" {
@@ -194,12 +215,13 @@ func (p *printer) events(r api.Run) {
 	}
 	// Time, offset and phase have fixed widths so the message column can
 	// be wrapped to the report width.
+	ref, _ := reference(r)
 	phaseW := 0
 	for _, e := range r.Events {
 		phaseW = max(phaseW, len(e.Phase))
 	}
 	for _, e := range r.Events {
-		prefix := fmt.Sprintf("  %s  %8s  %-*s  ", e.Time.Format(time.RFC3339), offset(e.Time, r.Times.Injected), phaseW, e.Phase)
+		prefix := fmt.Sprintf("  %s  %8s  %-*s  ", e.Time.Format(time.RFC3339), offset(e.Time, ref), phaseW, e.Phase)
 		p.printf("%s\n", wrap(prefix, e.Message, Width))
 	}
 }

@@ -106,6 +106,13 @@ func TestTextGolden(t *testing.T) {
 		{"fail", failRun()},
 		{"running", runningRun()},
 		{"empty", api.Run{ID: "r-1", Experiment: "x", Phase: api.PhasePending, CreatedAt: t0}},
+		{"preflight-error", api.Run{
+			ID: "r-2", Experiment: "partition-c1-c2", Trigger: api.TriggerSchedule, Phase: api.PhaseDone,
+			Verdict: api.VerdictError, Reason: "preflight: Prometheus unreachable", CreatedAt: t0, FinishedAt: at(1),
+			Times:  api.Times{Started: at(0.2)},
+			RTO:    api.RTO{TargetSeconds: 900, ResolutionSeconds: 1},
+			Events: []api.Event{{Time: *at(0.2), Phase: api.PhasePreflight, Message: "checking Prometheus, targets and agents"}},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,7 +160,7 @@ func TestSeconds(t *testing.T) {
 }
 
 func TestRTOLine(t *testing.T) {
-	got := RTOLine(api.RTO{MeasuredSeconds: ptr(14.0), TargetSeconds: 900, ResolutionSeconds: 1}, true)
+	got := RTOLine(api.Run{Verdict: api.VerdictPass, RTO: api.RTO{MeasuredSeconds: ptr(14.0), TargetSeconds: 900, ResolutionSeconds: 1}})
 	if want := "14.0s (target 15m0s) — resolution ±1s (probe interval)"; got != want {
 		t.Errorf("RTOLine = %q, want %q", got, want)
 	}
