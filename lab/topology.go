@@ -113,8 +113,8 @@ func plan(prefix string) []command {
 	// VPC routers ↔ TGW attachments.
 	for _, a := range []struct {
 		vpc, dev string
-		ip      [2]string
-		peer    string
+		ip       [2]string
+		peer     string
 	}{
 		{RoleC1VPC, "c1", c1Attach, C2CIDR.String()},
 		{RoleC2VPC, "c2", c2Attach, C1CIDR.String()},
