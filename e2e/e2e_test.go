@@ -1,0 +1,264 @@
+// Package e2e runs experiments end to end in the local two-cluster lab:
+// chaosctl → chaosd → agents → kernel, Prometheus probes → verdict →
+// report, judged against the load generator's ground truth.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/lab"
+	"github.com/chaosd/chaosd/lab/truth"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// setup uses CHAOSD_BIN_DIR (make test builds into bin/) or builds the
+// binaries into a temporary directory.
+func setup(m *testing.M) (int, error) {
+	if d := os.Getenv("CHAOSD_BIN_DIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "chaosd")); err == nil {
+			binDir = d
+			return m.Run(), nil
+		}
+	}
+	tmp, err := os.MkdirTemp("", "chaosd-e2e-bin-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.Command("go", "build", "-o", tmp+"/", "../cmd/chaosd", "../cmd/chaosctl", "../lab/cmd/petclinic", "../lab/cmd/loadgen")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("build binaries: %w", err)
+	}
+	binDir = tmp
+	return m.Run(), nil
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("the lab needs Linux network namespaces")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces); CI runs this as root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("the lab needs iproute2's ip command (hack/deps.sh installs it)")
+	}
+}
+
+func repoPath(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func startLab(t *testing.T, name, prefix, experimentsDir string, knobs map[string][]string) *lab.Lab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, lab.Config{
+		Name: name, Prefix: prefix, BinDir: binDir, ExperimentsDir: experimentsDir,
+		StartControlPlane: true, Knobs: knobs, Logger: zaptest.NewLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if t.Failed() {
+			for _, f := range []string{"chaosd.log", "agent-c1-n1.log", "visits-service.log", "api-gateway.log"} {
+				if b, err := os.ReadFile(filepath.Join(l.StateDir, "logs", f)); err == nil {
+					t.Logf("--- %s (tail) ---\n%s", f, tailLines(string(b), 30))
+				}
+			}
+		}
+		if err := l.Down(ctx); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, prefix+"-") {
+				t.Errorf("namespace %s left after lab down", line)
+			}
+		}
+	})
+	// The probes use irate over 5s windows: give the load a few scrapes.
+	time.Sleep(8 * time.Second)
+	return l
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// chaosctl runs the CLI against the lab and returns its exit code, stdout
+// and stderr.
+func chaosctl(t *testing.T, l *lab.Lab, args ...string) (int, []byte, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "chaosctl"), args...)
+	cmd.Env = append(os.Environ(), l.Env()...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("chaosctl %v: %v", args, err)
+	}
+	return code, stdout.Bytes(), stderr.String()
+}
+
+// assertNoFaultLeft checks that no chaosd nftables table is left in any
+// lab node.
+func assertNoFaultLeft(t *testing.T, l *lab.Lab) {
+	t.Helper()
+	for _, role := range []string{"c1n1", "c1n2", "c2n1", "c2n2"} {
+		ns, ok := l.Namespaces[role]
+		if !ok {
+			t.Fatalf("lab has no namespace for role %s: %v", role, l.Namespaces)
+		}
+		out, err := l.Exec(ns, "nft", "list", "tables")
+		if err != nil {
+			t.Fatalf("nft list tables in %s: %v: %s", ns, err, out)
+		}
+		if strings.Contains(string(out), "chaosd_") {
+			t.Errorf("fault left behind in %s:\n%s", ns, out)
+		}
+	}
+}
+
+func TestIntegrationPartitionC1C2PassesWithRTOMatchingGroundTruth(t *testing.T) {
+	requireRoot(t)
+	l := startLab(t, "e2e-pass", "cep", repoPath(t, "experiments/library"), nil)
+
+	code, stdout, stderr := chaosctl(t, l, "run", "partition-c1-c2", "--wait", "-o", "json")
+	t.Logf("chaosctl stderr:\n%s", stderr)
+	var run api.Run
+	if err := json.Unmarshal(stdout, &run); err != nil {
+		t.Fatalf("chaosctl -o json printed no run record (exit %d): %v\n%s", code, err, stdout)
+	}
+	if code != 0 || run.Verdict != api.VerdictPass {
+		t.Fatalf("exit %d, verdict %s: %s", code, run.Verdict, run.Reason)
+	}
+	assertNoFaultLeft(t, l)
+	for _, f := range run.Faults {
+		if f.RevertedAt == nil || !f.Verified {
+			t.Errorf("fault %s on %s not verified reverted: %+v", f.Name, f.Node, f)
+		}
+	}
+	if len(run.Faults) != 2 {
+		t.Errorf("partition-c1-c2 targets both C1 nodes; got %d fault records", len(run.Faults))
+	}
+	tm := run.Times
+	if tm.Injected == nil || tm.FirstImpact == nil || tm.Reverted == nil || tm.Recovered == nil || run.RTO.MeasuredSeconds == nil {
+		t.Fatalf("a partition of the TGW path must show impact and recovery: times %+v rto %+v", tm, run.RTO)
+	}
+
+	// Ground truth from the load generator: users saw failures (errors or
+	// the breaker's empty fallback) from first impact to recovery.
+	time.Sleep(2 * time.Second) // let the truth file flush the last seconds
+	secs, err := truth.Read(l.TruthFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gImpact, gRecovered, ok := truth.Analyze(secs, *tm.Injected)
+	if !ok {
+		t.Fatalf("ground truth shows no impact and recovery after %s", tm.Injected)
+	}
+	gRTO := gRecovered.Sub(gImpact).Seconds()
+	measured := *run.RTO.MeasuredSeconds
+	res := run.RTO.ResolutionSeconds
+	t.Logf("measured RTO %.2fs (impact %s, recovered %s); ground truth %.2fs (impact %s, recovered %s); resolution %.0fs",
+		measured, tm.FirstImpact.Format(time.RFC3339Nano), tm.Recovered.Format(time.RFC3339Nano),
+		gRTO, gImpact.Format(time.RFC3339), gRecovered.Format(time.RFC3339), res)
+	// Ground truth is bucketed into whole seconds, so it carries ±1s of its
+	// own on top of the probes' resolution.
+	if diff := math.Abs(measured - gRTO); diff > res+1 {
+		t.Errorf("measured RTO %.2fs differs from ground truth %.2fs by %.2fs (> resolution %.0fs + 1s truth bucket)", measured, gRTO, diff, res)
+	}
+}
+
+func TestIntegrationServiceThatNeverReconnectsFailsTheExperiment(t *testing.T) {
+	requireRoot(t)
+	// A shorter copy of the library experiment, so the failing run ends in
+	// well under a minute: the fault is held 10s, recovery gives up after 20s.
+	src, err := os.ReadFile(repoPath(t, "experiments/library/partition-c1-c2.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := string(src)
+	for old, repl := range map[string]string{"duration: 30s": "duration: 10s", "timeout: 3m": "timeout: 20s", "holdFor: 10s": "holdFor: 5s"} {
+		if !strings.Contains(spec, old) {
+			t.Fatalf("library experiment has no %q to shorten", old)
+		}
+		spec = strings.Replace(spec, old, repl, 1)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "partition-c1-c2.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := startLab(t, "e2e-broken", "ceb", dir, map[string][]string{
+		"visits-service": {"--customers-reconnect=never"},
+	})
+
+	code, stdout, stderr := chaosctl(t, l, "run", "partition-c1-c2", "--wait", "-o", "json")
+	t.Logf("chaosctl stderr:\n%s", stderr)
+	var run api.Run
+	if err := json.Unmarshal(stdout, &run); err != nil {
+		t.Fatalf("no run record (exit %d): %v\n%s", code, err, stdout)
+	}
+	if code != 1 || run.Verdict != api.VerdictFail {
+		t.Fatalf("a visits-service that never reconnects must fail the experiment with exit 1; got exit %d verdict %s: %s", code, run.Verdict, run.Reason)
+	}
+	if !strings.Contains(run.Reason, "not recovered") {
+		t.Errorf("reason %q should say the system did not recover", run.Reason)
+	}
+	if run.Times.Reverted == nil || run.Times.Recovered != nil {
+		t.Errorf("times %+v: want reverted and no recovery", run.Times)
+	}
+	assertNoFaultLeft(t, l)
+
+	// The human report says the same.
+	code, stdout, _ = chaosctl(t, l, "describe", "run", run.ID)
+	if code != 0 || !strings.Contains(string(stdout), "FAIL") {
+		t.Errorf("describe run: exit %d\n%s", code, stdout)
+	}
+}
