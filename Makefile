@@ -22,7 +22,7 @@ demo: deps build
 	hack/demo.sh
 
 lab-up: deps build
-	$(BIN)/chaoslab up --bin $(BIN) --experiments experiments/library
+	$(BIN)/chaoslab up --bin-dir $(BIN) --experiments-dir experiments/library
 
 lab-down:
 	@if [ -x $(BIN)/chaoslab ]; then $(BIN)/chaoslab down; else $(GO) run ./lab/cmd/chaoslab down; fi

@@ -16,7 +16,7 @@ trap 'exit 130' INT TERM
 
 "$BIN/chaoslab" down --name demo >/dev/null 2>&1 || true
 echo "==> bringing the lab up"
-"$BIN/chaoslab" up --name demo --bin "$BIN" --experiments experiments/library || exit 3
+"$BIN/chaoslab" up --name demo --bin-dir "$BIN" --experiments-dir experiments/library || exit 3
 export CHAOSCTL_SOCKET=/run/chaosd-lab/demo/chaosd.sock
 export CHAOSCTL_TOKEN_FILE=/run/chaosd-lab/demo/token
 echo "==> chaosctl run partition-c1-c2 --wait"

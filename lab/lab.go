@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -408,10 +409,63 @@ func (l *Lab) startLoad(ctx context.Context) error {
 	if err := l.start("loadgen", RoleMgmt, argv); err != nil {
 		return err
 	}
-	return l.waitFor(ctx, "ground truth file", func() error {
+	if err := l.waitFor(ctx, "ground truth file", func() error {
 		_, err := os.Stat(l.TruthFile)
 		return err
+	}); err != nil {
+		return err
+	}
+	// Ready means users' traffic is visible in Prometheus through every
+	// hop (gateway → visits → customers) over a whole 5s rate window, so an
+	// experiment started right away can judge its steady state.
+	client := l.HTTPClient(2 * time.Second)
+	return l.waitFor(ctx, "traffic visible in prometheus", func() error {
+		for _, q := range readyQueries {
+			ok, err := l.queryNonEmpty(ctx, client, q)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("no result yet for %s", q)
+			}
+		}
+		return nil
 	})
+}
+
+// readyQueries must all return a series before the lab counts as up.
+var readyQueries = []string{
+	`count_over_time(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service",outcome="SUCCESS"}[6s]) >= 6`,
+	`count_over_time(http_client_requests_seconds_count{job="visits-service",client_name="customers-service",outcome="SUCCESS"}[6s]) >= 6`,
+	`count_over_time(http_server_requests_seconds_count{job="api-gateway",outcome="SUCCESS"}[6s]) >= 6`,
+}
+
+// queryNonEmpty runs an instant query and reports whether it returned at
+// least one sample.
+func (l *Lab) queryNonEmpty(ctx context.Context, client *http.Client, q string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.PrometheusURL+"/api/v1/query?query="+url.QueryEscape(q), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return false, fmt.Errorf("decode prometheus query: %w", err)
+	}
+	if body.Status != "success" {
+		return false, fmt.Errorf("prometheus query %s: %s", q, body.Error)
+	}
+	return len(body.Data.Result) > 0, nil
 }
 
 // waitFor polls check until it succeeds, ctx ends or 60s pass; a process
