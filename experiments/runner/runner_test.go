@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -320,5 +319,4 @@ func TestDryRunInjectsNothing(t *testing.T) {
 	if final.Verdict != api.VerdictPass || s.injected != 0 {
 		t.Fatalf("dry run: verdict %s injected %d", final.Verdict, s.injected)
 	}
-	fmt.Sprint(final.Reason)
 }
