@@ -1,0 +1,1072 @@
+// Package manifests holds the Kubernetes manifests (kustomize base and the
+// c1/c2 overlays), the Prometheus rules and the Grafana dashboard. This
+// test decodes every file strictly into its type and checks the safety
+// properties the design promises; it does not run a kustomize build (the
+// kustomize API module is heavy), it checks what the build would read.
+package manifests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goyaml "github.com/goccy/go-yaml"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	namespace  = "chaosd"
+	imageName  = "chaosd/chaosd"
+	agentName  = "chaosd-agent"
+	daemonName = "chaosd"
+)
+
+// clusters is what each overlay must say about its cluster.
+var clusters = map[string]struct{ region string }{
+	"c1": {region: "us-west-2"},
+	"c2": {region: "us-east-1"},
+}
+
+// ---------------------------------------------------------------------------
+// Local mirrors of the formats that are not Kubernetes objects. Each is
+// decoded strictly: a field the mirror does not know is an error, so a typo
+// (or a feature the checks below do not cover yet) fails the test.
+
+// kustomization is the subset of kustomize's Kustomization these manifests use.
+type kustomization struct {
+	APIVersion         string            `json:"apiVersion"`
+	Kind               string            `json:"kind"`
+	Namespace          string            `json:"namespace,omitempty"`
+	NamePrefix         string            `json:"namePrefix,omitempty"`
+	Resources          []string          `json:"resources,omitempty"`
+	Labels             []kustomizeLabels `json:"labels,omitempty"`
+	Images             []kustomizeImage  `json:"images,omitempty"`
+	ConfigMapGenerator []kustomizeGen    `json:"configMapGenerator,omitempty"`
+	Patches            []struct {
+		Path   string          `json:"path,omitempty"`
+		Patch  string          `json:"patch,omitempty"`
+		Target json.RawMessage `json:"target,omitempty"`
+	} `json:"patches,omitempty"`
+}
+
+type kustomizeLabels struct {
+	Pairs            map[string]string `json:"pairs"`
+	IncludeSelectors bool              `json:"includeSelectors,omitempty"`
+	IncludeTemplates bool              `json:"includeTemplates,omitempty"`
+}
+
+type kustomizeImage struct {
+	Name    string `json:"name"`
+	NewName string `json:"newName,omitempty"`
+	NewTag  string `json:"newTag,omitempty"`
+	Digest  string `json:"digest,omitempty"`
+}
+
+type kustomizeGen struct {
+	Name     string   `json:"name"`
+	Behavior string   `json:"behavior,omitempty"`
+	Files    []string `json:"files,omitempty"`
+	Literals []string `json:"literals,omitempty"`
+	Options  *struct {
+		Labels                map[string]string `json:"labels,omitempty"`
+		Annotations           map[string]string `json:"annotations,omitempty"`
+		DisableNameSuffixHash bool              `json:"disableNameSuffixHash,omitempty"`
+	} `json:"options,omitempty"`
+}
+
+// chaosdConfig mirrors daemon.Config (README "chaosd"); decoded with the
+// same YAML library and strictness as chaosd itself.
+type chaosdConfig struct {
+	Listen struct {
+		Socket string `yaml:"socket"`
+		TCP    string `yaml:"tcp,omitempty"`
+	} `yaml:"listen"`
+	TokenFile      string `yaml:"tokenFile"`
+	DataDir        string `yaml:"dataDir"`
+	ExperimentsDir string `yaml:"experimentsDir,omitempty"`
+	Prometheus     struct {
+		URL string `yaml:"url"`
+	} `yaml:"prometheus"`
+	AgentTokenFile string `yaml:"agentTokenFile"`
+	Lease          string `yaml:"lease,omitempty"`
+	Clusters       []struct {
+		Name   string `yaml:"name"`
+		Agents []struct {
+			Node     string            `yaml:"node"`
+			Endpoint string            `yaml:"endpoint"`
+			Labels   map[string]string `yaml:"labels,omitempty"`
+		} `yaml:"agents"`
+	} `yaml:"clusters"`
+}
+
+// ruleFile mirrors a Prometheus rules file.
+type ruleFile struct {
+	Groups []struct {
+		Name     string `json:"name"`
+		Interval string `json:"interval,omitempty"`
+		Rules    []struct {
+			Record      string            `json:"record,omitempty"`
+			Alert       string            `json:"alert,omitempty"`
+			Expr        string            `json:"expr"`
+			For         string            `json:"for,omitempty"`
+			Labels      map[string]string `json:"labels,omitempty"`
+			Annotations map[string]string `json:"annotations,omitempty"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+// ---------------------------------------------------------------------------
+// Loading.
+
+// object is one decoded Kubernetes object and where it came from.
+type object struct {
+	file string
+	obj  runtime.Object
+	meta metaOnly
+}
+
+type metaOnly struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+}
+
+func newScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme} {
+		if err := add(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// splitDocs returns the non-empty YAML documents of a file.
+func splitDocs(data []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		if err := yaml.Unmarshal(doc, &v); err != nil {
+			return nil, err
+		}
+		if v != nil {
+			docs = append(docs, doc)
+		}
+	}
+}
+
+// decodeObjects decodes every document of a file into its typed object,
+// strictly: unknown or duplicate fields are errors.
+func decodeObjects(s *runtime.Scheme, file string, data []byte) ([]object, error) {
+	docs, err := splitDocs(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(docs) == 0 {
+		return nil, errors.New("no YAML document")
+	}
+	var out []object
+	for i, doc := range docs {
+		var m metaOnly
+		if err := yaml.Unmarshal(doc, &m); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		gv, err := schema.ParseGroupVersion(m.APIVersion)
+		if err != nil || m.Kind == "" {
+			return nil, fmt.Errorf("document %d: not a Kubernetes object (apiVersion %q, kind %q)", i, m.APIVersion, m.Kind)
+		}
+		obj, err := s.New(gv.WithKind(m.Kind))
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+			return nil, fmt.Errorf("document %d (%s %s): %w", i, m.Kind, m.Metadata.Name, err)
+		}
+		if m.Metadata.Name == "" {
+			return nil, fmt.Errorf("document %d (%s): metadata.name is empty", i, m.Kind)
+		}
+		out = append(out, object{file: file, obj: obj, meta: m})
+	}
+	return out, nil
+}
+
+func decodeChaosdConfig(data []byte) (*chaosdConfig, error) {
+	var c chaosdConfig
+	dec := goyaml.NewDecoder(bytes.NewReader(data), goyaml.DisallowUnknownField())
+	if err := dec.Decode(&c); err != nil {
+		return nil, errors.New(goyaml.FormatError(err, false, true))
+	}
+	return &c, c.validate()
+}
+
+// validate repeats chaosd's own config checks (daemon.Config.validate).
+func (c *chaosdConfig) validate() error {
+	var errs []string
+	req := func(v, field string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, field+": required")
+		}
+	}
+	req(c.Listen.Socket, "listen.socket")
+	req(c.TokenFile, "tokenFile")
+	req(c.DataDir, "dataDir")
+	req(c.Prometheus.URL, "prometheus.url")
+	req(c.AgentTokenFile, "agentTokenFile")
+	if u, err := url.Parse(c.Prometheus.URL); c.Prometheus.URL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
+		errs = append(errs, "prometheus.url: not an absolute URL")
+	}
+	if c.Lease != "" {
+		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {
+			errs = append(errs, "lease: must be a duration of at least 1s")
+		}
+	}
+	if len(c.Clusters) == 0 {
+		errs = append(errs, "clusters: at least one cluster")
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clusters {
+		req(cl.Name, fmt.Sprintf("clusters[%d].name", i))
+		for j, a := range cl.Agents {
+			req(a.Node, fmt.Sprintf("clusters[%d].agents[%d].node", i, j))
+			if !strings.HasPrefix(a.Endpoint, "unix://") && !strings.HasPrefix(a.Endpoint, "http://") && !strings.HasPrefix(a.Endpoint, "https://") {
+				errs = append(errs, fmt.Sprintf("clusters[%d].agents[%d].endpoint: must start with unix://, http:// or https://", i, j))
+			}
+			key := cl.Name + "/" + a.Node
+			if seen[key] {
+				errs = append(errs, fmt.Sprintf("clusters[%d].agents[%d].node: duplicate node %q", i, j, a.Node))
+			}
+			seen[key] = true
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// tree is everything under manifests/, decoded.
+type tree struct {
+	kustomizations map[string]*kustomization // by directory
+	configs        map[string]*chaosdConfig  // by file
+	objects        map[string][]object       // by file
+	rules          *ruleFile
+}
+
+func load(t *testing.T) *tree {
+	t.Helper()
+	s := newScheme(t)
+	tr := &tree{kustomizations: map[string]*kustomization{}, configs: map[string]*chaosdConfig{}, objects: map[string][]object{}}
+	var files []string
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch filepath.Ext(p) {
+		case ".yaml", ".yml":
+			files = append(files, filepath.ToSlash(p))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kustomizations first: they say which files are generator sources.
+	generated := map[string]string{} // file -> generator name
+	for _, f := range files {
+		if path.Base(f) != "kustomization.yaml" {
+			continue
+		}
+		var k kustomization
+		if err := yaml.UnmarshalStrict(read(t, f), &k); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		tr.kustomizations[path.Dir(f)] = &k
+		for _, g := range k.ConfigMapGenerator {
+			for _, src := range g.Files {
+				generated[path.Join(path.Dir(f), generatorFile(src))] = g.Name
+			}
+		}
+	}
+	for _, f := range files {
+		data := read(t, f)
+		switch {
+		case path.Base(f) == "kustomization.yaml":
+		case generated[f] == "chaosd-config":
+			c, err := decodeChaosdConfig(data)
+			if err != nil {
+				t.Errorf("%s: not a valid chaosd config: %v", f, err)
+				continue
+			}
+			tr.configs[f] = c
+		case generated[f] != "":
+			t.Errorf("%s: source of ConfigMap %s, which this test does not know how to check", f, generated[f])
+		case f == "prometheus/chaosd-rules.yaml":
+			var r ruleFile
+			if err := yaml.UnmarshalStrict(data, &r); err != nil {
+				t.Errorf("%s: %v", f, err)
+				continue
+			}
+			tr.rules = &r
+		case strings.HasPrefix(f, "prometheus/") && strings.HasSuffix(f, ".test.yaml"):
+			// promtool unit tests: run by TestPrometheusRulesPromtool.
+			var v map[string]any
+			if err := yaml.Unmarshal(data, &v); err != nil || v["tests"] == nil {
+				t.Errorf("%s: not a promtool rule test file: %v", f, err)
+			}
+		default:
+			objs, err := decodeObjects(s, f, data)
+			if err != nil {
+				t.Errorf("%s: %v", f, err)
+				continue
+			}
+			tr.objects[f] = objs
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tr
+}
+
+// generatorFile strips the optional "key=" of a generator file source.
+func generatorFile(src string) string {
+	if i := strings.Index(src, "="); i >= 0 {
+		return src[i+1:]
+	}
+	return src
+}
+
+func read(t *testing.T, f string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// find returns the single object of a kind and name in the base.
+func find[T runtime.Object](t *testing.T, tr *tree, kind, name string) T {
+	t.Helper()
+	var found []T
+	for f, objs := range tr.objects {
+		if !strings.HasPrefix(f, "base/") {
+			continue
+		}
+		for _, o := range objs {
+			if o.meta.Kind == kind && o.meta.Metadata.Name == name {
+				if v, ok := o.obj.(T); ok {
+					found = append(found, v)
+				}
+			}
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want exactly one %s %q in base/, found %d", kind, name, len(found))
+	}
+	return found[0]
+}
+
+// ---------------------------------------------------------------------------
+// Tests.
+
+func TestEveryFileDecodesStrictly(t *testing.T) {
+	tr := load(t)
+	if len(tr.objects) == 0 || len(tr.kustomizations) != 3 || len(tr.configs) != 3 || tr.rules == nil {
+		t.Fatalf("want objects, 3 kustomizations (base, c1, c2), 3 chaosd configs and the rules; got %d object files, %d kustomizations, %d configs, rules %v",
+			len(tr.objects), len(tr.kustomizations), len(tr.configs), tr.rules != nil)
+	}
+	for f, objs := range tr.objects {
+		for _, o := range objs {
+			switch o.meta.Kind {
+			case "Namespace", "ClusterRole", "ClusterRoleBinding":
+			default:
+				if o.meta.Metadata.Namespace != namespace {
+					t.Errorf("%s: %s %s: namespace %q, want %q", f, o.meta.Kind, o.meta.Metadata.Name, o.meta.Metadata.Namespace, namespace)
+				}
+			}
+		}
+	}
+}
+
+// The strict decoder must reject what the API server would silently drop.
+func TestStrictDecodingRejectsUnknownFields(t *testing.T) {
+	s := newScheme(t)
+	bad := []byte("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      hostNetwrok: true\n")
+	if _, err := decodeObjects(s, "bad.yaml", bad); err == nil || !strings.Contains(err.Error(), "hostNetwrok") {
+		t.Fatalf("want an unknown-field error naming hostNetwrok, got %v", err)
+	}
+	if _, err := decodeChaosdConfig([]byte("listen: {socket: /s}\ntokenFile: t\ndataDir: d\nprometheus: {url: http://p:9090}\nagentTokenFile: a\nclusters: [{name: c1, agents: []}]\nleese: 5s\n")); err == nil {
+		t.Fatal("want an unknown-field error for leese")
+	}
+	if _, err := decodeChaosdConfig([]byte("listen: {socket: /s}\nclusters: [{name: c1}]\n")); err == nil || !strings.Contains(err.Error(), "tokenFile: required") {
+		t.Fatalf("want tokenFile: required, got %v", err)
+	}
+}
+
+func TestKustomizationsReferenceExistingFiles(t *testing.T) {
+	tr := load(t)
+	for dir, k := range tr.kustomizations {
+		if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
+			t.Errorf("%s: apiVersion/kind %s/%s", dir, k.APIVersion, k.Kind)
+		}
+		for _, r := range k.Resources {
+			p := path.Join(dir, r)
+			st, err := os.Stat(p)
+			switch {
+			case err != nil:
+				t.Errorf("%s/kustomization.yaml: resource %s: %v", dir, r, err)
+			case st.IsDir():
+				if _, ok := tr.kustomizations[path.Clean(p)]; !ok {
+					t.Errorf("%s/kustomization.yaml: resource %s is a directory without kustomization.yaml", dir, r)
+				}
+			case tr.objects[path.Clean(p)] == nil:
+				t.Errorf("%s/kustomization.yaml: resource %s holds no Kubernetes objects", dir, r)
+			}
+		}
+		for _, g := range k.ConfigMapGenerator {
+			for _, src := range g.Files {
+				if _, err := os.Stat(path.Join(dir, generatorFile(src))); err != nil {
+					t.Errorf("%s/kustomization.yaml: configMapGenerator %s: %v", dir, g.Name, err)
+				}
+			}
+		}
+		for _, p := range k.Patches {
+			if p.Path != "" {
+				if _, err := os.Stat(path.Join(dir, p.Path)); err != nil {
+					t.Errorf("%s/kustomization.yaml: patch: %v", dir, err)
+				}
+			}
+		}
+	}
+	// Every object file in base/ is listed: none is silently left out.
+	base := tr.kustomizations["base"]
+	if base == nil {
+		t.Fatal("no base/kustomization.yaml")
+	}
+	for f := range tr.objects {
+		if strings.HasPrefix(f, "base/") && !slices.Contains(base.Resources, strings.TrimPrefix(f, "base/")) {
+			t.Errorf("%s is not listed in base/kustomization.yaml resources", f)
+		}
+	}
+	if base.Namespace != namespace {
+		t.Errorf("base namespace %q, want %q", base.Namespace, namespace)
+	}
+}
+
+func TestOverlaysSetTheirCluster(t *testing.T) {
+	tr := load(t)
+	for name, want := range clusters {
+		dir := "overlays/" + name
+		k := tr.kustomizations[dir]
+		if k == nil {
+			t.Errorf("%s: missing kustomization.yaml", dir)
+			continue
+		}
+		if !slices.Contains(k.Resources, "../../base") {
+			t.Errorf("%s: does not build on ../../base", dir)
+		}
+		var got map[string]string
+		for _, l := range k.Labels {
+			if _, ok := l.Pairs["cluster"]; ok {
+				got = l.Pairs
+				if l.IncludeSelectors {
+					t.Errorf("%s: cluster label must not go into selectors (immutable on Deployments/DaemonSets)", dir)
+				}
+				if !l.IncludeTemplates {
+					t.Errorf("%s: cluster label must go onto pod templates", dir)
+				}
+			}
+		}
+		if got["cluster"] != name || got["topology.kubernetes.io/region"] != want.region {
+			t.Errorf("%s: labels %v, want cluster=%s and region %s", dir, got, name, want.region)
+		}
+		var tagged bool
+		for _, img := range k.Images {
+			tagged = tagged || (img.Name == imageName && (img.NewTag != "" || img.Digest != ""))
+		}
+		if !tagged {
+			t.Errorf("%s: no image tag for %s", dir, imageName)
+		}
+		var gen *kustomizeGen
+		for i := range k.ConfigMapGenerator {
+			if k.ConfigMapGenerator[i].Name == "chaosd-config" {
+				gen = &k.ConfigMapGenerator[i]
+			}
+		}
+		if gen == nil || gen.Behavior != "replace" || len(gen.Files) != 1 {
+			t.Fatalf("%s: want configMapGenerator chaosd-config with behavior replace and one file", dir)
+		}
+		cfg := tr.configs[path.Join(dir, generatorFile(gen.Files[0]))]
+		if cfg == nil {
+			t.Fatalf("%s: chaosd config not loaded", dir)
+		}
+		if len(cfg.Clusters) != 1 || cfg.Clusters[0].Name != name {
+			t.Errorf("%s: chaosd config clusters %+v, want exactly cluster %s", dir, cfg.Clusters, name)
+			continue
+		}
+		for _, a := range cfg.Clusters[0].Agents {
+			if a.Labels["topology.kubernetes.io/region"] != want.region {
+				t.Errorf("%s: agent %s region label %q, want %q", dir, a.Node, a.Labels["topology.kubernetes.io/region"], want.region)
+			}
+		}
+	}
+	// The base's generator is what the overlays replace.
+	var baseGen bool
+	for _, g := range tr.kustomizations["base"].ConfigMapGenerator {
+		baseGen = baseGen || (g.Name == "chaosd-config" && slices.Contains(g.Files, "chaosd.yaml"))
+	}
+	if !baseGen {
+		t.Error("base: no configMapGenerator chaosd-config from chaosd.yaml")
+	}
+}
+
+func TestAgentDaemonSet(t *testing.T) {
+	tr := load(t)
+	ds := find[*appsv1.DaemonSet](t, tr, "DaemonSet", agentName)
+	ps := ds.Spec.Template.Spec
+	if !ps.HostNetwork {
+		t.Error("agent: hostNetwork must be true (partitions act on the node's network namespace)")
+	}
+	if ps.HostPID {
+		t.Error("agent: hostPID must be false")
+	}
+	if ps.TerminationGracePeriodSeconds == nil || *ps.TerminationGracePeriodSeconds < 30 {
+		t.Error("agent: terminationGracePeriodSeconds must be >= 30 so SIGTERM can revert every fault")
+	}
+	if ps.PriorityClassName != "system-node-critical" {
+		t.Errorf("agent: priorityClassName %q", ps.PriorityClassName)
+	}
+	if !slices.ContainsFunc(ps.Tolerations, func(tol corev1.Toleration) bool {
+		return tol.Operator == corev1.TolerationOpExists && tol.Key == "" && tol.Effect == ""
+	}) {
+		t.Error("agent: must tolerate every taint ({operator: Exists})")
+	}
+	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken {
+		t.Error("agent: needs no API access: automountServiceAccountToken must be false")
+	}
+	us := ds.Spec.UpdateStrategy
+	if us.Type != appsv1.RollingUpdateDaemonSetStrategyType || us.RollingUpdate == nil || us.RollingUpdate.MaxUnavailable == nil || us.RollingUpdate.MaxUnavailable.IntValue() != 1 {
+		t.Error("agent: updateStrategy must be RollingUpdate with maxUnavailable 1")
+	}
+	if len(ps.Containers) != 1 {
+		t.Fatalf("agent: want one container, got %d", len(ps.Containers))
+	}
+	c := ps.Containers[0]
+	if !strings.HasPrefix(c.Image, imageName+":") {
+		t.Errorf("agent: image %q, want %s:TAG (the overlays' images entry)", c.Image, imageName)
+	}
+	args := flags(t, "agent", c.Args, "agent")
+	for flag, want := range map[string]string{"--node": "$(NODE_NAME)", "--listen-tcp": "$(POD_IP):7070"} {
+		if args[flag] != want {
+			t.Errorf("agent: %s %q, want %q", flag, args[flag], want)
+		}
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if env["NODE_NAME"] != "spec.nodeName" || env["POD_IP"] != "status.podIP" {
+		t.Errorf("agent: env NODE_NAME/POD_IP must come from spec.nodeName/status.podIP, got %v", env)
+	}
+
+	hostPaths := map[string]string{} // volume -> host path
+	secrets := map[string]bool{}
+	for _, v := range ps.Volumes {
+		if v.HostPath != nil {
+			hostPaths[v.Name] = v.HostPath.Path
+		}
+		if v.Secret != nil {
+			secrets[v.Name] = true
+		}
+	}
+	// The ledger lives on the host at /var/lib/chaosd, so a restarted agent
+	// reverts what a killed one left; the socket under /run/chaosd.
+	for flag, hostDir := range map[string]string{"--ledger": "/var/lib/chaosd", "--socket": "/run/chaosd"} {
+		m := mountFor(c.VolumeMounts, args[flag])
+		if m == nil || hostPaths[m.Name] != hostDir || m.ReadOnly {
+			t.Errorf("agent: %s %s must be on a writable hostPath mount of %s", flag, args[flag], hostDir)
+		}
+	}
+	if m := mountFor(c.VolumeMounts, args["--token-file"]); m == nil || !secrets[m.Name] {
+		t.Errorf("agent: --token-file %s must be on a Secret volume", args["--token-file"])
+	}
+
+	sc := c.SecurityContext
+	if sc == nil || sc.Capabilities == nil {
+		t.Fatal("agent: no securityContext.capabilities")
+	}
+	if !slices.Contains(sc.Capabilities.Add, "NET_ADMIN") {
+		t.Error("agent: needs capability NET_ADMIN (nftables through netlink)")
+	}
+	// SYS_ADMIN is only for switching into another network namespace.
+	if _, netns := args["--netns"]; slices.Contains(sc.Capabilities.Add, "SYS_ADMIN") != netns {
+		t.Errorf("agent: SYS_ADMIN must be added if and only if --netns is used (add %v)", sc.Capabilities.Add)
+	}
+	if !slices.Contains(sc.Capabilities.Drop, "ALL") {
+		t.Error("agent: capabilities must drop ALL")
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		t.Error("agent: must not be privileged")
+	}
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("agent: readOnlyRootFilesystem true and allowPrivilegeEscalation false")
+	}
+	checkProbes(t, "agent", c, 7070)
+	checkResources(t, "agent", c)
+}
+
+func TestChaosdDeployment(t *testing.T) {
+	tr := load(t)
+	d := find[*appsv1.Deployment](t, tr, "Deployment", daemonName)
+	// One replica until leader election lands (see the manifest's comment):
+	// two schedulers would both fire every cron schedule.
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Error("chaosd: replicas 1 with strategy Recreate until leader election is implemented")
+	}
+	ps := d.Spec.Template.Spec
+	if ps.ServiceAccountName != daemonName {
+		t.Errorf("chaosd: serviceAccountName %q", ps.ServiceAccountName)
+	}
+	if ps.SecurityContext == nil || ps.SecurityContext.RunAsNonRoot == nil || !*ps.SecurityContext.RunAsNonRoot {
+		t.Error("chaosd: pod must run as non-root")
+	}
+	if len(ps.Containers) != 1 {
+		t.Fatalf("chaosd: want one container, got %d", len(ps.Containers))
+	}
+	c := ps.Containers[0]
+	if !strings.HasPrefix(c.Image, imageName+":") {
+		t.Errorf("chaosd: image %q", c.Image)
+	}
+	args := flags(t, "chaosd", c.Args, "serve")
+	if args["--config"] != "/etc/chaosd/chaosd.yaml" {
+		t.Errorf("chaosd: --config %q", args["--config"])
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) != 0 {
+		t.Error("chaosd: readOnlyRootFilesystem, no privilege escalation, drop ALL capabilities")
+	}
+	checkResources(t, "chaosd", c)
+
+	// What the config file names must be where the pod puts it: the config
+	// itself from the chaosd-config ConfigMap, the tokens from Secrets, the
+	// socket and the data directory on writable volumes.
+	vols := map[string]corev1.Volume{}
+	for _, v := range ps.Volumes {
+		vols[v.Name] = v
+	}
+	source := func(file string) (kind, name, key string) {
+		m := mountFor(c.VolumeMounts, file)
+		if m == nil {
+			return "", "", ""
+		}
+		v := vols[m.Name]
+		rel := strings.TrimPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/")
+		switch {
+		case v.Projected != nil:
+			for _, s := range v.Projected.Sources {
+				switch {
+				case s.ConfigMap != nil:
+					for _, it := range s.ConfigMap.Items {
+						if it.Path == rel {
+							return "ConfigMap", s.ConfigMap.Name, it.Key
+						}
+					}
+				case s.Secret != nil:
+					for _, it := range s.Secret.Items {
+						if it.Path == rel {
+							return "Secret", s.Secret.Name, it.Key
+						}
+					}
+				}
+			}
+		case v.ConfigMap != nil:
+			return "ConfigMap", v.ConfigMap.Name, rel
+		case v.Secret != nil:
+			return "Secret", v.Secret.SecretName, rel
+		case v.EmptyDir != nil && !m.ReadOnly:
+			return "emptyDir", v.Name, ""
+		}
+		return "", "", ""
+	}
+	if k, n, key := source(args["--config"]); k != "ConfigMap" || n != "chaosd-config" || key != "chaosd.yaml" {
+		t.Errorf("chaosd: --config comes from %s %s key %s, want ConfigMap chaosd-config key chaosd.yaml", k, n, key)
+	}
+	svc := find[*corev1.Service](t, tr, "Service", daemonName)
+	for f, cfg := range tr.configs {
+		if k, _, _ := source(cfg.TokenFile); k != "Secret" {
+			t.Errorf("%s: tokenFile %s is not on a Secret in the Deployment", f, cfg.TokenFile)
+		}
+		if k, _, _ := source(cfg.AgentTokenFile); k != "Secret" {
+			t.Errorf("%s: agentTokenFile %s is not on a Secret in the Deployment", f, cfg.AgentTokenFile)
+		}
+		if k, _, _ := source(path.Join(cfg.DataDir, "x")); k != "emptyDir" {
+			t.Errorf("%s: dataDir %s is not on a writable volume", f, cfg.DataDir)
+		}
+		if k, _, _ := source(cfg.Listen.Socket); k != "emptyDir" {
+			t.Errorf("%s: listen.socket %s is not on a writable volume", f, cfg.Listen.Socket)
+		}
+		if cfg.ExperimentsDir != "" {
+			if k, n, _ := source(path.Join(cfg.ExperimentsDir, "x.yaml")); k != "ConfigMap" || n != "chaosd-experiments" {
+				t.Errorf("%s: experimentsDir %s is not the chaosd-experiments ConfigMap", f, cfg.ExperimentsDir)
+			}
+		}
+		// The API's TCP port is the container's, the Service's and the probes'.
+		_, port, err := splitPort(cfg.Listen.TCP)
+		if err != nil {
+			t.Errorf("%s: listen.tcp %q: %v", f, cfg.Listen.TCP, err)
+			continue
+		}
+		checkProbes(t, "chaosd", c, port)
+		if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 7080 || !portMatches(c, svc.Spec.Ports[0].TargetPort.String(), port) {
+			t.Errorf("%s: Service chaosd must expose 7080 onto the API port %d", f, port)
+		}
+	}
+	for k, v := range svc.Spec.Selector {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("Service chaosd selector %s=%s does not match the pod template", k, v)
+		}
+	}
+}
+
+func TestRBACLeastPrivilege(t *testing.T) {
+	tr := load(t)
+	cr := find[*rbacv1.ClusterRole](t, tr, "ClusterRole", daemonName)
+	role := find[*rbacv1.Role](t, tr, "Role", daemonName)
+	for _, rules := range [][]rbacv1.PolicyRule{cr.Rules, role.Rules} {
+		for _, r := range rules {
+			for _, v := range slices.Concat(r.Verbs, r.Resources, r.APIGroups) {
+				if v == "*" {
+					t.Errorf("RBAC: wildcard in %+v", r)
+				}
+			}
+			if slices.Contains(r.Resources, "secrets") {
+				t.Errorf("RBAC: chaosd must not read Secrets: %+v", r)
+			}
+		}
+	}
+	allows := func(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
+		return slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool {
+			return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb)
+		})
+	}
+	for _, want := range []struct{ group, resource, verb string }{
+		{"", "pods", "list"}, {"", "pods", "watch"}, {"", "nodes", "get"}, {"", "nodes", "list"}, {"", "events", "create"},
+	} {
+		if !allows(cr.Rules, want.group, want.resource, want.verb) {
+			t.Errorf("ClusterRole chaosd: missing %s %s/%s", want.verb, want.group, want.resource)
+		}
+	}
+	for _, want := range []struct{ group, resource, verb string }{
+		{"coordination.k8s.io", "leases", "get"}, {"coordination.k8s.io", "leases", "create"}, {"coordination.k8s.io", "leases", "update"},
+		{"", "configmaps", "list"}, {"", "configmaps", "watch"},
+	} {
+		if !allows(role.Rules, want.group, want.resource, want.verb) {
+			t.Errorf("Role chaosd: missing %s %s/%s", want.verb, want.group, want.resource)
+		}
+	}
+	// Leases and ConfigMaps only in chaosd's own namespace, never cluster-wide.
+	for _, res := range []string{"leases", "configmaps"} {
+		if slices.ContainsFunc(cr.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, res) }) {
+			t.Errorf("ClusterRole chaosd: %s must be namespaced (Role)", res)
+		}
+	}
+	crb := find[*rbacv1.ClusterRoleBinding](t, tr, "ClusterRoleBinding", daemonName)
+	rb := find[*rbacv1.RoleBinding](t, tr, "RoleBinding", daemonName)
+	for _, b := range []struct {
+		ref  rbacv1.RoleRef
+		subj []rbacv1.Subject
+		kind string
+	}{{crb.RoleRef, crb.Subjects, "ClusterRole"}, {rb.RoleRef, rb.Subjects, "Role"}} {
+		if b.ref.Kind != b.kind || b.ref.Name != daemonName || len(b.subj) != 1 || b.subj[0].Kind != "ServiceAccount" || b.subj[0].Name != daemonName || b.subj[0].Namespace != namespace {
+			t.Errorf("%sBinding: must bind %s chaosd to ServiceAccount chaosd/chaosd, got %+v %+v", b.kind, b.kind, b.ref, b.subj)
+		}
+	}
+	find[*corev1.ServiceAccount](t, tr, "ServiceAccount", daemonName)
+	find[*corev1.ServiceAccount](t, tr, "ServiceAccount", agentName)
+	cm := find[*corev1.ConfigMap](t, tr, "ConfigMap", "chaosd-experiments")
+	if cm.Labels["chaosd.io/experiment"] != "true" {
+		t.Error("ConfigMap chaosd-experiments: want label chaosd.io/experiment=true")
+	}
+}
+
+func TestPrometheusRules(t *testing.T) {
+	tr := load(t)
+	alerts := map[string]string{}
+	records := map[string]string{}
+	for _, g := range tr.rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				alerts[r.Alert] = r.Expr
+				if r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+					t.Errorf("alert %s: needs a severity label and a summary", r.Alert)
+				}
+			} else {
+				records[r.Record] = r.Expr
+			}
+		}
+	}
+	for name, want := range map[string]string{
+		"ChaosdFaultActiveTooLong": "chaosd_faults_active > 0",
+		"ChaosdRunFailed":          `increase(chaosd_runs_total{verdict=~"fail|error"}[1h]) > 0`,
+		"ChaosdScheduleSkipped":    "chaosd_schedule_skipped_total",
+		"ChaosdRTOOverTarget":      "chaosd_last_measured_rto_seconds > 900",
+	} {
+		if !strings.Contains(alerts[name], want) {
+			t.Errorf("alert %s: expr %q does not contain %q", name, alerts[name], want)
+		}
+	}
+	for _, g := range tr.rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "ChaosdFaultActiveTooLong" && r.For != "30m" {
+				t.Errorf("ChaosdFaultActiveTooLong: for %q, want 30m", r.For)
+			}
+		}
+	}
+	for name, want := range map[string][]string{
+		"petclinic:gateway_success_ratio:rate5m":                 {"http_server_requests_seconds_count", `job="api-gateway"`, `outcome="SUCCESS"`},
+		"petclinic:gateway_visits_client_success_ratio:rate5m":   {"http_client_requests_seconds_count", `client_name="visits-service"`, `outcome="SUCCESS"`},
+		"petclinic:visits_customers_client_success_ratio:rate5m": {"http_client_requests_seconds_count", `client_name="customers-service"`},
+		"petclinic:getownerdetails_breaker_state:max":            {"resilience4j_circuitbreaker_state", `name="getOwnerDetails"`, "by (state)"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(records[name], w) {
+				t.Errorf("recording rule %s: expr %q does not contain %q", name, records[name], w)
+			}
+		}
+	}
+}
+
+// promtool is Debian's (package prometheus), installed by hack/deps.sh.
+func TestPrometheusRulesPromtool(t *testing.T) {
+	bin, err := exec.LookPath("promtool")
+	if err != nil {
+		if _, serr := os.Stat("/usr/bin/promtool"); serr != nil {
+			t.Skip("promtool not installed (Debian package prometheus): rules checked by TestPrometheusRules only")
+		}
+		bin = "/usr/bin/promtool"
+	}
+	for _, args := range [][]string{{"check", "rules", "chaosd-rules.yaml"}, {"test", "rules", "chaosd-rules.test.yaml"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = "prometheus"
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// dashboard is the part of Grafana's dashboard model the checks read.
+type dashboard struct {
+	UID         string `json:"uid"`
+	Title       string `json:"title"`
+	Annotations struct {
+		List []annotation `json:"list"`
+	} `json:"annotations"`
+	Panels []struct {
+		ID      int    `json:"id"`
+		Type    string `json:"type"`
+		Title   string `json:"title"`
+		GridPos *struct {
+			X, Y, W, H int
+		} `json:"gridPos"`
+		Targets []struct {
+			RefID string `json:"refId"`
+			Expr  string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+type annotation struct {
+	Name       string `json:"name"`
+	Expr       string `json:"expr"`
+	Enable     bool   `json:"enable"`
+	Datasource struct {
+		Type string `json:"type"`
+	} `json:"datasource"`
+}
+
+var metricRe = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
+
+func TestGrafanaDashboard(t *testing.T) {
+	tr := load(t)
+	var d dashboard
+	if err := json.Unmarshal(read(t, "grafana/chaosd-dashboard.json"), &d); err != nil {
+		t.Fatalf("grafana/chaosd-dashboard.json: %v", err)
+	}
+	if d.UID == "" || d.Title == "" || len(d.Panels) == 0 {
+		t.Fatal("dashboard: needs uid, title and panels")
+	}
+	// Metric names a panel may use: chaosd's, and the recording rules.
+	known := map[string]bool{"chaosd_runs_total": true, "chaosd_runs_active": true, "chaosd_faults_active": true,
+		"chaosd_last_measured_rto_seconds": true, "chaosd_schedule_skipped_total": true}
+	for _, g := range tr.rules.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				known[r.Record] = true
+			}
+		}
+	}
+	ids := map[int]bool{}
+	var exprs []string
+	for _, p := range d.Panels {
+		if p.ID == 0 || ids[p.ID] || p.Type == "" || p.Title == "" || p.GridPos == nil || p.GridPos.W == 0 || p.GridPos.H == 0 || len(p.Targets) == 0 {
+			t.Errorf("panel %d %q: needs a unique id, type, title, gridPos and targets", p.ID, p.Title)
+		}
+		ids[p.ID] = true
+		for _, tg := range p.Targets {
+			if tg.RefID == "" || tg.Expr == "" {
+				t.Errorf("panel %q: target without refId or expr", p.Title)
+			}
+			exprs = append(exprs, tg.Expr)
+			for _, name := range metricRe.FindAllString(tg.Expr, -1) {
+				if (strings.HasPrefix(name, "chaosd_") || strings.HasPrefix(name, "petclinic:")) && !known[name] {
+					t.Errorf("panel %q: unknown metric %s (not chaosd's, not a recording rule)", p.Title, name)
+				}
+			}
+		}
+	}
+	all := strings.Join(exprs, "\n")
+	for _, want := range []string{"chaosd_runs_total", "chaosd_faults_active", "chaosd_last_measured_rto_seconds", "900",
+		"petclinic:gateway_success_ratio", "petclinic:gateway_visits_client_success_ratio", "petclinic:getownerdetails_breaker_state"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("dashboard: no panel queries %s", want)
+		}
+	}
+	if !slices.ContainsFunc(d.Annotations.List, func(a annotation) bool {
+		return a.Enable && a.Datasource.Type == "prometheus" && strings.Contains(a.Expr, "chaosd_faults_active > 0")
+	}) {
+		t.Error("dashboard: want an enabled Prometheus annotation from chaosd_faults_active > 0 (fault windows)")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+// flags parses "SUBCOMMAND --flag value ..." container args.
+func flags(t *testing.T, who string, args []string, sub string) map[string]string {
+	t.Helper()
+	if len(args) == 0 || args[0] != sub {
+		t.Fatalf("%s: args %v must start with %q", who, args, sub)
+	}
+	m := map[string]string{}
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "--") {
+			t.Fatalf("%s: unexpected argument %q", who, a)
+		}
+		if k, v, ok := strings.Cut(a, "="); ok {
+			m[k] = v
+			continue
+		}
+		if i+1 >= len(args) {
+			t.Fatalf("%s: flag %s without a value", who, a)
+		}
+		m[a] = args[i+1]
+		i++
+	}
+	return m
+}
+
+// mountFor returns the mount whose path holds file (the longest match).
+func mountFor(mounts []corev1.VolumeMount, file string) *corev1.VolumeMount {
+	var best *corev1.VolumeMount
+	for i := range mounts {
+		m := &mounts[i]
+		if strings.HasPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/") && (best == nil || len(m.MountPath) > len(best.MountPath)) {
+			best = m
+		}
+	}
+	return best
+}
+
+// checkProbes: readiness and liveness probes exist and use tcpSocket or
+// exec on the API port. chaosd and the agent require the bearer token on
+// every HTTP endpoint, /healthz included, so an httpGet probe would either
+// fail (401) or carry the token in the pod spec.
+func checkProbes(t *testing.T, who string, c corev1.Container, port int) {
+	t.Helper()
+	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+		switch {
+		case p == nil:
+			t.Errorf("%s: no %s probe", who, name)
+		case p.HTTPGet != nil:
+			t.Errorf("%s: %s probe uses httpGet, but every endpoint needs the bearer token", who, name)
+		case p.TCPSocket != nil:
+			if !portMatches(c, p.TCPSocket.Port.String(), port) {
+				t.Errorf("%s: %s probe port %s is not the API port %d", who, name, p.TCPSocket.Port.String(), port)
+			}
+		case p.Exec == nil:
+			t.Errorf("%s: %s probe must be tcpSocket or exec", who, name)
+		}
+	}
+}
+
+// portMatches says whether a port given by number or name is the
+// container port number want.
+func portMatches(c corev1.Container, p string, want int) bool {
+	if n, err := strconv.Atoi(p); err == nil {
+		return n == want
+	}
+	for _, cp := range c.Ports {
+		if cp.Name == p {
+			return int(cp.ContainerPort) == want
+		}
+	}
+	return false
+}
+
+func checkResources(t *testing.T, who string, c corev1.Container) {
+	t.Helper()
+	r := c.Resources
+	if r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
+		t.Errorf("%s: needs cpu and memory requests and a memory limit", who)
+	}
+}
+
+func splitPort(hostport string) (string, int, error) {
+	i := strings.LastIndex(hostport, ":")
+	if i < 0 {
+		return "", 0, errors.New("no port")
+	}
+	n, err := strconv.Atoi(hostport[i+1:])
+	return hostport[:i], n, err
+}
