@@ -16,12 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/ledger"
-	"github.com/chaosd/chaosd/agent/partition"
 )
 
 // Config configures Run.
@@ -48,12 +49,13 @@ const (
 type agent struct {
 	cfg       Config
 	lg        *zap.Logger
-	be        backend
+	drivers   map[string]Driver // by kind
 	led       *ledger.Ledger
 	token     []byte
-	exemptTCP []uint16
+	exemptTCP atomic.Pointer[[]uint16] // set once the TCP listener is up
 	started   time.Time
-	caps      map[string]bool
+	caps      map[string]bool   // capability → available
+	capErrs   map[string]string // kind → why it is unavailable
 
 	mu       sync.Mutex
 	closing  bool
@@ -67,15 +69,21 @@ type agent struct {
 // returns. Start-up first reverts whatever the ledger and the kernel hold
 // from an earlier life.
 func Run(ctx context.Context, cfg Config, lg *zap.Logger) error {
-	be, err := partition.NewApplier(cfg.NetNSPath)
+	drivers, closeAll, err := defaultDrivers(cfg, lg)
 	if err != nil {
 		return err
 	}
-	defer be.Close()
-	return run(ctx, cfg, lg, be)
+	defer closeAll()
+	return runDrivers(ctx, cfg, lg, drivers)
 }
 
-func run(ctx context.Context, cfg Config, lg *zap.Logger, be backend) (err error) {
+// run serves with the partition driver on be only (unprivileged tests use
+// a fake be).
+func run(ctx context.Context, cfg Config, lg *zap.Logger, be backend) error {
+	return runDrivers(ctx, cfg, lg, []Driver{&partitionDriver{be: be}})
+}
+
+func runDrivers(ctx context.Context, cfg Config, lg *zap.Logger, drivers []Driver) (err error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
@@ -90,7 +98,14 @@ func run(ctx context.Context, cfg Config, lg *zap.Logger, be backend) (err error
 	if err != nil {
 		return err
 	}
-	a := &agent{cfg: cfg, lg: lg, be: be, token: token, started: time.Now().UTC(), faults: map[string]*fault{}}
+	a := &agent{cfg: cfg, lg: lg, token: token, started: time.Now().UTC(), faults: map[string]*fault{},
+		drivers: map[string]Driver{}}
+	for _, d := range drivers {
+		if pd, ok := d.(*partitionDriver); ok {
+			pd.exempt = a.exemptPorts
+		}
+		a.drivers[d.Kind()] = d
+	}
 
 	led, entries, skipped, err := ledger.Open(cfg.LedgerPath)
 	if err != nil {
@@ -104,7 +119,7 @@ func run(ctx context.Context, cfg Config, lg *zap.Logger, be backend) (err error
 	if err := a.recover(entries); err != nil {
 		return fmt.Errorf("agent: start-up recovery: %w", err)
 	}
-	a.caps = probeCapabilities(be, lg)
+	a.caps, a.capErrs = a.probeCapabilities()
 
 	var lns []net.Listener
 	defer func() {
@@ -129,7 +144,7 @@ func run(ctx context.Context, cfg Config, lg *zap.Logger, be backend) (err error
 		// The control channel is exempt from every partition.
 		if _, p, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 			if n, err := strconv.Atoi(p); err == nil {
-				a.exemptTCP = []uint16{uint16(n)}
+				a.exemptTCP.Store(&[]uint16{uint16(n)})
 			}
 		}
 	}
@@ -241,19 +256,35 @@ func listenUnix(path string) (net.Listener, error) {
 	return ln, nil
 }
 
-func probeCapabilities(be backend, lg *zap.Logger) map[string]bool {
+// probeCapabilities asks every driver whether this node can run its kind
+// and records what is missing, so faults that cannot work are refused
+// with the reason before anything is applied.
+func (a *agent) probeCapabilities() (map[string]bool, map[string]string) {
 	caps := map[string]bool{}
-	if err := be.Probe(); err != nil {
-		lg.Warn("nftables unavailable", zap.Error(err))
-	} else {
-		caps["nftables"] = true
+	errs := map[string]string{}
+	for _, kind := range a.kinds() {
+		if err := a.drivers[kind].Probe(); err != nil {
+			errs[kind] = err.Error()
+			caps[kind] = false
+			a.lg.Warn("fault kind unavailable on this node", zap.String("kind", kind), zap.Error(err))
+			continue
+		}
+		caps[kind] = true
 	}
-	caps["partition"] = caps["nftables"]
-	// netem: only known when the module is loaded or built in with
-	// parameters; false means "not known to be available".
+	caps["nftables"] = caps[agentapi.KindPartition]
+	// netem: known when the module is loaded or built in.
 	_, err := os.Stat("/sys/module/sch_netem")
 	caps["netem"] = err == nil
-	return caps
+	return caps, errs
+}
+
+// exemptPorts are the TCP ports of the agent's own control channel. It
+// takes no lock: drivers call it while the agent's lock is held.
+func (a *agent) exemptPorts() []uint16 {
+	if p := a.exemptTCP.Load(); p != nil {
+		return append([]uint16(nil), (*p)...)
+	}
+	return nil
 }
 
 func (a *agent) authorized(r *http.Request) bool {

@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,19 +23,10 @@ const keepReverted = 100
 // whose partial state was removed.
 const reasonApplyFailed = "apply-failed"
 
-// backend is the kernel seam: the nftables applier in production, a
-// stateful fake in unprivileged tests.
-type backend interface {
-	Apply(partition.Plan) error
-	Remove(table string) error
-	Exists(table string) (bool, error)
-	ListTagged() ([]string, error)
-	Probe() error
-}
-
 type fault struct {
 	status agentapi.FaultStatus
-	table  string
+	drv    Driver
+	state  json.RawMessage // the driver's state, as last written to the ledger
 	timer  *time.Timer
 	gen    uint64
 }
@@ -51,23 +44,41 @@ func errf(code int, format string, args ...any) *apiError {
 	return &apiError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-// validate checks a fault before anything is written. Messages name the field.
-func validate(f agentapi.Fault, now time.Time) (partition.Spec, error) {
+// validate checks the fields every fault has. Messages name the field.
+func validate(f agentapi.Fault, now time.Time) error {
 	switch {
 	case f.ID == "":
-		return partition.Spec{}, errors.New("id: required")
+		return errors.New("id: required")
 	case len(f.ID) > 200:
-		return partition.Spec{}, errors.New("id: longer than 200 characters")
-	case f.Kind != agentapi.KindPartition:
-		return partition.Spec{}, fmt.Errorf("kind: %q is not supported (want %q)", f.Kind, agentapi.KindPartition)
+		return errors.New("id: longer than 200 characters")
+	case f.Kind == "":
+		return errors.New("kind: required")
 	case f.Deadline.IsZero():
-		return partition.Spec{}, errors.New("deadline: required")
+		return errors.New("deadline: required")
 	case !f.Deadline.After(now):
-		return partition.Spec{}, fmt.Errorf("deadline: %s is in the past", f.Deadline.Format(time.RFC3339Nano))
+		return fmt.Errorf("deadline: %s is in the past", f.Deadline.Format(time.RFC3339Nano))
 	case !(f.LeaseSeconds > 0) || math.IsInf(f.LeaseSeconds, 0):
-		return partition.Spec{}, fmt.Errorf("leaseSeconds: %v must be > 0", f.LeaseSeconds)
+		return fmt.Errorf("leaseSeconds: %v must be > 0", f.LeaseSeconds)
 	}
-	return partition.Parse(f.Partition)
+	return nil
+}
+
+// driverFor finds the driver of a kind and refuses kinds this node cannot
+// run, before anything is written or applied.
+func (a *agent) driverFor(kind string) (Driver, error) {
+	d, ok := a.drivers[kind]
+	if !ok {
+		kinds := make([]string, 0, len(a.drivers))
+		for k := range a.drivers {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		return nil, fmt.Errorf("kind: %q is not supported (this agent knows %s)", kind, strings.Join(kinds, ", "))
+	}
+	if why, missing := a.capErrs[kind]; missing {
+		return nil, fmt.Errorf("kind: %q is unavailable on node %s: %s", kind, a.cfg.Node, why)
+	}
+	return d, nil
 }
 
 func leaseDuration(s float64) time.Duration {
@@ -88,13 +99,22 @@ func (a *agent) logFields(f agentapi.Fault, reason string) []zap.Field {
 	}
 }
 
-// inject applies a fault: ledger intent (fsync), kernel, ledger applied.
+// inject applies a fault: validate and capture (driver Prepare), ledger
+// intent with the driver's state (fsync), apply, ledger applied.
 func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
-	spec, err := validate(f, time.Now())
+	if err := validate(f, time.Now()); err != nil {
+		return agentapi.FaultStatus{}, errf(400, "%v", err)
+	}
+	drv, err := a.driverFor(f.Kind)
 	if err != nil {
 		return agentapi.FaultStatus{}, errf(400, "%v", err)
 	}
-	f.Partition.Direction = spec.Direction
+	if f.Kind == agentapi.KindPartition && f.Partition != nil {
+		// Record the effective direction (default both).
+		if spec, err := partition.Parse(f.Partition); err == nil {
+			f.Partition.Direction = spec.Direction
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closing {
@@ -103,23 +123,30 @@ func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	if old, ok := a.faults[f.ID]; ok && old.status.State == agentapi.StateActive {
 		return old.status, errf(409, "id: fault %q is already active", f.ID)
 	}
-	plan := partition.PlanFault(f.ID, spec, a.exemptTCP)
-	if err := a.led.Append(ledger.Record{Op: ledger.OpIntent, ID: f.ID, Fault: &f}); err != nil {
+	state, err := drv.Prepare(f)
+	if err != nil {
+		return agentapi.FaultStatus{}, errf(400, "%v", err)
+	}
+	if err := a.led.Append(ledger.Record{Op: ledger.OpIntent, ID: f.ID, Fault: &f, State: state}); err != nil {
 		return agentapi.FaultStatus{}, errf(500, "record intent: %v", err)
 	}
-	fl := &fault{table: plan.Table, status: agentapi.FaultStatus{Fault: f}}
+	fl := &fault{drv: drv, state: state, status: agentapi.FaultStatus{Fault: f}}
 	a.forget(f.ID)
 	a.faults[f.ID] = fl
-	if err := a.be.Apply(plan); err != nil {
-		rerr := a.be.Remove(plan.Table)
+	applied, err := drv.Apply(f, state)
+	if len(applied) > 0 {
+		fl.state = applied
+	}
+	if err != nil {
+		rerr := drv.Revert(f, fl.state)
 		now := time.Now().UTC()
 		fl.status.State = agentapi.StateFailed
 		fl.status.Error = err.Error()
 		fl.status.RevertedAt = now
 		fl.status.RevertReason = reasonApplyFailed
 		if rerr == nil {
-			gone, verr := a.be.Exists(plan.Table)
-			fl.status.Verified = verr == nil && !gone
+			left, verr := drv.Remaining(f, fl.state)
+			fl.status.Verified = verr == nil && left == ""
 			if lerr := a.led.Append(ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: reasonApplyFailed, Error: err.Error()}); lerr != nil {
 				a.lg.Error("record revert", zap.String("fault", f.ID), zap.Error(lerr))
 			}
@@ -129,10 +156,14 @@ func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 		a.reverted = append(a.reverted, f.ID)
 		a.trim()
 		a.lg.Error("inject failed", append(a.logFields(f, reasonApplyFailed), zap.Error(err))...)
-		return fl.status, errf(500, "apply partition: %v", err)
+		return fl.status, errf(500, "apply %s: %v", f.Kind, err)
 	}
 	now := time.Now().UTC()
-	if err := a.led.Append(ledger.Record{Op: ledger.OpApplied, ID: f.ID}); err != nil {
+	rec := ledger.Record{Op: ledger.OpApplied, ID: f.ID}
+	if len(applied) > 0 {
+		rec.State = applied
+	}
+	if err := a.led.Append(rec); err != nil {
 		// The intent is on disk, so recovery still reverts it; carry on.
 		a.lg.Error("record apply", zap.String("fault", f.ID), zap.Error(err))
 	}
@@ -141,7 +172,7 @@ func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	fl.status.LeaseExpires = minTime(f.Deadline, now.Add(leaseDuration(f.LeaseSeconds))).UTC()
 	a.arm(fl)
 	a.lg.Info("fault injected", append(a.logFields(f, ""),
-		zap.String("table", plan.Table), zap.Time("leaseExpires", fl.status.LeaseExpires),
+		zap.String("kind", f.Kind), zap.ByteString("state", fl.state), zap.Time("leaseExpires", fl.status.LeaseExpires),
 		zap.Time("deadline", f.Deadline))...)
 	return fl.status, nil
 }
@@ -230,7 +261,7 @@ func (a *agent) revert(id, reason string) (agentapi.FaultStatus, error) {
 // records the revert. Called with a.mu held.
 func (a *agent) revertLocked(fl *fault, reason string) (agentapi.FaultStatus, error) {
 	f := fl.status.Fault
-	if err := a.be.Remove(fl.table); err != nil {
+	if err := fl.drv.Revert(f, fl.state); err != nil {
 		fl.status.Error = err.Error()
 		a.lg.Error("revert failed", append(a.logFields(f, reason), zap.Error(err))...)
 		return fl.status, fmt.Errorf("revert fault %s: %w", f.ID, err)
@@ -239,13 +270,14 @@ func (a *agent) revertLocked(fl *fault, reason string) (agentapi.FaultStatus, er
 		fl.timer.Stop()
 	}
 	fl.gen++
-	exists, err := a.be.Exists(fl.table)
-	fl.status.Verified = err == nil && !exists
-	if err != nil {
+	left, err := fl.drv.Remaining(f, fl.state)
+	fl.status.Verified = err == nil && left == ""
+	switch {
+	case err != nil:
 		fl.status.Error = "verify: " + err.Error()
-	} else if exists {
-		fl.status.Error = "verify: table " + fl.table + " still present"
-	} else {
+	case left != "":
+		fl.status.Error = "verify: still present: " + left
+	default:
 		fl.status.Error = ""
 	}
 	now := time.Now().UTC()
@@ -275,7 +307,7 @@ func (a *agent) compactLocked() {
 	var live []ledger.Entry
 	for _, fl := range a.faults {
 		if fl.status.State == agentapi.StateActive {
-			live = append(live, ledger.Entry{Fault: fl.status.Fault, Applied: true})
+			live = append(live, ledger.Entry{Fault: fl.status.Fault, Applied: true, State: fl.state})
 		}
 	}
 	if err := a.led.Compact(live); err != nil {
@@ -347,8 +379,9 @@ func (a *agent) list(activeOnly bool) []agentapi.FaultStatus {
 }
 
 // recover replays the ledger: every fault not recorded as reverted is
-// reverted, then every tagged leftover table is removed, then the ledger
-// is compacted. Faults whose revert fails stay in the ledger.
+// reverted through its driver, then every driver prunes tagged leftovers,
+// then the ledger is compacted. Faults whose revert fails stay in the
+// ledger.
 func (a *agent) recover(entries []ledger.Entry) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -359,39 +392,59 @@ func (a *agent) recover(entries []ledger.Entry) error {
 			continue
 		}
 		f := e.Fault
-		table := partition.TableName(f.ID)
-		if err := a.be.Remove(table); err != nil {
+		drv, ok := a.drivers[f.Kind]
+		if !ok {
+			errs = append(errs, fmt.Errorf("recover fault %s: no driver for kind %q", f.ID, f.Kind))
+			live = append(live, e)
+			continue
+		}
+		if err := drv.Revert(f, e.State); err != nil {
 			errs = append(errs, fmt.Errorf("recover fault %s: %w", f.ID, err))
 			live = append(live, e)
 			continue
 		}
-		exists, verr := a.be.Exists(table)
+		left, verr := drv.Remaining(f, e.State)
 		now := time.Now().UTC()
 		if err := a.led.Append(ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: agentapi.ReasonStartup}); err != nil {
 			errs = append(errs, err)
 		}
-		a.faults[f.ID] = &fault{table: table, status: agentapi.FaultStatus{
+		a.faults[f.ID] = &fault{drv: drv, state: e.State, status: agentapi.FaultStatus{
 			Fault: f, State: agentapi.StateReverted, RevertedAt: now,
-			RevertReason: agentapi.ReasonStartup, Verified: verr == nil && !exists,
+			RevertReason: agentapi.ReasonStartup, Verified: verr == nil && left == "",
 		}}
 		a.reverted = append(a.reverted, f.ID)
 		a.lg.Info("fault reverted", append(a.logFields(f, agentapi.ReasonStartup), zap.Bool("applied", e.Applied))...)
 	}
 	a.trim()
-	tables, err := a.be.ListTagged()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list leftover tables: %w", err))
-	}
-	for _, t := range tables {
-		if err := a.be.Remove(t); err != nil {
-			errs = append(errs, fmt.Errorf("remove leftover table %s: %w", t, err))
-			continue
+	var keep map[string][]json.RawMessage
+	for _, e := range live {
+		if keep == nil {
+			keep = map[string][]json.RawMessage{}
 		}
-		a.lg.Info("leftover removed", zap.String("table", t), zap.String("node", a.cfg.Node),
-			zap.String("reason", agentapi.ReasonStartup))
+		keep[e.Fault.Kind] = append(keep[e.Fault.Kind], e.State)
+	}
+	for _, kind := range a.kinds() {
+		removed, err := a.drivers[kind].Prune(keep[kind])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("prune %s leftovers: %w", kind, err))
+		}
+		for _, r := range removed {
+			a.lg.Info("leftover removed", zap.String("kind", kind), zap.String("what", r), zap.String("node", a.cfg.Node),
+				zap.String("reason", agentapi.ReasonStartup))
+		}
 	}
 	if err := a.led.Compact(live); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// kinds lists the drivers' kinds in a stable order.
+func (a *agent) kinds() []string {
+	out := make([]string, 0, len(a.drivers))
+	for k := range a.drivers {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -26,7 +26,7 @@ func (a *agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, agentapi.Status{
 			Node: a.cfg.Node, Version: a.cfg.Version, StartedAt: a.started,
-			Capabilities: a.caps, Faults: a.list(true),
+			Capabilities: a.caps, Unavailable: a.capErrs, Faults: a.list(true),
 		})
 	})
 	mux.HandleFunc("POST /v1/halt", func(w http.ResponseWriter, r *http.Request) {

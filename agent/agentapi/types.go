@@ -6,7 +6,11 @@ import "time"
 
 // Fault kinds the agent knows.
 const (
-	KindPartition = "partition"
+	KindPartition  = "partition"   // drop traffic to/from CIDRs (nftables)
+	KindLatency    = "latency"     // delay/loss toward CIDRs (HTB + u32 + netem)
+	KindMemory     = "memory"      // a stressor process in a cgroup
+	KindException  = "exception"   // Chaos Monkey for Spring Boot exception assault
+	KindAppLatency = "app-latency" // Chaos Monkey for Spring Boot latency assault
 )
 
 // Fault states.
@@ -29,11 +33,14 @@ const (
 // Fault is what chaosd asks an agent to apply.
 type Fault struct {
 	// ID is unique per agent, chosen by chaosd ("<runID>.<faultName>").
-	ID         string     `json:"id"`
-	RunID      string     `json:"runId,omitempty"`
-	Experiment string     `json:"experiment,omitempty"`
-	Kind       string     `json:"kind"`
-	Partition  *Partition `json:"partition,omitempty"`
+	ID         string      `json:"id"`
+	RunID      string      `json:"runId,omitempty"`
+	Experiment string      `json:"experiment,omitempty"`
+	Kind       string      `json:"kind"`
+	Partition  *Partition  `json:"partition,omitempty"`
+	Latency    *Latency    `json:"latency,omitempty"`
+	Memory     *Memory     `json:"memory,omitempty"`
+	SpringBoot *SpringBoot `json:"springBoot,omitempty"` // exception and app-latency
 	// Deadline is absolute: the agent reverts at this time whatever happens.
 	Deadline time.Time `json:"deadline"`
 	// LeaseSeconds: the agent reverts if the lease is not renewed within
@@ -46,6 +53,69 @@ type Partition struct {
 	CIDRs     []string `json:"cidrs"`               // e.g. "10.1.0.0/16"
 	Direction string   `json:"direction,omitempty"` // egress|ingress|both (default both)
 	Ports     []uint16 `json:"ports,omitempty"`     // empty: all ports, all protocols
+}
+
+// Latency delays (and optionally drops) traffic toward CIDRs, leaving all
+// other traffic on the interface untouched.
+type Latency struct {
+	// Interface to shape; empty: every interface the kernel routes the
+	// CIDRs through.
+	Interface string   `json:"interface,omitempty"`
+	CIDRs     []string `json:"cidrs"`
+	Ports     []uint16 `json:"ports,omitempty"` // remote ports; empty: all traffic to the CIDRs
+	DelayMs   float64  `json:"delayMs"`
+	JitterMs  float64  `json:"jitterMs,omitempty"`
+	// CorrelationPercent applies to delay and loss (0-100).
+	CorrelationPercent float64 `json:"correlationPercent,omitempty"`
+	LossPercent        float64 `json:"lossPercent,omitempty"` // 0-100
+	// RateBytesPerSecond caps the shaped class; 0: no cap.
+	RateBytesPerSecond uint64 `json:"rateBytesPerSecond,omitempty"`
+}
+
+// Memory runs a stressor that allocates and touches memory.
+type Memory struct {
+	// Cgroup is the target cgroup path relative to the cgroup root (v2)
+	// or the memory controller's root (v1), e.g. "kubepods/pod123/abc";
+	// empty: the node (the agent's own cgroup root).
+	Cgroup string `json:"cgroup,omitempty"`
+	// Exactly one of SizeBytes and Fraction: Fraction is of the cgroup's
+	// memory limit, or of node memory when it has none.
+	SizeBytes uint64  `json:"sizeBytes,omitempty"`
+	Fraction  float64 `json:"fraction,omitempty"`
+	// RampSeconds spreads the allocation; 0: at once.
+	RampSeconds float64 `json:"rampSeconds,omitempty"`
+}
+
+// SpringBoot configures a Chaos Monkey for Spring Boot assault on one
+// service instance through its actuator.
+type SpringBoot struct {
+	// URL is the service's base URL, e.g. "http://10.1.1.10:8082"; the
+	// actuator is at URL + "/actuator/chaosmonkey".
+	URL string `json:"url"`
+	// Level: 1 in Level requests is attacked (1-10000).
+	Level         int  `json:"level"`
+	Deterministic bool `json:"deterministic,omitempty"`
+	// LatencyRangeStartMs/EndMs for app-latency.
+	LatencyRangeStartMs int `json:"latencyRangeStartMs,omitempty"`
+	LatencyRangeEndMs   int `json:"latencyRangeEndMs,omitempty"`
+	// Exception for the exception kind; nil: Chaos Monkey's default.
+	Exception *SpringException `json:"exception,omitempty"`
+	// Watchers to enable (controller, restController, service,
+	// repository, component); empty: restController and service.
+	Watchers []string `json:"watchers,omitempty"`
+}
+
+// SpringException is the exception Chaos Monkey throws.
+type SpringException struct {
+	Type      string               `json:"type"`
+	Method    string               `json:"method,omitempty"`
+	Arguments []SpringExceptionArg `json:"arguments,omitempty"`
+}
+
+// SpringExceptionArg is one constructor argument of the exception.
+type SpringExceptionArg struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
 }
 
 // FaultStatus is the agent's view of one fault.
@@ -68,7 +138,9 @@ type Status struct {
 	Version      string          `json:"version"`
 	StartedAt    time.Time       `json:"startedAt"`
 	Capabilities map[string]bool `json:"capabilities"`
-	Faults       []FaultStatus   `json:"faults"` // active faults
+	// Unavailable says, per fault kind this node cannot run, why.
+	Unavailable map[string]string `json:"unavailable,omitempty"`
+	Faults      []FaultStatus     `json:"faults"` // active faults
 }
 
 // RenewRequest extends a fault's lease.

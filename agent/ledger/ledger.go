@@ -35,6 +35,9 @@ type Record struct {
 	Fault  *agentapi.Fault `json:"fault,omitempty"`
 	Reason string          `json:"reason,omitempty"`
 	Error  string          `json:"error,omitempty"`
+	// State is the fault driver's state (intent: what Revert needs;
+	// applied: an update, e.g. a stressor's PID and start time).
+	State json.RawMessage `json:"state,omitempty"`
 }
 
 // Entry is the folded state of one fault after replaying the ledger.
@@ -43,6 +46,8 @@ type Entry struct {
 	Applied  bool
 	Reverted bool
 	Reason   string
+	// State is the latest driver state recorded for the fault.
+	State json.RawMessage
 }
 
 // Ledger is an open ledger file. It is safe for concurrent use.
@@ -111,10 +116,13 @@ func Replay(data []byte) (entries []Entry, skipped int) {
 		case OpIntent:
 			if r.Fault != nil {
 				// A re-used ID starts a new life.
-				*e = Entry{Fault: *r.Fault}
+				*e = Entry{Fault: *r.Fault, State: r.State}
 			}
 		case OpApplied:
 			e.Applied = true
+			if len(r.State) > 0 {
+				e.State = r.State
+			}
 		case OpReverted:
 			e.Reverted = true
 			e.Reason = r.Reason
@@ -162,7 +170,7 @@ func (l *Ledger) Compact(live []Entry) error {
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Fault.ID < sorted[j].Fault.ID })
 	for _, e := range sorted {
 		f := e.Fault
-		recs := []Record{{Op: OpIntent, ID: f.ID, Time: now, Fault: &f}}
+		recs := []Record{{Op: OpIntent, ID: f.ID, Time: now, Fault: &f, State: e.State}}
 		if e.Applied {
 			recs = append(recs, Record{Op: OpApplied, ID: f.ID, Time: now})
 		}
