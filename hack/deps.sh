@@ -9,6 +9,11 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)       # debugging aid; the agent speaks netlink itself
 command -v curl >/dev/null || need+=(curl)
+# Kernel tests that need what the host kernel lacks (netem, cgroup v2
+# memory) run under QEMU with Debian's stock cloud kernel (hack/vmexec).
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+{ [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; } || need+=(busybox-static file)
+command -v file >/dev/null || need+=(file)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "hack/deps.sh: missing ${need[*]}; run as root (or apt-get install them)" >&2
