@@ -54,6 +54,9 @@ type promScrapeConfig struct {
 	StaticConfigs []promStaticConfig `yaml:"static_configs"`
 }
 
+// ScrapeInterval is the lab Prometheus' scrape interval.
+const ScrapeInterval = "250ms"
+
 type promConfig struct {
 	Global struct {
 		ScrapeInterval     string `yaml:"scrape_interval"`
@@ -68,7 +71,11 @@ type promConfig struct {
 // the control plane runs (with its API token).
 func prometheusConfig(chaosdTokenFile string) ([]byte, error) {
 	var c promConfig
-	c.Global.ScrapeInterval, c.Global.ScrapeTimeout, c.Global.EvaluationInterval = "1s", "1s", "1s"
+	// A short scrape interval keeps the lag between a change in the
+	// system and its visibility to probes well under the probe interval
+	// (1s in the library), so measured times are good to about one probe
+	// interval + ScrapeInterval.
+	c.Global.ScrapeInterval, c.Global.ScrapeTimeout, c.Global.EvaluationInterval = ScrapeInterval, ScrapeInterval, "1s"
 	for _, s := range services {
 		n := serviceNode(s)
 		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{

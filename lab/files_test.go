@@ -46,7 +46,7 @@ func TestPrometheusConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{"job_name: api-gateway", "job_name: customers-service", "job_name: visits-service",
-			"10.254.0.11:8080", "10.254.0.12:8081", "10.254.0.13:8082", "metrics_path: /actuator/prometheus", "scrape_interval: 1s"} {
+			"10.254.0.11:8080", "10.254.0.12:8081", "10.254.0.13:8082", "metrics_path: /actuator/prometheus", "scrape_interval: 250ms"} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("prometheus.yml lacks %q", want)
 			}

@@ -31,6 +31,9 @@ import (
 // DefaultStateRoot holds one state directory per lab.
 const DefaultStateRoot = "/run/chaosd-lab"
 
+// DefaultLoadRPS is the load generator's default rate.
+const DefaultLoadRPS = 20
+
 // DefaultPrometheus is Debian's Prometheus.
 const DefaultPrometheus = "/usr/bin/prometheus"
 
@@ -72,7 +75,7 @@ func (c *Config) complete() error {
 		c.Prometheus = DefaultPrometheus
 	}
 	if c.LoadRPS == 0 {
-		c.LoadRPS = 20
+		c.LoadRPS = DefaultLoadRPS
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

@@ -81,7 +81,14 @@ func Succeeded(status int, body io.Reader) bool {
 // counter accumulates outcomes per completion second.
 type counter struct {
 	mu  sync.Mutex
-	sec map[int64]*[2]int
+	sec map[int64]*bucket
+}
+
+// bucket is one second: outcomes and when the first and last failure
+// completed (unix ms, 0 when none).
+type bucket struct {
+	ok, failed              int
+	firstFailed, lastFailed int64
 }
 
 func (c *counter) add(at time.Time, ok bool) {
@@ -90,25 +97,32 @@ func (c *counter) add(at time.Time, ok bool) {
 	s := at.Unix()
 	b := c.sec[s]
 	if b == nil {
-		b = &[2]int{}
+		b = &bucket{}
 		c.sec[s] = b
 	}
 	if ok {
-		b[0]++
-	} else {
-		b[1]++
+		b.ok++
+		return
+	}
+	b.failed++
+	ms := at.UnixMilli()
+	if b.firstFailed == 0 || ms < b.firstFailed {
+		b.firstFailed = ms
+	}
+	if ms > b.lastFailed {
+		b.lastFailed = ms
 	}
 }
 
-func (c *counter) take(s int64) (ok, failed int) {
+func (c *counter) take(s int64) bucket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b := c.sec[s]
 	delete(c.sec, s)
 	if b == nil {
-		return 0, 0
+		return bucket{}
 	}
-	return b[0], b[1]
+	return *b
 }
 
 // Run generates load until ctx ends or the duration passes, writing the
@@ -140,16 +154,16 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 	}
 	client := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{MaxIdleConnsPerHost: o.RPS, IdleConnTimeout: 30 * time.Second}}
 	defer client.CloseIdleConnections()
-	cnt := &counter{sec: map[int64]*[2]int{}}
+	cnt := &counter{sec: map[int64]*bucket{}}
 	start := time.Now()
 	next := start.Unix() // next second to write
 	var total [2]int
 	flushUpTo := func(last int64) error {
 		for ; next <= last; next++ {
-			ok, failed := cnt.take(next)
-			total[0] += ok
-			total[1] += failed
-			if _, err := fmt.Fprintf(w, "%d,%d,%d\n", next, ok, failed); err != nil {
+			b := cnt.take(next)
+			total[0] += b.ok
+			total[1] += b.failed
+			if _, err := fmt.Fprintf(w, "%d,%d,%d,%d,%d\n", next, b.ok, b.failed, b.firstFailed, b.lastFailed); err != nil {
 				return fmt.Errorf("write ground truth: %w", err)
 			}
 		}

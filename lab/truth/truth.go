@@ -11,17 +11,24 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// Header is the first line of a ground-truth file.
-const Header = "unix_second,ok,failed"
+// Header is the first line of a ground-truth file. The last two columns
+// (unix milliseconds of the first and last failed request completing in
+// that second, 0 when none) make impact and recovery exact to one request
+// interval rather than one second; files without them still parse.
+const Header = "unix_second,ok,failed,first_failed_ms,last_failed_ms"
 
 // Second is one line: requests that completed during that second.
 type Second struct {
 	Unix   int64
 	OK     int
 	Failed int
+	// FirstFailed and LastFailed are when the first and last failed
+	// request of the second completed (zero when unknown or none).
+	FirstFailed, LastFailed time.Time
 }
 
 // Start is the beginning of the second.
@@ -56,8 +63,8 @@ func Parse(r io.Reader) ([]Second, error) {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
 		if line == 1 {
-			if len(rec) != 3 || rec[0] != "unix_second" || rec[1] != "ok" || rec[2] != "failed" {
-				return nil, fmt.Errorf("line 1: header %q, want %q", rec, Header)
+			if got := strings.Join(rec, ","); got != Header && got != "unix_second,ok,failed" {
+				return nil, fmt.Errorf("line 1: header %q, want %q", got, Header)
 			}
 			continue
 		}
@@ -76,8 +83,8 @@ func Parse(r io.Reader) ([]Second, error) {
 }
 
 func parseRecord(rec []string) (Second, error) {
-	if len(rec) != 3 {
-		return Second{}, fmt.Errorf("%d fields, want 3", len(rec))
+	if len(rec) != 3 && len(rec) != 5 {
+		return Second{}, fmt.Errorf("%d fields, want 5 (or 3)", len(rec))
 	}
 	var s Second
 	var err error
@@ -90,6 +97,17 @@ func parseRecord(rec []string) (Second, error) {
 	if s.Failed, err = strconv.Atoi(rec[2]); err != nil || s.Failed < 0 {
 		return Second{}, fmt.Errorf("failed %q: not a count", rec[2])
 	}
+	if len(rec) == 5 {
+		for i, dst := range []*time.Time{&s.FirstFailed, &s.LastFailed} {
+			ms, err := strconv.ParseInt(rec[3+i], 10, 64)
+			if err != nil || ms < 0 {
+				return Second{}, fmt.Errorf("%s %q: not a unix millisecond time", strings.Split(Header, ",")[3+i], rec[3+i])
+			}
+			if ms > 0 {
+				*dst = time.UnixMilli(ms)
+			}
+		}
+	}
 	return s, nil
 }
 
@@ -99,12 +117,16 @@ const Slack = time.Second
 
 // Analyze finds the first impact after injected and the recovery:
 //
-//   - firstImpact is the start of the first second at or after
-//     injected-Slack with failed > 0;
-//   - recovered is the start of the first second of the final run of
-//     seconds with failed == 0 and ok > 0 that lasts to the end of the
-//     data. Trailing seconds with no completed request at all (the load
-//     generator stopping) are ignored.
+//   - firstImpact is when the first failed request at or after
+//     injected-Slack completed (the start of its second when the file has
+//     no millisecond columns);
+//   - recovered is when the last failed request before the final run of
+//     seconds with failed == 0 and ok > 0 completed — from then on every
+//     user request succeeded (the start of the run's first second without
+//     millisecond columns). Trailing seconds with no completed request at
+//     all (the load generator stopping) are ignored.
+//
+// With millisecond columns both are exact to one request interval.
 //
 // ok is true when an impact was found and the data ends recovered. With
 // no impact, firstImpact is zero and recovered is still reported.
@@ -113,6 +135,9 @@ func Analyze(secs []Second, injected time.Time) (firstImpact, recovered time.Tim
 	for _, s := range secs {
 		if s.Unix >= from && s.Failed > 0 {
 			firstImpact = s.Start()
+			if !s.FirstFailed.IsZero() {
+				firstImpact = s.FirstFailed
+			}
 			break
 		}
 	}
@@ -126,6 +151,9 @@ func Analyze(secs []Second, injected time.Time) (firstImpact, recovered time.Tim
 	}
 	if i < end {
 		recovered = secs[i].Start()
+		if i > 0 && !secs[i-1].LastFailed.IsZero() {
+			recovered = secs[i-1].LastFailed
+		}
 	}
 	return firstImpact, recovered, !firstImpact.IsZero() && !recovered.IsZero() && !recovered.Before(firstImpact)
 }

@@ -76,6 +76,23 @@ func TestAnalyze(t *testing.T) {
 			injected: at(0),
 		},
 	}
+	// With millisecond columns, impact and recovery are exact: the first
+	// failure of the first failing second, the last failure before the
+	// final clean run.
+	ms := secs(base, [2]int{20, 0}, [2]int{5, 15}, [2]int{0, 20}, [2]int{12, 8}, [2]int{20, 0}, [2]int{20, 0})
+	ms[1].FirstFailed, ms[1].LastFailed = at(1).Add(250*time.Millisecond), at(1).Add(990*time.Millisecond)
+	ms[2].FirstFailed, ms[2].LastFailed = at(2).Add(10*time.Millisecond), at(2).Add(990*time.Millisecond)
+	ms[3].FirstFailed, ms[3].LastFailed = at(3).Add(10*time.Millisecond), at(3).Add(400*time.Millisecond)
+	tests = append(tests, struct {
+		name               string
+		data               []Second
+		injected           time.Time
+		wantImpact, wantRe time.Time
+		wantOK             bool
+		wantRTO            time.Duration
+		wantErr            error
+	}{name: "millisecond precision", data: ms, injected: at(1),
+		wantImpact: at(1).Add(250 * time.Millisecond), wantRe: at(3).Add(400 * time.Millisecond), wantOK: true, wantRTO: 2150 * time.Millisecond})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			imp, rec, ok := Analyze(tt.data, tt.injected)
@@ -99,18 +116,25 @@ func TestRead(t *testing.T) {
 		}
 		return p
 	}
-	got, err := Read(write("good.csv", Header+"\n1000,20,0\n1001,3,17\n1002,2"))
+	got, err := Read(write("good.csv", Header+"\n1000,20,0,0,0\n1001,3,17,1001040,1001980\n1002,2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[1] != (Second{1001, 3, 17}) {
+	want := Second{Unix: 1001, OK: 3, Failed: 17, FirstFailed: time.UnixMilli(1001040), LastFailed: time.UnixMilli(1001980)}
+	if len(got) != 2 || got[1] != want {
 		t.Fatalf("got %+v (partial last line must be dropped)", got)
+	}
+	// Files from before the millisecond columns still parse.
+	old, err := Read(write("old.csv", "unix_second,ok,failed\n1000,20,0\n1001,3,17\n"))
+	if err != nil || len(old) != 2 || old[1] != (Second{Unix: 1001, OK: 3, Failed: 17}) {
+		t.Fatalf("3-column file: %+v %v", old, err)
 	}
 	for name, body := range map[string]string{
 		"bad-header.csv": "second,ok,failed\n1000,1,0\n",
 		"bad-count.csv":  Header + "\n1000,x,0\n1001,1,0\n",
 		"unordered.csv":  Header + "\n1001,1,0\n1000,1,0\n",
 		"negative.csv":   Header + "\n1000,-1,0\n1001,1,0\n",
+		"bad-ms.csv":     Header + "\n1000,1,1,x,0\n1001,1,0,0,0\n",
 	} {
 		if _, err := Read(write(name, body)); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: err %v, want an error naming the file", name, err)
