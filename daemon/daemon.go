@@ -54,6 +54,7 @@ type Daemon struct {
 	reg     *prometheus.Registry
 	mRuns   *prometheus.CounterVec
 	mRTO    *prometheus.GaugeVec
+	mTarget *prometheus.GaugeVec
 	mSkips  *prometheus.CounterVec
 	mActive prometheus.GaugeFunc
 	mFaults prometheus.GaugeFunc
@@ -126,6 +127,9 @@ func (d *Daemon) initMetrics() {
 	d.mRTO = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "chaosd_last_measured_rto_seconds", Help: "Measured RTO of the last run of each experiment that recovered.",
 	}, []string{"experiment"})
+	d.mTarget = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "chaosd_rto_target_seconds", Help: "RTO target of each experiment.",
+	}, []string{"experiment"})
 	d.mSkips = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chaosd_schedule_skipped_total", Help: "Schedule triggers skipped because a run of the same experiment was still going.",
 	}, []string{"experiment"})
@@ -135,7 +139,16 @@ func (d *Daemon) initMetrics() {
 	d.mFaults = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chaosd_faults_active", Help: "Faults injected and not yet reverted, over all runs in progress.",
 	}, d.faultsActive)
-	d.reg.MustRegister(d.mRuns, d.mRTO, d.mSkips, d.mActive, d.mFaults)
+	d.reg.MustRegister(d.mRuns, d.mRTO, d.mTarget, d.mSkips, d.mActive, d.mFaults)
+	// Counters exist from the start at 0, so increase() and alerts see
+	// the first run of each verdict too.
+	for name, e := range d.exps {
+		for _, v := range []string{api.VerdictPass, api.VerdictFail, api.VerdictAborted, api.VerdictError} {
+			d.mRuns.WithLabelValues(name, v)
+		}
+		d.mSkips.WithLabelValues(name)
+		d.mTarget.WithLabelValues(name).Set(e.Spec.Recovery.RTO.D().Seconds())
+	}
 }
 
 func (d *Daemon) faultsActive() float64 {

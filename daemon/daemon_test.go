@@ -315,6 +315,8 @@ func TestIntegrationDaemonRunWithRealPrometheus(t *testing.T) {
 		`chaosd_runs_total{experiment="cut",verdict="pass"} 1`,
 		`chaosd_last_measured_rto_seconds{experiment="cut"}`,
 		`chaosd_faults_active 0`,
+		`chaosd_runs_total{experiment="cut",verdict="fail"} 0`,
+		`chaosd_rto_target_seconds{experiment="cut"} 900`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
