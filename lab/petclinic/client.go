@@ -29,6 +29,21 @@ type upstream struct {
 	base    string
 	client  *http.Client
 	metrics *Metrics
+	// chaos, when set, attacks every call as the watched component comp
+	// (restTemplate or webClient watcher).
+	chaos *ChaosMonkey
+	comp  Component
+}
+
+// chaosError is a Chaos Monkey exception assault on an outbound call.
+type chaosError struct{ exception string }
+
+func (e *chaosError) Error() string { return "Chaos Monkey - " + e.exception }
+
+// watched makes Chaos Monkey attack u's calls as component c.
+func (u *upstream) watched(cm *ChaosMonkey, c Component) *upstream {
+	u.chaos, u.comp = cm, c
+	return u
 }
 
 func newUpstream(name, base string, timeout time.Duration, m *Metrics) *upstream {
@@ -44,7 +59,21 @@ func newUpstream(name, base string, timeout time.Duration, m *Metrics) *upstream
 // uri template and decodes a 2xx body into out.
 func (u *upstream) getJSON(ctx context.Context, uri, path string, out any) error {
 	start := time.Now()
-	status, err := u.do(ctx, path, out)
+	var status int
+	var err error
+	var a assault
+	if u.chaos != nil {
+		a = u.chaos.decide(u.comp)
+	}
+	sleep(ctx, a.latency)
+	switch {
+	case a.exception != "":
+		err = &chaosError{exception: a.exception}
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	default:
+		status, err = u.do(ctx, path, out)
+	}
 	st, outcome, exc := clientTags(status, err)
 	u.metrics.client.observe(time.Since(start), u.name, http.MethodGet, uri, st, outcome, exc)
 	if err != nil {

@@ -16,11 +16,12 @@ func newCustomers(r *router) *customers {
 	for _, o := range c.list {
 		c.owners[o.ID] = o
 	}
-	r.handle("GET", "/owners", func(w http.ResponseWriter, _ *http.Request) {
+	r.controller("GET", "/owners", ownerResource("findAll"), func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, c.list)
 	})
-	r.handle("GET", "/owners/{ownerId}", c.owner)
-	r.handle("GET", "/owners/*/pets/{petId}", c.pet)
+	r.controller("GET", "/owners/{ownerId}", ownerResource("findOwner"), c.owner)
+	r.controller("GET", "/owners/*/pets/{petId}", Component{Bean: "petResource",
+		Class: "org.springframework.samples.petclinic.customers.web.PetResource", Method: "findPet"}, c.pet)
 	return c
 }
 
@@ -53,4 +54,8 @@ func (c *customers) pet(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	springError(w, r, http.StatusNotFound, "ResourceNotFoundException")
+}
+
+func ownerResource(method string) Component {
+	return Component{Bean: "ownerResource", Class: "org.springframework.samples.petclinic.customers.web.OwnerResource", Method: method}
 }

@@ -22,7 +22,8 @@ type gateway struct {
 
 func newGateway(r *router, customers, visits *upstream, b *Breaker, visitTimeout time.Duration, log *zap.Logger) *gateway {
 	g := &gateway{customers: customers, visits: visits, breaker: b, visitTimeout: visitTimeout, log: log}
-	r.handle("GET", "/api/gateway/owners/{ownerId}", g.ownerDetails)
+	r.controller("GET", "/api/gateway/owners/{ownerId}", Component{Bean: "apiGatewayController",
+		Class: "org.springframework.samples.petclinic.api.boundary.web.ApiGatewayController", Method: "getOwnerDetails"}, g.ownerDetails)
 	return g
 }
 

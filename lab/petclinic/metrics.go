@@ -192,15 +192,36 @@ func setException(w http.ResponseWriter, name string) {
 type router struct {
 	mux     *http.ServeMux
 	metrics *Metrics
+	chaos   *ChaosMonkey
 }
 
-func newRouter(m *Metrics) *router {
-	r := &router{mux: http.NewServeMux(), metrics: m}
+// healthComponent is what the actuatorHealth watcher attacks.
+var healthComponent = Component{Target: TargetActuatorHealth, Bean: "healthEndpoint",
+	Class: "org.springframework.boot.actuate.health.HealthEndpoint", Method: "health"}
+
+func newRouter(m *Metrics, cm *ChaosMonkey) *router {
+	r := &router{mux: http.NewServeMux(), metrics: m, chaos: cm}
 	r.handle("GET", "/actuator/prometheus", m.Handler().ServeHTTP)
-	r.handle("GET", "/actuator/health", func(w http.ResponseWriter, _ *http.Request) {
+	r.handle("GET", "/actuator/health", func(w http.ResponseWriter, req *http.Request) {
+		// The actuatorHealth watcher makes the health check slow or DOWN.
+		a := cm.decide(healthComponent)
+		sleep(req.Context(), a.latency)
+		if a.exception != "" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "DOWN"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "UP"})
 	})
+	cm.register(r)
 	return r
+}
+
+// controller registers a @RestController handler: the restController
+// watcher (or c's bean/class in beans/beanClasses) exposes it to Chaos
+// Monkey's request assaults.
+func (r *router) controller(method, uri string, c Component, h http.HandlerFunc) {
+	c.Target = TargetRestController
+	r.handle(method, uri, r.chaos.wrap(c, h))
 }
 
 // handle registers h for METHOD and a Spring-style uri template; "*"
@@ -258,6 +279,10 @@ func clientTags(status int, err error) (statusTag, outcome, exception string) {
 			return "IO_ERROR", "UNKNOWN", "NoRouteToHostException"
 		case errors.Is(err, errMalformed):
 			return "CLIENT_ERROR", "UNKNOWN", "DecodingException"
+		}
+		var ce *chaosError
+		if errors.As(err, &ce) {
+			return "CLIENT_ERROR", "UNKNOWN", ce.exception
 		}
 		var opErr *net.OpError
 		if errors.As(err, &opErr) || errors.Is(err, os.ErrDeadlineExceeded) {

@@ -30,6 +30,9 @@ type Config struct {
 	VisitsTimeout time.Duration
 	Breaker       BreakerConfig
 	Reconnect     Reconnect
+	// ChaosMonkey configures the Chaos Monkey for Spring Boot actuator
+	// (disabled with CMSB's defaults unless set).
+	ChaosMonkey ChaosMonkeyConfig
 }
 
 // DefaultConfig returns the defaults for service.
@@ -49,6 +52,8 @@ type Server struct {
 	cfg     Config
 	Metrics *Metrics
 	Breaker *Breaker // api-gateway only
+	// ChaosMonkey is the service's Chaos Monkey for Spring Boot.
+	ChaosMonkey *ChaosMonkey
 	handler http.Handler
 	log     *zap.Logger
 }
@@ -59,8 +64,9 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 		log = zap.NewNop()
 	}
 	m := NewMetrics()
-	r := newRouter(m)
-	s := &Server{cfg: cfg, Metrics: m, handler: r, log: log}
+	cm := NewChaosMonkey(cfg.ChaosMonkey, m, log.Named("chaosmonkey"))
+	r := newRouter(m, cm)
+	s := &Server{cfg: cfg, Metrics: m, ChaosMonkey: cm, handler: r, log: log}
 	switch cfg.Service {
 	case CustomersService:
 		newCustomers(r)
@@ -68,7 +74,7 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 		if cfg.CustomersURL == "" {
 			return nil, errors.New("visits-service needs a customers-service URL")
 		}
-		newVisits(r, m, newUpstream(CustomersService, cfg.CustomersURL, cfg.ClientTimeout, m), cfg.Reconnect, log)
+		newVisits(r, m, newUpstream(CustomersService, cfg.CustomersURL, cfg.ClientTimeout, m).watched(cm, restTemplateComponent), cfg.Reconnect, log)
 	case APIGateway:
 		if cfg.CustomersURL == "" || cfg.VisitsURL == "" {
 			return nil, errors.New("api-gateway needs customers-service and visits-service URLs")
@@ -83,8 +89,8 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 			return nil, err
 		}
 		s.Breaker = b
-		newGateway(r, newUpstream(CustomersService, cfg.CustomersURL, cfg.ClientTimeout, m),
-			newUpstream(VisitsService, cfg.VisitsURL, cfg.ClientTimeout, m), b, cfg.VisitsTimeout, log)
+		newGateway(r, newUpstream(CustomersService, cfg.CustomersURL, cfg.ClientTimeout, m).watched(cm, customersClientComponent),
+			newUpstream(VisitsService, cfg.VisitsURL, cfg.ClientTimeout, m).watched(cm, visitsClientComponent), b, cfg.VisitsTimeout, log)
 	default:
 		return nil, fmt.Errorf("unknown service %q (want %s, %s or %s)", cfg.Service, APIGateway, CustomersService, VisitsService)
 	}
@@ -114,6 +120,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.Breaker != nil {
 		s.Breaker.Close()
 	}
+	s.ChaosMonkey.Close()
 	if err := srv.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shut down %s: %w", s.cfg.Service, err)
 	}

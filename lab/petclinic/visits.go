@@ -69,9 +69,12 @@ type visits struct {
 
 func newVisits(r *router, m *Metrics, customers *upstream, rc Reconnect, log *zap.Logger) *visits {
 	v := &visits{store: newVisitStore(), customers: customers, reconnect: rc, timer: m.visitTimer(), log: log, now: time.Now}
-	r.handle("GET", "/pets/visits", v.readMany)
-	r.handle("GET", "/owners/*/pets/{petId}/visits", v.readOne)
-	r.handle("POST", "/owners/*/pets/{petId}/visits", v.create)
+	comp := func(m string) Component {
+		return Component{Bean: "visitResource", Class: visitResourceClass, Method: m}
+	}
+	r.controller("GET", "/pets/visits", comp("read"), v.readMany)
+	r.controller("GET", "/owners/*/pets/{petId}/visits", comp("read"), v.readOne)
+	r.controller("POST", "/owners/*/pets/{petId}/visits", comp("create"), v.create)
 	return v
 }
 
