@@ -100,6 +100,9 @@ type Spec struct {
 
 	// SteadyState must hold before the faults are injected.
 	SteadyState SteadyState `yaml:"steadyState" json:"steadyState"`
+	// Effects, when set, prove the faults took hold before the steady
+	// state is judged during the fault.
+	Effects *Effects `yaml:"effects,omitempty" json:"effects,omitempty"`
 	// AbortWhen conditions end the run early; see AbortProbe.
 	AbortWhen []AbortProbe `yaml:"abortWhen,omitempty" json:"abortWhen,omitempty"`
 	// Recovery says how recovery after the revert is judged.
@@ -117,6 +120,11 @@ type Target struct {
 	Nodes []string `yaml:"nodes,omitempty" json:"nodes,omitempty"`
 	// Selector matches node labels (all must match).
 	Selector map[string]string `yaml:"selector,omitempty" json:"selector,omitempty"`
+	// Service selects the instances (pods) of a service instead of whole
+	// nodes: faults of kind memory, exception and app-latency act on each
+	// instance; network faults act on the nodes running one. Nodes and
+	// Selector then narrow the nodes considered.
+	Service string `yaml:"service,omitempty" json:"service,omitempty"`
 	// Mode is the blast radius: "all" (default), "one", "fixed:N", "percent:P".
 	Mode BlastRadius `yaml:"mode,omitempty" json:"mode"`
 }
@@ -144,6 +152,14 @@ type FaultKind string
 const (
 	// FaultPartition drops traffic to and from CIDRs (see PartitionParams).
 	FaultPartition FaultKind = "partition"
+	// FaultLatency delays traffic toward CIDRs (see LatencyParams).
+	FaultLatency FaultKind = "latency"
+	// FaultMemory fills memory in a cgroup (see MemoryParams).
+	FaultMemory FaultKind = "memory"
+	// FaultException makes a Spring Boot service throw (see ExceptionParams).
+	FaultException FaultKind = "exception"
+	// FaultAppLatency slows a Spring Boot service down (see AppLatencyParams).
+	FaultAppLatency FaultKind = "app-latency"
 )
 
 // Fault is one fault applied to every node a target resolves to.
@@ -153,6 +169,106 @@ type Fault struct {
 	Target string    `yaml:"target" json:"target"`
 	// Partition holds the parameters when Kind is "partition".
 	Partition *PartitionParams `yaml:"partition,omitempty" json:"partition,omitempty"`
+	// Latency holds the parameters when Kind is "latency".
+	Latency *LatencyParams `yaml:"latency,omitempty" json:"latency,omitempty"`
+	// Memory holds the parameters when Kind is "memory".
+	Memory *MemoryParams `yaml:"memory,omitempty" json:"memory,omitempty"`
+	// Exception holds the parameters when Kind is "exception".
+	Exception *ExceptionParams `yaml:"exception,omitempty" json:"exception,omitempty"`
+	// AppLatency holds the parameters when Kind is "app-latency".
+	AppLatency *AppLatencyParams `yaml:"appLatency,omitempty" json:"appLatency,omitempty"`
+}
+
+// LatencyParams delay (and optionally drop) traffic toward CIDRs with tc
+// netem, leaving all other traffic alone.
+type LatencyParams struct {
+	CIDRs []netip.Prefix `yaml:"cidrs" json:"cidrs"`
+	// Ports restricts the delay to these remote ports (TCP and UDP).
+	Ports []uint16 `yaml:"ports,omitempty" json:"ports,omitempty"`
+	// Delay added to every matched packet (> 0).
+	Delay Duration `yaml:"delay" json:"delay"`
+	// Jitter varies the delay by up to this much (<= delay).
+	Jitter Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
+	// Correlation of successive delays and losses, in percent (0-100).
+	Correlation float64 `yaml:"correlation,omitempty" json:"correlation,omitempty"`
+	// Loss drops this percentage of matched packets (0-100).
+	Loss float64 `yaml:"loss,omitempty" json:"loss,omitempty"`
+	// Rate caps matched traffic, e.g. "10mbit", "512kbit", "1gbit".
+	Rate ByteRate `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// Interface to shape; empty: the interfaces the CIDRs are routed through.
+	Interface string `yaml:"interface,omitempty" json:"interface,omitempty"`
+}
+
+// ByteRate is a bandwidth written the tc way ("10mbit", "512kbit",
+// "1gbit", "100kbps" (bytes)), held in bytes per second.
+type ByteRate uint64
+
+// MemoryParams fill memory in the target's cgroup (the service instance's,
+// or the node's when the target has no service) with a stressor process.
+type MemoryParams struct {
+	// Size to allocate, e.g. "256Mi", "1Gi" (exactly one of Size and Fraction).
+	Size ByteSize `yaml:"size,omitempty" json:"size,omitempty"`
+	// Fraction of the cgroup's memory limit (or of node memory), in (0, 1].
+	Fraction float64 `yaml:"fraction,omitempty" json:"fraction,omitempty"`
+	// Ramp spreads the allocation over this long (default 0: at once).
+	Ramp Duration `yaml:"ramp,omitempty" json:"ramp,omitempty"`
+}
+
+// ByteSize is a size written with binary or decimal suffixes ("256Mi",
+// "1Gi", "512M", "1000000"), held in bytes.
+type ByteSize uint64
+
+// ExceptionParams make Chaos Monkey for Spring Boot throw in 1 of Level
+// requests of the target service.
+type ExceptionParams struct {
+	// Level: 1 in Level requests is attacked (1-10000, default 1).
+	Level         int  `yaml:"level,omitempty" json:"level"`
+	Deterministic bool `yaml:"deterministic,omitempty" json:"deterministic,omitempty"`
+	// Exception thrown; default Chaos Monkey's (java.lang.RuntimeException).
+	Exception *SpringException `yaml:"exception,omitempty" json:"exception,omitempty"`
+	// Watchers are the Spring component types attacked (controller,
+	// restController, service, repository, component); default
+	// restController and service.
+	Watchers []string `yaml:"watchers,omitempty" json:"watchers,omitempty"`
+}
+
+// SpringException is an exception for Chaos Monkey to throw.
+type SpringException struct {
+	Type      string               `yaml:"type" json:"type"`
+	Method    string               `yaml:"method,omitempty" json:"method,omitempty"`
+	Arguments []SpringExceptionArg `yaml:"arguments,omitempty" json:"arguments,omitempty"`
+}
+
+// SpringExceptionArg is one constructor argument.
+type SpringExceptionArg struct {
+	Type  string `yaml:"type" json:"type"`
+	Value string `yaml:"value" json:"value"`
+}
+
+// AppLatencyParams make Chaos Monkey for Spring Boot delay 1 of Level
+// requests of the target service by a random time in Range.
+type AppLatencyParams struct {
+	Level         int          `yaml:"level,omitempty" json:"level"`
+	Deterministic bool         `yaml:"deterministic,omitempty" json:"deterministic,omitempty"`
+	Range         LatencyRange `yaml:"latencyRange" json:"latencyRange"`
+	Watchers      []string     `yaml:"watchers,omitempty" json:"watchers,omitempty"`
+}
+
+// LatencyRange bounds an app-latency assault's delay (0 < start <= end).
+type LatencyRange struct {
+	Start Duration `yaml:"start" json:"start"`
+	End   Duration `yaml:"end" json:"end"`
+}
+
+// Effects are probes that prove the faults took hold. After the inject
+// they are polled every probe interval until all hold, for at most
+// Within; if they never do, the run reverts and ends with verdict error
+// (the experiment proved nothing). Only then is the steady state judged
+// during the fault (see SteadyState.MustHoldDuringFault).
+type Effects struct {
+	Probes []probes.Probe `yaml:"probes" json:"probes"`
+	// Within bounds the wait (default 30s).
+	Within Duration `yaml:"within,omitempty" json:"within"`
 }
 
 // Direction of a partition.
@@ -175,6 +291,11 @@ type PartitionParams struct {
 // the fault the first failing one marks the first impact.
 type SteadyState struct {
 	Probes []probes.Probe `yaml:"probes" json:"probes"`
+	// MustHoldDuringFault makes any failing round while the faults are in
+	// place (after Effects, if any, held) fail the run: the system must
+	// survive the fault, not merely recover from it. Default false: the
+	// fault may hurt, and the run judges recovery and RTO.
+	MustHoldDuringFault bool `yaml:"mustHoldDuringFault,omitempty" json:"mustHoldDuringFault,omitempty"`
 }
 
 // AbortProbe is an abort condition checked while the faults are in place.

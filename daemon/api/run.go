@@ -14,6 +14,7 @@ const (
 	PhasePreflight   = "preflight"
 	PhaseSteadyState = "steady-state"
 	PhaseInjecting   = "injecting"
+	PhaseEffects     = "effects" // proving the faults took hold
 	PhaseObserving   = "observing"
 	PhaseReverting   = "reverting"
 	PhaseRecovering  = "recovering"
@@ -88,6 +89,7 @@ type FaultRecord struct {
 	Kind         string     `json:"kind"`
 	Cluster      string     `json:"cluster"`
 	Node         string     `json:"node"`
+	Instance     string     `json:"instance,omitempty"` // service/instance for service targets
 	AgentFaultID string     `json:"agentFaultId"`
 	InjectedAt   *time.Time `json:"injectedAt,omitempty"`
 	RevertedAt   *time.Time `json:"revertedAt,omitempty"`

@@ -36,11 +36,25 @@ type Agent interface {
 	Revert(ctx context.Context, id string) (agentapi.FaultStatus, error)
 }
 
-// Node is one resolved target node and the agent that serves it.
+// Node is one resolved target node and the agent that serves it. For a
+// target with a service, there is one Node per service instance on it.
 type Node struct {
 	Cluster string
 	Name    string
 	Agent   Agent
+	// Instance is the service instance on this node (nil for node targets).
+	Instance *Instance
+}
+
+// Instance is one instance (pod) of a service.
+type Instance struct {
+	Service string
+	Name    string // unique within the service, e.g. the pod name
+	// URL is the instance's base URL (its Spring Boot actuator lives
+	// under URL/actuator).
+	URL string
+	// Cgroup is the instance's cgroup path relative to the cgroup root.
+	Cgroup string
 }
 
 // Resolver turns a spec target into the nodes it selects (blast radius
@@ -85,7 +99,8 @@ type Runner struct {
 type liveFault struct {
 	node  Node
 	fault agentapi.Fault
-	idx   int // index in rec.Faults
+	name  string // the spec's fault name
+	idx   int    // index in rec.Faults
 }
 
 // New prepares a run of exp recorded in rec (ID, experiment, trigger and
@@ -169,10 +184,14 @@ func (r *Runner) run(ctx context.Context) (string, string) {
 	}
 	for _, lf := range plan {
 		cctx, cancel := context.WithTimeout(ctx, r.opts.AgentTimeout)
-		_, err := lf.node.Agent.Status(cctx)
+		st, err := lf.node.Agent.Status(cctx)
 		cancel()
 		if err != nil {
 			return api.VerdictError, fmt.Sprintf("preflight: agent on node %s: %v", lf.node.Name, err)
+		}
+		// Refuse before anything is injected when a node cannot run a kind.
+		if why, missing := st.Unavailable[lf.fault.Kind]; missing {
+			return api.VerdictError, fmt.Sprintf("preflight: node %s cannot run %s faults: %s", lf.node.Name, lf.fault.Kind, why)
 		}
 	}
 	if ctx.Err() != nil {
@@ -182,7 +201,7 @@ func (r *Runner) run(ctx context.Context) (string, string) {
 	// Steady state must hold before anything is injected.
 	r.setPhase(api.PhaseSteadyState, "judging steady state")
 	results := r.evalAll(ctx, spec.SteadyState.Probes)
-	r.recordRound(api.PhaseSteadyState, spec.SteadyState.Probes, results)
+	r.recordRound(api.PhaseSteadyState, spec.SteadyState.Probes, results, false)
 	if failed := failing(results); len(failed) > 0 {
 		return api.VerdictFail, "steady state not met before inject: " + describeFailures(failed)
 	}
@@ -214,7 +233,72 @@ func (r *Runner) run(ctx context.Context) (string, string) {
 	return r.recover(ctx)
 }
 
-// plan resolves targets and builds the agent faults, one per fault × node.
+// agentFault translates one spec fault on one node (or service instance)
+// into what the agent is asked to apply.
+func agentFault(rec api.Run, f experiments.Fault, n Node) (agentapi.Fault, error) {
+	af := agentapi.Fault{ID: rec.ID + "." + f.Name, RunID: rec.ID, Experiment: rec.Experiment, Kind: string(f.Kind)}
+	if n.Instance != nil {
+		af.ID += "." + n.Instance.Name
+	}
+	needInstance := func() error {
+		if n.Instance == nil || n.Instance.URL == "" {
+			return fmt.Errorf("fault %s: kind %s needs a service instance with a URL on node %s", f.Name, f.Kind, n.Name)
+		}
+		return nil
+	}
+	switch f.Kind {
+	case experiments.FaultPartition:
+		p := &agentapi.Partition{Direction: string(f.Partition.Direction), Ports: f.Partition.Ports}
+		for _, c := range f.Partition.CIDRs {
+			p.CIDRs = append(p.CIDRs, c.String())
+		}
+		af.Partition = p
+	case experiments.FaultLatency:
+		l := f.Latency
+		al := &agentapi.Latency{Interface: l.Interface, Ports: l.Ports,
+			DelayMs: ms(l.Delay), JitterMs: ms(l.Jitter), CorrelationPercent: l.Correlation,
+			LossPercent: l.Loss, RateBytesPerSecond: uint64(l.Rate)}
+		for _, c := range l.CIDRs {
+			al.CIDRs = append(al.CIDRs, c.String())
+		}
+		af.Latency = al
+	case experiments.FaultMemory:
+		m := &agentapi.Memory{SizeBytes: uint64(f.Memory.Size), Fraction: f.Memory.Fraction, RampSeconds: f.Memory.Ramp.D().Seconds()}
+		if n.Instance != nil {
+			m.Cgroup = n.Instance.Cgroup
+		}
+		af.Memory = m
+	case experiments.FaultException:
+		if err := needInstance(); err != nil {
+			return af, err
+		}
+		e := f.Exception
+		sb := &agentapi.SpringBoot{URL: n.Instance.URL, Level: e.Level, Deterministic: e.Deterministic, Watchers: e.Watchers}
+		if e.Exception != nil {
+			se := &agentapi.SpringException{Type: e.Exception.Type, Method: e.Exception.Method}
+			for _, a := range e.Exception.Arguments {
+				se.Arguments = append(se.Arguments, agentapi.SpringExceptionArg{Type: a.Type, Value: a.Value})
+			}
+			sb.Exception = se
+		}
+		af.SpringBoot = sb
+	case experiments.FaultAppLatency:
+		if err := needInstance(); err != nil {
+			return af, err
+		}
+		a := f.AppLatency
+		af.SpringBoot = &agentapi.SpringBoot{URL: n.Instance.URL, Level: a.Level, Deterministic: a.Deterministic, Watchers: a.Watchers,
+			LatencyRangeStartMs: int(a.Range.Start.D().Milliseconds()), LatencyRangeEndMs: int(a.Range.End.D().Milliseconds())}
+	default:
+		return af, fmt.Errorf("fault %s: kind %q is not supported by this chaosd", f.Name, f.Kind)
+	}
+	return af, nil
+}
+
+func ms(d experiments.Duration) float64 { return float64(d.D()) / float64(time.Millisecond) }
+
+// plan resolves targets and builds the agent faults, one per fault × node
+// (or service instance).
 func (r *Runner) plan() ([]liveFault, error) {
 	spec := &r.exp.Spec
 	targets := map[string]experiments.Target{}
@@ -235,23 +319,11 @@ func (r *Runner) plan() ([]liveFault, error) {
 			return nil, fmt.Errorf("target %s selects no node", t.Name)
 		}
 		for _, n := range nodes {
-			af := agentapi.Fault{
-				ID:         r.rec.ID + "." + f.Name,
-				RunID:      r.rec.ID,
-				Experiment: r.rec.Experiment,
-				Kind:       string(f.Kind),
+			af, err := agentFault(r.rec, f, n)
+			if err != nil {
+				return nil, err
 			}
-			switch f.Kind {
-			case experiments.FaultPartition:
-				p := &agentapi.Partition{Direction: string(f.Partition.Direction), Ports: f.Partition.Ports}
-				for _, c := range f.Partition.CIDRs {
-					p.CIDRs = append(p.CIDRs, c.String())
-				}
-				af.Partition = p
-			default:
-				return nil, fmt.Errorf("fault %s: kind %q is not supported by this chaosd", f.Name, f.Kind)
-			}
-			plan = append(plan, liveFault{node: n, fault: af})
+			plan = append(plan, liveFault{node: n, fault: af, name: f.Name})
 		}
 	}
 	return plan, nil
@@ -266,8 +338,8 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		r.update(func(rec *api.Run) {
 			lf.idx = len(rec.Faults)
 			rec.Faults = append(rec.Faults, api.FaultRecord{
-				Name: faultName(lf.fault), Kind: lf.fault.Kind, Cluster: lf.node.Cluster,
-				Node: lf.node.Name, AgentFaultID: lf.fault.ID,
+				Name: lf.name, Kind: lf.fault.Kind, Cluster: lf.node.Cluster,
+				Node: lf.node.Name, Instance: instanceName(lf.node), AgentFaultID: lf.fault.ID,
 			})
 			r.faults = append(r.faults, lf)
 		})
@@ -281,7 +353,7 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		cancel()
 		if err != nil {
 			r.update(func(rec *api.Run) { rec.Faults[lf.idx].Error = err.Error() })
-			return fmt.Errorf("fault %s on node %s: %w", faultName(lf.fault), lf.node.Name, err)
+			return fmt.Errorf("fault %s on node %s: %w", lf.name, lf.node.Name, err)
 		}
 		at := st.AppliedAt
 		if at.IsZero() {
@@ -301,8 +373,14 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 // It returns a verdict only when the run must end without recovery.
 func (r *Runner) observe(ctx context.Context) (string, string) {
 	spec := &r.exp.Spec
-	r.setPhase(api.PhaseObserving, fmt.Sprintf("holding faults for %s", spec.Duration.D()))
 	end := r.rec.Times.Injected.Add(spec.Duration.D())
+	ob := &observation{proven: spec.Effects == nil}
+	if ob.proven {
+		r.setPhase(api.PhaseObserving, fmt.Sprintf("holding faults for %s", spec.Duration.D()))
+	} else {
+		ob.effectsDeadline = r.rec.Times.Injected.Add(spec.Effects.Within.D())
+		r.setPhase(api.PhaseEffects, fmt.Sprintf("proving the faults took hold (within %s)", spec.Effects.Within.D()))
+	}
 
 	leaseCtx, stopLeases := context.WithCancel(ctx)
 	leaseLost := make(chan string, 1)
@@ -311,17 +389,20 @@ func (r *Runner) observe(ctx context.Context) (string, string) {
 	go func() { defer wg.Done(); r.renewLeases(leaseCtx, leaseLost) }()
 	defer func() { stopLeases(); wg.Wait() }()
 
-	aborts := make([]*probes.AbortTracker, len(spec.AbortWhen))
+	ob.aborts = make([]*probes.AbortTracker, len(spec.AbortWhen))
 	for i, a := range spec.AbortWhen {
-		aborts[i] = &probes.AbortTracker{For: a.For.D()}
+		ob.aborts[i] = &probes.AbortTracker{For: a.For.D()}
 	}
 	tick := time.NewTicker(spec.ProbeInterval.D())
 	defer tick.Stop()
 	for {
-		if vd, rs := r.observeRound(ctx, aborts); vd != "" {
+		if vd, rs := r.observeRound(ctx, ob); vd != "" {
 			return vd, rs
 		}
 		if !time.Now().Before(end) {
+			if !ob.proven {
+				return api.VerdictError, "the faults were held to the end but their effects were never proven"
+			}
 			return "", ""
 		}
 		wait := time.Until(end)
@@ -338,12 +419,39 @@ func (r *Runner) observe(ctx context.Context) (string, string) {
 	}
 }
 
-func (r *Runner) observeRound(ctx context.Context, aborts []*probes.AbortTracker) (string, string) {
+// observation is the state of the observe phase.
+type observation struct {
+	aborts []*probes.AbortTracker
+	// proven is set once the effect probes held (at once without effects).
+	proven          bool
+	effectsDeadline time.Time
+}
+
+func (r *Runner) observeRound(ctx context.Context, ob *observation) (string, string) {
 	spec := &r.exp.Spec
 	slo := r.evalAll(ctx, spec.SteadyState.Probes)
-	r.recordRound(api.PhaseObserving, spec.SteadyState.Probes, slo)
+	r.recordRound(api.PhaseObserving, spec.SteadyState.Probes, slo, false)
 	r.noteImpact(slo)
 	r.feedRecovery(ctx, slo)
+
+	if !ob.proven {
+		eff := spec.Effects.Probes
+		res := r.evalAll(ctx, eff)
+		r.recordRound(api.PhaseEffects, eff, res, true)
+		switch failed := failing(res); {
+		case len(failed) == 0:
+			ob.proven = true
+			r.setPhase(api.PhaseObserving, fmt.Sprintf("effects proven after %s; holding faults for %s",
+				time.Since(*r.rec.Times.Injected).Round(time.Millisecond), spec.Duration.D()))
+		case !time.Now().Before(ob.effectsDeadline):
+			return api.VerdictError, fmt.Sprintf("the faults had no provable effect within %s (%s): the run proves nothing",
+				spec.Effects.Within.D(), describeFailures(failed))
+		}
+	} else if spec.SteadyState.MustHoldDuringFault {
+		if failed := failing(slo); len(failed) > 0 {
+			return api.VerdictFail, "steady state violated while the faults were in place: " + describeFailures(failed)
+		}
+	}
 
 	if len(spec.AbortWhen) == 0 {
 		return "", ""
@@ -356,7 +464,7 @@ func (r *Runner) observeRound(ctx context.Context, aborts []*probes.AbortTracker
 	r.recordAbortRound(aps, res)
 	for i, a := range spec.AbortWhen {
 		firing := abortFiring(a.Probe, res[i])
-		if aborts[i].Observe(res[i].Time, firing) {
+		if ob.aborts[i].Observe(res[i].Time, firing) {
 			return api.VerdictAborted, fmt.Sprintf("abort condition %s fired for %s (value %s, condition %s)",
 				a.Name, a.For.D(), fmtValue(res[i]), a.Probe.Condition())
 		}
@@ -474,7 +582,7 @@ func (r *Runner) recover(ctx context.Context) (string, string) {
 	defer tick.Stop()
 	for {
 		res := r.evalAll(ctx, rc.Probes)
-		r.recordRound(api.PhaseRecovering, rc.Probes, res)
+		r.recordRound(api.PhaseRecovering, rc.Probes, res, false)
 		r.noteImpact(res)
 		r.feedRecovery(ctx, res)
 		now := time.Now()
@@ -538,7 +646,7 @@ func (r *Runner) feedRecovery(ctx context.Context, slo []probes.Result) {
 		r.recovery = &probes.RecoveryTracker{HoldFor: hold}
 	}
 	res := slo
-	if r.rec.Phase == api.PhaseObserving && !sameProbes(r.exp.Spec.Recovery.Probes, r.exp.Spec.SteadyState.Probes) {
+	if r.rec.Phase != api.PhaseRecovering && !sameProbes(r.exp.Spec.Recovery.Probes, r.exp.Spec.SteadyState.Probes) {
 		res = r.evalAll(ctx, r.exp.Spec.Recovery.Probes)
 	}
 	t := time.Now()
@@ -612,9 +720,15 @@ func (r *Runner) update(fn func(rec *api.Run)) {
 	r.save(cp)
 }
 
-func (r *Runner) recordRound(phase string, ps []probes.Probe, res []probes.Result) {
+// recordRound adds one round's results to the phase's summaries and shows
+// them as the current values (after those already shown this round when
+// appendCurrent).
+func (r *Runner) recordRound(phase string, ps []probes.Probe, res []probes.Result, appendCurrent bool) {
 	r.update(func(rec *api.Run) {
-		rec.Current = append([]probes.Result(nil), res...)
+		if !appendCurrent {
+			rec.Current = nil
+		}
+		rec.Current = append(rec.Current, res...)
 		pr := phaseResult(rec, phase)
 		for i, p := range ps {
 			addSummary(pr, p, res[i], !res[i].OK)
@@ -727,11 +841,11 @@ func sameProbes(a, b []probes.Probe) bool {
 	return true
 }
 
-func faultName(f agentapi.Fault) string {
-	if len(f.ID) > len(f.RunID)+1 {
-		return f.ID[len(f.RunID)+1:]
+func instanceName(n Node) string {
+	if n.Instance == nil {
+		return ""
 	}
-	return f.ID
+	return n.Instance.Service + "/" + n.Instance.Name
 }
 
 func joinReasons(a, b string) string {

@@ -38,6 +38,9 @@ type system struct {
 	pingErr      error
 	unhealthy    bool // unhealthy from the start
 	abortValue   float64
+	noEffect     bool              // the faults never show their effect
+	unavailable  map[string]string // kind → why the agents cannot run it
+	injectedF    []agentapi.Fault  // what the agents were asked to apply
 }
 
 func newSystem() *system { return &system{active: map[string]string{}} }
@@ -70,6 +73,12 @@ func (s *system) Eval(_ context.Context, p probes.Probe, at time.Time) probes.Re
 	switch p.Name {
 	case "abort":
 		r.Value = s.abortValue
+	case "effect":
+		s.mu.Lock()
+		if len(s.active) > 0 && !s.noEffect {
+			r.Value = 1
+		}
+		s.mu.Unlock()
 	default:
 		if s.healthy() {
 			r.Value = 1
@@ -90,7 +99,7 @@ type fakeAgent struct {
 }
 
 func (a fakeAgent) Status(context.Context) (agentapi.Status, error) {
-	return agentapi.Status{Node: a.node}, nil
+	return agentapi.Status{Node: a.node, Unavailable: a.s.unavailable}, nil
 }
 
 func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultStatus, error) {
@@ -104,6 +113,7 @@ func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultSt
 	}
 	a.s.active[f.ID+"@"+a.node] = a.node
 	a.s.injected++
+	a.s.injectedF = append(a.s.injectedF, f)
 	return agentapi.FaultStatus{Fault: f, State: agentapi.StateActive, AppliedAt: time.Now()}, nil
 }
 
@@ -239,6 +249,21 @@ func TestRunVerdicts(t *testing.T) {
 			verdict: api.VerdictError, reason: "interrupted", injected: true},
 		{name: "no impact gives RTO 0", setup: func(s *system) { s.healthyAlso = true },
 			verdict: api.VerdictPass, reason: "no impact", injected: true},
+		{name: "effects proven then recovery judged", setup: func(s *system) { s.recoverAfter = 0 },
+			mod:     withEffects,
+			verdict: api.VerdictPass, reason: "recovered", injected: true},
+		{name: "faults without effect prove nothing", setup: func(s *system) { s.noEffect = true; s.recoverAfter = 0 },
+			mod:     withEffects,
+			verdict: api.VerdictError, reason: "no provable effect", injected: true},
+		{name: "steady state must hold during the fault and does not", setup: func(s *system) { s.recoverAfter = 0 },
+			mod:     func(sp *experiments.Spec) { withEffects(sp); sp.SteadyState.MustHoldDuringFault = true },
+			verdict: api.VerdictFail, reason: "steady state violated while the faults were in place", injected: true},
+		{name: "steady state must hold during the fault and does", setup: func(s *system) { s.healthyAlso = true },
+			mod:     func(sp *experiments.Spec) { withEffects(sp); sp.SteadyState.MustHoldDuringFault = true },
+			verdict: api.VerdictPass, reason: "no impact", injected: true},
+		{name: "a kind the node cannot run is refused before inject",
+			setup:   func(s *system) { s.unavailable = map[string]string{"partition": "no nf_tables in this kernel"} },
+			verdict: api.VerdictError, reason: "cannot run partition faults: no nf_tables"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,6 +293,13 @@ func TestRunVerdicts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func withEffects(sp *experiments.Spec) {
+	sp.Effects = &experiments.Effects{
+		Probes: []probes.Probe{{Name: "effect", Query: "x", Op: probes.OpEQ, Threshold: f64(1)}},
+		Within: experiments.Duration(200 * time.Millisecond),
 	}
 }
 
@@ -318,5 +350,84 @@ func TestDryRunInjectsNothing(t *testing.T) {
 	final := New(e, rec, s, fakeResolver{s}, nil, nil, Options{}).Run(context.Background())
 	if final.Verdict != api.VerdictPass || s.injected != 0 {
 		t.Fatalf("dry run: verdict %s injected %d", final.Verdict, s.injected)
+	}
+}
+
+// serviceResolver resolves a service target to two instances on one node.
+type serviceResolver struct{ s *system }
+
+func (r serviceResolver) Resolve(t experiments.Target) ([]Node, error) {
+	var out []Node
+	for _, name := range []string{"visits-1", "visits-2"} {
+		out = append(out, Node{Cluster: t.Cluster, Name: "n1", Agent: fakeAgent{r.s, "n1"},
+			Instance: &Instance{Service: t.Service, Name: name, URL: "http://" + name + ":8082", Cgroup: "lab/" + name}})
+	}
+	return out, nil
+}
+
+func TestServiceFaultsReachEveryInstance(t *testing.T) {
+	s := newSystem()
+	s.recoverAfter = 0
+	e := experiment(func(sp *experiments.Spec) {
+		sp.Targets[0].Service = "visits-service"
+		sp.Faults = []experiments.Fault{
+			{Name: "boom", Kind: experiments.FaultException, Target: "c1-nodes", Exception: &experiments.ExceptionParams{Level: 3,
+				Exception: &experiments.SpringException{Type: "java.lang.IllegalStateException"}}},
+			{Name: "slow", Kind: experiments.FaultAppLatency, Target: "c1-nodes", AppLatency: &experiments.AppLatencyParams{Level: 1,
+				Range: experiments.LatencyRange{Start: experiments.Duration(time.Second), End: experiments.Duration(2 * time.Second)}}},
+			{Name: "fill", Kind: experiments.FaultMemory, Target: "c1-nodes", Memory: &experiments.MemoryParams{Fraction: 0.5,
+				Ramp: experiments.Duration(100 * time.Millisecond)}},
+		}
+	})
+	rec := api.Run{ID: "r-svc", Experiment: "t"}
+	final := New(e, rec, s, serviceResolver{s}, nil, zaptest.NewLogger(t), Options{}).Run(context.Background())
+	if final.Verdict != api.VerdictPass {
+		t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
+	}
+	if len(s.injectedF) != 6 {
+		t.Fatalf("injected %d faults, want 3 faults x 2 instances", len(s.injectedF))
+	}
+	ids := map[string]bool{}
+	for _, f := range s.injectedF {
+		ids[f.ID] = true
+		switch f.Kind {
+		case agentapi.KindException:
+			if f.SpringBoot == nil || f.SpringBoot.Level != 3 || f.SpringBoot.Exception.Type != "java.lang.IllegalStateException" ||
+				!strings.HasPrefix(f.SpringBoot.URL, "http://visits-") {
+				t.Errorf("exception fault %+v", f.SpringBoot)
+			}
+		case agentapi.KindAppLatency:
+			if f.SpringBoot == nil || f.SpringBoot.LatencyRangeStartMs != 1000 || f.SpringBoot.LatencyRangeEndMs != 2000 {
+				t.Errorf("app-latency fault %+v", f.SpringBoot)
+			}
+		case agentapi.KindMemory:
+			if f.Memory == nil || f.Memory.Fraction != 0.5 || !strings.HasPrefix(f.Memory.Cgroup, "lab/visits-") || f.Memory.RampSeconds != 0.1 {
+				t.Errorf("memory fault %+v", f.Memory)
+			}
+		}
+	}
+	if len(ids) != 6 {
+		t.Errorf("agent fault IDs must be unique per instance: %v", ids)
+	}
+	for _, fr := range final.Faults {
+		if fr.Instance == "" {
+			t.Errorf("fault record without instance: %+v", fr)
+		}
+	}
+}
+
+func TestLatencyFaultTranslation(t *testing.T) {
+	f := experiments.Fault{Name: "slow-tgw", Kind: experiments.FaultLatency, Latency: &experiments.LatencyParams{
+		CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Ports: []uint16{8082},
+		Delay: experiments.Duration(200 * time.Millisecond), Jitter: experiments.Duration(20 * time.Millisecond),
+		Correlation: 25, Loss: 1.5, Rate: 1250000, Interface: "eth0"}}
+	af, err := agentFault(api.Run{ID: "r-1", Experiment: "x"}, f, Node{Name: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := af.Latency
+	if af.ID != "r-1.slow-tgw" || l.DelayMs != 200 || l.JitterMs != 20 || l.CorrelationPercent != 25 || l.LossPercent != 1.5 ||
+		l.RateBytesPerSecond != 1250000 || l.Interface != "eth0" || l.CIDRs[0] != "10.1.0.0/16" || l.Ports[0] != 8082 {
+		t.Fatalf("latency translated to %+v (id %s)", l, af.ID)
 	}
 }
