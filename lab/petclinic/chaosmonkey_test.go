@@ -286,7 +286,6 @@ func TestChaosMonkeyDeterministicLevel(t *testing.T) {
 	}
 }
 
-
 func TestChaosMonkeyExceptionType(t *testing.T) {
 	s, base := attackedCustomers(t, `{"exceptionsActive":true,"exception":{"type":"java.lang.IllegalStateException"}}`)
 	if code, _ := do(t, "GET", base+"/owners", ""); code != 500 {

@@ -54,8 +54,8 @@ type Server struct {
 	Breaker *Breaker // api-gateway only
 	// ChaosMonkey is the service's Chaos Monkey for Spring Boot.
 	ChaosMonkey *ChaosMonkey
-	handler http.Handler
-	log     *zap.Logger
+	handler     http.Handler
+	log         *zap.Logger
 }
 
 // New builds the service described by cfg.
