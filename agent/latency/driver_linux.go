@@ -1,0 +1,670 @@
+package latency
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+)
+
+// ProbeLink is the name of the dummy link Probe creates (and deletes) in
+// the target namespace to try the tc objects a fault needs; Prune removes
+// one left behind by a crash.
+const ProbeLink = "cdlat-probe"
+
+// Driver is the latency fault driver for one network namespace. Its
+// methods serialize on a mutex, so faults on the same interface compose
+// safely within one agent.
+type Driver struct {
+	mu sync.Mutex
+	ns netns.NsHandle
+	h  *netlink.Handle
+	lg *zap.Logger
+}
+
+// New opens the network namespace at nsPath (the calling thread's current
+// one when empty) and a netlink socket inside it. lg may be nil.
+func New(nsPath string, lg *zap.Logger) (*Driver, error) {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	var ns netns.NsHandle
+	var err error
+	if nsPath == "" {
+		ns, err = netns.Get()
+	} else {
+		ns, err = netns.GetFromPath(nsPath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %q: %w", nsPath, err)
+	}
+	// NETLINK_ROUTE only: the default protocol list fails without xfrm_user.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("netlink socket in namespace %q: %w", nsPath, err)
+	}
+	return &Driver{ns: ns, h: h, lg: lg}, nil
+}
+
+// Close releases the netlink socket and the namespace handle. It does not
+// revert anything.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.h != nil {
+		d.h.Close()
+		d.h = nil
+	}
+	return d.ns.Close()
+}
+
+// Kind returns agentapi.KindLatency.
+func (d *Driver) Kind() string { return agentapi.KindLatency }
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return "unknown"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// Probe checks that the kernel can build the fault's tc layout: on a dummy
+// link it creates in the target namespace (down, so no packet crosses it)
+// it adds an HTB root, a class, a netem leaf and a u32 filter, then
+// deletes the link. Without the dummy driver it falls back to looking for
+// sch_netem in /sys/module and the kernel's module tree.
+func (d *Driver) Probe() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	rel := kernelRelease()
+	if l, err := d.h.LinkByName(ProbeLink); err == nil {
+		d.h.LinkDel(l) // a crashed probe's leftover
+	}
+	la := netlink.NewLinkAttrs()
+	la.Name = ProbeLink
+	la.TxQLen = 1000
+	if err := d.h.LinkAdd(&netlink.Dummy{LinkAttrs: la}); err != nil {
+		return probeFiles(rel, err)
+	}
+	link, err := d.h.LinkByName(ProbeLink)
+	if err != nil {
+		return fmt.Errorf("probe: find dummy link %s: %w", ProbeLink, err)
+	}
+	defer d.h.LinkDel(link)
+	idx := link.Attrs().Index
+	if err := d.h.QdiscAdd(htbRoot(idx)); err != nil {
+		return fmt.Errorf("htb qdisc not supported by this kernel (%s): %w", rel, err)
+	}
+	if err := d.h.ClassAdd(htbClass(idx, Class{Handle: ClassHandle(FirstSlot), Parent: RootHandle, RateBytes: UnshapedBytesPerSecond})); err != nil {
+		return fmt.Errorf("htb class not supported by this kernel (%s): %w", rel, err)
+	}
+	if err := d.h.QdiscAdd(netemQdisc(idx, Netem{Handle: NetemHandle(FirstSlot), Parent: ClassHandle(FirstSlot), DelayUs: 1000, Limit: NetemLimit})); err != nil {
+		return fmt.Errorf("netem qdisc not supported by this kernel (%s): no sch_netem (%w)", rel, err)
+	}
+	f := Filters(FirstSlot, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, []uint16{9})[0]
+	if err := d.h.FilterAdd(u32Filter(idx, f)); err != nil {
+		return fmt.Errorf("u32 classifier not supported by this kernel (%s): %w", rel, err)
+	}
+	return nil
+}
+
+// probeFiles is the fallback probe when no dummy link can be created.
+func probeFiles(rel string, linkErr error) error {
+	if _, err := os.Stat("/sys/module/sch_netem"); err == nil {
+		return nil
+	}
+	modDir := filepath.Join("/lib/modules", rel)
+	if m, _ := filepath.Glob(filepath.Join(modDir, "kernel/net/sched/sch_netem.ko*")); len(m) > 0 {
+		return nil
+	}
+	if b, err := os.ReadFile(filepath.Join(modDir, "modules.builtin")); err == nil && strings.Contains(string(b), "sch_netem.ko") {
+		return nil
+	}
+	return fmt.Errorf("netem qdisc not supported by this kernel (%s): no sch_netem (not loaded, built in or installed; live probe impossible: add dummy link: %v)", rel, linkErr)
+}
+
+// Prepare validates the fault, resolves the interfaces to shape and
+// records each one's current root qdisc. It changes nothing.
+func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
+	s, err := Parse(f.Latency)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, err := d.resolve(f.ID, s)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(st)
+}
+
+// resolve maps the spec's CIDRs to interfaces and checks each one.
+func (d *Driver) resolve(faultID string, s Spec) (State, error) {
+	type group struct {
+		link     netlink.Link
+		prefixes []netip.Prefix
+	}
+	var groups []*group
+	byIndex := map[int]*group{}
+	add := func(l netlink.Link, pr netip.Prefix) {
+		g := byIndex[l.Attrs().Index]
+		if g == nil {
+			g = &group{link: l}
+			byIndex[l.Attrs().Index] = g
+			groups = append(groups, g)
+		}
+		g.prefixes = append(g.prefixes, pr)
+	}
+	if s.Interface != "" {
+		l, err := d.h.LinkByName(s.Interface)
+		if err != nil {
+			return State{}, fmt.Errorf("latency.interface: %s: %w", s.Interface, err)
+		}
+		for _, pr := range s.Prefixes {
+			add(l, pr)
+		}
+	} else {
+		for i, pr := range s.Prefixes {
+			routes, err := d.h.RouteGet(net.IP(pr.Addr().AsSlice()))
+			if err != nil || len(routes) == 0 {
+				return State{}, fmt.Errorf("latency.cidrs[%d]: no route to %s in the agent's network namespace: %v", i, pr, err)
+			}
+			r := routes[0]
+			l, err := d.h.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				return State{}, fmt.Errorf("latency.cidrs[%d]: interface %d of the route to %s: %w", i, r.LinkIndex, pr, err)
+			}
+			if r.Type == unix.RTN_LOCAL || l.Attrs().Flags&net.FlagLoopback != 0 {
+				return State{}, fmt.Errorf("latency.cidrs[%d]: %s is local (routed through %s); refusing to shape a loopback interface", i, pr, l.Attrs().Name)
+			}
+			add(l, pr)
+		}
+	}
+	var st State
+	for _, g := range groups {
+		cur, err := d.current(g.link)
+		if err != nil {
+			return State{}, err
+		}
+		if _, err := PlanFault(faultID, linkInfo(g.link), cur, s, g.prefixes); err != nil {
+			return State{}, err
+		}
+		is := IfaceState{Name: g.link.Attrs().Name, Index: g.link.Attrs().Index, Previous: cur.Root}
+		for _, pr := range g.prefixes {
+			is.CIDRs = append(is.CIDRs, pr.String())
+		}
+		st.Interfaces = append(st.Interfaces, is)
+	}
+	return st, nil
+}
+
+func linkInfo(l netlink.Link) Link {
+	a := l.Attrs()
+	return Link{Name: a.Name, Index: a.Index, Loopback: a.Flags&net.FlagLoopback != 0, TxQLen: a.TxQLen}
+}
+
+// retry repeats a dump interrupted by a concurrent change.
+func retry[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for range 5 {
+		v, err = f()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
+}
+
+// current reads the tc state of a link.
+func (d *Driver) current(l netlink.Link) (Current, error) {
+	name := l.Attrs().Name
+	var cur Current
+	qs, err := retry(func() ([]netlink.Qdisc, error) { return d.h.QdiscList(l) })
+	if err != nil {
+		return cur, fmt.Errorf("list qdiscs of %s: %w", name, err)
+	}
+	for _, q := range qs {
+		a := q.Attrs()
+		switch {
+		case a.Parent == netlink.HANDLE_ROOT:
+			cur.Root = Qdisc{Kind: q.Type(), Handle: a.Handle, Parent: a.Parent}
+		case a.Parent == netlink.HANDLE_INGRESS || a.Handle == 0:
+		default:
+			cur.Qdiscs = append(cur.Qdiscs, a.Handle)
+		}
+	}
+	if !cur.Ours() {
+		return cur, nil
+	}
+	cs, err := retry(func() ([]netlink.Class, error) { return d.h.ClassList(l, 0) })
+	if err != nil {
+		return cur, fmt.Errorf("list classes of %s: %w", name, err)
+	}
+	for _, c := range cs {
+		if Major(c.Attrs().Handle) == TagMajor {
+			cur.Classes = append(cur.Classes, c.Attrs().Handle)
+		}
+	}
+	fs, err := retry(func() ([]netlink.Filter, error) { return d.h.FilterList(l, RootHandle) })
+	if err != nil {
+		return cur, fmt.Errorf("list filters of %s: %w", name, err)
+	}
+	seen := map[uint16]bool{}
+	for _, f := range fs {
+		if p := f.Attrs().Priority; !seen[p] {
+			seen[p] = true
+			cur.FilterPrios = append(cur.FilterPrios, p)
+		}
+	}
+	return cur, nil
+}
+
+func htbRoot(idx int) *netlink.Htb {
+	q := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Handle: RootHandle, Parent: netlink.HANDLE_ROOT})
+	q.Defcls = uint32(DefaultMinor)
+	return q
+}
+
+func htbClass(idx int, c Class) *netlink.HtbClass {
+	quantum := c.RateBytes / 10
+	quantum = max(quantum, 1600)
+	quantum = min(quantum, 200_000)
+	return netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Handle: c.Handle, Parent: c.Parent},
+		netlink.HtbClassAttrs{Rate: c.RateBytes * 8, Ceil: c.RateBytes * 8, Quantum: uint32(quantum)})
+}
+
+func netemQdisc(idx int, n Netem) *netlink.Netem {
+	return netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx, Handle: n.Handle, Parent: n.Parent},
+		netlink.NetemQdiscAttrs{
+			Latency:   n.DelayUs,
+			Jitter:    n.JitterUs,
+			DelayCorr: n.Correlation,
+			Loss:      n.Loss,
+			LossCorr:  n.Correlation,
+			Limit:     n.Limit,
+		})
+}
+
+func u32Filter(idx int, f Filter) *netlink.U32 {
+	keys := make([]netlink.TcU32Key, len(f.Keys))
+	for i, k := range f.Keys {
+		keys[i] = netlink.TcU32Key{Off: k.Off, Mask: k.Mask, Val: k.Val}
+	}
+	return &netlink.U32{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: RootHandle, Priority: f.Prio, Protocol: f.Protocol},
+		ClassId:     f.ClassID,
+		Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: keys},
+	}
+}
+
+// install adds a plan; on error it removes what it added.
+func (d *Driver) install(l netlink.Link, p Plan) (err error) {
+	idx := l.Attrs().Index
+	// owned: the slot's class is ours to roll back. Before that only an
+	// empty root we created may be removed (slot 0 matches no class).
+	owned := false
+	defer func() {
+		if err != nil {
+			slot := 0
+			if owned {
+				slot = p.Slot
+			}
+			if _, rerr := d.removeSlot(l, slot); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("roll back slot %d on %s: %w", p.Slot, p.Iface, rerr))
+			}
+		}
+	}()
+	if p.CreateRoot {
+		if err := d.h.QdiscReplace(htbRoot(idx)); err != nil {
+			return fmt.Errorf("replace root qdisc %s of %s with htb %s: %w", p.Previous, p.Iface, HandleString(RootHandle), err)
+		}
+		if err := d.h.ClassAdd(htbClass(idx, p.DefaultClass)); err != nil {
+			return fmt.Errorf("add default htb class %s on %s: %w", HandleString(p.DefaultClass.Handle), p.Iface, err)
+		}
+	}
+	if err := d.h.ClassAdd(htbClass(idx, p.Class)); err != nil {
+		return fmt.Errorf("add htb class %s on %s: %w", HandleString(p.Class.Handle), p.Iface, err)
+	}
+	owned = true
+	if err := d.h.QdiscAdd(netemQdisc(idx, p.Netem)); err != nil {
+		msg := ""
+		if errors.Is(err, unix.ENOENT) {
+			msg = fmt.Sprintf(" (netem qdisc not supported by this kernel (%s)?)", kernelRelease())
+		}
+		return fmt.Errorf("add netem qdisc %s on %s%s: %w", HandleString(p.Netem.Handle), p.Iface, msg, err)
+	}
+	for _, f := range p.Filters {
+		if err := d.h.FilterAdd(u32Filter(idx, f)); err != nil {
+			return fmt.Errorf("add u32 filter %q on %s: %w", f.Desc, p.Iface, err)
+		}
+	}
+	return nil
+}
+
+func gone(err error) bool {
+	var lnf netlink.LinkNotFoundError
+	return err == nil || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.As(err, &lnf)
+}
+
+// faultClasses returns the slots with a class under our root.
+func faultClasses(cur Current) []int {
+	var slots []int
+	for _, c := range cur.Classes {
+		if m := int(Minor(c)); Major(c) == TagMajor && m >= FirstSlot && m <= LastSlot {
+			slots = append(slots, m)
+		}
+	}
+	return slots
+}
+
+// removeSlot deletes a slot's filters and class (its netem leaf goes with
+// the class) and, when no slot is left, the agent's root, which makes the
+// kernel reinstall its default root qdisc. Missing pieces are fine.
+func (d *Driver) removeSlot(l netlink.Link, slot int) (rootDeleted bool, err error) {
+	name, idx := l.Attrs().Name, l.Attrs().Index
+	cur, err := d.current(l)
+	if err != nil {
+		if gone(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	if !cur.Ours() {
+		return false, nil // our objects live only under our root
+	}
+	v4, v6 := FilterPrios(slot)
+	for _, pr := range cur.FilterPrios {
+		if pr != v4 && pr != v6 {
+			continue
+		}
+		proto := EthPIP
+		if pr == v6 {
+			proto = EthPIPv6
+		}
+		f := &netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: RootHandle, Priority: pr, Protocol: proto}}
+		if err := d.h.FilterDel(f); !gone(err) {
+			return false, fmt.Errorf("delete u32 filters prio %d on %s: %w", pr, name, err)
+		}
+	}
+	for _, c := range cur.Classes {
+		if c != ClassHandle(slot) {
+			continue
+		}
+		if err := d.h.ClassDel(htbClass(idx, Class{Handle: c, Parent: RootHandle, RateBytes: UnshapedBytesPerSecond})); !gone(err) {
+			return false, fmt.Errorf("delete htb class %s on %s: %w", HandleString(c), name, err)
+		}
+	}
+	cur, err = d.current(l)
+	if err != nil {
+		if gone(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	if !cur.Ours() || len(faultClasses(cur)) > 0 {
+		return false, nil
+	}
+	for _, pr := range cur.FilterPrios {
+		if SlotOfPrio(pr) != 0 {
+			return false, nil // filters of a slot whose class is gone: Prune's job
+		}
+	}
+	if err := d.h.QdiscDel(htbRoot(idx)); !gone(err) {
+		return false, fmt.Errorf("delete htb root %s on %s: %w", HandleString(RootHandle), name, err)
+	}
+	return true, nil
+}
+
+// Apply installs the fault on every interface of the state.
+func (d *Driver) Apply(f agentapi.Fault, state json.RawMessage) (json.RawMessage, error) {
+	s, err := Parse(f.Latency)
+	if err != nil {
+		return nil, err
+	}
+	st, err := DecodeState(state)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(st.Interfaces) == 0 {
+		if st, err = d.resolve(f.ID, s); err != nil {
+			return nil, err
+		}
+	}
+	// Applying again replaces the fault's earlier slots, never adds to them.
+	if err := d.revertLocked(f, &st); err != nil {
+		return nil, err
+	}
+	for i := range st.Interfaces {
+		is := &st.Interfaces[i]
+		if err := d.applyIface(f, s, is); err != nil {
+			if rerr := d.revertLocked(f, &st); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			return nil, fmt.Errorf("apply latency fault %s: %w", f.ID, err)
+		}
+	}
+	return json.Marshal(st)
+}
+
+func (d *Driver) applyIface(f agentapi.Fault, s Spec, is *IfaceState) error {
+	l, err := d.h.LinkByName(is.Name)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", is.Name, err)
+	}
+	var prefixes []netip.Prefix
+	for _, c := range is.CIDRs {
+		pr, err := netip.ParsePrefix(c)
+		if err != nil {
+			return fmt.Errorf("state of interface %s: %w", is.Name, err)
+		}
+		prefixes = append(prefixes, pr)
+	}
+	cur, err := d.current(l)
+	if err != nil {
+		return err
+	}
+	p, err := PlanFault(f.ID, linkInfo(l), cur, s, prefixes)
+	if err != nil {
+		return err
+	}
+	if err := d.install(l, p); err != nil {
+		return err
+	}
+	is.Slot = p.Slot
+	is.Index = l.Attrs().Index
+	d.lg.Info("latency fault injected",
+		zap.String("run", f.RunID), zap.String("fault", f.ID), zap.String("interface", is.Name),
+		zap.Int("slot", p.Slot), zap.Bool("createdRoot", p.CreateRoot), zap.String("previousRoot", p.Previous.String()),
+		zap.Strings("cidrs", is.CIDRs), zap.Int("filters", len(p.Filters)))
+	return nil
+}
+
+// Revert removes the fault's slot from every interface; the agent's root
+// goes with the last slot. Already removed pieces count as done.
+func (d *Driver) Revert(f agentapi.Fault, state json.RawMessage) error {
+	st, err := DecodeState(state)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.revertLocked(f, &st)
+}
+
+func (d *Driver) revertLocked(f agentapi.Fault, st *State) error {
+	var errs []error
+	for i := range st.Interfaces {
+		is := &st.Interfaces[i]
+		if is.Slot == 0 {
+			continue
+		}
+		l, err := d.h.LinkByName(is.Name)
+		if err != nil {
+			if !gone(err) {
+				errs = append(errs, fmt.Errorf("interface %s: %w", is.Name, err))
+				continue
+			}
+			is.Slot = 0 // the link and its qdiscs are gone
+			continue
+		}
+		rootDeleted, err := d.removeSlot(l, is.Slot)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("revert latency fault %s: %w", f.ID, err))
+			continue
+		}
+		d.lg.Info("latency fault reverted",
+			zap.String("run", f.RunID), zap.String("fault", f.ID), zap.String("interface", is.Name),
+			zap.Int("slot", is.Slot), zap.Bool("rootDeleted", rootDeleted))
+		is.Slot = 0
+	}
+	return errors.Join(errs...)
+}
+
+// Remaining describes what of the fault is still in the kernel: its
+// class, netem leaf and filters, and an agent root left with no slot.
+func (d *Driver) Remaining(f agentapi.Fault, state json.RawMessage) (string, error) {
+	st, err := DecodeState(state)
+	if err != nil {
+		return "", err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var left []string
+	for _, is := range st.Interfaces {
+		if is.Slot == 0 {
+			continue
+		}
+		l, err := d.h.LinkByName(is.Name)
+		if err != nil {
+			if gone(err) {
+				continue
+			}
+			return "", fmt.Errorf("interface %s: %w", is.Name, err)
+		}
+		cur, err := d.current(l)
+		if err != nil {
+			return "", err
+		}
+		left = append(left, describeSlot(is.Name, cur, is.Slot)...)
+		if cur.Ours() && len(faultClasses(cur)) == 0 {
+			left = append(left, fmt.Sprintf("%s: htb root %s with no fault class", is.Name, HandleString(RootHandle)))
+		}
+	}
+	return strings.Join(left, "; "), nil
+}
+
+func describeSlot(iface string, cur Current, slot int) []string {
+	if !cur.Ours() {
+		return nil
+	}
+	var left []string
+	for _, c := range cur.Classes {
+		if c == ClassHandle(slot) {
+			left = append(left, fmt.Sprintf("%s: htb class %s", iface, HandleString(c)))
+		}
+	}
+	for _, q := range cur.Qdiscs {
+		if q == NetemHandle(slot) {
+			left = append(left, fmt.Sprintf("%s: netem qdisc %s", iface, HandleString(q)))
+		}
+	}
+	for _, pr := range cur.FilterPrios {
+		if SlotOfPrio(pr) == slot {
+			left = append(left, fmt.Sprintf("%s: u32 filters prio %d", iface, pr))
+		}
+	}
+	return left
+}
+
+// Prune removes every slot in an agent root (cd00:) that no state in keep
+// owns, and the root itself once it holds no slot (so the kernel's
+// default root qdisc comes back), plus a leftover probe link.
+func (d *Driver) Prune(keep []json.RawMessage) ([]string, error) {
+	owned := Owned(keep)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	links, err := retry(d.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, l := range links {
+		name := l.Attrs().Name
+		if name == ProbeLink {
+			if err := d.h.LinkDel(l); !gone(err) {
+				errs = append(errs, fmt.Errorf("delete probe link: %w", err))
+			} else {
+				removed = append(removed, "dummy link "+ProbeLink)
+			}
+			continue
+		}
+		cur, err := d.current(l)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !cur.Ours() {
+			continue
+		}
+		slots := map[int]bool{}
+		for _, s := range faultClasses(cur) {
+			slots[s] = true
+		}
+		for _, pr := range cur.FilterPrios {
+			if s := SlotOfPrio(pr); s != 0 {
+				slots[s] = true
+			}
+		}
+		var sorted []int
+		for s := range slots {
+			if !owned[name][s] {
+				sorted = append(sorted, s)
+			}
+		}
+		sort.Ints(sorted)
+		rootGone := false
+		for _, s := range sorted {
+			what := strings.Join(describeSlot(name, cur, s), ", ")
+			rd, err := d.removeSlot(l, s)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, fmt.Sprintf("%s: latency slot %d (%s)", name, s, what))
+			rootGone = rootGone || rd
+		}
+		if !rootGone && len(owned[name]) == 0 {
+			// A root with no slot at all (crash between root and class).
+			if rd, err := d.removeSlot(l, 0); err != nil {
+				errs = append(errs, err)
+			} else {
+				rootGone = rd
+			}
+		}
+		if rootGone {
+			removed = append(removed, fmt.Sprintf("%s: htb root %s (kernel default root qdisc restored)", name, HandleString(RootHandle)))
+			d.lg.Info("latency leftover root pruned", zap.String("interface", name))
+		}
+	}
+	return removed, errors.Join(errs...)
+}

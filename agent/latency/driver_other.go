@@ -1,0 +1,51 @@
+//go:build !linux
+
+package latency
+
+import (
+	"encoding/json"
+	"errors"
+
+	"go.uber.org/zap"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+)
+
+var errNotLinux = errors.New("latency: tc netem needs Linux")
+
+// Driver is the latency fault driver; off Linux every method fails.
+type Driver struct{}
+
+// New fails off Linux.
+func New(nsPath string, lg *zap.Logger) (*Driver, error) { return nil, errNotLinux }
+
+// Kind returns agentapi.KindLatency.
+func (d *Driver) Kind() string { return agentapi.KindLatency }
+
+// Probe fails off Linux.
+func (d *Driver) Probe() error { return errNotLinux }
+
+// Prepare validates the fault but cannot resolve interfaces off Linux.
+func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
+	if _, err := Parse(f.Latency); err != nil {
+		return nil, err
+	}
+	return nil, errNotLinux
+}
+
+// Apply fails off Linux.
+func (d *Driver) Apply(agentapi.Fault, json.RawMessage) (json.RawMessage, error) {
+	return nil, errNotLinux
+}
+
+// Revert has nothing to do off Linux.
+func (d *Driver) Revert(agentapi.Fault, json.RawMessage) error { return nil }
+
+// Remaining has nothing to report off Linux.
+func (d *Driver) Remaining(agentapi.Fault, json.RawMessage) (string, error) { return "", nil }
+
+// Prune has nothing to do off Linux.
+func (d *Driver) Prune([]json.RawMessage) ([]string, error) { return nil, nil }
+
+// Close does nothing off Linux.
+func (d *Driver) Close() error { return nil }

@@ -1,0 +1,209 @@
+package latency
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+)
+
+// skipIfNetem skips host tests that are about a kernel WITHOUT netem.
+func skipIfNetem(t *testing.T) {
+	t.Helper()
+	if os.Getenv("CHAOSD_IN_VM") == "1" {
+		t.Skip("about kernels without netem; the VM kernel has it")
+	}
+}
+
+// TestRootHostNoNetem: on the host kernel (no sch_netem) Probe says so
+// plainly and Apply fails cleanly, leaving the interface's root qdisc as
+// it was and nothing tagged behind.
+func TestRootHostNoNetem(t *testing.T) {
+	requireRoot(t)
+	skipIfNetem(t)
+	p := newPair(t)
+	d := newDriver(t, p.A)
+
+	err := d.Probe()
+	if err == nil {
+		t.Skip("this kernel has netem: the no-netem path cannot be checked here")
+	}
+	if !strings.Contains(err.Error(), "netem qdisc not supported by this kernel (") || !strings.Contains(err.Error(), "no sch_netem") {
+		t.Fatalf("Probe error does not say netem is missing plainly: %v", err)
+	}
+	t.Logf("Probe: %v", err)
+	if _, err := p.A.h.LinkByName(ProbeLink); err == nil {
+		t.Fatalf("probe link %s left behind", ProbeLink)
+	}
+
+	before := p.A.root(t, "a0")
+	f := latencyFault("run1.lat", agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, DelayMs: 100})
+	st, err := d.Prepare(f)
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if _, err := d.Apply(f, st); err == nil {
+		t.Fatal("Apply succeeded without netem")
+	} else {
+		t.Logf("Apply: %v", err)
+	}
+	if after := p.A.root(t, "a0"); after != before {
+		t.Fatalf("root qdisc after failed Apply = %s, before %s", after, before)
+	}
+	if err := d.Revert(f, st); err != nil {
+		t.Fatalf("Revert after failed Apply: %v", err)
+	}
+	if removed, err := d.Prune(nil); err != nil || len(removed) != 0 {
+		t.Fatalf("Prune after failed Apply removed %v, err %v", removed, err)
+	}
+}
+
+// TestRootHostRefusesConfiguredRoot: a root qdisc someone configured is
+// never replaced.
+func TestRootHostRefusesConfiguredRoot(t *testing.T) {
+	requireRoot(t)
+	p := newPair(t)
+	d := newDriver(t, p.A)
+	tbf := &netlink.Tbf{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: p.A.link(t, "a0").Attrs().Index, Parent: netlink.HANDLE_ROOT},
+		Rate: 125_000_000, Limit: 100_000, Buffer: 10_000}
+	if err := p.A.h.QdiscAdd(tbf); err != nil {
+		t.Fatalf("add tbf: %v", err)
+	}
+	before := p.A.root(t, "a0")
+	f := latencyFault("run1.lat", agentapi.Latency{CIDRs: []string{"10.99.1.0/24"}, DelayMs: 100})
+	_, err := d.Prepare(f)
+	if err == nil || !strings.Contains(err.Error(), "interface a0 has a configured root qdisc tbf") {
+		t.Fatalf("Prepare over tbf: %v", err)
+	}
+	st, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "a0", CIDRs: []string{"10.99.1.0/24"}}}})
+	if _, err := d.Apply(f, st); err == nil || !strings.Contains(err.Error(), "refusing to replace it") {
+		t.Fatalf("Apply over tbf: %v", err)
+	}
+	if after := p.A.root(t, "a0"); after != before {
+		t.Fatalf("root changed: %s → %s", before, after)
+	}
+}
+
+// TestRootHostInterfaceSelection: CIDRs map to the interface their route
+// uses; local and loopback destinations are refused.
+func TestRootHostInterfaceSelection(t *testing.T) {
+	requireRoot(t)
+	p := newPair(t)
+	d := newDriver(t, p.A)
+	tests := []struct {
+		name    string
+		l       agentapi.Latency
+		want    string
+		wantErr string
+	}{
+		{name: "routed v4 and v6", l: agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, DelayMs: 1}, want: "a0=10.99.1.0/24,fd99:1::/64"},
+		{name: "loopback", l: agentapi.Latency{CIDRs: []string{"127.0.0.0/8"}, DelayMs: 1}, wantErr: "latency.cidrs[0]: 127.0.0.0/8 is local"},
+		{name: "own address", l: agentapi.Latency{CIDRs: []string{"10.99.2.0/24", "10.99.0.1/32"}, DelayMs: 1}, wantErr: "latency.cidrs[1]: 10.99.0.1/32 is local"},
+		{name: "no route", l: agentapi.Latency{CIDRs: []string{"192.0.2.0/24"}, DelayMs: 1}, wantErr: "latency.cidrs[0]: no route to 192.0.2.0/24"},
+		{name: "named loopback", l: agentapi.Latency{Interface: "lo", CIDRs: []string{"10.99.1.0/24"}, DelayMs: 1}, wantErr: "latency: interface lo is a loopback interface"},
+		{name: "missing interface", l: agentapi.Latency{Interface: "nope0", CIDRs: []string{"10.99.1.0/24"}, DelayMs: 1}, wantErr: "latency.interface: nope0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := d.Prepare(latencyFault("run1.x", tt.l))
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want prefix %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := DecodeState(raw)
+			var got []string
+			for _, is := range st.Interfaces {
+				got = append(got, is.Name+"="+strings.Join(is.CIDRs, ","))
+				if is.Previous.Kind == "" || is.Previous.Handle != 0 {
+					t.Errorf("previous root of %s = %s, want a kernel default", is.Name, is.Previous)
+				}
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Fatalf("interfaces = %v, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRootHostPruneLeftoverHTB builds a tagged HTB root with two slots by
+// hand (no netem needed: the slots' leaves stay the default pfifo), then
+// checks Prune keeps the owned slot, removes the other, and finally
+// restores the kernel's default root.
+func TestRootHostPruneLeftoverHTB(t *testing.T) {
+	requireRoot(t)
+	p := newPair(t)
+	d := newDriver(t, p.A)
+	before := p.A.root(t, "a0")
+	idx := p.A.link(t, "a0").Attrs().Index
+	if err := p.A.h.QdiscReplace(htbRoot(idx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.A.h.ClassAdd(htbClass(idx, Class{Handle: DefaultHandle, Parent: RootHandle, RateBytes: UnshapedBytesPerSecond})); err != nil {
+		t.Fatal(err)
+	}
+	spec, _ := Parse(&agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, Ports: []uint16{7001}, DelayMs: 1})
+	for _, slot := range []int{2, 3} {
+		if err := p.A.h.ClassAdd(htbClass(idx, Class{Handle: ClassHandle(slot), Parent: RootHandle, RateBytes: 125_000})); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range Filters(slot, spec.Prefixes, spec.Ports) {
+			if err := p.A.h.FilterAdd(u32Filter(idx, f)); err != nil {
+				t.Fatalf("add filter %s: %v", f.Desc, err)
+			}
+		}
+	}
+	// Read the filters back: the keys must survive the round trip.
+	fs, err := p.A.h.FilterList(p.A.link(t, "a0"), RootHandle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) < 8 {
+		t.Fatalf("%d filters listed, want at least 8", len(fs))
+	}
+	keep, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "a0", Slot: 3}}})
+	removed, err := d.Prune([]json.RawMessage{keep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || !strings.Contains(removed[0], "a0: latency slot 2") {
+		t.Fatalf("Prune(keep slot 3) removed %q", removed)
+	}
+	cur, err := d.current(p.A.link(t, "a0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cur.Ours() || len(faultClasses(cur)) != 1 || faultClasses(cur)[0] != 3 {
+		t.Fatalf("after Prune(keep): root %s, slots %v", cur.Root, faultClasses(cur))
+	}
+	left, err := d.Remaining(agentapi.Fault{ID: "x"}, keep)
+	if err != nil || !strings.Contains(left, "a0: htb class cd00:3") || !strings.Contains(left, "a0: u32 filters prio 6") {
+		t.Fatalf("Remaining = %q, %v", left, err)
+	}
+	removed, err = d.Prune(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 || !strings.Contains(removed[1], "kernel default root qdisc restored") {
+		t.Fatalf("Prune(nil) removed %q", removed)
+	}
+	if after := p.A.root(t, "a0"); after != before {
+		t.Fatalf("root after Prune = %s, before %s", after, before)
+	}
+	if left, err := d.Remaining(agentapi.Fault{ID: "x"}, keep); err != nil || left != "" {
+		t.Fatalf("Remaining after Prune = %q, %v", left, err)
+	}
+	// Revert of a fault whose state names a vanished interface is done.
+	gone, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "nope0", Slot: 2}}})
+	if err := d.Revert(agentapi.Fault{ID: "x"}, gone); err != nil {
+		t.Fatalf("Revert on a missing link: %v", err)
+	}
+}

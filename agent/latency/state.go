@@ -1,0 +1,65 @@
+package latency
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// State is the driver's ledger state for one fault: per interface, the
+// CIDRs shaped there, the root qdisc it had before and, once applied, the
+// slot the fault occupies in the agent's HTB root.
+type State struct {
+	Interfaces []IfaceState `json:"interfaces"`
+}
+
+// IfaceState is one shaped interface of a fault.
+type IfaceState struct {
+	Name  string   `json:"name"`
+	Index int      `json:"index"`
+	CIDRs []string `json:"cidrs"`
+	// Previous is the root qdisc seen by Prepare: a kernel default
+	// (handle 0:), restored by deleting the agent's root, or the agent's
+	// own root when another latency fault already shapes the interface.
+	Previous Qdisc `json:"previousRoot"`
+	// Slot is 0 until Apply installed the fault here.
+	Slot int `json:"slot,omitempty"`
+}
+
+// DecodeState reads a state written by Prepare or Apply; empty input is
+// an empty state.
+func DecodeState(raw json.RawMessage) (State, error) {
+	var st State
+	if len(raw) == 0 || string(raw) == "null" {
+		return st, nil
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return State{}, fmt.Errorf("decode latency state: %w", err)
+	}
+	for _, is := range st.Interfaces {
+		if is.Slot != 0 && (is.Slot < FirstSlot || is.Slot > LastSlot) {
+			return State{}, fmt.Errorf("decode latency state: interface %s: slot %d out of range", is.Name, is.Slot)
+		}
+	}
+	return st, nil
+}
+
+// Owned returns, per interface name, the slots the given states hold.
+func Owned(states []json.RawMessage) map[string]map[int]bool {
+	owned := map[string]map[int]bool{}
+	for _, raw := range states {
+		st, err := DecodeState(raw)
+		if err != nil {
+			continue
+		}
+		for _, is := range st.Interfaces {
+			if is.Slot == 0 {
+				continue
+			}
+			if owned[is.Name] == nil {
+				owned[is.Name] = map[int]bool{}
+			}
+			owned[is.Name][is.Slot] = true
+		}
+	}
+	return owned
+}
