@@ -3,17 +3,34 @@ package agent
 import (
 	"go.uber.org/zap"
 
+	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/partition"
+	"github.com/chaosd/chaosd/agent/springboot"
 )
 
 // defaultDrivers builds every fault driver of a production agent for the
 // network namespace in cfg, and a function that releases them.
 func defaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func(), error) {
+	var closers []func() error
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+	}
 	ap, err := partition.NewApplier(cfg.NetNSPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	closeAll := func() { ap.Close() }
+	closers = append(closers, ap.Close)
 	drivers := []Driver{&partitionDriver{be: ap}}
+	for _, kind := range []string{agentapi.KindException, agentapi.KindAppLatency} {
+		d, err := springboot.New(kind, nil, lg.Named("springboot"))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, d.Close)
+		drivers = append(drivers, d)
+	}
 	return drivers, closeAll, nil
 }

@@ -75,6 +75,7 @@ func teardown(ctx context.Context, stateDir string, st *State, log *zap.Logger) 
 			errs = append(errs, fmt.Errorf("delete netns %s: %w: %s", ns, err, strings.TrimSpace(string(out))))
 		}
 	}
+	errs = append(errs, removeCgroups(st.Cgroups)...)
 	if len(errs) == 0 {
 		if err := os.RemoveAll(stateDir); err != nil {
 			errs = append(errs, fmt.Errorf("remove state dir: %w", err))
@@ -123,3 +124,5 @@ func killNetnsPids(ctx context.Context, ns string, log *zap.Logger) error {
 	}
 	return nil
 }
+
+func sleep() { time.Sleep(20 * time.Millisecond) }

@@ -17,6 +17,7 @@ const (
 	PrometheusPort = 9090
 	ChaosdTCPPort  = 7080
 	AgentTCPPort   = 7070
+	CAdvisorPort   = 8085
 )
 
 // service is one PetClinic stand-in and where it runs.
@@ -87,6 +88,11 @@ func prometheusConfig(chaosdTokenFile string) ([]byte, error) {
 			}},
 		})
 	}
+	c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
+		JobName:       "cadvisor",
+		MetricsPath:   "/metrics",
+		StaticConfigs: []promStaticConfig{{Targets: []string{fmt.Sprintf("%s:%d", MgmtIP, CAdvisorPort)}}},
+	})
 	if chaosdTokenFile != "" {
 		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
 			JobName:       "chaosd",
@@ -105,8 +111,21 @@ type chaosdAgent struct {
 }
 
 type chaosdCluster struct {
-	Name   string        `yaml:"name"`
-	Agents []chaosdAgent `yaml:"agents"`
+	Name     string          `yaml:"name"`
+	Agents   []chaosdAgent   `yaml:"agents"`
+	Services []chaosdService `yaml:"services,omitempty"`
+}
+
+type chaosdService struct {
+	Name      string           `yaml:"name"`
+	Instances []chaosdInstance `yaml:"instances"`
+}
+
+type chaosdInstance struct {
+	Name   string `yaml:"name"`
+	Node   string `yaml:"node"`
+	URL    string `yaml:"url"`
+	Cgroup string `yaml:"cgroup"`
 }
 
 type chaosdConfig struct {
@@ -138,6 +157,15 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 			if n.Cluster == cl {
 				cc.Agents = append(cc.Agents, chaosdAgent{Node: n.Name, Endpoint: "unix://" + l.AgentSockets[n.Name], Labels: map[string]string{"zone": n.Zone}})
 			}
+		}
+		for _, s := range services {
+			n := serviceNode(s)
+			if n.Cluster != cl {
+				continue
+			}
+			cc.Services = append(cc.Services, chaosdService{Name: s.name, Instances: []chaosdInstance{{
+				Name: podName(s.name), Node: n.Name, URL: fmt.Sprintf("http://%s:%d", n.IP, s.port), Cgroup: l.serviceCgroup(s.name),
+			}}})
 		}
 		c.Clusters = append(c.Clusters, cc)
 	}

@@ -110,8 +110,12 @@ type Lab struct {
 	PrometheusURL  string            // reachable from the mgmt namespace
 	GatewayURL     string            // api-gateway over the mgmt network
 	Namespaces     map[string]string // role → netns name
+	// ServiceCgroups maps each service to its memory cgroup, relative to
+	// the memory hierarchy's root.
+	ServiceCgroups map[string]string
 
 	cfg   Config
+	cg    cgroupFS
 	log   *zap.Logger
 	mu    sync.Mutex
 	state *State
@@ -120,10 +124,10 @@ type Lab struct {
 func newLab(cfg Config) *Lab {
 	l := &Lab{
 		Name: cfg.Name, Prefix: cfg.Prefix, StateDir: cfg.StateDir, BinDir: cfg.BinDir, ExperimentsDir: cfg.ExperimentsDir,
-		AgentSockets: map[string]string{},
-		Namespaces:   map[string]string{},
-		cfg:          cfg,
-		log:          cfg.Logger,
+		AgentSockets: map[string]string{}, ServiceCgroups: map[string]string{},
+		Namespaces: map[string]string{},
+		cfg:        cfg,
+		log:        cfg.Logger,
 	}
 	l.SocketPath = l.path("chaosd.sock")
 	l.TokenFile = l.path("token")
@@ -188,6 +192,9 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
+	if l.cg, err = detectCgroupFS(); err != nil {
+		return nil, fmt.Errorf("lab services run in memory cgroups: %w", err)
+	}
 	if err := l.startServices(ctx); err != nil {
 		return nil, err
 	}
@@ -219,7 +226,7 @@ func (l *Lab) preflight() error {
 			return fmt.Errorf("network namespace %s already exists (another lab with prefix %q?)", ns, l.Prefix)
 		}
 	}
-	bins := []string{filepath.Join(l.BinDir, "petclinic"), filepath.Join(l.BinDir, "loadgen"), l.cfg.Prometheus}
+	bins := []string{filepath.Join(l.BinDir, "petclinic"), filepath.Join(l.BinDir, "loadgen"), filepath.Join(l.BinDir, "cadvisor"), l.cfg.Prometheus}
 	if l.cfg.StartControlPlane {
 		bins = append(bins, filepath.Join(l.BinDir, "chaosd"))
 		if l.ExperimentsDir == "" {
@@ -261,6 +268,12 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 
 // start launches argv in the namespace of role and records it.
 func (l *Lab) start(name, role string, argv []string) error {
+	_, err := l.startPID(name, role, argv)
+	return err
+}
+
+// startPID is start returning the process ID.
+func (l *Lab) startPID(name, role string, argv []string) (int, error) {
 	argv = append(argv, l.cfg.Knobs[name]...)
 	if name == "agent" || strings.HasPrefix(name, "agent-") {
 		argv = append(argv, l.cfg.Knobs["agent"]...)
@@ -268,14 +281,14 @@ func (l *Lab) start(name, role string, argv []string) error {
 	p := Proc{Name: name, Netns: l.Namespaces[role], Argv: argv, Log: l.path("logs", name+".log")}
 	pid, err := startProc(p.Netns, argv, p.Log)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	p.PID = pid
 	l.mu.Lock()
 	l.state.Procs = append(l.state.Procs, p)
 	l.mu.Unlock()
 	l.log.Info("started process", zap.String("proc", name), zap.String("netns", p.Netns), zap.Int("pid", pid))
-	return l.saveState()
+	return pid, l.saveState()
 }
 
 func (l *Lab) startServices(ctx context.Context) error {
@@ -292,9 +305,23 @@ func (l *Lab) startServices(ctx context.Context) error {
 			argv = append(argv, "--customers-url", fmt.Sprintf("http://%s:%d", customers.IP, CustomersPort),
 				"--visits-url", fmt.Sprintf("http://%s:%d", visits.IP, VisitsPort))
 		}
-		if err := l.start(s.name, n.Role, argv); err != nil {
+		// Like a pod, each service runs in its own memory cgroup with a
+		// limit (the target of memory faults).
+		dir, err := l.makeCgroup(l.serviceCgroup(s.name), DefaultServiceMemoryLimit)
+		if err != nil {
 			return err
 		}
+		pid, err := l.startPID(s.name, n.Role, argv)
+		if err != nil {
+			return err
+		}
+		if err := joinCgroup(dir, pid); err != nil {
+			return err
+		}
+		l.ServiceCgroups[s.name] = l.serviceCgroup(s.name)
+	}
+	if err := l.startCAdvisor(); err != nil {
+		return err
 	}
 	client := l.HTTPClient(2 * time.Second)
 	for _, s := range services {
@@ -305,6 +332,24 @@ func (l *Lab) startServices(ctx context.Context) error {
 	}
 	return nil
 }
+
+// startCAdvisor starts the stand-in for the kubelets' cAdvisor, reading
+// every service's cgroup.
+func (l *Lab) startCAdvisor() error {
+	argv := []string{filepath.Join(l.BinDir, "cadvisor"), "--listen", fmt.Sprintf("%s:%d", MgmtIP, CAdvisorPort)}
+	for _, s := range services {
+		argv = append(argv, "--container", fmt.Sprintf("%s/%s/%s@%s=%s", PodNamespace, podName(s.name), s.name, s.node,
+			filepath.Join(l.cg.Root, l.serviceCgroup(s.name))))
+	}
+	return l.start("cadvisor", RoleMgmt, argv)
+}
+
+// PodNamespace is the Kubernetes namespace the lab's services pretend to
+// run in.
+const PodNamespace = "petclinic"
+
+// podName is the pod name of a service's single instance.
+func podName(svc string) string { return svc + "-0" }
 
 func (l *Lab) startPrometheus(ctx context.Context) error {
 	tokenFile := ""

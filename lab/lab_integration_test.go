@@ -36,7 +36,7 @@ func buildBins(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/petclinic", "./cmd/loadgen")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/petclinic", "./cmd/loadgen", "./cmd/cadvisor")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build lab binaries: %v\n%s", err, out)
 	}

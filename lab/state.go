@@ -20,6 +20,8 @@ type State struct {
 	CreatedAt  time.Time `json:"createdAt"`
 	Namespaces []string  `json:"namespaces"`
 	Procs      []Proc    `json:"procs"`
+	// Cgroups the lab made (absolute paths), removed by Down.
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 // Proc is one process the lab started.
