@@ -1,0 +1,659 @@
+package memory
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+)
+
+// Config configures the memory driver.
+type Config struct {
+	// Exe is the binary that runs the stressor; default: this process's
+	// executable (os.Executable).
+	Exe string
+	// ArgPrefix goes before the stressor's own arguments, e.g.
+	// ["agent-stressor"] for the agent's hidden command.
+	ArgPrefix []string
+	// CgroupRoot is the hierarchy holding the memory controller; default:
+	// autodetected (v2 at /sys/fs/cgroup, else v1 at /sys/fs/cgroup/memory,
+	// else v2 at /sys/fs/cgroup/unified if it has the memory controller).
+	CgroupRoot string
+	// ProcRoot is procfs of the agent's own PID namespace; default /proc.
+	ProcRoot string
+	// Owner is written on every stressor's command line; Prune only kills
+	// stressors with the same owner, so several agents can share a PID
+	// namespace (e.g. the lab). Default "chaosd-agent"; use the node name.
+	Owner string
+	// StartTimeout bounds how long Apply waits for the stressor to report
+	// it started (default 10s); KillTimeout how long Revert waits for a
+	// killed stressor to disappear (default 5s).
+	StartTimeout time.Duration
+	KillTimeout  time.Duration
+}
+
+// Driver runs memory stressors. It implements the agent's Driver
+// interface; all methods are safe for concurrent use.
+type Driver struct {
+	cfg   Config
+	lg    *zap.Logger
+	cg    cgroupFS
+	cgErr error
+	page  int
+
+	mu       sync.Mutex
+	children map[int]*child // running stressors started by this Driver
+	closed   bool
+	wg       sync.WaitGroup // reaper goroutines
+}
+
+// child is a stressor this Driver started and reaps.
+type child struct {
+	pid      int
+	start    uint64
+	faultID  string
+	cgroup   string
+	cmd      *exec.Cmd
+	lifeline *os.File // write end of the stressor's stdin
+	started  chan struct{}
+	eof      chan struct{} // its output ended: it exited
+	done     chan struct{}
+	// placed is closed when Apply is done with the PID; the reaper waits
+	// for it before reaping, so the PID cannot be reused while Apply reads
+	// its start time and moves it into the cgroup.
+	placed     chan struct{}
+	placedOnce sync.Once
+	allocated  atomic.Uint64
+	killed     atomic.Bool // by this Driver
+	tail       []string    // last lines that were not progress reports
+	exit       string      // set before done is closed
+}
+
+// state is the driver's ledger state: Prepare fills the target, Apply adds
+// the process identity.
+type state struct {
+	FaultID       string  `json:"faultId"`
+	Cgroup        string  `json:"cgroup"`
+	CgroupVersion int     `json:"cgroupVersion"`
+	LimitBytes    uint64  `json:"limitBytes"`
+	LimitSource   string  `json:"limitSource"` // "cgroup <path>" or "node"
+	TargetBytes   uint64  `json:"targetBytes"`
+	RampSeconds   float64 `json:"rampSeconds,omitempty"`
+	PID           int     `json:"pid,omitempty"`
+	// StartTime is field 22 of /proc/PID/stat (clock ticks after boot):
+	// with BootID it names the process, not just the PID.
+	StartTime uint64 `json:"startTime,omitempty"`
+	BootID    string `json:"bootId,omitempty"`
+}
+
+// New builds a driver. A missing memory cgroup is not an error here:
+// Probe reports it, and Prepare and Apply refuse.
+func New(cfg Config, lg *zap.Logger) (*Driver, error) {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	if cfg.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("memory driver: find own executable: %w", err)
+		}
+		cfg.Exe = exe
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = "chaosd-agent"
+	}
+	if strings.ContainsAny(cfg.Owner, "\x00\n") {
+		return nil, fmt.Errorf("memory driver: invalid owner %q", cfg.Owner)
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	if cfg.KillTimeout <= 0 {
+		cfg.KillTimeout = 5 * time.Second
+	}
+	d := &Driver{cfg: cfg, lg: lg, page: os.Getpagesize(), children: map[int]*child{}}
+	d.cg, d.cgErr = detectCgroup(cfg.CgroupRoot)
+	return d, nil
+}
+
+// Kind returns agentapi.KindMemory.
+func (d *Driver) Kind() string { return agentapi.KindMemory }
+
+// CgroupRoot and CgroupVersion report the detected hierarchy (0 if none).
+func (d *Driver) CgroupRoot() string { return d.cg.Root }
+
+// CgroupVersion is 1 or 2, or 0 when no memory cgroup was found.
+func (d *Driver) CgroupVersion() int { return d.cg.Version }
+
+// Probe reports whether this node can run memory faults.
+func (d *Driver) Probe() error {
+	if !supported {
+		return errors.New("the memory fault needs Linux")
+	}
+	if d.cgErr != nil {
+		return d.cgErr
+	}
+	if err := d.cg.probe(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(d.cfg.Exe); err != nil {
+		return fmt.Errorf("stressor executable: %w", err)
+	}
+	if _, err := d.memTotal(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (d *Driver) memTotal() (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(d.cfg.ProcRoot, "meminfo"))
+	if err != nil {
+		return 0, fmt.Errorf("read meminfo: %w", err)
+	}
+	return parseMemTotal(data)
+}
+
+func (d *Driver) bootID() string {
+	data, _ := os.ReadFile(filepath.Join(d.cfg.ProcRoot, "sys/kernel/random/boot_id"))
+	return strings.TrimSpace(string(data))
+}
+
+// Prepare validates the fault, checks the target cgroup and computes the
+// target size from the limit it has now; nothing is changed.
+func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
+	st, err := d.plan(f)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(st)
+}
+
+func (d *Driver) plan(f agentapi.Fault) (state, error) {
+	if err := validate(f.Memory); err != nil {
+		return state{}, err
+	}
+	if d.cgErr != nil {
+		return state{}, d.cgErr
+	}
+	m := f.Memory
+	if err := d.cg.checkTarget(m.Cgroup); err != nil {
+		return state{}, err
+	}
+	total, err := d.memTotal()
+	if err != nil {
+		return state{}, err
+	}
+	limit, source, err := d.cg.effectiveLimit(m.Cgroup, total)
+	if err != nil {
+		return state{}, err
+	}
+	target, err := targetBytes(m, limit, total, d.page)
+	if err != nil {
+		return state{}, err
+	}
+	return state{
+		FaultID: f.ID, Cgroup: m.Cgroup, CgroupVersion: d.cg.Version,
+		LimitBytes: limit, LimitSource: source,
+		TargetBytes: target, RampSeconds: m.RampSeconds,
+	}, nil
+}
+
+func (d *Driver) parseState(f agentapi.Fault, raw json.RawMessage) state {
+	var st state
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &st) // a bad state still reverts by fault ID
+	}
+	if st.FaultID == "" {
+		st.FaultID = f.ID
+	}
+	return st
+}
+
+// Apply starts the stressor in the target cgroup. It is placed there
+// before it allocates anything of the target (cgroup v2: cloned into the
+// cgroup; v1: its PID is written to cgroup.procs before it gets the go
+// byte), and Apply returns once it has mapped its memory. The returned
+// state adds its PID, start time and the boot ID.
+func (d *Driver) Apply(f agentapi.Fault, raw json.RawMessage) (json.RawMessage, error) {
+	st := d.parseState(f, raw)
+	if st.PID > 0 && d.alive(st) {
+		return json.Marshal(st) // already running
+	}
+	if st.TargetBytes == 0 {
+		var err error
+		if st, err = d.plan(f); err != nil {
+			return nil, err
+		}
+	} else if d.cgErr != nil {
+		return nil, d.cgErr
+	} else if err := d.cg.checkTarget(st.Cgroup); err != nil {
+		return nil, err
+	}
+	c, err := d.start(st)
+	if err != nil {
+		return nil, err
+	}
+	st.PID, st.StartTime, st.BootID = c.pid, c.start, d.bootID()
+	d.lg.Info("memory fault applied",
+		zap.String("run", f.RunID), zap.String("fault", f.ID), zap.String("cgroup", st.Cgroup),
+		zap.Int("pid", c.pid), zap.Uint64("targetBytes", st.TargetBytes),
+		zap.Float64("rampSeconds", st.RampSeconds), zap.String("limitSource", st.LimitSource))
+	return json.Marshal(st)
+}
+
+func (d *Driver) args(st state) []string {
+	a := append([]string{}, d.cfg.ArgPrefix...)
+	return append(a,
+		markerArg,
+		ownerFlag+d.cfg.Owner,
+		faultIDFlag+st.FaultID,
+		"--size="+strconv.FormatUint(st.TargetBytes, 10),
+		"--ramp-seconds="+strconv.FormatFloat(st.RampSeconds, 'g', -1, 64),
+		"--parent="+strconv.Itoa(os.Getpid()),
+	)
+}
+
+// start runs one stressor and waits until it reports it started.
+func (d *Driver) start(st state) (c *child, err error) {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, errors.New("memory driver closed")
+	}
+	dir := d.cg.Dir(st.Cgroup)
+	cgFD := -1
+	if d.cg.Version == 2 {
+		if cgFD, err = openDir(dir); err != nil {
+			return nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+		}
+		defer closeFD(cgFD)
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("stressor stdin pipe: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, fmt.Errorf("stressor stdout pipe: %w", err)
+	}
+	newCmd := func(fd int) *exec.Cmd {
+		cmd := exec.Command(d.cfg.Exe, d.args(st)...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
+		cmd.SysProcAttr = sysProcAttr(fd)
+		return cmd
+	}
+	cmd := newCmd(cgFD)
+	placed := cgFD >= 0
+	// Fork from a fresh goroutine: PDEATHSIG fires when the forking
+	// *thread* exits, and a fresh goroutine never runs on a thread that a
+	// LockOSThread caller could make exit.
+	startErr := make(chan error, 1)
+	go func() { startErr <- cmd.Start() }()
+	err = <-startErr
+	if err != nil && placed && cloneIntoCgroupUnsupported(err) {
+		cmd, placed = newCmd(-1), false
+		go func() { startErr <- cmd.Start() }()
+		err = <-startErr
+	}
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		return nil, fmt.Errorf("start stressor %s: %w", d.cfg.Exe, err)
+	}
+	c = &child{pid: cmd.Process.Pid, faultID: st.FaultID, cgroup: st.Cgroup, cmd: cmd, lifeline: inW,
+		started: make(chan struct{}), eof: make(chan struct{}), done: make(chan struct{}), placed: make(chan struct{})}
+	release := func() { c.placedOnce.Do(func() { close(c.placed) }) }
+	defer release()
+	d.mu.Lock()
+	d.children[c.pid] = c
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go d.reap(c, outR)
+
+	fail := func(err error) (*child, error) {
+		release()
+		d.stop(c)
+		if len(c.tail) > 0 {
+			err = fmt.Errorf("%w (stressor said: %s)", err, strings.Join(c.tail, "; "))
+		}
+		return nil, err
+	}
+	ps, err := readStat(d.cfg.ProcRoot, c.pid)
+	if err != nil {
+		return fail(fmt.Errorf("read stressor start time: %w", err))
+	}
+	d.mu.Lock()
+	c.start = ps.StartTime
+	d.mu.Unlock()
+	if !placed {
+		procs := filepath.Join(dir, "cgroup.procs")
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(c.pid)), 0); err != nil {
+			return fail(fmt.Errorf("move stressor %d into %s: %w", c.pid, procs, err))
+		}
+	}
+	got, err := d.cg.procCgroup(d.cfg.ProcRoot, c.pid)
+	if err != nil {
+		return fail(fmt.Errorf("check stressor cgroup: %w", err))
+	}
+	if want := "/" + st.Cgroup; got != want {
+		return fail(fmt.Errorf("stressor %d is in cgroup %s, want %s (is the cgroup fs the host's, outside any cgroup namespace?)", c.pid, got, want))
+	}
+	if _, err := inW.Write([]byte{goByte}); err != nil {
+		return fail(fmt.Errorf("start stressor %d: %w", c.pid, err))
+	}
+	select {
+	case <-c.started:
+		return c, nil
+	case <-c.eof:
+		release()
+		select {
+		case <-c.done:
+		case <-time.After(d.cfg.KillTimeout):
+		}
+		return fail(fmt.Errorf("stressor %d exited before it started: %s", c.pid, c.exit))
+	case <-time.After(d.cfg.StartTimeout):
+		return fail(fmt.Errorf("stressor %d did not start within %s", c.pid, d.cfg.StartTimeout))
+	}
+}
+
+// reap reads the stressor's reports until it exits, then waits for it so
+// no zombie remains.
+func (d *Driver) reap(c *child, out *os.File) {
+	defer d.wg.Done()
+	sc := bufio.NewScanner(out)
+	startedOnce := false
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		var n uint64
+		if len(f) == 2 {
+			n, _ = strconv.ParseUint(f[1], 10, 64)
+		}
+		switch {
+		case len(f) == 2 && f[0] == "started" && !startedOnce:
+			startedOnce = true
+			close(c.started)
+		case len(f) == 2 && f[0] == "allocated":
+			c.allocated.Store(n)
+		case len(f) == 2 && f[0] == "holding":
+			c.allocated.Store(n)
+			d.lg.Info("memory stressor reached its target", zap.String("fault", c.faultID),
+				zap.Int("pid", c.pid), zap.Uint64("bytes", n))
+		default:
+			if !startedOnce && len(c.tail) < 5 {
+				c.tail = append(c.tail, sc.Text())
+			}
+			d.lg.Warn("memory stressor output", zap.String("fault", c.faultID),
+				zap.Int("pid", c.pid), zap.String("line", sc.Text()))
+		}
+	}
+	out.Close()
+	close(c.eof)
+	<-c.placed
+	err := c.cmd.Wait()
+	c.lifeline.Close()
+	c.exit = "exited"
+	if err != nil {
+		c.exit = err.Error()
+	}
+	d.mu.Lock()
+	delete(d.children, c.pid)
+	d.mu.Unlock()
+	fields := []zap.Field{zap.String("fault", c.faultID), zap.Int("pid", c.pid),
+		zap.String("exit", c.exit), zap.Uint64("allocatedBytes", c.allocated.Load())}
+	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() &&
+		ws.Signal() == syscall.SIGKILL && !c.killed.Load() {
+		// Not our kill: almost always the OOM killer of the target cgroup.
+		if n, ok := d.cg.oomKills(c.cgroup); ok {
+			fields = append(fields, zap.Uint64("cgroupOOMKills", n))
+		}
+		d.lg.Warn("memory stressor killed by someone else (OOM kill in its cgroup?); the fault stays active but holds no memory", fields...)
+	} else {
+		d.lg.Info("memory stressor exited", fields...)
+	}
+	close(c.done)
+}
+
+// stop kills a child of ours and waits for its reaper.
+func (d *Driver) stop(c *child) error {
+	c.killed.Store(true)
+	_ = c.cmd.Process.Signal(syscall.SIGKILL) // pidfd-backed: never hits a reused PID
+	c.lifeline.Close()
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(d.cfg.KillTimeout):
+		return fmt.Errorf("stressor %d did not exit within %s of SIGKILL", c.pid, d.cfg.KillTimeout)
+	}
+}
+
+// ownChild returns our running child with this PID and start time.
+func (d *Driver) ownChild(pid int, start uint64) *child {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c := d.children[pid]; c != nil && c.start == start {
+		return c
+	}
+	return nil
+}
+
+// isStressor says whether pid is, right now, the stressor of faultID with
+// this start time (any owner), alive and not a zombie.
+func (d *Driver) isStressor(pid int, start uint64, faultID string) bool {
+	ps, err := readStat(d.cfg.ProcRoot, pid)
+	if err != nil || ps.StartTime != start || ps.State == 'Z' || ps.State == 'X' {
+		return false
+	}
+	cl, err := os.ReadFile(filepath.Join(d.cfg.ProcRoot, strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	m, ok := parseMarker(cl)
+	return ok && m.FaultID == faultID
+}
+
+func (d *Driver) alive(st state) bool {
+	if st.BootID != "" && st.BootID != d.bootID() {
+		return false
+	}
+	return d.isStressor(st.PID, st.StartTime, st.FaultID)
+}
+
+// kill removes the stressor (pid, start) of faultID if it is still that
+// process; anything else, including "gone", is success.
+func (d *Driver) kill(pid int, start uint64, faultID string) error {
+	if c := d.ownChild(pid, start); c != nil {
+		return d.stop(c)
+	}
+	killed, err := killIf(pid, func() bool { return d.isStressor(pid, start, faultID) })
+	if err != nil || !killed {
+		return err
+	}
+	deadline := time.Now().Add(d.cfg.KillTimeout)
+	for d.isStressor(pid, start, faultID) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stressor %d did not exit within %s of SIGKILL", pid, d.cfg.KillTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// Revert kills the fault's stressor: the recorded PID only if its start
+// time and command-line marker still match (a reused PID is never
+// signalled), then any other stressor of this owner marked with the
+// fault's ID (e.g. one started by an Apply whose state never reached the
+// ledger). A process already gone is success.
+func (d *Driver) Revert(f agentapi.Fault, raw json.RawMessage) error {
+	st := d.parseState(f, raw)
+	if st.BootID != "" && st.BootID != d.bootID() {
+		return nil // rebooted since: nothing of it can be left
+	}
+	var errs []error
+	if st.PID > 0 {
+		errs = append(errs, d.kill(st.PID, st.StartTime, st.FaultID))
+	}
+	procs, err := d.scan()
+	errs = append(errs, err)
+	for _, p := range procs {
+		if p.FaultID == st.FaultID {
+			errs = append(errs, d.kill(p.pid, p.start, p.FaultID))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("revert memory fault %s: %w", f.ID, err)
+	}
+	d.lg.Info("memory fault reverted", zap.String("run", f.RunID), zap.String("fault", f.ID),
+		zap.String("cgroup", st.Cgroup), zap.Int("pid", st.PID))
+	return nil
+}
+
+// Remaining names the fault's stressor processes still alive (zombies
+// count as gone: their memory is freed). A stressor the OOM killer took is
+// gone too.
+func (d *Driver) Remaining(f agentapi.Fault, raw json.RawMessage) (string, error) {
+	st := d.parseState(f, raw)
+	var left []string
+	seen := map[int]bool{}
+	if st.PID > 0 && d.alive(st) {
+		left = append(left, fmt.Sprintf("memory stressor pid %d", st.PID))
+		seen[st.PID] = true
+	}
+	procs, err := d.scan()
+	for _, p := range procs {
+		if p.FaultID == st.FaultID && !seen[p.pid] {
+			left = append(left, fmt.Sprintf("memory stressor pid %d", p.pid))
+		}
+	}
+	return strings.Join(left, ", "), err
+}
+
+// Prune kills stressors of this owner that no kept fault owns (by fault ID
+// or by PID and start time) and returns what it killed.
+func (d *Driver) Prune(keep []json.RawMessage) ([]string, error) {
+	type ident struct {
+		pid   int
+		start uint64
+	}
+	keepIDs, keepProcs := map[string]bool{}, map[ident]bool{}
+	for _, raw := range keep {
+		var st state
+		if json.Unmarshal(raw, &st) != nil {
+			continue
+		}
+		if st.FaultID != "" {
+			keepIDs[st.FaultID] = true
+		}
+		if st.PID > 0 {
+			keepProcs[ident{st.PID, st.StartTime}] = true
+		}
+	}
+	procs, err := d.scan()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, p := range procs {
+		if keepIDs[p.FaultID] || keepProcs[ident{p.pid, p.start}] {
+			continue
+		}
+		if err := d.kill(p.pid, p.start, p.FaultID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.lg.Info("memory stressor pruned", zap.String("fault", p.FaultID), zap.Int("pid", p.pid))
+		removed = append(removed, fmt.Sprintf("memory stressor pid %d (fault %s)", p.pid, p.FaultID))
+	}
+	return removed, errors.Join(errs...)
+}
+
+// Close kills every stressor this Driver still runs (the agent reverts
+// faults before closing; this is the backstop) and waits for the reapers.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	var cs []*child
+	for _, c := range d.children {
+		cs = append(cs, c)
+	}
+	d.mu.Unlock()
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, d.stop(c))
+	}
+	d.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// marked is a live stressor of this owner found in procfs.
+type marked struct {
+	marker
+	pid   int
+	start uint64
+}
+
+// scan lists live stressors carrying this driver's owner marker.
+func (d *Driver) scan() ([]marked, error) {
+	ents, err := os.ReadDir(d.cfg.ProcRoot)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", d.cfg.ProcRoot, err)
+	}
+	self := os.Getpid()
+	var out []marked
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cl, err := os.ReadFile(filepath.Join(d.cfg.ProcRoot, e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		m, ok := parseMarker(cl)
+		if !ok || m.Owner != d.cfg.Owner {
+			continue
+		}
+		ps, err := readStat(d.cfg.ProcRoot, pid)
+		if err != nil || ps.State == 'Z' || ps.State == 'X' {
+			continue
+		}
+		out = append(out, marked{marker: m, pid: pid, start: ps.StartTime})
+	}
+	return out, nil
+}
+
+// errGone: the process does not exist.
+var errGone = errors.New("process gone")
+
+func readStat(procRoot string, pid int) (procStat, error) {
+	data, err := os.ReadFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return procStat{}, errGone
+	}
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseStat(data)
+}
