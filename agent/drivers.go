@@ -4,6 +4,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/memory"
 	"github.com/chaosd/chaosd/agent/partition"
 	"github.com/chaosd/chaosd/agent/springboot"
 )
@@ -32,5 +33,19 @@ func defaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func(), error) {
 		closers = append(closers, d.Close)
 		drivers = append(drivers, d)
 	}
+	// The stressor is this binary in a hidden mode (chaosd agent-stressor);
+	// Owner tells this agent's stressors from those of other agents in the
+	// same PID namespace.
+	md, err := memory.New(memory.Config{ArgPrefix: []string{StressorCommand}, Owner: cfg.Node}, lg.Named("memory"))
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, md.Close)
+	drivers = append(drivers, md)
 	return drivers, closeAll, nil
 }
+
+// StressorCommand is the hidden subcommand of the chaosd binary that runs
+// a memory stressor (memory.StressorMain).
+const StressorCommand = "agent-stressor"

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/chaosd/chaosd/agent"
+	"github.com/chaosd/chaosd/agent/memory"
 	"github.com/chaosd/chaosd/daemon"
 )
 
@@ -75,7 +76,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&lf.level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&lf.format, "log-format", "json", "log format: json or console")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCommand(lf), newAgentCommand(lf))
+	root.AddCommand(newServeCommand(lf), newAgentCommand(lf), newStressorCommand())
 	return root
 }
 
@@ -107,6 +108,22 @@ func newServeCommand(lf *logFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "path to the chaosd config file (YAML)")
 	return cmd
+}
+
+// newStressorCommand is the agent's memory stressor: the agent starts its
+// own binary in this hidden mode inside the target cgroup.
+func newStressorCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                agent.StressorCommand,
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(_ *cobra.Command, args []string) error {
+			if rc := memory.StressorMain(args); rc != 0 {
+				return fmt.Errorf("stressor exited with status %d", rc)
+			}
+			return nil
+		},
+	}
 }
 
 func newAgentCommand(lf *logFlags) *cobra.Command {
