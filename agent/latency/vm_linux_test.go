@@ -351,7 +351,11 @@ func TestVMPruneAfterCrash(t *testing.T) {
 func BenchmarkApplyRevert(b *testing.B) {
 	requireVM(b)
 	p := newPair(b)
-	d := newDriver(b, p.A)
+	d, err := New(p.A.Path, nil) // no test logger: time the driver, not the log
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
 	f := latencyFault("run1.bench", agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, Ports: []uint16{7001}, DelayMs: 100})
 	prep, err := d.Prepare(f)
 	if err != nil {
@@ -376,4 +380,3 @@ func BenchmarkApplyRevert(b *testing.B) {
 	b.ReportMetric(float64(applyT.Microseconds())/float64(n), "apply-µs/op")
 	b.ReportMetric(float64(revertT.Microseconds())/float64(n), "revert-µs/op")
 }
-
