@@ -4,6 +4,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/latency"
 	"github.com/chaosd/chaosd/agent/memory"
 	"github.com/chaosd/chaosd/agent/partition"
 	"github.com/chaosd/chaosd/agent/springboot"
@@ -24,6 +25,13 @@ func defaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func(), error) {
 	}
 	closers = append(closers, ap.Close)
 	drivers := []Driver{&partitionDriver{be: ap}}
+	ld, err := latency.New(cfg.NetNSPath, lg.Named("latency"))
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	closers = append(closers, ld.Close)
+	drivers = append(drivers, ld)
 	for _, kind := range []string{agentapi.KindException, agentapi.KindAppLatency} {
 		d, err := springboot.New(kind, nil, lg.Named("springboot"))
 		if err != nil {

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test. Privileged tests (network namespaces, the lab) need root
-# and run in CI; they skip, saying why, when not root.
+# Runs every test. Privileged tests (network namespaces, cgroups, the lab)
+# need root and run in CI; they skip, saying why, when not root. Tests that
+# need what the host kernel lacks (netem, cgroup v2 memory) run a second
+# time inside a stock Debian kernel under QEMU (hack/vmtest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHAOSD_BIN_DIR="${CHAOSD_BIN_DIR:-$PWD/bin}"
 # -p 1: the privileged suites start Prometheus, agents and whole labs; on a
 # 2-core machine running them side by side only makes them slower and flaky.
 go test -count=1 -p 1 -timeout 40m "$@" ./...
+# Kernel tests on the stock kernel (TestVM* in these packages).
+hack/vmtest.sh -run '^TestVM' -timeout 15m ./agent/latency ./agent/memory
