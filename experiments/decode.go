@@ -220,6 +220,13 @@ func (ix *docIndex) written(path string) bool {
 	return !ix.underFailed(path)
 }
 
+// inFile reports whether path holds a non-null value in the file, whether
+// or not it decoded: a field that failed to decode was still written.
+func (ix *docIndex) inFile(path string) bool {
+	n, ok := ix.nodes[path]
+	return ok && n.Type() != ast.NullType
+}
+
 // underFailed reports whether path or one of its ancestors failed to decode.
 func (ix *docIndex) underFailed(path string) bool {
 	for p := path; ; p = parentPath(p) {

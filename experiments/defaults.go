@@ -24,10 +24,20 @@ func applyDefaults(e *Experiment, written func(path string) bool) {
 		}
 	}
 	for i := range s.Faults {
-		p := s.Faults[i].Partition
-		if p != nil && p.Direction == "" && !written(fmt.Sprintf("spec.faults[%d].partition.direction", i)) {
+		f := &s.Faults[i]
+		path := fmt.Sprintf("spec.faults[%d]", i)
+		if p := f.Partition; p != nil && p.Direction == "" && !written(path+".partition.direction") {
 			p.Direction = DirectionBoth
 		}
+		if x := f.Exception; x != nil && x.Level == 0 && !written(path+".exception.level") {
+			x.Level = DefaultLevel
+		}
+		if a := f.AppLatency; a != nil && a.Level == 0 && !written(path+".appLatency.level") {
+			a.Level = DefaultLevel
+		}
+	}
+	if ef := s.Effects; ef != nil && ef.Within == 0 && !written("spec.effects.within") {
+		ef.Within = Duration(DefaultEffectsWithin * time.Second)
 	}
 	r := &s.Recovery
 	if r.RTO == 0 && !written("spec.recovery.rto") {

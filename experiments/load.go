@@ -141,11 +141,11 @@ func asErrorList(err error, list *ErrorList) bool {
 	return ok
 }
 
-// numericScope reports whether path is inside a probe or a partition
-// block, where threshold, min, max and ports are numbers (and not, say, a
-// label key that happens to be called "min").
+// numericScope reports whether path is inside a probe or a fault, where
+// threshold, min, max, ports, correlation, loss, fraction and level are
+// numbers (and not, say, a label key that happens to be called "min").
 func numericScope(p string) bool {
-	for _, prefix := range []string{"spec.steadyState.probes[", "spec.abortWhen[", "spec.recovery.probes[", "spec.faults["} {
+	for _, prefix := range []string{"spec.steadyState.probes[", "spec.effects.probes[", "spec.abortWhen[", "spec.recovery.probes[", "spec.faults["} {
 		if strings.HasPrefix(p, prefix) {
 			return true
 		}
@@ -208,7 +208,7 @@ func parse(data []byte, filename string) (e *Experiment, ix *docIndex, err error
 	if ok {
 		e.Source = filename
 		applyDefaults(e, ix.written)
-		for _, is := range validateExperiment(e, ix.written) {
+		for _, is := range validateExperiment(e, ix.written, ix.inFile) {
 			if !ix.underFailed(is.path) {
 				issues = append(issues, is)
 			}
@@ -220,8 +220,12 @@ func parse(data []byte, filename string) (e *Experiment, ix *docIndex, err error
 	return e, ix, nil
 }
 
+// numericFields are the fields (in numericScope) that hold numbers.
+var numericFields = []string{".threshold", ".min", ".max", ".correlation", ".loss", ".fraction", ".level"}
+
 // numberChecks rejects quoted numbers where the spec wants a number (probe
-// thresholds, ports): the decoder would accept "0.5" for a float.
+// thresholds, ports, percentages, levels): the decoder would accept "0.5"
+// for a float.
 func (ix *docIndex) numberChecks() []issue {
 	var issues []issue
 	for p, n := range ix.nodes {
@@ -229,7 +233,7 @@ func (ix *docIndex) numberChecks() []issue {
 			continue
 		}
 		last := p[len(parentPath(p)):]
-		if last == ".threshold" || last == ".min" || last == ".max" ||
+		if slices.Contains(numericFields, last) ||
 			(strings.HasSuffix(parentPath(p), ".ports") && strings.HasPrefix(last, "[")) {
 			s, _ := scalarText(n)
 			issues = append(issues, issue{path: p, msg: fmt.Sprintf("must be a number, not a string (%q); remove the quotes", s)})

@@ -176,6 +176,63 @@ func TestFullGoodValues(t *testing.T) {
 	}
 }
 
+// TestNewFaultValues checks the decoded and defaulted values of the
+// latency, memory, exception, app-latency and effects examples.
+func TestNewFaultValues(t *testing.T) {
+	load := func(name string) *Experiment {
+		t.Helper()
+		e, err := LoadFile("testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	lat, mem, exc, app, eff := load("latency.good.yaml"), load("memory.good.yaml"),
+		load("exception.good.yaml"), load("app-latency.good.yaml"), load("effects.good.yaml")
+	l0, l1 := lat.Spec.Faults[0].Latency, lat.Spec.Faults[1].Latency
+	x := exc.Spec.Faults[0].Exception
+	tests := []struct {
+		name      string
+		got, want any
+	}{
+		{"latency cidr v6", l0.CIDRs[1].String(), "fd00:2::/32"},
+		{"latency ports", len(l0.Ports), 2},
+		{"latency delay", l0.Delay, Duration(200 * time.Millisecond)},
+		{"latency jitter", l0.Jitter, Duration(50 * time.Millisecond)},
+		{"latency correlation", l0.Correlation, 25.0},
+		{"latency loss", l0.Loss, 2.5},
+		{"latency rate 10mbit", l0.Rate, ByteRate(1_250_000)},
+		{"latency interface", l0.Interface, "eth0"},
+		{"latency rate in bytes", l1.Rate, ByteRate(1_500_000)},
+		{"latency loss 100", l1.Loss, 100.0},
+		{"latency target service", lat.Spec.Targets[1].Service, "api-gateway"},
+		{"memory fraction", mem.Spec.Faults[0].Memory.Fraction, 0.9},
+		{"memory ramp", mem.Spec.Faults[0].Memory.Ramp, Duration(30 * time.Second)},
+		{"memory size", mem.Spec.Faults[1].Memory.Size, ByteSize(1536 << 20)},
+		{"exception level", x.Level, 10},
+		{"exception deterministic", x.Deterministic, true},
+		{"exception type", x.Exception.Type, "org.springframework.dao.DataAccessResourceFailureException"},
+		{"exception argument", x.Exception.Arguments[0], SpringExceptionArg{Type: "java.lang.String", Value: "chaos: database gone"}},
+		{"exception watchers", strings.Join(x.Watchers, ","), "repository,restController"},
+		{"exception level default", exc.Spec.Faults[1].Exception.Level, DefaultLevel},
+		{"exception default has no exception", exc.Spec.Faults[1].Exception.Exception, (*SpringException)(nil)},
+		{"app-latency level default", app.Spec.Faults[0].AppLatency.Level, 1},
+		{"app-latency range", app.Spec.Faults[0].AppLatency.Range, LatencyRange{Start: Duration(time.Second), End: Duration(3 * time.Second)}},
+		{"app-latency set level", eff.Spec.Faults[0].AppLatency.Level, 2},
+		{"effects within", eff.Spec.Effects.Within, Duration(45 * time.Second)},
+		{"effects probes", len(eff.Spec.Effects.Probes), 2},
+		{"must hold during fault", eff.Spec.SteadyState.MustHoldDuringFault, true},
+		{"no effects", app.Spec.Effects, (*Effects)(nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %v, want %v", tt.got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLoadDirDuplicateNames(t *testing.T) {
 	_, err := LoadDir("testdata/dupdir")
 	want := `testdata/dupdir/b.yml:4:9: metadata.name: duplicate experiment name "same-name": also defined at testdata/dupdir/a.yaml:4:9`

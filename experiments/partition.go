@@ -24,14 +24,7 @@ func (p *PartitionParams) UnmarshalYAML(node ast.Node) error {
 	if err := yaml.NodeToValue(node, &raw, yaml.DisallowUnknownField()); err != nil {
 		return err
 	}
-	out := PartitionParams{Direction: raw.Direction, Ports: raw.Ports}
-	if raw.CIDRs != nil {
-		out.CIDRs = make([]netip.Prefix, len(raw.CIDRs))
-		for i, c := range raw.CIDRs {
-			out.CIDRs[i] = netip.Prefix(c)
-		}
-	}
-	*p = out
+	*p = PartitionParams{CIDRs: prefixes(raw.CIDRs), Direction: raw.Direction, Ports: raw.Ports}
 	return nil
 }
 

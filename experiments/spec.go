@@ -14,7 +14,9 @@
 // unknown fields, values of the wrong type, durations, CIDRs and modes that
 // do not parse are errors. Durations are Prometheus-style strings ("30s",
 // "1h30m"), CIDRs are netip.Prefix without host bits, blast-radius modes are
-// "all", "one", "fixed:N" or "percent:P".
+// "all", "one", "fixed:N" or "percent:P", rates are tc-style ("10mbit",
+// "100kbps", see [ParseByteRate]) and sizes Kubernetes-style ("256Mi",
+// "1G", see [ParseByteSize]).
 //
 // # Errors
 //
@@ -28,7 +30,8 @@
 // # Defaults
 //
 // Fields left out (or null) get: probeInterval 2s, target mode all,
-// partition direction both, recovery.rto 15m, recovery.holdFor 3 probe
+// partition direction both, exception.level and appLatency.level 1,
+// effects.within 30s, recovery.rto 15m, recovery.holdFor 3 probe
 // intervals, recovery.timeout rto + holdFor, recovery.probes a copy of the
 // steady-state probes, schedule.timeZone UTC. A field written with a zero
 // value keeps it and is then rejected where zero is invalid.
@@ -62,6 +65,11 @@ const (
 	DefaultHoldForProbeIntervals = 3
 	// DefaultTimeZone is spec.schedule.timeZone when left out.
 	DefaultTimeZone = "UTC"
+	// DefaultLevel is the level of exception and appLatency when left
+	// out: every request is attacked.
+	DefaultLevel = 1
+	// DefaultEffectsWithin is spec.effects.within when left out, in seconds.
+	DefaultEffectsWithin = 30
 	// MinProbeInterval is the shortest spec.probeInterval accepted.
 	MinProbeInterval = time.Second
 	// Kind is the only kind an experiment file may have.

@@ -3,7 +3,6 @@ package experiments
 import (
 	"fmt"
 	"math"
-	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -23,7 +22,13 @@ type validator struct {
 	issues []issue
 	// written reports whether a field was set explicitly; used only for
 	// fields whose zero value is valid but which must be written (for).
+	// For values built in Go it reports true: every field counts as written.
 	written func(path string) bool
+	// present reports whether a field was written in the file, even with a
+	// value that did not decode. For values built in Go it reports false: a
+	// zero value there means left out. It tells "size: 0" (an error) from a
+	// size left out (fine with fraction).
+	present func(path string) bool
 }
 
 func (v *validator) addf(path, format string, args ...any) {
@@ -34,7 +39,7 @@ func (v *validator) addf(path, format string, args ...any) {
 // against every rule the loader applies. It returns an [ErrorList] without
 // positions, or nil. Loaded experiments are already validated.
 func (e *Experiment) Validate() error {
-	issues := validateExperiment(e, func(string) bool { return true })
+	issues := validateExperiment(e, func(string) bool { return true }, func(string) bool { return false })
 	list := make(ErrorList, 0, len(issues))
 	for _, is := range issues {
 		list = append(list, FieldError{File: e.Source, Path: is.path, Msg: is.msg, Err: is.err})
@@ -43,8 +48,8 @@ func (e *Experiment) Validate() error {
 	return list.Err()
 }
 
-func validateExperiment(e *Experiment, written func(string) bool) []issue {
-	v := &validator{written: written}
+func validateExperiment(e *Experiment, written, present func(string) bool) []issue {
+	v := &validator{written: written, present: present}
 	switch e.APIVersion {
 	case APIVersion:
 	case "":
@@ -86,7 +91,7 @@ func (v *validator) spec(s *Spec) {
 	}
 	faults := map[string]int{}
 	for i := range s.Faults {
-		v.fault(fmt.Sprintf("spec.faults[%d]", i), &s.Faults[i], faults, i, targets)
+		v.fault(fmt.Sprintf("spec.faults[%d]", i), &s.Faults[i], faults, i, targets, s)
 	}
 	switch {
 	case s.Duration < 0:
@@ -103,6 +108,9 @@ func (v *validator) spec(s *Spec) {
 		v.addf("spec.steadyState.probes", "at least one probe is required")
 	}
 	v.probeList("spec.steadyState.probes", s.SteadyState.Probes)
+	if s.Effects != nil {
+		v.effects(s.Effects, s.Duration)
+	}
 
 	abortNames := map[string]int{}
 	for i := range s.AbortWhen {
@@ -134,6 +142,9 @@ func (v *validator) target(path string, t *Target, seen map[string]int, i int) {
 	if strings.TrimSpace(t.Cluster) == "" {
 		v.addf(path+".cluster", "required")
 	}
+	if t.Service != "" && (len(t.Service) > 63 || !dns1123Label.MatchString(t.Service)) {
+		v.addf(path+".service", "%q is not a DNS-1123 label (%s)", t.Service, dns1123Help)
+	}
 	for j, n := range t.Nodes {
 		if strings.TrimSpace(n) == "" {
 			v.addf(fmt.Sprintf("%s.nodes[%d]", path, j), "must be a node name, not empty")
@@ -147,69 +158,6 @@ func (v *validator) target(path string, t *Target, seen map[string]int, i int) {
 	if t.Mode.Kind != "" {
 		if err := t.Mode.Validate(); err != nil {
 			v.addf(path+".mode", "%s", err)
-		}
-	}
-}
-
-func (v *validator) fault(path string, f *Fault, seen map[string]int, i int, targets map[string]int) {
-	if j, dup := seen[f.Name]; dup && f.Name != "" {
-		v.addf(path+".name", "duplicate fault name %q (also spec.faults[%d])", f.Name, j)
-	} else {
-		v.dnsName(path+".name", f.Name)
-		if f.Name != "" {
-			seen[f.Name] = i
-		}
-	}
-	if _, ok := targets[f.Target]; !ok {
-		if f.Target == "" {
-			v.addf(path+".target", "required: the name of a target in spec.targets")
-		} else {
-			v.addf(path+".target", "target %q is not defined in spec.targets", f.Target)
-		}
-	}
-	switch f.Kind {
-	case FaultPartition:
-		if f.Partition == nil {
-			v.addf(path+".partition", "required for kind partition")
-		} else {
-			v.partition(path+".partition", f.Partition)
-		}
-	case "":
-		v.addf(path+".kind", "required (known kinds: %s)", FaultPartition)
-	default:
-		v.addf(path+".kind", "unknown fault kind %q (known kinds: %s)", f.Kind, FaultPartition)
-	}
-	if f.Kind != FaultPartition && f.Kind != "" && f.Partition != nil {
-		v.addf(path+".partition", "only allowed when kind is partition")
-	}
-}
-
-func (v *validator) partition(path string, p *PartitionParams) {
-	if len(p.CIDRs) == 0 {
-		v.addf(path+".cidrs", "at least one CIDR is required")
-	}
-	seen := map[netip.Prefix]int{}
-	for i, c := range p.CIDRs {
-		cp := fmt.Sprintf("%s.cidrs[%d]", path, i)
-		switch j, dup := seen[c]; {
-		case !c.IsValid():
-			v.addf(cp, "must be a CIDR such as 10.1.0.0/16")
-		case c != c.Masked():
-			v.addf(cp, "%q has host bits set; did you mean %s?", c.String(), c.Masked())
-		case dup:
-			v.addf(cp, "duplicate CIDR %s (also cidrs[%d])", c, j)
-		default:
-			seen[c] = i
-		}
-	}
-	switch p.Direction {
-	case DirectionBoth, DirectionEgress, DirectionIngress:
-	default:
-		v.addf(path+".direction", "must be egress, ingress or both, not %q", p.Direction)
-	}
-	for i, port := range p.Ports {
-		if port == 0 {
-			v.addf(fmt.Sprintf("%s.ports[%d]", path, i), "0 is not a port number (want 1-65535)")
 		}
 	}
 }
@@ -282,6 +230,24 @@ func (v *validator) probe(path string, p *probes.Probe, seen map[string]int, i i
 	case "", probes.OnEmptyFail, probes.OnEmptyPass:
 	default:
 		v.addf(path+".onEmpty", "must be fail or pass, not %q", p.OnEmpty)
+	}
+}
+
+func (v *validator) effects(ef *Effects, duration Duration) {
+	if len(ef.Probes) == 0 {
+		v.addf("spec.effects.probes", "at least one probe is required: what shows the faults took hold")
+	}
+	v.probeList("spec.effects.probes", ef.Probes)
+	switch {
+	case ef.Within <= 0:
+		v.addf("spec.effects.within", "must be > 0, not %s", ef.Within)
+	case duration > 0 && ef.Within >= duration:
+		def := ""
+		if !v.present("spec.effects.within") {
+			def = " (the default)"
+		}
+		v.addf("spec.effects.within", "must be less than spec.duration (%s), not %s%s: effects must be proven while the fault is still in place",
+			duration, ef.Within, def)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -124,7 +125,11 @@ func TestMarshalJSONAndYAML(t *testing.T) {
 // TestRoundTrip writes a loaded experiment back as YAML and JSON and
 // checks the result loads to the same value.
 func TestRoundTrip(t *testing.T) {
-	for _, f := range []string{"testdata/full.good.yaml", "testdata/minimal.good.yaml"} {
+	files, err := filepath.Glob("testdata/*.good.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("glob good files: %v (found %d)", err, len(files))
+	}
+	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
 			e, err := LoadFile(f)
 			if err != nil {
@@ -157,18 +162,53 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestPartitionYAMLMirrorsParams keeps the decoding shadow type in step
-// with PartitionParams.
-func TestPartitionYAMLMirrorsParams(t *testing.T) {
-	a, b := reflect.TypeFor[PartitionParams](), reflect.TypeFor[partitionYAML]()
-	if a.NumField() != b.NumField() {
-		t.Fatalf("PartitionParams has %d fields, partitionYAML %d", a.NumField(), b.NumField())
+// TestYAMLMirrorsParams keeps the decoding shadow types in step with the
+// parameter types they decode: same fields, names and YAML tags, and the
+// same Go types except CIDRs ([]prefixValue for []netip.Prefix).
+func TestYAMLMirrorsParams(t *testing.T) {
+	tests := []struct {
+		name         string
+		params, shim reflect.Type
+		fill         any // a value with every field set, decoded through the shim
+	}{
+		{"partition", reflect.TypeFor[PartitionParams](), reflect.TypeFor[partitionYAML](), &PartitionParams{
+			CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Direction: DirectionEgress, Ports: []uint16{80},
+		}},
+		{"latency", reflect.TypeFor[LatencyParams](), reflect.TypeFor[latencyYAML](), &LatencyParams{
+			CIDRs: []netip.Prefix{netip.MustParsePrefix("fd00::/8")}, Ports: []uint16{443},
+			Delay: Duration(time.Second), Jitter: Duration(time.Millisecond), Correlation: 5, Loss: 1.5,
+			Rate: 1_250_000, Interface: "eth0",
+		}},
 	}
-	for i := range a.NumField() {
-		fa, fb := a.Field(i), b.Field(i)
-		if fa.Name != fb.Name || fa.Tag.Get("yaml") != fb.Tag.Get("yaml") {
-			t.Errorf("field %d: %s %q vs %s %q", i, fa.Name, fa.Tag.Get("yaml"), fb.Name, fb.Tag.Get("yaml"))
-		}
+	prefixes := reflect.TypeFor[[]netip.Prefix]()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := tt.params, tt.shim
+			if a.NumField() != b.NumField() {
+				t.Fatalf("%s has %d fields, %s %d", a, a.NumField(), b, b.NumField())
+			}
+			for i := range a.NumField() {
+				fa, fb := a.Field(i), b.Field(i)
+				if fa.Name != fb.Name || fa.Tag.Get("yaml") != fb.Tag.Get("yaml") {
+					t.Errorf("field %d: %s %q vs %s %q", i, fa.Name, fa.Tag.Get("yaml"), fb.Name, fb.Tag.Get("yaml"))
+				}
+				if fa.Type != fb.Type && fa.Type != prefixes {
+					t.Errorf("field %s: %s vs %s", fa.Name, fa.Type, fb.Type)
+				}
+			}
+			// Every field set survives YAML through the shim.
+			y, err := yaml.Marshal(tt.fill)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := reflect.New(a)
+			if err := yaml.Unmarshal(y, back.Interface()); err != nil {
+				t.Fatalf("decode:\n%s\n%v", y, err)
+			}
+			if !reflect.DeepEqual(back.Interface(), tt.fill) {
+				t.Errorf("round trip through the shim lost fields:\n%s\ngot %+v", y, back.Elem())
+			}
+		})
 	}
 }
 
@@ -206,6 +246,52 @@ func TestValidateGoValues(t *testing.T) {
 			e.Spec.AbortWhen = []AbortProbe{{Probe: e.Spec.SteadyState.Probes[0], For: -1}}
 		}, "spec.abortWhen[0].for: must be >= 0, not"},
 		{"zero duration", func(e *Experiment) { e.Spec.Duration = 0 }, "spec.duration: must be > 0"},
+		{"memory size only", func(e *Experiment) {
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{Size: 1 << 30}}
+		}, ""},
+		{"memory fraction only", func(e *Experiment) {
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{Fraction: 0.5}}
+		}, ""},
+		{"memory neither", func(e *Experiment) {
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{}}
+		}, "spec.faults[0].memory: one of size or fraction is required"},
+		{"memory negative ramp", func(e *Experiment) {
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{Size: 1, Ramp: -1}}
+		}, "spec.faults[0].memory.ramp: must be >= 0"},
+		{"latency without delay", func(e *Experiment) {
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultLatency, Target: "t", Latency: &LatencyParams{
+				CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}}
+		}, "spec.faults[0].latency.delay: required"},
+		{"latency negative jitter", func(e *Experiment) {
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultLatency, Target: "t", Latency: &LatencyParams{
+				CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Delay: Duration(time.Second), Jitter: -1}}
+		}, "spec.faults[0].latency.jitter: must be >= 0"},
+		{"exception level defaulted", func(e *Experiment) {
+			e.Spec.Targets[0].Service = "visits"
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultException, Target: "t", Exception: &ExceptionParams{}}
+		}, ""},
+		{"exception without service", func(e *Experiment) {
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultException, Target: "t", Exception: &ExceptionParams{}}
+		}, "spec.faults[0].target: kind exception needs a target with service (the Spring Boot service to attack)"},
+		{"exception argument without value", func(e *Experiment) {
+			e.Spec.Targets[0].Service = "visits"
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultException, Target: "t", Exception: &ExceptionParams{
+				Exception: &SpringException{Type: "java.io.IOException", Arguments: []SpringExceptionArg{{Type: "java.lang.String"}}}}}
+		}, "spec.faults[0].exception.exception.arguments[0].value: required"},
+		{"app latency without range", func(e *Experiment) {
+			e.Spec.Targets[0].Service = "visits"
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultAppLatency, Target: "t", AppLatency: &AppLatencyParams{}}
+		}, "spec.faults[0].appLatency.latencyRange: required"},
+		{"partition and latency", func(e *Experiment) {
+			e.Spec.Faults[0].Latency = &LatencyParams{}
+		}, "spec.faults[0].latency: only allowed when kind is latency"},
+		{"effects defaulted", func(e *Experiment) {
+			e.Spec.Duration = Duration(time.Minute)
+			e.Spec.Effects = &Effects{Probes: e.Spec.SteadyState.Probes}
+		}, ""},
+		{"effects default too long", func(e *Experiment) {
+			e.Spec.Effects = &Effects{Probes: e.Spec.SteadyState.Probes}
+		}, "spec.effects.within: must be less than spec.duration (30s), not 30s (the default)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,6 +330,22 @@ func TestSetDefaults(t *testing.T) {
 	if e.Spec.Faults[0].Partition.Direction != DirectionBoth || e.Spec.Targets[0].Mode.Kind != BlastAll ||
 		e.Spec.Schedule.TimeZone != "UTC" {
 		t.Errorf("defaults not applied: %+v", e.Spec)
+	}
+
+	e = validExperiment()
+	e.Spec.Faults = append(e.Spec.Faults,
+		Fault{Kind: FaultException, Exception: &ExceptionParams{}},
+		Fault{Kind: FaultAppLatency, AppLatency: &AppLatencyParams{Level: 7}})
+	e.Spec.Effects = &Effects{}
+	e.SetDefaults()
+	if got := e.Spec.Faults[1].Exception.Level; got != 1 {
+		t.Errorf("exception level = %d, want 1", got)
+	}
+	if got := e.Spec.Faults[2].AppLatency.Level; got != 7 {
+		t.Errorf("a set appLatency level = %d, want it kept (7)", got)
+	}
+	if got := e.Spec.Effects.Within; got != Duration(30*time.Second) {
+		t.Errorf("effects.within = %s, want 30s", got)
 	}
 }
 
