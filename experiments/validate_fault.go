@@ -26,9 +26,11 @@ const (
 // knownFaultKinds lists every fault kind, for messages.
 const knownFaultKinds = "partition, latency, memory, exception, app-latency"
 
-// SpringWatchers are the Spring component types Chaos Monkey for Spring
+// springWatchers are the Spring component types Chaos Monkey for Spring
 // Boot can attack, spelled as its watcher properties are.
-var SpringWatchers = []string{"controller", "restController", "service", "repository", "component"}
+var springWatchers = []string{"controller", "restController", "service", "repository", "component"}
+
+const springWatchersHelp = "controller, restController, service, repository or component"
 
 // javaClassName is a (possibly qualified) Java class name; javaIdentifier
 // one identifier.
@@ -256,14 +258,14 @@ func (v *validator) watchers(path string, list []string) {
 		wp := fmt.Sprintf("%s[%d]", path, i)
 		j, dup := seen[w]
 		switch {
-		case !slices.Contains(SpringWatchers, w):
+		case !slices.Contains(springWatchers, w):
 			hint := ""
-			for _, k := range SpringWatchers {
+			for _, k := range springWatchers {
 				if strings.EqualFold(k, w) {
 					hint = fmt.Sprintf("; did you mean %s?", k)
 				}
 			}
-			v.addf(wp, "unknown watcher %q (want controller, restController, service, repository or component)%s", w, hint)
+			v.addf(wp, "unknown watcher %q (want %s)%s", w, springWatchersHelp, hint)
 		case dup:
 			v.addf(wp, "duplicate watcher %q (also watchers[%d])", w, j)
 		default:
