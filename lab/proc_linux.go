@@ -25,7 +25,11 @@ func startProc(ns string, argv []string, logPath string) (int, error) {
 		return 0, fmt.Errorf("open log: %w", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	// nsenter joins only the network namespace. (`ip netns exec` also
+	// unshares the mount namespace and remounts /sys, which hides the
+	// cgroup hierarchy the agents' memory faults and the lab's cgroups
+	// live in.)
+	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + ns, "--"}, argv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -33,7 +37,7 @@ func startProc(ns string, argv []string, logPath string) (int, error) {
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }() // reap it if it ends while we run
-	// Wait for `ip netns exec` to exec the program, so that the recorded
+	// Wait for nsenter to exec the program, so that the recorded
 	// argv is what /proc/PID/cmdline shows from now on.
 	pid := cmd.Process.Pid
 	deadline := time.Now().Add(5 * time.Second)
