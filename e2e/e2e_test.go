@@ -267,3 +267,108 @@ func TestIntegrationServiceThatNeverReconnectsFailsTheExperiment(t *testing.T) {
 		t.Errorf("describe run: exit %d\n%s", code, stdout)
 	}
 }
+
+// runJSON runs an experiment to its verdict and decodes the record.
+func runJSON(t *testing.T, l *lab.Lab, name string) (int, api.Run, string) {
+	t.Helper()
+	code, stdout, stderr := chaosctl(t, l, "run", name, "--wait", "-o", "json")
+	var run api.Run
+	if err := json.Unmarshal(stdout, &run); err != nil {
+		t.Fatalf("%s: no run record (exit %d): %v\n%s\n%s", name, code, err, stdout, stderr)
+	}
+	return code, run, stderr
+}
+
+func phaseEvaluations(run api.Run, phase string) int {
+	n := 0
+	for _, p := range run.Phases {
+		if p.Phase == phase {
+			for _, s := range p.Probes {
+				n += s.Evaluations
+			}
+		}
+	}
+	return n
+}
+
+// TestIntegrationFaultKindsInTheLab runs the library's other experiments
+// in one lab: the Spring Boot exception assault and the memory stressor
+// really take hold (effect checks) and leave nothing behind; latency needs
+// netem, which the lab's kernel may lack — then it is refused before
+// anything is applied, with the reason.
+func TestIntegrationFaultKindsInTheLab(t *testing.T) {
+	requireRoot(t)
+	l := startLab(t, "e2e-kinds", "cek", repoPath(t, "experiments/library"), nil)
+	hc := l.HTTPClient(5 * time.Second)
+	visits := "http://10.254.0.13:8082/actuator/chaosmonkey"
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := hc.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	_, assaultsBefore := get(visits + "/assaults")
+	statusBefore, _ := get(visits + "/status")
+
+	t.Run("exceptions-visits", func(t *testing.T) {
+		code, run, stderr := runJSON(t, l, "exceptions-visits")
+		if code != 0 || run.Verdict != api.VerdictPass {
+			t.Fatalf("exit %d verdict %s: %s\n%s", code, run.Verdict, run.Reason, stderr)
+		}
+		if phaseEvaluations(run, api.PhaseEffects) == 0 || run.Times.FirstImpact == nil {
+			t.Errorf("the assault must be proven (effects) and hurt (first impact): %+v", run.Times)
+		}
+		_, assaultsAfter := get(visits + "/assaults")
+		statusAfter, _ := get(visits + "/status")
+		if assaultsAfter != assaultsBefore || statusAfter != statusBefore {
+			t.Errorf("Chaos Monkey settings not restored:\nbefore %d %s\nafter  %d %s", statusBefore, assaultsBefore, statusAfter, assaultsAfter)
+		}
+	})
+
+	t.Run("memory-pressure-customers", func(t *testing.T) {
+		code, run, stderr := runJSON(t, l, "memory-pressure-customers")
+		if code != 0 || run.Verdict != api.VerdictPass {
+			t.Fatalf("exit %d verdict %s: %s\n%s", code, run.Verdict, run.Reason, stderr)
+		}
+		if phaseEvaluations(run, api.PhaseEffects) == 0 {
+			t.Errorf("memory in use was never proven")
+		}
+		if pids := stressors(t); len(pids) > 0 {
+			t.Errorf("stressor processes left: %v", pids)
+		}
+	})
+
+	t.Run("latency-c1-c2", func(t *testing.T) {
+		code, run, stderr := runJSON(t, l, "latency-c1-c2")
+		if _, err := os.Stat("/sys/module/sch_netem"); err == nil {
+			if code != 0 || run.Verdict != api.VerdictPass {
+				t.Fatalf("with netem: exit %d verdict %s: %s\n%s", code, run.Verdict, run.Reason, stderr)
+			}
+			return
+		}
+		if code != 3 || run.Verdict != api.VerdictError || !strings.Contains(run.Reason, "netem") || run.Times.Injected != nil {
+			t.Fatalf("without netem the run must end in preflight, exit 3, naming netem; got exit %d verdict %s injected %v: %s",
+				code, run.Verdict, run.Times.Injected, run.Reason)
+		}
+	})
+	assertNoFaultLeft(t, l)
+}
+
+// stressors lists processes running a memory stressor.
+func stressors(t *testing.T) []string {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), "agent-stressor") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
