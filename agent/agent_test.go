@@ -17,10 +17,16 @@ import (
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/ledger"
+	"github.com/chaosd/chaosd/agent/memory"
 	"github.com/chaosd/chaosd/agent/partition"
 )
 
 func TestMain(m *testing.M) {
+	// The memory driver starts its stressor as this binary in the hidden
+	// mode, as chaosd's main does.
+	if len(os.Args) > 1 && os.Args[1] == StressorCommand {
+		os.Exit(memory.StressorMain(os.Args[2:]))
+	}
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}

@@ -10,4 +10,4 @@ export CHAOSD_BIN_DIR="${CHAOSD_BIN_DIR:-$PWD/bin}"
 # 2-core machine running them side by side only makes them slower and flaky.
 go test -count=1 -p 1 -timeout 40m "$@" ./...
 # Kernel tests on the stock kernel (TestVM* in these packages).
-hack/vmtest.sh -run '^TestVM' -timeout 15m ./agent/latency ./agent/memory
+hack/vmtest.sh -run '^TestVM' -timeout 15m ./agent ./agent/latency ./agent/memory

@@ -1,0 +1,457 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/partition"
+	"github.com/chaosd/chaosd/lab/petclinic"
+)
+
+// The random-kill tests prove the agent's central promise: whatever moment
+// it dies at, during inject, hold or revert of any fault kind, a restarted
+// agent leaves no tagged kernel state, no stressor process and no Spring
+// Boot assault behind. And: faults whose lease is not renewed are reverted
+// within lease + 1s by the agent alone.
+
+// randomKillTrials is the number of trials (at least 50 in CI). Override
+// with CHAOSD_RANDOM_KILL_TRIALS.
+func randomKillTrials() int {
+	if n, err := strconv.Atoi(os.Getenv("CHAOSD_RANDOM_KILL_TRIALS")); err == nil && n > 0 {
+		return n
+	}
+	return 60
+}
+
+// world is what the faults act on: a network namespace with a routed
+// veth (for partition and latency), a memory cgroup (for memory) and a
+// Spring Boot stand-in on loopback (for exception and app-latency).
+type world struct {
+	t        *testing.T
+	nsPath   string // visible to the agent process
+	nlh      *netlink.Handle
+	cgroup   string // relative to the memory hierarchy's root
+	cgDir    string
+	// svcs are Spring Boot stand-ins: [0] for exception, [1] for
+	// app-latency (one Chaos Monkey fault per service at a time).
+	svcs     [2]*httptest
+	kinds    []string
+	monkeyOK [2]string // actuator settings before any fault
+	statusOK [2]int
+}
+
+type httptest struct {
+	url string
+	srv *http.Server
+}
+
+func newWorld(t *testing.T, caps map[string]bool) *world {
+	t.Helper()
+	w := &world{t: t}
+
+	// An unnamed namespace that lives as long as this process holds its fd;
+	// the agent process opens it through /proc/<pid>/fd/<fd>.
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	ns, err := netns.New()
+	if err == nil {
+		err = netns.Set(orig)
+	}
+	orig.Close()
+	runtime.UnlockOSThread()
+	if err != nil {
+		t.Fatalf("new netns: %v", err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	w.nsPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))
+	w.nlh, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.nlh.Close)
+	w.kinds = []string{agentapi.KindPartition}
+	if caps[agentapi.KindLatency] {
+		la := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "rk0", TxQLen: 1000}, PeerName: "rk1"}
+		if err := w.nlh.LinkAdd(la); err != nil {
+			t.Fatalf("veth: %v", err)
+		}
+		for _, name := range []string{"lo", "rk0", "rk1"} {
+			l, _ := w.nlh.LinkByName(name)
+			_ = w.nlh.LinkSetUp(l)
+		}
+		l, _ := w.nlh.LinkByName("rk0")
+		addr, _ := netlink.ParseAddr("10.99.7.1/24")
+		if err := w.nlh.AddrAdd(l, addr); err != nil {
+			t.Fatal(err)
+		}
+		w.kinds = append(w.kinds, agentapi.KindLatency)
+	}
+
+	if caps[agentapi.KindMemory] {
+		w.cgroup, w.cgDir = makeTestCgroup(t)
+		w.kinds = append(w.kinds, agentapi.KindMemory)
+	}
+
+	// Spring Boot stand-ins with the Chaos Monkey actuator on loopback.
+	for i := range w.svcs {
+		s, err := petclinic.New(petclinic.DefaultConfig(petclinic.CustomersService), zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: s.Handler()}
+		go srv.Serve(ln) //nolint:errcheck
+		t.Cleanup(func() { srv.Close(); s.ChaosMonkey.Close() })
+		w.svcs[i] = &httptest{url: "http://" + ln.Addr().String(), srv: srv}
+		w.statusOK[i], w.monkeyOK[i] = w.monkey(i)
+	}
+	w.kinds = append(w.kinds, agentapi.KindException, agentapi.KindAppLatency)
+	return w
+}
+
+// makeTestCgroup creates a memory cgroup with a 256 MiB limit, v2 or v1.
+func makeTestCgroup(t *testing.T) (rel, dir string) {
+	t.Helper()
+	rel = fmt.Sprintf("chaosd-rk-%d", os.Getpid())
+	root, limitFile := "/sys/fs/cgroup/memory", "memory.limit_in_bytes"
+	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && strings.Contains(string(b), "memory") {
+		root, limitFile = "/sys/fs/cgroup", "memory.max"
+		_ = os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory"), 0o644)
+	}
+	dir = filepath.Join(root, rel)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("create test cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			t.Errorf("processes left in the test cgroup: %s", b)
+		}
+		_ = os.Remove(dir)
+	})
+	if err := os.WriteFile(filepath.Join(dir, limitFile), []byte(strconv.Itoa(256<<20)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rel, dir
+}
+
+func (w *world) monkey(i int) (int, string) {
+	w.t.Helper()
+	get := func(p string) (int, string) {
+		resp, err := http.Get(w.svcs[i].url + "/actuator/chaosmonkey" + p)
+		if err != nil {
+			w.t.Fatalf("actuator: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, _ := get("/status")
+	_, assaults := get("/assaults")
+	_, watchers := get("/watchers")
+	return code, assaults + watchers
+}
+
+func (w *world) fault(kind string, id string, lease time.Duration) agentapi.Fault {
+	f := agentapi.Fault{ID: id, RunID: "rk", Kind: kind, Deadline: time.Now().Add(time.Minute), LeaseSeconds: lease.Seconds()}
+	switch kind {
+	case agentapi.KindPartition:
+		f.Partition = &agentapi.Partition{CIDRs: []string{"10.98.0.0/16"}}
+	case agentapi.KindLatency:
+		f.Latency = &agentapi.Latency{CIDRs: []string{"10.99.7.0/24"}, DelayMs: 50}
+	case agentapi.KindMemory:
+		f.Memory = &agentapi.Memory{Cgroup: w.cgroup, SizeBytes: 16 << 20, RampSeconds: 0.2}
+	case agentapi.KindException:
+		f.SpringBoot = &agentapi.SpringBoot{URL: w.svcs[0].url, Level: 2}
+	case agentapi.KindAppLatency:
+		f.SpringBoot = &agentapi.SpringBoot{URL: w.svcs[1].url, Level: 1, LatencyRangeStartMs: 10, LatencyRangeEndMs: 20}
+	}
+	return f
+}
+
+// leftovers lists every trace of any fault: tagged nftables tables and
+// qdiscs, stressor processes, a Spring Boot actuator not as it was.
+func (w *world) leftovers() []string {
+	w.t.Helper()
+	var out []string
+	ap, err := partition.NewApplier(w.nsPath)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	tables, err := ap.ListTagged()
+	ap.Close()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, tb := range tables {
+		out = append(out, "nftables table "+tb)
+	}
+	qs, err := w.nlh.QdiscList(nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, q := range qs {
+		if maj := q.Attrs().Handle >> 16; maj >= 0xCD00 && maj <= 0xCDFF {
+			out = append(out, fmt.Sprintf("qdisc %s %x: on link %d", q.Type(), maj, q.Attrs().LinkIndex))
+		}
+	}
+	for _, pid := range stressorPIDs() {
+		out = append(out, "stressor process "+pid)
+	}
+	for i := range w.svcs {
+		if code, m := w.monkey(i); code != w.statusOK[i] || m != w.monkeyOK[i] {
+			out = append(out, fmt.Sprintf("Chaos Monkey of service %d changed: status %d, %s", i, code, m))
+		}
+	}
+	return out
+}
+
+func stressorPIDs() []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte(StressorCommand)) && bytes.Contains(b, []byte("rk.")) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// killableAgent is the agent as a separate process acting on the world's
+// namespace from the root namespace (so it sees the cgroup hierarchy).
+type killableAgent struct {
+	t      *testing.T
+	cfg    Config
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	client *agentapi.Client
+}
+
+func newKillableAgent(t *testing.T, w *world) *killableAgent {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte(testToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Node: fmt.Sprintf("rk-%d", os.Getpid()), Socket: filepath.Join(dir, "a.sock"), TokenFile: tok,
+		LedgerPath: filepath.Join(dir, "ledger.jsonl"), NetNSPath: w.nsPath, Version: "test"}
+	c, _ := agentapi.NewClient("unix://"+cfg.Socket, testToken)
+	k := &killableAgent{t: t, cfg: cfg, client: c}
+	t.Cleanup(func() {
+		if k.cmd != nil && k.cmd.ProcessState == nil {
+			_ = k.cmd.Process.Kill()
+			_ = k.cmd.Wait()
+		}
+	})
+	return k
+}
+
+func (k *killableAgent) start() agentapi.Status {
+	k.t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	b, _ := json.Marshal(k.cfg)
+	k.cmd = exec.Command(exe, "-test.run=^$")
+	k.cmd.Env = append(os.Environ(), childEnv+"=1", childCfgEnv+"="+string(b))
+	k.stderr = &bytes.Buffer{}
+	k.cmd.Stderr = k.stderr
+	if err := k.cmd.Start(); err != nil {
+		k.t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if st, err := k.client.Status(context.Background()); err == nil {
+			return st
+		}
+		if time.Now().After(deadline) {
+			k.t.Fatalf("agent not ready:\n%s", k.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (k *killableAgent) kill9() {
+	_ = k.cmd.Process.Signal(syscall.SIGKILL) // by PID: the process this test started
+	_ = k.cmd.Wait()
+}
+
+func (k *killableAgent) stop() {
+	_ = k.cmd.Process.Signal(syscall.SIGTERM)
+	if err := k.cmd.Wait(); err != nil {
+		k.t.Errorf("agent exit on SIGTERM: %v\n%s", err, k.stderr)
+	}
+}
+
+func testRandomKill(t *testing.T) {
+	requireRootOnly(t)
+	// What this kernel can do decides which kinds the trials cover; the
+	// agent says so itself.
+	w0 := newWorld(t, nil)
+	k0 := newKillableAgent(t, w0)
+	st := k0.start()
+	k0.stop()
+	w := newWorld(t, st.Capabilities)
+	t.Logf("kinds covered: %v (unavailable here: %v)", w.kinds, st.Unavailable)
+	if len(w.kinds) < 3 {
+		t.Fatalf("too few fault kinds to test: %v", w.kinds)
+	}
+
+	k := newKillableAgent(t, w)
+	k.start()
+	stages := []string{"inject", "hold", "revert"}
+	trials := randomKillTrials()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	ctx := context.Background()
+	for i := 0; i < trials; i++ {
+		kind := w.kinds[i%len(w.kinds)]
+		stage := stages[(i/len(w.kinds))%len(stages)]
+		f := w.fault(kind, fmt.Sprintf("rk.%d.%s", i, kind), time.Minute)
+		// Kill somewhere within the first ~30ms of the stage: inject and
+		// revert take a few to a few tens of milliseconds.
+		delay := time.Duration(rng.IntN(30_000)) * time.Microsecond
+		switch stage {
+		case "inject":
+			go k.client.Inject(ctx, f) //nolint:errcheck
+			time.Sleep(delay)
+		case "hold":
+			if _, err := k.client.Inject(ctx, f); err != nil {
+				t.Fatalf("trial %d: inject %s: %v\n%s", i, kind, err, k.stderr)
+			}
+			time.Sleep(delay)
+		case "revert":
+			if _, err := k.client.Inject(ctx, f); err != nil {
+				t.Fatalf("trial %d: inject %s: %v\n%s", i, kind, err, k.stderr)
+			}
+			go k.client.Revert(ctx, f.ID) //nolint:errcheck
+			time.Sleep(delay)
+		}
+		k.kill9()
+		k.start() // start-up recovery runs before the API answers
+		if left := w.leftovers(); len(left) > 0 {
+			t.Fatalf("trial %d (%s, SIGKILL %s into %s): left behind after restart: %v\nagent log:\n%s",
+				i, kind, delay, stage, left, k.stderr)
+		}
+	}
+	k.stop()
+	if left := w.leftovers(); len(left) > 0 {
+		t.Fatalf("left behind after shutdown: %v", left)
+	}
+	t.Logf("%d trials over %d kinds and 3 stages: nothing left behind", trials, len(w.kinds))
+}
+
+func testLeaseExpiryAllKinds(t *testing.T) {
+	requireRootOnly(t)
+	w0 := newWorld(t, nil)
+	k0 := newKillableAgent(t, w0)
+	st := k0.start()
+	k0.stop()
+	w := newWorld(t, st.Capabilities)
+	k := newKillableAgent(t, w)
+	k.start()
+	defer k.stop()
+	ctx := context.Background()
+	const lease = time.Second
+	var ids []string
+	start := time.Now()
+	for _, kind := range w.kinds {
+		f := w.fault(kind, "rk.lease."+kind, lease)
+		if _, err := k.client.Inject(ctx, f); err != nil {
+			t.Fatalf("inject %s: %v", kind, err)
+		}
+		ids = append(ids, f.ID)
+	}
+	// Nobody renews: the controller is gone. Every fault must be reverted
+	// by lease + 1s after it was applied.
+	deadline := start.Add(lease + time.Second)
+	for {
+		all, err := k.client.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		active := 0
+		for _, s := range all {
+			if s.State == agentapi.StateActive {
+				active++
+			}
+		}
+		if active == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d fault(s) still active %s after apply with a %s lease: %+v", active, time.Since(start), lease, all)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(start)
+	all, _ := k.client.List(ctx)
+	for _, s := range all {
+		if s.RevertReason != agentapi.ReasonLease || !s.Verified {
+			t.Errorf("fault %s: reason %q verified %v, want lease-expired and verified", s.Fault.ID, s.RevertReason, s.Verified)
+		}
+	}
+	if left := w.leftovers(); len(left) > 0 {
+		t.Fatalf("left behind after lease expiry: %v", left)
+	}
+	t.Logf("%d faults (%v) reverted by lease expiry within %s (lease %s)", len(ids), w.kinds, took.Round(time.Millisecond), lease)
+}
+
+func requireRootOnly(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, cgroups and nftables")
+	}
+}
+
+// TestIntegrationRandomKill runs the random-kill trials on this host's
+// kernel (every kind it supports).
+func TestIntegrationRandomKill(t *testing.T) { testRandomKill(t) }
+
+// TestIntegrationLeaseExpiryRevertsEveryKind: lease + 1s, every kind.
+func TestIntegrationLeaseExpiryRevertsEveryKind(t *testing.T) { testLeaseExpiryAllKinds(t) }
+
+// TestVMRandomKill runs the same trials on the stock kernel under QEMU,
+// where latency (netem) and cgroup v2 are available.
+func TestVMRandomKill(t *testing.T) {
+	if os.Getenv("CHAOSD_IN_VM") != "1" {
+		t.Skip("covers latency and cgroup v2: run via hack/vmtest.sh (make test does)")
+	}
+	testRandomKill(t)
+}
+
+// TestVMLeaseExpiryRevertsEveryKind is the lease test on the stock kernel.
+func TestVMLeaseExpiryRevertsEveryKind(t *testing.T) {
+	if os.Getenv("CHAOSD_IN_VM") != "1" {
+		t.Skip("covers latency and cgroup v2: run via hack/vmtest.sh (make test does)")
+	}
+	testLeaseExpiryAllKinds(t)
+}
