@@ -48,11 +48,11 @@ func randomKillTrials() int {
 // veth (for partition and latency), a memory cgroup (for memory) and a
 // Spring Boot stand-in on loopback (for exception and app-latency).
 type world struct {
-	t        *testing.T
-	nsPath   string // visible to the agent process
-	nlh      *netlink.Handle
-	cgroup   string // relative to the memory hierarchy's root
-	cgDir    string
+	t      *testing.T
+	nsPath string // visible to the agent process
+	nlh    *netlink.Handle
+	cgroup string // relative to the memory hierarchy's root
+	cgDir  string
 	// svcs are Spring Boot stand-ins: [0] for exception, [1] for
 	// app-latency (one Chaos Monkey fault per service at a time).
 	svcs     [2]*httptest

@@ -40,6 +40,25 @@ type Config struct {
 type Cluster struct {
 	Name   string      `yaml:"name"`
 	Agents []AgentNode `yaml:"agents"`
+	// Services lists the instances of the services experiments may target
+	// by name (in Kubernetes they come from pod discovery).
+	Services []Service `yaml:"services,omitempty"`
+}
+
+// Service is a named service and its instances.
+type Service struct {
+	Name      string     `yaml:"name"`
+	Instances []Instance `yaml:"instances"`
+}
+
+// Instance is one instance (pod) of a service.
+type Instance struct {
+	Name string `yaml:"name"`
+	Node string `yaml:"node"` // must be one of the cluster's agents' nodes
+	// URL is the instance's base URL (Spring Boot actuator under /actuator).
+	URL string `yaml:"url,omitempty"`
+	// Cgroup is the instance's cgroup, relative to the cgroup root.
+	Cgroup string `yaml:"cgroup,omitempty"`
 }
 
 // AgentNode is a node and how to reach its agent.
@@ -96,6 +115,33 @@ func (c *Config) validate() error {
 				errs = append(errs, fmt.Sprintf("clusters[%d].agents[%d].node: duplicate node %q", i, j, a.Node))
 			}
 			seen[key] = true
+		}
+		svcs := map[string]bool{}
+		for j, sv := range cl.Services {
+			path := fmt.Sprintf("clusters[%d].services[%d]", i, j)
+			req(sv.Name, path+".name")
+			if svcs[sv.Name] {
+				errs = append(errs, fmt.Sprintf("%s.name: duplicate service %q", path, sv.Name))
+			}
+			svcs[sv.Name] = true
+			insts := map[string]bool{}
+			for k, in := range sv.Instances {
+				ip := fmt.Sprintf("%s.instances[%d]", path, k)
+				req(in.Name, ip+".name")
+				if insts[in.Name] {
+					errs = append(errs, fmt.Sprintf("%s.name: duplicate instance %q", ip, in.Name))
+				}
+				insts[in.Name] = true
+				if !seen[cl.Name+"/"+in.Node] {
+					errs = append(errs, fmt.Sprintf("%s.node: %q has no agent in cluster %s", ip, in.Node, cl.Name))
+				}
+				if in.URL != "" && !strings.HasPrefix(in.URL, "http://") && !strings.HasPrefix(in.URL, "https://") {
+					errs = append(errs, fmt.Sprintf("%s.url: must start with http:// or https://", ip))
+				}
+				if strings.HasPrefix(in.Cgroup, "/") || strings.Contains(in.Cgroup, "..") {
+					errs = append(errs, fmt.Sprintf("%s.cgroup: must be relative to the cgroup root, without ..", ip))
+				}
+			}
 		}
 	}
 	if len(errs) > 0 {

@@ -39,7 +39,8 @@ type Daemon struct {
 	token string
 
 	prober runner.Prober
-	agents map[string][]agentHandle // by cluster
+	agents   map[string][]agentHandle // by cluster
+	services map[string][]Service     // by cluster
 
 	exps map[string]*experiments.Experiment
 
@@ -99,7 +100,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg: cfg, lg: lg, store: st, token: token, prober: prober,
-		agents: map[string][]agentHandle{}, exps: map[string]*experiments.Experiment{},
+		agents: map[string][]agentHandle{}, services: map[string][]Service{}, exps: map[string]*experiments.Experiment{},
 		active: map[string]*runner.Runner{}, byExp: map[string]string{},
 		entries: map[string]cron.EntryID{},
 	}
@@ -107,6 +108,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 		d.exps[e.Metadata.Name] = e
 	}
 	for _, cl := range cfg.Clusters {
+		d.services[cl.Name] = cl.Services
 		for _, a := range cl.Agents {
 			c, err := agentapi.NewClient(a.Endpoint, agentToken)
 			if err != nil {
@@ -434,6 +436,7 @@ func (r resolver) Resolve(t experiments.Target) ([]runner.Node, error) {
 	for _, n := range t.Nodes {
 		want[n] = true
 	}
+	nodes := map[string]runner.Node{} // eligible nodes by name
 	var sel []runner.Node
 	for _, h := range hs {
 		if len(want) > 0 && !want[h.node] {
@@ -443,12 +446,35 @@ func (r resolver) Resolve(t experiments.Target) ([]runner.Node, error) {
 			continue
 		}
 		delete(want, h.node)
-		sel = append(sel, runner.Node{Cluster: t.Cluster, Name: h.node, Agent: h.client})
+		n := runner.Node{Cluster: t.Cluster, Name: h.node, Agent: h.client}
+		nodes[h.node] = n
+		sel = append(sel, n)
 	}
 	for n := range want {
 		return nil, fmt.Errorf("node %q is not in cluster %s", n, t.Cluster)
 	}
-	return pick(sel, t.Mode), nil
+	if t.Service == "" {
+		return pick(sel, t.Mode), nil
+	}
+	var svc *Service
+	for i, s := range r.d.services[t.Cluster] {
+		if s.Name == t.Service {
+			svc = &r.d.services[t.Cluster][i]
+		}
+	}
+	if svc == nil {
+		return nil, fmt.Errorf("service %q is not known in cluster %s", t.Service, t.Cluster)
+	}
+	var insts []runner.Node
+	for _, in := range svc.Instances {
+		n, ok := nodes[in.Node]
+		if !ok {
+			continue
+		}
+		n.Instance = &runner.Instance{Service: svc.Name, Name: in.Name, URL: in.URL, Cgroup: in.Cgroup}
+		insts = append(insts, n)
+	}
+	return pick(insts, t.Mode), nil
 }
 
 func labelsMatch(have, want map[string]string) bool {
@@ -475,6 +501,13 @@ func pick(nodes []runner.Node, m experiments.BlastRadius) []runner.Node {
 	}
 	mrand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
 	out := nodes[:n]
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	sort.Slice(out, func(i, j int) bool { return nodeKey(out[i]) < nodeKey(out[j]) })
 	return out
+}
+
+func nodeKey(n runner.Node) string {
+	if n.Instance != nil {
+		return n.Name + "/" + n.Instance.Name
+	}
+	return n.Name
 }
