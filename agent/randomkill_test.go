@@ -48,7 +48,7 @@ func randomKillTrials() int {
 // veth (for partition and latency), a memory cgroup (for memory) and a
 // Spring Boot stand-in on loopback (for exception and app-latency).
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	nsPath string // visible to the agent process
 	nlh    *netlink.Handle
 	cgroup string // relative to the memory hierarchy's root
@@ -66,7 +66,7 @@ type httptest struct {
 	srv *http.Server
 }
 
-func newWorld(t *testing.T, caps map[string]bool) *world {
+func newWorld(t testing.TB, caps map[string]bool) *world {
 	t.Helper()
 	w := &world{t: t}
 
@@ -138,7 +138,7 @@ func newWorld(t *testing.T, caps map[string]bool) *world {
 }
 
 // makeTestCgroup creates a memory cgroup with a 256 MiB limit, v2 or v1.
-func makeTestCgroup(t *testing.T) (rel, dir string) {
+func makeTestCgroup(t testing.TB) (rel, dir string) {
 	t.Helper()
 	rel = fmt.Sprintf("chaosd-rk-%d", os.Getpid())
 	root, limitFile := "/sys/fs/cgroup/memory", "memory.limit_in_bytes"
@@ -248,14 +248,14 @@ func stressorPIDs() []string {
 // killableAgent is the agent as a separate process acting on the world's
 // namespace from the root namespace (so it sees the cgroup hierarchy).
 type killableAgent struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    Config
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	client *agentapi.Client
 }
 
-func newKillableAgent(t *testing.T, w *world) *killableAgent {
+func newKillableAgent(t testing.TB, w *world) *killableAgent {
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "token")
 	if err := os.WriteFile(tok, []byte(testToken), 0o600); err != nil {
@@ -454,4 +454,44 @@ func TestVMLeaseExpiryRevertsEveryKind(t *testing.T) {
 		t.Skip("covers latency and cgroup v2: run via hack/vmtest.sh (make test does)")
 	}
 	testLeaseExpiryAllKinds(t)
+}
+
+// BenchmarkInjectRevert measures, per fault kind this kernel supports,
+// the time from the API call to the fault being in place, and from the
+// revert call to the fault being gone and verified, on one node: the agent
+// as its own process, over its unix socket, ledger fsyncs included.
+func BenchmarkInjectRevert(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: network namespaces, cgroups and nftables")
+	}
+	w0 := newWorld(b, nil)
+	k0 := newKillableAgent(b, w0)
+	st := k0.start()
+	k0.stop()
+	w := newWorld(b, st.Capabilities)
+	k := newKillableAgent(b, w)
+	k.start()
+	defer k.stop()
+	ctx := context.Background()
+	for _, kind := range w.kinds {
+		b.Run(kind, func(b *testing.B) {
+			var inject, revert time.Duration
+			for i := 0; i < b.N; i++ {
+				f := w.fault(kind, fmt.Sprintf("rk.bench.%s.%d", kind, i), time.Minute)
+				t0 := time.Now()
+				if _, err := k.client.Inject(ctx, f); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				st, err := k.client.Revert(ctx, f.ID)
+				if err != nil || !st.Verified {
+					b.Fatal(st, err)
+				}
+				inject += t1.Sub(t0)
+				revert += time.Since(t1)
+			}
+			b.ReportMetric(float64(inject.Microseconds())/float64(b.N), "inject-µs/op")
+			b.ReportMetric(float64(revert.Microseconds())/float64(b.N), "revert+verify-µs/op")
+		})
+	}
 }
