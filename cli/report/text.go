@@ -162,6 +162,9 @@ func (p *printer) faults(r api.Run) {
 		if f.Cluster != "" {
 			node = f.Cluster + "/" + f.Node
 		}
+		if f.Instance != "" {
+			node += " " + f.Instance
+		}
 		reverted := "no"
 		if f.RevertedAt != nil {
 			reverted = "yes " + offset(*f.RevertedAt, ref)

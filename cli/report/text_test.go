@@ -165,3 +165,17 @@ func TestRTOLine(t *testing.T) {
 		t.Errorf("RTOLine = %q, want %q", got, want)
 	}
 }
+
+func TestTextNamesServiceInstances(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	r := api.Run{ID: "r-1", Experiment: "exceptions-visits", Phase: api.PhaseDone, Verdict: api.VerdictPass, CreatedAt: now,
+		Faults: []api.FaultRecord{{Name: "visits-throws", Kind: "exception", Cluster: "c2", Node: "c2-n1",
+			Instance: "visits-service/visits-service-0", InjectedAt: &now, RevertedAt: &now, Verified: true}}}
+	var b strings.Builder
+	if err := Text(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "c2/c2-n1 visits-service/visits-service-0") {
+		t.Fatalf("report does not name the instance:\n%s", b.String())
+	}
+}
