@@ -38,7 +38,7 @@ type Daemon struct {
 	store *store.Store
 	token string
 
-	prober runner.Prober
+	prober   runner.Prober
 	agents   map[string][]agentHandle // by cluster
 	services map[string][]Service     // by cluster
 
@@ -436,22 +436,25 @@ func (r resolver) Resolve(t experiments.Target) ([]runner.Node, error) {
 	for _, n := range t.Nodes {
 		want[n] = true
 	}
+	known := map[string]bool{}
 	nodes := map[string]runner.Node{} // eligible nodes by name
 	var sel []runner.Node
 	for _, h := range hs {
+		known[h.node] = true
 		if len(want) > 0 && !want[h.node] {
 			continue
 		}
 		if !labelsMatch(h.labels, t.Selector) {
 			continue
 		}
-		delete(want, h.node)
 		n := runner.Node{Cluster: t.Cluster, Name: h.node, Agent: h.client}
 		nodes[h.node] = n
 		sel = append(sel, n)
 	}
-	for n := range want {
-		return nil, fmt.Errorf("node %q is not in cluster %s", n, t.Cluster)
+	for _, n := range t.Nodes {
+		if !known[n] {
+			return nil, fmt.Errorf("node %q is not in cluster %s", n, t.Cluster)
+		}
 	}
 	if t.Service == "" {
 		return pick(sel, t.Mode), nil

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	ep "github.com/chaosd/chaosd/internal/endpoint"
 )
 
 // ErrUnreachable wraps every transport failure (dial, TLS, reset, timeout,
@@ -41,36 +42,11 @@ type Client struct {
 // NewClient returns a client for endpoint "unix:///path/to.sock" or
 // "http://host:port" (https works too).
 func NewClient(endpoint, token string) (*Client, error) {
-	u, err := url.Parse(endpoint)
+	hc, base, err := ep.Client(endpoint, "agent")
 	if err != nil {
-		return nil, fmt.Errorf("agent endpoint %q: %w", endpoint, err)
+		return nil, fmt.Errorf("agent %w", err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
-	c := &Client{token: token, hc: &http.Client{Transport: tr}}
-	switch u.Scheme {
-	case "unix":
-		path := u.Path
-		if u.Host != "" { // unix://relative/path
-			path = u.Host + u.Path
-		}
-		if path == "" {
-			return nil, fmt.Errorf("agent endpoint %q: no socket path", endpoint)
-		}
-		var d net.Dialer
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", path)
-		}
-		c.base = "http://agent"
-	case "http", "https":
-		if u.Host == "" {
-			return nil, fmt.Errorf("agent endpoint %q: no host", endpoint)
-		}
-		c.base = strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
-	default:
-		return nil, fmt.Errorf("agent endpoint %q: scheme must be unix, http or https", endpoint)
-	}
-	return c, nil
+	return &Client{token: token, hc: hc, base: base}, nil
 }
 
 // Inject applies a fault; it returns once the fault is in place.

@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
+
+	ep "github.com/chaosd/chaosd/internal/endpoint"
 )
 
 // ErrUnreachable is wrapped by every error that means chaosd could not be
@@ -31,7 +32,7 @@ func (e *APIError) Error() string {
 // Client talks to chaosd's HTTP API. It is safe for concurrent use.
 type Client struct {
 	endpoint string // as given, for messages
-	base     *url.URL
+	base     string
 	token    string
 	hc       *http.Client
 }
@@ -41,41 +42,11 @@ type Client struct {
 // "Authorization: Bearer TOKEN" when non-empty. Requests are bounded only
 // by their context.
 func NewClient(endpoint, token string) (*Client, error) {
-	u, err := url.Parse(endpoint)
+	hc, base, err := ep.Client(endpoint, "chaosd")
 	if err != nil {
-		return nil, fmt.Errorf("parse endpoint %q: %w", endpoint, err)
+		return nil, err
 	}
-	c := &Client{endpoint: endpoint, token: token}
-	switch u.Scheme {
-	case "unix":
-		path := u.Path
-		if u.Host != "" { // unix://relative/path.sock
-			path = u.Host + u.Path
-		}
-		if path == "" {
-			return nil, fmt.Errorf("endpoint %q: unix endpoint needs a socket path (unix:///path/to/chaosd.sock)", endpoint)
-		}
-		tr := &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", path)
-			},
-			DisableCompression: true,
-		}
-		c.hc = &http.Client{Transport: tr}
-		c.base = &url.URL{Scheme: "http", Host: "chaosd"}
-	case "http", "https":
-		if u.Host == "" {
-			return nil, fmt.Errorf("endpoint %q: missing host", endpoint)
-		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.Proxy = nil // chaosd is reached directly, never through a proxy
-		c.hc = &http.Client{Transport: tr}
-		c.base = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
-	default:
-		return nil, fmt.Errorf("endpoint %q: scheme must be unix, http or https", endpoint)
-	}
-	return c, nil
+	return &Client{endpoint: endpoint, token: token, hc: hc, base: base}, nil
 }
 
 // Endpoint returns the endpoint the client was made for.
@@ -134,7 +105,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
