@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -372,31 +371,4 @@ func TestIntegrationAgentProcess(t *testing.T) {
 	if _, err := os.Stat(cfg.Socket); !os.IsNotExist(err) {
 		t.Errorf("socket left after exit: %v", err)
 	}
-}
-
-func BenchmarkInjectRevertPartition(b *testing.B) {
-	requireRoot(b)
-	ns := newNS(b)
-	h := startReal(b, ns.path)
-	ctx := context.Background()
-	var inject, revert time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		f := agentapi.Fault{ID: fmt.Sprintf("bench.%d", i), Kind: agentapi.KindPartition,
-			Partition: &agentapi.Partition{CIDRs: []string{"10.1.0.0/16", "fd00:1::/48"}, Ports: []uint16{8082, 8084}},
-			Deadline:  time.Now().Add(time.Minute), LeaseSeconds: 60}
-		t0 := time.Now()
-		if _, err := h.client.Inject(ctx, f); err != nil {
-			b.Fatal(err)
-		}
-		t1 := time.Now()
-		st, err := h.client.Revert(ctx, f.ID)
-		if err != nil || !st.Verified {
-			b.Fatal(st, err)
-		}
-		inject += t1.Sub(t0)
-		revert += time.Since(t1)
-	}
-	b.ReportMetric(float64(inject.Microseconds())/float64(b.N), "inject-µs/op")
-	b.ReportMetric(float64(revert.Microseconds())/float64(b.N), "revert+verify-µs/op")
 }
