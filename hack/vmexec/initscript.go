@@ -17,7 +17,7 @@ const (
 
 // guestRun is what one run executes inside the VM.
 type guestRun struct {
-	Workdir string            // absolute; mirrors the package directory on the host
+	Workdir string            // absolute; the host's package directory under guestPkgRoot
 	Argv    []string          // Argv[0] is the absolute path of the test binary in the guest
 	Env     map[string]string // the test's whole environment
 	// DumpKernelLog prints the kernel log on the console after the test.

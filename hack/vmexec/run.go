@@ -225,7 +225,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 	r := guestRun{
-		Workdir:       pkgDir,
+		Workdir:       guestWorkdir(pkgDir),
 		Argv:          append([]string{path.Join(guestBinDir, filepath.Base(testBin))}, guestArgs(cmdline[1:])...),
 		Env:           guestEnv(os.Environ()),
 		DumpKernelLog: o.Dmesg,
@@ -313,3 +313,11 @@ func currentKernelPackage(ctx context.Context, cache, pin string) (string, error
 	_ = os.WriteFile(memo, []byte(pkg+"\n"), 0o644) // only a memo
 	return pkg, nil
 }
+
+// guestPkgRoot holds the package directories in the guest. Mirroring the
+// host path under it (not at it) keeps a package that lives under /tmp,
+// /run or /dev on the host — a CI checkout, say — from being hidden by the
+// tmpfs the guest's init mounts there.
+const guestPkgRoot = "/vmexec/pkg"
+
+func guestWorkdir(hostDir string) string { return path.Join(guestPkgRoot, hostDir) }

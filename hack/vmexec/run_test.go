@@ -199,3 +199,17 @@ func TestCheckStatic(t *testing.T) {
 		t.Errorf("/bin/sh (dynamic): err = %v", err)
 	}
 }
+
+func TestGuestWorkdirIsNeverUnderAGuestMount(t *testing.T) {
+	for _, host := range []string{"/tmp/ci-check/agent", "/run/x/pkg", "/dev/shm/p", "/work/main/agent"} {
+		w := guestWorkdir(host)
+		for _, m := range []string{"/tmp", "/run", "/dev", "/proc", "/sys"} {
+			if strings.HasPrefix(w, m+"/") {
+				t.Errorf("guest workdir %s for %s is under the guest mount %s", w, host, m)
+			}
+		}
+		if !strings.HasSuffix(w, host) {
+			t.Errorf("guest workdir %s does not mirror %s", w, host)
+		}
+	}
+}
