@@ -195,19 +195,25 @@ func (e *Evaluator) query(ctx context.Context, probe, q string, at time.Time) (m
 	if err == nil {
 		return v, nil
 	}
+	return nil, classify(ctx, qctx, err, e.timeout)
+}
+
+// classify turns a client error into ErrUnreachable (no answer) or
+// ErrQuery (a wrong answer), or says the caller gave up.
+func classify(ctx, qctx context.Context, err error, timeout time.Duration) error {
 	var apiErr *v1.Error
 	switch {
 	case ctx.Err() != nil:
 		// The caller gave up; say so rather than blame Prometheus.
-		return nil, fmt.Errorf("query canceled: %w", context.Cause(ctx))
+		return fmt.Errorf("query canceled: %w", context.Cause(ctx))
 	case errors.As(err, &apiErr) && (apiErr.Type == v1.ErrServer || apiErr.Type == "unavailable"):
-		return nil, fmt.Errorf("%w: %w%s", ErrUnreachable, err, detail(apiErr))
+		return fmt.Errorf("%w: %w%s", ErrUnreachable, err, detail(apiErr))
 	case errors.As(err, &apiErr):
-		return nil, fmt.Errorf("%w: %w%s", ErrQuery, err, detail(apiErr))
+		return fmt.Errorf("%w: %w%s", ErrQuery, err, detail(apiErr))
 	case qctx.Err() != nil:
-		return nil, fmt.Errorf("%w: no answer within %s: %w", ErrUnreachable, e.timeout, err)
+		return fmt.Errorf("%w: no answer within %s: %w", ErrUnreachable, timeout, err)
 	default:
-		return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 }
 

@@ -263,6 +263,41 @@ func TestIntegrationEvalAtPastTime(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("range finds the change between two rounds", func(t *testing.T) {
+		// Rounds 1 minute apart around the step at base+30m: the range
+		// evaluation at 15s steps places the change exactly.
+		from, to := base.Add(29*time.Minute+10*time.Second), base.Add(30*time.Minute+10*time.Second)
+		rs, err := e.EvalRange(t.Context(), p, from, to, 15*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 5 {
+			t.Fatalf("got %d results for 5 steps", len(rs))
+		}
+		firstFail := time.Time{}
+		for _, r := range rs {
+			if !r.OK && firstFail.IsZero() {
+				firstFail = r.Time
+			}
+		}
+		// Samples every 15s from base; the 20 at base+30m is the value
+		// from then on (Prometheus takes the latest sample at or before
+		// each step).
+		if want := base.Add(30*time.Minute + 10*time.Second); !firstFail.Equal(want) {
+			t.Fatalf("first failing step %s, want %s; results %+v", firstFail, want, rs)
+		}
+		if _, err := e.EvalRange(t.Context(), Probe{Name: "bad", Query: "sum(", Op: OpEQ, Threshold: f(1)}, from, to, time.Second); !errors.Is(err, ErrQuery) {
+			t.Fatalf("bad query: err %v, want ErrQuery", err)
+		}
+	})
+
+	t.Run("scrape interval", func(t *testing.T) {
+		d, err := e.ScrapeInterval(t.Context())
+		if err != nil || d != time.Second {
+			t.Fatalf("ScrapeInterval = %s, %v; want promtest's 1s", d, err)
+		}
+	})
 }
 
 func TestIntegrationPingUnreachable(t *testing.T) {
