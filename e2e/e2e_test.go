@@ -206,65 +206,18 @@ func TestIntegrationPartitionC1C2PassesWithRTOMatchingGroundTruth(t *testing.T) 
 	gRTO := gRecovered.Sub(gImpact).Seconds()
 	measured := *run.RTO.MeasuredSeconds
 	res := run.RTO.ResolutionSeconds
-	t.Logf("measured RTO %.2fs (impact %s, recovered %s); ground truth %.2fs (impact %s, recovered %s); resolution %.0fs",
+	t.Logf("measured RTO %.2fs (impact %s, recovered %s); ground truth %.2fs (impact %s, recovered %s); resolution %.2fs",
 		measured, tm.FirstImpact.Format(time.RFC3339Nano), tm.Recovered.Format(time.RFC3339Nano),
 		gRTO, gImpact.Format(time.RFC3339Nano), gRecovered.Format(time.RFC3339Nano), res)
-	// The probes see a change at most one scrape after it happens and judge
-	// it at the next probe round; the ground truth is exact to one request
-	// interval. So the measured RTO must be within one probe interval of
-	// the truth, widened only by the scrape interval and the request
-	// interval.
-	scrape, _ := time.ParseDuration(lab.ScrapeInterval)
-	tol := res + scrape.Seconds() + 1/float64(lab.DefaultLoadRPS)
-	if diff := math.Abs(measured - gRTO); diff > tol {
-		t.Errorf("measured RTO %.2fs differs from ground truth %.2fs by %.2fs (> probe interval %.2fs + scrape %.2fs + request interval)", measured, gRTO, diff, res, scrape.Seconds())
+	// The run places impact and recovery to within Prometheus' scrape
+	// interval (its reported resolution); the ground truth is exact to one
+	// request interval. The bar is one probe interval.
+	interval := 1.0 // partition-c1-c2's probeInterval
+	if res >= interval {
+		t.Errorf("resolution %.2fs: with the lab's %s scrape interval the run must time changes finer than its probe interval", res, lab.ScrapeInterval)
 	}
-}
-
-func TestIntegrationServiceThatNeverReconnectsFailsTheExperiment(t *testing.T) {
-	requireRoot(t)
-	// A shorter copy of the library experiment, so the failing run ends in
-	// well under a minute: the fault is held 10s, recovery gives up after 20s.
-	src, err := os.ReadFile(repoPath(t, "experiments/library/partition-c1-c2.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := string(src)
-	for old, repl := range map[string]string{"duration: 30s": "duration: 10s", "timeout: 3m": "timeout: 20s", "holdFor: 10s": "holdFor: 5s"} {
-		if !strings.Contains(spec, old) {
-			t.Fatalf("library experiment has no %q to shorten", old)
-		}
-		spec = strings.Replace(spec, old, repl, 1)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "partition-c1-c2.yaml"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l := startLab(t, "e2e-broken", "ceb", dir, map[string][]string{
-		"visits-service": {"--customers-reconnect=never"},
-	})
-
-	code, stdout, stderr := chaosctl(t, l, "run", "partition-c1-c2", "--wait", "-o", "json")
-	t.Logf("chaosctl stderr:\n%s", stderr)
-	var run api.Run
-	if err := json.Unmarshal(stdout, &run); err != nil {
-		t.Fatalf("no run record (exit %d): %v\n%s", code, err, stdout)
-	}
-	if code != 1 || run.Verdict != api.VerdictFail {
-		t.Fatalf("a visits-service that never reconnects must fail the experiment with exit 1; got exit %d verdict %s: %s", code, run.Verdict, run.Reason)
-	}
-	if !strings.Contains(run.Reason, "not recovered") {
-		t.Errorf("reason %q should say the system did not recover", run.Reason)
-	}
-	if run.Times.Reverted == nil || run.Times.Recovered != nil {
-		t.Errorf("times %+v: want reverted and no recovery", run.Times)
-	}
-	assertNoFaultLeft(t, l)
-
-	// The human report says the same.
-	code, stdout, _ = chaosctl(t, l, "describe", "run", run.ID)
-	if code != 0 || !strings.Contains(string(stdout), "FAIL") {
-		t.Errorf("describe run: exit %d\n%s", code, stdout)
+	if diff := math.Abs(measured - gRTO); diff > interval {
+		t.Errorf("measured RTO %.2fs differs from ground truth %.2fs by %.2fs (> one probe interval, %.0fs)", measured, gRTO, diff, interval)
 	}
 }
 

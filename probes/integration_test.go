@@ -287,6 +287,18 @@ func TestIntegrationEvalAtPastTime(t *testing.T) {
 		if want := base.Add(30*time.Minute + 10*time.Second); !firstFail.Equal(want) {
 			t.Fatalf("first failing step %s, want %s; results %+v", firstFail, want, rs)
 		}
+		// Start times with sub-millisecond digits (probe rounds have them)
+		// must still line up with Prometheus' millisecond steps.
+		odd := from.Add(547637592 * time.Nanosecond)
+		rs, err = e.EvalRange(t.Context(), p, odd, to, 250*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rs {
+			if r.Error != "" || !r.Time.Equal(odd.Add(time.Duration(i)*250*time.Millisecond)) {
+				t.Fatalf("step %d: %+v (every step has data; times are the requested steps)", i, r)
+			}
+		}
 		if _, err := e.EvalRange(t.Context(), Probe{Name: "bad", Query: "sum(", Op: OpEQ, Threshold: f(1)}, from, to, time.Second); !errors.Is(err, ErrQuery) {
 			t.Fatalf("bad query: err %v, want ErrQuery", err)
 		}

@@ -37,20 +37,27 @@ func (e *Evaluator) EvalRange(ctx context.Context, p Probe, start, end time.Time
 	if !ok {
 		return nil, fmt.Errorf("%w: range query of %s returned %s", ErrQuery, p.Name, v.Type())
 	}
-	byTS := map[model.Time]model.Vector{}
+	// Prometheus answers at start + k·step, in milliseconds parsed from
+	// float seconds: match its timestamps to steps by rounding, never by
+	// exact equality.
+	n := int(end.Sub(start)/step) + 1
+	vecs := make([]model.Vector, n)
 	for _, s := range m {
 		for _, pt := range s.Values {
-			byTS[pt.Timestamp] = append(byTS[pt.Timestamp], &model.Sample{Metric: s.Metric, Value: pt.Value, Timestamp: pt.Timestamp})
+			k := int(math.Round(float64(pt.Timestamp.Time().Sub(start)) / float64(step)))
+			if k < 0 || k >= n {
+				continue
+			}
+			vecs[k] = append(vecs[k], &model.Sample{Metric: s.Metric, Value: pt.Value, Timestamp: pt.Timestamp})
 		}
 	}
-	var out []Result
-	for t := start; !t.After(end); t = t.Add(step) {
-		ts := model.TimeFromUnixNano(t.UnixNano())
-		vec := byTS[ts]
+	out := make([]Result, n)
+	for k := range vecs {
+		vec := vecs[k]
 		if vec == nil {
 			vec = model.Vector{}
 		}
-		out = append(out, judge(p, vec, Result{Probe: p.Name, Time: ts.Time(), Value: math.NaN()}))
+		out[k] = judge(p, vec, Result{Probe: p.Name, Time: start.Add(time.Duration(k) * step), Value: math.NaN()})
 	}
 	return out, nil
 }

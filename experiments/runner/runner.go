@@ -26,6 +26,11 @@ import (
 type Prober interface {
 	Ping(ctx context.Context) error
 	Eval(ctx context.Context, p probes.Probe, at time.Time) probes.Result
+	// EvalRange judges p at every step from start to end, to place a
+	// change between two probe rounds.
+	EvalRange(ctx context.Context, p probes.Probe, start, end time.Time, step time.Duration) ([]probes.Result, error)
+	// ScrapeInterval is how fresh the backend's data is at best.
+	ScrapeInterval(ctx context.Context) (time.Duration, error)
 }
 
 // Agent is the part of a node agent's API the runner uses.
@@ -94,6 +99,15 @@ type Runner struct {
 	// recovery tracks the recovery streak from the first impact on; only
 	// the run goroutine touches it.
 	recovery *probes.RecoveryTracker
+	// refineStep, when set, is the step at which a change between two
+	// probe rounds is placed (the backend's scrape interval); 0 measures
+	// at the probe interval.
+	refineStep time.Duration
+	// lastSLO is the time of the last SLO round; lastRecovery and
+	// lastRecoveryOK the last round fed to the recovery tracker.
+	lastSLO        time.Time
+	lastRecovery   time.Time
+	lastRecoveryOK bool
 }
 
 type liveFault struct {
@@ -178,6 +192,7 @@ func (r *Runner) run(ctx context.Context) (string, string) {
 	if err := r.prober.Ping(ctx); err != nil {
 		return api.VerdictError, fmt.Sprintf("preflight: Prometheus: %v", err)
 	}
+	r.chooseResolution(ctx)
 	plan, err := r.plan()
 	if err != nil {
 		return api.VerdictError, fmt.Sprintf("preflight: %v", err)
@@ -364,6 +379,7 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 	}
 	now := time.Now()
 	r.update(func(rec *api.Run) { rec.Times.Injected = &now })
+	r.lastSLO = now
 	r.event(fmt.Sprintf("%d fault(s) in place", len(plan)))
 	return nil
 }
@@ -431,7 +447,7 @@ func (r *Runner) observeRound(ctx context.Context, ob *observation) (string, str
 	spec := &r.exp.Spec
 	slo := r.evalAll(ctx, spec.SteadyState.Probes)
 	r.recordRound(api.PhaseObserving, spec.SteadyState.Probes, slo, false)
-	r.noteImpact(slo)
+	r.noteImpact(ctx, slo)
 	r.feedRecovery(ctx, slo)
 
 	if !ob.proven {
@@ -583,7 +599,7 @@ func (r *Runner) recover(ctx context.Context) (string, string) {
 	for {
 		res := r.evalAll(ctx, rc.Probes)
 		r.recordRound(api.PhaseRecovering, rc.Probes, res, false)
-		r.noteImpact(res)
+		r.noteImpact(ctx, res)
 		r.feedRecovery(ctx, res)
 		now := time.Now()
 		if start, ok := r.recovery.Recovered(); ok && !now.Before(reverted.Add(rc.HoldFor.D())) {
@@ -621,16 +637,78 @@ func (r *Runner) verdict(recovered time.Time) (string, string) {
 	return api.VerdictPass, fmt.Sprintf("recovered in %s (target %s, resolution ±%s)", rto.Round(time.Millisecond), target, res)
 }
 
-// noteImpact marks the first failing SLO probe round.
-func (r *Runner) noteImpact(res []probes.Result) {
+// chooseResolution decides how precisely the run times changes: to the
+// backend's scrape interval when that is shorter than the probe interval
+// (a change between two rounds is then placed with a range query), else
+// to the probe interval.
+func (r *Runner) chooseResolution(ctx context.Context) {
+	interval := r.exp.Spec.ProbeInterval.D()
+	si, err := r.prober.ScrapeInterval(ctx)
+	switch {
+	case err != nil:
+		r.event(fmt.Sprintf("times measured to ±%s, the probe interval (scrape interval unknown: %v)", interval, err))
+		return
+	case si <= 0 || si >= interval:
+		r.event(fmt.Sprintf("times measured to ±%s, the probe interval (Prometheus scrapes every %s)", interval, si))
+		return
+	}
+	r.refineStep = si
+	r.update(func(rec *api.Run) { rec.RTO.ResolutionSeconds = si.Seconds() })
+	r.event(fmt.Sprintf("times measured to ±%s, Prometheus' scrape interval (probes every %s; changes between rounds placed by range queries)", si, interval))
+}
+
+// refine evaluates ps at every refine step in (from, to) and returns the
+// results per step time, or nil when refinement is off or fails (the
+// round times stand then).
+func (r *Runner) refine(ctx context.Context, ps []probes.Probe, from, to time.Time) [][]probes.Result {
+	step := r.refineStep
+	if step <= 0 || from.IsZero() || to.Sub(from) <= step {
+		return nil
+	}
+	start := from.Add(step)
+	var grid [][]probes.Result
+	for _, p := range ps {
+		rs, err := r.prober.EvalRange(ctx, p, start, to.Add(-step/2), step)
+		if err != nil {
+			r.lg.Warn("refine: range query failed; keeping the probe round's time", zap.String("probe", p.Name), zap.Error(err))
+			return nil
+		}
+		if grid == nil {
+			grid = make([][]probes.Result, len(rs))
+		}
+		if len(rs) != len(grid) {
+			return nil
+		}
+		for i := range rs {
+			grid[i] = append(grid[i], rs[i])
+		}
+	}
+	return grid
+}
+
+// noteImpact marks the first failing SLO round, placed between the
+// previous round and this one when the resolution allows.
+func (r *Runner) noteImpact(ctx context.Context, res []probes.Result) {
+	prev := r.lastSLO
+	if len(res) > 0 {
+		r.lastSLO = res[0].Time
+	}
 	if r.rec.Times.FirstImpact != nil {
 		return
 	}
-	if f := failing(res); len(f) > 0 {
-		t := f[0].Time
-		r.update(func(rec *api.Run) { rec.Times.FirstImpact = &t })
-		r.event("first impact: " + describeFailures(f))
+	f := failing(res)
+	if len(f) == 0 {
+		return
 	}
+	t := f[0].Time
+	for _, step := range r.refine(ctx, r.exp.Spec.SteadyState.Probes, prev, t) {
+		if len(failing(step)) > 0 {
+			t = step[0].Time
+			break
+		}
+	}
+	r.update(func(rec *api.Run) { rec.Times.FirstImpact = &t })
+	r.event("first impact: " + describeFailures(f))
 }
 
 // feedRecovery feeds the recovery tracker from the first impact on. The
@@ -658,7 +736,17 @@ func (r *Runner) feedRecovery(ctx context.Context, slo []probes.Result) {
 		// Healed during the fault, then failed again: start over.
 		r.recovery = &probes.RecoveryTracker{HoldFor: hold}
 	}
-	r.recovery.Observe(t, ok)
+	at := t
+	if ok && !r.lastRecoveryOK && !r.lastRecovery.IsZero() {
+		// A streak starts: place its start at the first step from which
+		// every recovery probe held through this round.
+		grid := r.refine(ctx, r.exp.Spec.Recovery.Probes, r.lastRecovery, t)
+		for i := len(grid) - 1; i >= 0 && len(failing(grid[i])) == 0; i-- {
+			at = grid[i][0].Time
+		}
+	}
+	r.lastRecovery, r.lastRecoveryOK = t, ok
+	r.recovery.Observe(at, ok)
 }
 
 // evalAll evaluates probes concurrently at one instant.

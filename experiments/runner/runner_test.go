@@ -39,31 +39,44 @@ type system struct {
 	unhealthy    bool // unhealthy from the start
 	abortValue   float64
 	noEffect     bool              // the faults never show their effect
+	scrape       time.Duration     // the backend's scrape interval (0: unknown)
+	// impairedFrom is when the first fault went in; impairedUntil when
+	// the system healed (recoverAfter after the last revert).
+	impairedFrom, impairedUntil time.Time
 	unavailable  map[string]string // kind → why the agents cannot run it
 	injectedF    []agentapi.Fault  // what the agents were asked to apply
 }
 
 func newSystem() *system { return &system{active: map[string]string{}} }
 
-func (s *system) healthy() bool {
+// healthyAt says whether the system was healthy at t.
+func (s *system) healthyAt(t time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.unhealthy {
+	switch {
+	case s.unhealthy:
 		return false
-	}
-	if s.healthyAlso {
+	case s.healthyAlso, s.impairedFrom.IsZero(), t.Before(s.impairedFrom):
 		return true
-	}
-	if len(s.active) > 0 {
+	case len(s.active) > 0 || s.recoverAfter < 0:
 		return false
 	}
-	if s.lastRevert.IsZero() {
-		return true
+	return !t.Before(s.impairedUntil)
+}
+
+func (s *system) ScrapeInterval(context.Context) (time.Duration, error) {
+	if s.scrape <= 0 {
+		return 0, errors.New("no scrape interval")
 	}
-	if s.recoverAfter < 0 {
-		return false
+	return s.scrape, nil
+}
+
+func (s *system) EvalRange(ctx context.Context, p probes.Probe, start, end time.Time, step time.Duration) ([]probes.Result, error) {
+	var out []probes.Result
+	for t := start; !t.After(end); t = t.Add(step) {
+		out = append(out, s.Eval(ctx, p, t))
 	}
-	return time.Since(s.lastRevert) >= s.recoverAfter
+	return out, nil
 }
 
 func (s *system) Ping(context.Context) error { return s.pingErr }
@@ -80,7 +93,7 @@ func (s *system) Eval(_ context.Context, p probes.Probe, at time.Time) probes.Re
 		}
 		s.mu.Unlock()
 	default:
-		if s.healthy() {
+		if s.healthyAt(at) {
 			r.Value = 1
 		}
 	}
@@ -112,6 +125,9 @@ func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultSt
 		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 400, Message: "deadline and lease required"}
 	}
 	a.s.active[f.ID+"@"+a.node] = a.node
+	if a.s.impairedFrom.IsZero() {
+		a.s.impairedFrom = time.Now()
+	}
 	a.s.injected++
 	a.s.injectedF = append(a.s.injectedF, f)
 	return agentapi.FaultStatus{Fault: f, State: agentapi.StateActive, AppliedAt: time.Now()}, nil
@@ -135,6 +151,7 @@ func (a fakeAgent) Revert(_ context.Context, id string) (agentapi.FaultStatus, e
 		delete(a.s.active, key)
 		a.s.reverted = append(a.s.reverted, key)
 		a.s.lastRevert = time.Now()
+		a.s.impairedUntil = a.s.lastRevert.Add(a.s.recoverAfter)
 	}
 	return agentapi.FaultStatus{State: agentapi.StateReverted, RevertedAt: time.Now(), RevertReason: agentapi.ReasonRequested, Verified: true}, nil
 }
@@ -304,42 +321,55 @@ func withEffects(sp *experiments.Spec) {
 }
 
 func TestRunMeasuresRTO(t *testing.T) {
-	s := newSystem()
-	s.recoverAfter = 500 * time.Millisecond
-	e := experiment(nil)
-	final, _ := run(t, context.Background(), e, s, nil)
-	if final.Verdict != api.VerdictPass {
-		t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
-	}
-	tm := final.Times
-	if tm.Injected == nil || tm.FirstImpact == nil || tm.Reverted == nil || tm.Recovered == nil {
-		t.Fatalf("missing times: %+v", tm)
-	}
-	if !(tm.Injected.Before(*tm.Reverted) && !tm.FirstImpact.Before(*tm.Injected) && tm.Recovered.After(*tm.Reverted)) {
-		t.Fatalf("times out of order: %+v", tm)
-	}
-	// The fake system is impaired from inject until 500ms after revert.
-	truth := tm.Reverted.Add(s.recoverAfter).Sub(*tm.Injected).Seconds()
-	got := *final.RTO.MeasuredSeconds
-	res := e.Spec.ProbeInterval.D().Seconds()
-	if math.Abs(got-truth) > 2*res {
-		t.Errorf("measured RTO %.3fs, truth %.3fs, resolution %.3fs", got, truth, res)
-	}
-	if final.RTO.ResolutionSeconds != res || final.RTO.TargetSeconds != 10 {
-		t.Errorf("rto block %+v", final.RTO)
-	}
-	// Every probe's result per phase is recorded.
-	phases := map[string]bool{}
-	for _, p := range final.Phases {
-		phases[p.Phase] = len(p.Probes) > 0 && p.Probes[0].Evaluations > 0
-	}
-	for _, want := range []string{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering} {
-		if !phases[want] {
-			t.Errorf("no probe results for phase %s: %+v", want, final.Phases)
-		}
-	}
-	if s.injected != 2 || len(s.reverted) != 2 {
-		t.Errorf("injected %d reverted %d, want 2 and 2 (one per node)", s.injected, len(s.reverted))
+	for _, tc := range []struct {
+		name   string
+		scrape time.Duration // 0: the backend cannot say
+		// resolution the run must report, and the error it may have
+		resolution, tolerance time.Duration
+	}{
+		{name: "to the probe interval", resolution: 50 * time.Millisecond, tolerance: 100 * time.Millisecond},
+		{name: "to the scrape interval", scrape: 10 * time.Millisecond, resolution: 10 * time.Millisecond, tolerance: 30 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSystem()
+			s.recoverAfter = 500 * time.Millisecond
+			s.scrape = tc.scrape
+			e := experiment(nil)
+			final, _ := run(t, context.Background(), e, s, nil)
+			if final.Verdict != api.VerdictPass {
+				t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
+			}
+			tm := final.Times
+			if tm.Injected == nil || tm.FirstImpact == nil || tm.Reverted == nil || tm.Recovered == nil {
+				t.Fatalf("missing times: %+v", tm)
+			}
+			if !(tm.Injected.Before(*tm.Reverted) && !tm.FirstImpact.Before(*tm.Injected) && tm.Recovered.After(*tm.Reverted)) {
+				t.Fatalf("times out of order: %+v", tm)
+			}
+			// The fake system is impaired from the first inject until 500ms
+			// after the last revert.
+			truth := s.impairedUntil.Sub(s.impairedFrom)
+			got := time.Duration(*final.RTO.MeasuredSeconds * float64(time.Second))
+			if d := got - truth; d > tc.tolerance || d < -tc.tolerance {
+				t.Errorf("measured RTO %s, truth %s: off by %s (> %s)", got, truth, d, tc.tolerance)
+			}
+			if final.RTO.ResolutionSeconds != tc.resolution.Seconds() || final.RTO.TargetSeconds != 10 {
+				t.Errorf("rto block %+v, want resolution %s", final.RTO, tc.resolution)
+			}
+			// Every probe's result per phase is recorded.
+			phases := map[string]bool{}
+			for _, p := range final.Phases {
+				phases[p.Phase] = len(p.Probes) > 0 && p.Probes[0].Evaluations > 0
+			}
+			for _, want := range []string{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering} {
+				if !phases[want] {
+					t.Errorf("no probe results for phase %s: %+v", want, final.Phases)
+				}
+			}
+			if s.injected != 2 || len(s.reverted) != 2 {
+				t.Errorf("injected %d reverted %d, want 2 and 2 (one per node)", s.injected, len(s.reverted))
+			}
+		})
 	}
 }
 

@@ -84,14 +84,15 @@ type counter struct {
 	sec map[int64]*bucket
 }
 
-// bucket is one second: outcomes and when the first and last failure
-// completed (unix ms, 0 when none).
+// bucket is one second of completions: outcomes, when the earliest failed
+// request completing in it was sent, and when its last failure completed
+// (unix ms, 0 when none).
 type bucket struct {
 	ok, failed              int
 	firstFailed, lastFailed int64
 }
 
-func (c *counter) add(at time.Time, ok bool) {
+func (c *counter) add(at time.Time, ok bool, sent time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := at.Unix()
@@ -105,11 +106,10 @@ func (c *counter) add(at time.Time, ok bool) {
 		return
 	}
 	b.failed++
-	ms := at.UnixMilli()
-	if b.firstFailed == 0 || ms < b.firstFailed {
+	if ms := sent.UnixMilli(); b.firstFailed == 0 || ms < b.firstFailed {
 		b.firstFailed = ms
 	}
-	if ms > b.lastFailed {
+	if ms := at.UnixMilli(); ms > b.lastFailed {
 		b.lastFailed = ms
 	}
 }
@@ -179,15 +179,17 @@ func Run(ctx context.Context, o Options, log *zap.Logger) error {
 		select {
 		case sem <- struct{}{}:
 		default:
-			cnt.add(time.Now(), false) // too many in flight: a failure for the user too
+			now := time.Now()
+			cnt.add(now, false, now) // too many in flight: a failure for the user too
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			sent := time.Now()
 			ok := get(client, o.Target+"/api/gateway/owners/"+strconv.Itoa(owner))
-			cnt.add(time.Now(), ok)
+			cnt.add(time.Now(), ok, sent)
 		}()
 	}
 

@@ -15,10 +15,12 @@ import (
 	"time"
 )
 
-// Header is the first line of a ground-truth file. The last two columns
-// (unix milliseconds of the first and last failed request completing in
-// that second, 0 when none) make impact and recovery exact to one request
-// interval rather than one second; files without them still parse.
+// Header is the first line of a ground-truth file. Lines count requests by
+// the second they completed in; the last two columns (unix milliseconds, 0
+// when none) say when the earliest failed request of the second was sent
+// and when its last failed request completed. They make impact and
+// recovery exact to one request interval rather than one second; files
+// without them still parse.
 const Header = "unix_second,ok,failed,first_failed_ms,last_failed_ms"
 
 // Second is one line: requests that completed during that second.
@@ -26,8 +28,9 @@ type Second struct {
 	Unix   int64
 	OK     int
 	Failed int
-	// FirstFailed and LastFailed are when the first and last failed
-	// request of the second completed (zero when unknown or none).
+	// FirstFailed is when the earliest failed request of the second was
+	// sent, LastFailed when its last failed request completed (zero when
+	// unknown or none).
 	FirstFailed, LastFailed time.Time
 }
 
@@ -117,9 +120,10 @@ const Slack = time.Second
 
 // Analyze finds the first impact after injected and the recovery:
 //
-//   - firstImpact is when the first failed request at or after
-//     injected-Slack completed (the start of its second when the file has
-//     no millisecond columns);
+//   - firstImpact is when the first failed request completing at or after
+//     injected-Slack was sent: the user was affected from the moment the
+//     request that failed was made (the start of its completion second
+//     when the file has no millisecond columns);
 //   - recovered is when the last failed request before the final run of
 //     seconds with failed == 0 and ok > 0 completed — from then on every
 //     user request succeeded (the start of the run's first second without
