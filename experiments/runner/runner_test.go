@@ -38,13 +38,13 @@ type system struct {
 	pingErr      error
 	unhealthy    bool // unhealthy from the start
 	abortValue   float64
-	noEffect     bool              // the faults never show their effect
-	scrape       time.Duration     // the backend's scrape interval (0: unknown)
+	noEffect     bool          // the faults never show their effect
+	scrape       time.Duration // the backend's scrape interval (0: unknown)
 	// impairedFrom is when the first fault went in; impairedUntil when
 	// the system healed (recoverAfter after the last revert).
 	impairedFrom, impairedUntil time.Time
-	unavailable  map[string]string // kind → why the agents cannot run it
-	injectedF    []agentapi.Fault  // what the agents were asked to apply
+	unavailable                 map[string]string // kind → why the agents cannot run it
+	injectedF                   []agentapi.Fault  // what the agents were asked to apply
 }
 
 func newSystem() *system { return &system{active: map[string]string{}} }
