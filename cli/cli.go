@@ -113,6 +113,7 @@ fail or aborted), 2 invalid usage or invalid spec, 3 chaosctl could not do its j
 		a.newGetCommand(),
 		a.newDescribeCommand(),
 		a.newAbortCommand(),
+		a.newHaltCommand(),
 		a.newValidateCommand(),
 		a.newVersionCommand(),
 	)

@@ -314,6 +314,25 @@ func TestAbort(t *testing.T) {
 	}
 }
 
+func TestHalt(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	conn := []string{"--endpoint", ep, "--token", testToken}
+	if got := chaosctl(t, append([]string{"run", "exp-forever"}, conn...)...); got.code != ExitOK {
+		t.Fatalf("start: %+v", got)
+	}
+	got := chaosctl(t, append([]string{"halt"}, conn...)...)
+	if got.code != ExitOK || !strings.Contains(got.stdout, "aborted 1 run(s)") || !strings.Contains(got.stdout, "c1/c1-n1: 1 fault(s) reverted") {
+		t.Fatalf("halt: %+v", got)
+	}
+	// An agent that could not be halted is the tool failing its job.
+	got = chaosctl(t, append([]string{"halt", "--cluster", "c2", "-o", "json"}, conn...)...)
+	if got.code != ExitTool || !strings.Contains(got.stdout, `"error": "agent unreachable"`) || !strings.Contains(got.stderr, "could not be halted") {
+		t.Fatalf("halt with an unreachable agent: %+v", got)
+	}
+}
+
 func TestGet(t *testing.T) {
 	t.Parallel()
 	f := newFakeChaosd(t, testToken)

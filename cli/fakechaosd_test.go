@@ -116,6 +116,20 @@ func (f *fakeChaosd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.runs[id] = run
 		f.order = append(f.order, id)
 		writeJSONBody(w, http.StatusCreated, run.states[0])
+	case r.Method == http.MethodPost && path == "/v1/halt":
+		res := api.HaltResult{AbortedRuns: []string{}, Agents: []api.HaltedNode{
+			{Cluster: "c1", Node: "c1-n1", Reverted: 1}, {Cluster: "c1", Node: "c1-n2"}}}
+		for id, run := range f.runs {
+			last := &run.states[len(run.states)-1]
+			if last.Phase != api.PhaseDone {
+				last.Phase, last.Verdict, last.Reason = api.PhaseDone, api.VerdictAborted, "aborted by user: halt"
+				res.AbortedRuns = append(res.AbortedRuns, id)
+			}
+		}
+		if r.URL.Query().Get("cluster") == "c2" {
+			res.Agents = []api.HaltedNode{{Cluster: "c2", Node: "c2-n1", Error: "agent unreachable"}}
+		}
+		writeJSONBody(w, http.StatusOK, res)
 	case r.Method == http.MethodGet && path == "/v1/runs":
 		out := []api.Run{}
 		for i := len(f.order) - 1; i >= 0; i-- {

@@ -306,6 +306,51 @@ func (d *Daemon) agentFor(cluster, node string) *agentapi.Client {
 	return nil
 }
 
+// halt aborts every run in progress and asks every agent (of cluster, or
+// all) to revert everything it holds, in parallel.
+func (d *Daemon) halt(ctx context.Context, cluster string) api.HaltResult {
+	res := api.HaltResult{AbortedRuns: []string{}, Agents: []api.HaltedNode{}}
+	d.mu.Lock()
+	for id, rn := range d.active {
+		rn.Abort("halt")
+		res.AbortedRuns = append(res.AbortedRuns, id)
+	}
+	d.mu.Unlock()
+	sort.Strings(res.AbortedRuns)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for cl, hs := range d.agents {
+		if cluster != "" && cl != cluster {
+			continue
+		}
+		for _, h := range hs {
+			wg.Add(1)
+			go func(cl string, h agentHandle) {
+				defer wg.Done()
+				hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				sts, err := h.client.Halt(hctx)
+				n := api.HaltedNode{Cluster: cl, Node: h.node, Reverted: len(sts)}
+				if err != nil {
+					n.Error = err.Error()
+				}
+				mu.Lock()
+				res.Agents = append(res.Agents, n)
+				mu.Unlock()
+			}(cl, h)
+		}
+	}
+	wg.Wait()
+	sort.Slice(res.Agents, func(i, j int) bool {
+		if res.Agents[i].Cluster != res.Agents[j].Cluster {
+			return res.Agents[i].Cluster < res.Agents[j].Cluster
+		}
+		return res.Agents[i].Node < res.Agents[j].Node
+	})
+	d.lg.Warn("halt", zap.String("cluster", cluster), zap.Strings("abortedRuns", res.AbortedRuns), zap.Int("agents", len(res.Agents)))
+	return res
+}
+
 // errBusy means a run of the experiment is in progress.
 var errBusy = errors.New("a run of this experiment is already in progress")
 

@@ -85,6 +85,18 @@ func startFakeNode(t *testing.T, dir, name, token string, healthy prometheus.Gau
 		writeJSON(w, 200, agentapi.FaultStatus{State: agentapi.StateReverted, RevertedAt: time.Now(),
 			RevertReason: agentapi.ReasonRequested, Verified: true})
 	})
+	mux.HandleFunc("POST /v1/halt", func(w http.ResponseWriter, _ *http.Request) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		var out []agentapi.FaultStatus
+		for id, f := range n.active {
+			delete(n.active, id)
+			n.history = append(n.history, "halt "+id)
+			out = append(out, agentapi.FaultStatus{Fault: f, State: agentapi.StateReverted, RevertReason: agentapi.ReasonHalt, Verified: true})
+		}
+		n.healthy.Set(1)
+		writeJSON(w, 200, out)
+	})
 	l, err := net.Listen("unix", n.socket)
 	if err != nil {
 		t.Fatal(err)
@@ -459,5 +471,57 @@ func TestIntegrationDaemonScheduleNeverOverlapsAndRecordsSkips(t *testing.T) {
 	}
 	if !strings.Contains(skips[0].Reason, "already in progress") {
 		t.Errorf("skip reason %q", skips[0].Reason)
+	}
+}
+
+func TestIntegrationHaltAbortsRunsAndRevertsEverything(t *testing.T) {
+	healthy := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sut_healthy"})
+	healthy.Set(1)
+	prom := promtest.Start(t, exporter(t, healthy))
+	h := newHarness(t, prom, healthy, map[string]string{"cut": fmt.Sprintf(testExperiment, "cut", "60s", "")})
+	h.start()
+	ctx := context.Background()
+	run, err := h.client.StartRun(ctx, api.StartRequest{Experiment: "cut"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := h.client.Run(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Phase == api.PhaseObserving {
+			break
+		}
+		if time.Now().After(deadline) || r.Phase == api.PhaseDone {
+			t.Fatalf("run never reached observing: %s %s", r.Phase, r.Reason)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var ae *api.APIError
+	if _, err := h.client.Halt(ctx, "c9"); !errors.As(err, &ae) || ae.Status != 404 {
+		t.Errorf("halt of an unknown cluster: %v, want 404", err)
+	}
+	res, err := h.client.Halt(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.AbortedRuns) != 1 || res.AbortedRuns[0] != run.ID || len(res.Agents) != 2 {
+		t.Fatalf("halt result %+v", res)
+	}
+	for _, a := range res.Agents {
+		if a.Error != "" {
+			t.Errorf("agent %s: %s", a.Node, a.Error)
+		}
+	}
+	final := h.wait(run.ID, 30*time.Second)
+	if final.Verdict != api.VerdictAborted {
+		t.Errorf("verdict %s (%s), want aborted", final.Verdict, final.Reason)
+	}
+	for _, n := range h.nodes {
+		if n.activeCount() != 0 {
+			t.Errorf("node %s still has faults after halt", n.name)
+		}
 	}
 }

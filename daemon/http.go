@@ -28,6 +28,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/runs", d.handleList)
 	mux.HandleFunc("GET /v1/runs/{id}", d.handleGet)
 	mux.HandleFunc("POST /v1/runs/{id}/abort", d.handleAbort)
+	mux.HandleFunc("POST /v1/halt", d.handleHalt)
 	mux.HandleFunc("GET /v1/skips", func(w http.ResponseWriter, _ *http.Request) {
 		skips, err := d.store.Skips()
 		if err != nil {
@@ -131,6 +132,17 @@ func (d *Daemon) handleAbort(w http.ResponseWriter, r *http.Request) {
 	}
 	rn.Abort("chaosctl abort")
 	writeJSON(w, http.StatusAccepted, rn.Record())
+}
+
+// handleHalt is the big red button: abort every run in progress and have
+// every agent revert everything it holds, whoever asked for it.
+func (d *Daemon) handleHalt(w http.ResponseWriter, r *http.Request) {
+	cluster := r.URL.Query().Get("cluster")
+	if _, ok := d.agents[cluster]; cluster != "" && !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("cluster %q has no agents configured", cluster))
+		return
+	}
+	writeJSON(w, http.StatusOK, d.halt(r.Context(), cluster))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -92,6 +92,18 @@ func (c *Client) Abort(ctx context.Context, id string) (Run, error) {
 	return out, err
 }
 
+// Halt aborts every run in progress and has every agent (of cluster, or
+// all when empty) revert everything it holds.
+func (c *Client) Halt(ctx context.Context, cluster string) (HaltResult, error) {
+	var out HaltResult
+	path := "/v1/halt"
+	if cluster != "" {
+		path += "?cluster=" + url.QueryEscape(cluster)
+	}
+	err := c.do(ctx, http.MethodPost, path, nil, &out)
+	return out, err
+}
+
 // maxBody bounds what is read from one answer.
 const maxBody = 64 << 20
 

@@ -139,6 +139,23 @@ type ExperimentInfo struct {
 	NextRun     *time.Time `json:"nextRun,omitempty"`
 }
 
+// HaltResult is the answer of POST /v1/halt: every run in progress was
+// aborted and every agent asked to revert everything it holds.
+type HaltResult struct {
+	AbortedRuns []string     `json:"abortedRuns"`
+	Agents      []HaltedNode `json:"agents"`
+}
+
+// HaltedNode is one agent's part of a halt.
+type HaltedNode struct {
+	Cluster  string `json:"cluster"`
+	Node     string `json:"node"`
+	Reverted int    `json:"reverted"` // faults the agent reverted
+	// Error says why the agent could not be halted (it reverts on its own
+	// at its faults' lease or deadline).
+	Error string `json:"error,omitempty"`
+}
+
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`
@@ -153,3 +170,4 @@ type Error struct {
 //	GET  /v1/runs                  []Run (newest first, without Events/Current)
 //	GET  /v1/runs/{id}             Run
 //	POST /v1/runs/{id}/abort       202 Run
+//	POST /v1/halt[?cluster=NAME]   200 HaltResult (abort every run, revert every fault)

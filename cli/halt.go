@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chaosd/chaosd/daemon/api"
+)
+
+// HaltOptions are the options of "chaosctl halt".
+type HaltOptions struct {
+	Cluster string
+	Output  string
+}
+
+func (a *app) newHaltCommand() *cobra.Command {
+	o := &HaltOptions{}
+	cmd := &cobra.Command{
+		Use:   "halt",
+		Short: "Stop all chaos now: abort every run and revert every fault on every agent",
+		Long: `Stop all chaos now: chaosd aborts every run in progress and asks every agent
+(of --cluster, or all) to revert everything it holds, whoever injected it.
+It needs no confirmation: it only ever removes faults. Exit code 3 when an
+agent could not be reached (its faults still end at their lease or deadline).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validateOutput(o.Output); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context(), a)
+		},
+	}
+	cmd.Flags().StringVar(&o.Cluster, "cluster", "", "halt only this cluster's agents (runs are aborted in every cluster)")
+	addOutputFlag(cmd, &o.Output)
+	return cmd
+}
+
+// errHaltIncomplete means some agent could not be halted.
+var errHaltIncomplete = errors.New("some agents could not be halted")
+
+// Run asks chaosd to halt.
+func (o *HaltOptions) Run(ctx context.Context, a *app) error {
+	c, conn, err := a.client()
+	if err != nil {
+		return err
+	}
+	res, err := call(ctx, a, conn, func(ctx context.Context) (api.HaltResult, error) { return c.Halt(ctx, o.Cluster) })
+	if err != nil {
+		return wrapf(err, "halt")
+	}
+	failed := 0
+	for _, n := range res.Agents {
+		if n.Error != "" {
+			failed++
+		}
+	}
+	if o.Output == outputJSON {
+		if err := writeJSON(a.streams.Out, res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(a.streams.Out, "aborted %d run(s)\n", len(res.AbortedRuns))
+		for _, id := range res.AbortedRuns {
+			fmt.Fprintf(a.streams.Out, "  %s\n", id)
+		}
+		for _, n := range res.Agents {
+			if n.Error != "" {
+				fmt.Fprintf(a.streams.Out, "  %s/%s: NOT HALTED: %s\n", n.Cluster, n.Node, n.Error)
+				continue
+			}
+			fmt.Fprintf(a.streams.Out, "  %s/%s: %d fault(s) reverted\n", n.Cluster, n.Node, n.Reverted)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%w: %d of %d", errHaltIncomplete, failed, len(res.Agents))
+	}
+	return nil
+}
