@@ -487,3 +487,30 @@ func TestVersion(t *testing.T) {
 		t.Errorf("%+v", got)
 	}
 }
+
+func TestRunJUnitForCIGates(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	conn := []string{"--endpoint", ep, "--token", testToken}
+	for _, tc := range []struct {
+		exp      string
+		code     int
+		failures string
+	}{
+		{"exp-pass", ExitOK, `failures="0"`},
+		{"exp-fail", ExitFailed, `failures="1"`},
+	} {
+		got := chaosctl(t, append([]string{"run", tc.exp, "--wait", "--poll", "100ms", "-o", "junit"}, conn...)...)
+		if got.code != tc.code || !strings.HasPrefix(got.stdout, "<?xml") || !strings.Contains(got.stdout, "<testsuites>") ||
+			!strings.Contains(got.stdout, tc.failures) {
+			t.Errorf("%s -o junit: %+v", tc.exp, got)
+		}
+	}
+	if got := chaosctl(t, append([]string{"run", "exp-pass", "-o", "junit"}, conn...)...); got.code != ExitUsage {
+		t.Errorf("-o junit without --wait: exit %d, want usage", got.code)
+	}
+	if got := chaosctl(t, append([]string{"describe", "run", "r-0001", "-o", "junit"}, conn...)...); got.code != ExitOK || !strings.Contains(got.stdout, "<testsuite ") {
+		t.Errorf("describe -o junit: %+v", got)
+	}
+}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosd/chaosd/cli/report"
 	"github.com/chaosd/chaosd/daemon/api"
 )
 
@@ -41,13 +40,13 @@ func (a *app) newDescribeRunCommand() *cobra.Command {
 		Args:    oneID("describe run"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
-			if err := validateOutput(o.Output); err != nil {
+			if err := validateReportOutput(o.Output); err != nil {
 				return err
 			}
 			return o.Run(cmd.Context(), a)
 		},
 	}
-	addOutputFlag(cmd, &o.Output)
+	addReportOutputFlag(cmd, &o.Output)
 	return cmd
 }
 
@@ -61,10 +60,7 @@ func (o *DescribeRunOptions) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return wrapf(err, "get run %s", o.ID)
 	}
-	if o.Output == outputJSON {
-		return writeJSON(a.streams.Out, run)
-	}
-	return report.Text(a.streams.Out, run)
+	return writeReport(a.streams.Out, o.Output, run)
 }
 
 func oneID(verb string) cobra.PositionalArgs {

@@ -9,18 +9,52 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/chaosd/chaosd/cli/report"
+	"github.com/chaosd/chaosd/daemon/api"
 )
 
 // Output formats.
 const (
 	outputText = "text"
 	outputJSON = "json"
+	// outputJUnit is a JUnit XML report of a finished run (CI gates).
+	outputJUnit = "junit"
 )
 
 func addOutputFlag(cmd *cobra.Command, p *string) {
 	cmd.Flags().StringVarP(p, "output", "o", outputText, "output format: text or json")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
 		[]string{outputText, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// addReportOutputFlag is addOutputFlag for verbs that print a run's report,
+// which can also be JUnit XML.
+func addReportOutputFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVarP(p, "output", "o", outputText, "output format: text, json or junit (JUnit XML, for CI)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
+		[]string{outputText, outputJSON, outputJUnit}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func validateReportOutput(o string) error {
+	if o == outputJUnit {
+		return nil
+	}
+	if err := validateOutput(o); err != nil {
+		return usageErrorf("invalid output format %q: use text, json or junit", o)
+	}
+	return nil
+}
+
+// writeReport prints a run in the chosen format.
+func writeReport(w io.Writer, format string, run api.Run) error {
+	switch format {
+	case outputJSON:
+		return writeJSON(w, run)
+	case outputJUnit:
+		return report.JUnit(w, run)
+	}
+	return report.Text(w, run)
 }
 
 func validateOutput(o string) error {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosd/chaosd/cli/report"
 	"github.com/chaosd/chaosd/daemon/api"
 )
 
@@ -67,7 +66,7 @@ should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`
 	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "wait for the verdict, showing progress on stderr")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "ask chaosd for a dry run (no fault is injected)")
 	cmd.Flags().DurationVar(&o.Poll, "poll", time.Second, "how often --wait asks chaosd for the run")
-	addOutputFlag(cmd, &o.Output)
+	addReportOutputFlag(cmd, &o.Output)
 	return cmd
 }
 
@@ -85,7 +84,10 @@ func (o *RunOptions) Validate() error {
 	if o.Poll < 100*time.Millisecond {
 		return usageErrorf("--poll %s is too short: use at least 100ms", o.Poll)
 	}
-	return validateOutput(o.Output)
+	if o.Output == outputJUnit && !o.Wait {
+		return usageErrorf("-o junit reports a verdict: add --wait")
+	}
+	return validateReportOutput(o.Output)
 }
 
 // Run starts the run and, with --wait, follows it to its verdict.
@@ -121,12 +123,7 @@ func (o *RunOptions) Run(ctx context.Context, a *app) error {
 		return wrapf(err, "wait for run %s", run.ID)
 	}
 
-	if o.Output == outputJSON {
-		err = writeJSON(a.streams.Out, run)
-	} else {
-		err = report.Text(a.streams.Out, run)
-	}
-	if err != nil {
+	if err := writeReport(a.streams.Out, o.Output, run); err != nil {
 		return err
 	}
 	if run.Verdict != api.VerdictPass || run.Interrupted {
