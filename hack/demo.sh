@@ -22,6 +22,11 @@ export CHAOSCTL_TOKEN_FILE=/run/chaosd-lab/demo/token
 echo "==> chaosctl run partition-c1-c2 --wait"
 "$BIN/chaosctl" run partition-c1-c2 --wait
 rc=$?
+id=$("$BIN/chaosctl" get runs 2>/dev/null | awk 'NR==2 {print $1}')
+if [ -n "$id" ]; then
+  echo "==> measured vs ground truth"
+  "$BIN/chaoslab" truth --name demo "$id" || true
+fi
 echo "==> tearing the lab down"
 cleanup
 trap - EXIT

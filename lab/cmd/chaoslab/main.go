@@ -53,7 +53,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&o.prefix, "prefix", "cl", "network namespace name prefix")
 	root.PersistentFlags().StringVar(&o.stateDir, "state-dir", "", "state directory (default /run/chaosd-lab/NAME)")
 	root.PersistentFlags().BoolVarP(&o.verbose, "verbose", "v", false, "debug logs")
-	root.AddCommand(newUpCommand(o, stdout, stderr), newDownCommand(o, stderr), newStatusCommand(o, stdout, stderr))
+	root.AddCommand(newUpCommand(o, stdout, stderr), newDownCommand(o, stderr), newStatusCommand(o, stdout, stderr),
+		newTruthCommand(o, stdout))
 	return root
 }
 
