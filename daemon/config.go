@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -74,13 +75,19 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
+	return ParseConfig(data, path)
+}
+
+// ParseConfig decodes (strictly: unknown fields are errors) and validates
+// a config; name says where it came from in errors.
+func ParseConfig(data []byte, name string) (*Config, error) {
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.DisallowUnknownField())
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, true))
+		return nil, fmt.Errorf("%s: %s", name, yaml.FormatError(err, false, true))
 	}
 	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &c, nil
 }
@@ -97,6 +104,12 @@ func (c *Config) validate() error {
 	req(c.DataDir, "dataDir")
 	req(c.Prometheus.URL, "prometheus.url")
 	req(c.AgentTokenFile, "agentTokenFile")
+	if u, err := url.Parse(c.Prometheus.URL); c.Prometheus.URL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
+		errs = append(errs, "prometheus.url: not an absolute URL")
+	}
+	if len(c.Clusters) == 0 {
+		errs = append(errs, "clusters: at least one cluster with agents is required")
+	}
 	if c.Lease != "" {
 		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {
 			errs = append(errs, "lease: must be a duration of at least 1s")

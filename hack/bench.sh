@@ -19,6 +19,17 @@ vmraw=$(mktemp)
 trap 'rm -f "$raw" "$vmraw"' EXIT
 hack/vmtest.sh ./agent/ ./agent/latency/ -run '^$' -bench 'BenchmarkInjectRevert$|BenchmarkApplyRevert' \
   -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_VM_TIME:-20x}" 2>&1 | grep -v 'logger.go' | tee "$vmraw"
+# table prints go test -bench output as a Markdown table.
+table() {
+  echo "| package | benchmark | ns/op | extra metrics |"
+  echo "|---|---|---|---|"
+  awk '/^pkg:/ { pkg=$2; sub(/^github.com\/chaosd\/chaosd\//, "", pkg) }
+       /^Benchmark/ {
+         name=$1; ns=$3; extra="";
+         for (i=5; i<=NF; i+=2) extra=extra $i " " $(i+1) "; ";
+         printf "| %s | %s | %s | %s |\n", pkg, name, ns, extra }' "$1"
+}
+
 {
   echo "# Benchmark report"
   echo
@@ -26,23 +37,11 @@ hack/vmtest.sh ./agent/ ./agent/latency/ -run '^$' -bench 'BenchmarkInjectRevert
   echo "- commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
   echo "- machine: $(nproc) cores, $(uname -r), $(go version | awk '{print $3}')"
   echo
-  echo "| package | benchmark | ns/op | extra metrics |"
-  echo "|---|---|---|---|"
-  awk '/^pkg:/ { pkg=$2; sub(/^github.com\/chaosd\/chaosd\//, "", pkg) }
-       /^Benchmark/ {
-         name=$1; ns=$3; extra="";
-         for (i=5; i<=NF; i+=2) extra=extra $i " " $(i+1) "; ";
-         printf "| %s | %s | %s | %s |\n", pkg, name, ns, extra }' "$raw"
+  table "$raw"
   echo
   echo "On the stock kernel under QEMU (TCG):"
   echo
-  echo "| package | benchmark | ns/op | extra metrics |"
-  echo "|---|---|---|---|"
-  awk '/^pkg:/ { pkg=$2; sub(/^github.com\/chaosd\/chaosd\//, "", pkg) }
-       /^Benchmark/ {
-         name=$1; ns=$3; extra="";
-         for (i=5; i<=NF; i+=2) extra=extra $i " " $(i+1) "; ";
-         printf "| %s | %s | %s | %s |\n", pkg, name, ns, extra }' "$vmraw"
+  table "$vmraw"
   echo
   echo "Raw output:"
   echo

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"os/exec"
 	"path"
@@ -23,9 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	goyaml "github.com/goccy/go-yaml"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -33,6 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/chaosd/chaosd/daemon"
 )
 
 const (
@@ -93,31 +92,6 @@ type kustomizeGen struct {
 		Annotations           map[string]string `json:"annotations,omitempty"`
 		DisableNameSuffixHash bool              `json:"disableNameSuffixHash,omitempty"`
 	} `json:"options,omitempty"`
-}
-
-// chaosdConfig mirrors daemon.Config (README "chaosd"); decoded with the
-// same YAML library and strictness as chaosd itself.
-type chaosdConfig struct {
-	Listen struct {
-		Socket string `yaml:"socket"`
-		TCP    string `yaml:"tcp,omitempty"`
-	} `yaml:"listen"`
-	TokenFile      string `yaml:"tokenFile"`
-	DataDir        string `yaml:"dataDir"`
-	ExperimentsDir string `yaml:"experimentsDir,omitempty"`
-	Prometheus     struct {
-		URL string `yaml:"url"`
-	} `yaml:"prometheus"`
-	AgentTokenFile string `yaml:"agentTokenFile"`
-	Lease          string `yaml:"lease,omitempty"`
-	Clusters       []struct {
-		Name   string `yaml:"name"`
-		Agents []struct {
-			Node     string            `yaml:"node"`
-			Endpoint string            `yaml:"endpoint"`
-			Labels   map[string]string `yaml:"labels,omitempty"`
-		} `yaml:"agents"`
-	} `yaml:"clusters"`
 }
 
 // ruleFile mirrors a Prometheus rules file.
@@ -224,64 +198,10 @@ func decodeObjects(s *runtime.Scheme, file string, data []byte) ([]object, error
 	return out, nil
 }
 
-func decodeChaosdConfig(data []byte) (*chaosdConfig, error) {
-	var c chaosdConfig
-	dec := goyaml.NewDecoder(bytes.NewReader(data), goyaml.DisallowUnknownField())
-	if err := dec.Decode(&c); err != nil {
-		return nil, errors.New(goyaml.FormatError(err, false, true))
-	}
-	return &c, c.validate()
-}
-
-// validate repeats chaosd's own config checks (daemon.Config.validate).
-func (c *chaosdConfig) validate() error {
-	var errs []string
-	req := func(v, field string) {
-		if strings.TrimSpace(v) == "" {
-			errs = append(errs, field+": required")
-		}
-	}
-	req(c.Listen.Socket, "listen.socket")
-	req(c.TokenFile, "tokenFile")
-	req(c.DataDir, "dataDir")
-	req(c.Prometheus.URL, "prometheus.url")
-	req(c.AgentTokenFile, "agentTokenFile")
-	if u, err := url.Parse(c.Prometheus.URL); c.Prometheus.URL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
-		errs = append(errs, "prometheus.url: not an absolute URL")
-	}
-	if c.Lease != "" {
-		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {
-			errs = append(errs, "lease: must be a duration of at least 1s")
-		}
-	}
-	if len(c.Clusters) == 0 {
-		errs = append(errs, "clusters: at least one cluster")
-	}
-	seen := map[string]bool{}
-	for i, cl := range c.Clusters {
-		req(cl.Name, fmt.Sprintf("clusters[%d].name", i))
-		for j, a := range cl.Agents {
-			req(a.Node, fmt.Sprintf("clusters[%d].agents[%d].node", i, j))
-			if !strings.HasPrefix(a.Endpoint, "unix://") && !strings.HasPrefix(a.Endpoint, "http://") && !strings.HasPrefix(a.Endpoint, "https://") {
-				errs = append(errs, fmt.Sprintf("clusters[%d].agents[%d].endpoint: must start with unix://, http:// or https://", i, j))
-			}
-			key := cl.Name + "/" + a.Node
-			if seen[key] {
-				errs = append(errs, fmt.Sprintf("clusters[%d].agents[%d].node: duplicate node %q", i, j, a.Node))
-			}
-			seen[key] = true
-		}
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
-}
-
 // tree is everything under manifests/, decoded.
 type tree struct {
 	kustomizations map[string]*kustomization // by directory
-	configs        map[string]*chaosdConfig  // by file
+	configs        map[string]*daemon.Config // by file
 	objects        map[string][]object       // by file
 	rules          *ruleFile
 }
@@ -289,7 +209,7 @@ type tree struct {
 func load(t *testing.T) *tree {
 	t.Helper()
 	s := newScheme(t)
-	tr := &tree{kustomizations: map[string]*kustomization{}, configs: map[string]*chaosdConfig{}, objects: map[string][]object{}}
+	tr := &tree{kustomizations: map[string]*kustomization{}, configs: map[string]*daemon.Config{}, objects: map[string][]object{}}
 	var files []string
 	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -327,7 +247,7 @@ func load(t *testing.T) *tree {
 		switch {
 		case path.Base(f) == "kustomization.yaml":
 		case generated[f] == "chaosd-config":
-			c, err := decodeChaosdConfig(data)
+			c, err := daemon.ParseConfig(data, f)
 			if err != nil {
 				t.Errorf("%s: not a valid chaosd config: %v", f, err)
 				continue
@@ -431,10 +351,10 @@ func TestStrictDecodingRejectsUnknownFields(t *testing.T) {
 	if _, err := decodeObjects(s, "bad.yaml", bad); err == nil || !strings.Contains(err.Error(), "hostNetwrok") {
 		t.Fatalf("want an unknown-field error naming hostNetwrok, got %v", err)
 	}
-	if _, err := decodeChaosdConfig([]byte("listen: {socket: /s}\ntokenFile: t\ndataDir: d\nprometheus: {url: http://p:9090}\nagentTokenFile: a\nclusters: [{name: c1, agents: []}]\nleese: 5s\n")); err == nil {
+	if _, err := daemon.ParseConfig([]byte("listen: {socket: /s}\ntokenFile: t\ndataDir: d\nprometheus: {url: http://p:9090}\nagentTokenFile: a\nclusters: [{name: c1, agents: []}]\nleese: 5s\n"), "test"); err == nil {
 		t.Fatal("want an unknown-field error for leese")
 	}
-	if _, err := decodeChaosdConfig([]byte("listen: {socket: /s}\nclusters: [{name: c1}]\n")); err == nil || !strings.Contains(err.Error(), "tokenFile: required") {
+	if _, err := daemon.ParseConfig([]byte("listen: {socket: /s}\nclusters: [{name: c1}]\n"), "test"); err == nil || !strings.Contains(err.Error(), "tokenFile: required") {
 		t.Fatalf("want tokenFile: required, got %v", err)
 	}
 }
