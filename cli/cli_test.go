@@ -333,6 +333,21 @@ func TestHalt(t *testing.T) {
 	}
 }
 
+func TestGetAgents(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	got := chaosctl(t, "get", "agents", "--endpoint", ep, "--token", testToken)
+	for _, want := range []string{"c1-n1", "ready", "latency", "UNREACHABLE", "c1/c1-n1 cannot run latency: netem qdisc not supported"} {
+		if !strings.Contains(got.stdout, want) {
+			t.Errorf("get agents lacks %q:\n%s", want, got.stdout)
+		}
+	}
+	if got.code != ExitOK {
+		t.Errorf("exit %d", got.code)
+	}
+}
+
 func TestGet(t *testing.T) {
 	t.Parallel()
 	f := newFakeChaosd(t, testToken)

@@ -116,6 +116,11 @@ func (f *fakeChaosd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.runs[id] = run
 		f.order = append(f.order, id)
 		writeJSONBody(w, http.StatusCreated, run.states[0])
+	case r.Method == http.MethodGet && path == "/v1/agents":
+		writeJSONBody(w, http.StatusOK, []api.AgentInfo{
+			{Cluster: "c1", Node: "c1-n1", Reachable: true, ActiveFaults: 1,
+				Unavailable: map[string]string{"latency": "netem qdisc not supported by this kernel"}},
+			{Cluster: "c1", Node: "c1-n2", Error: "agent unreachable: dial unix: connection refused"}})
 	case r.Method == http.MethodPost && path == "/v1/halt":
 		res := api.HaltResult{AbortedRuns: []string{}, Agents: []api.HaltedNode{
 			{Cluster: "c1", Node: "c1-n1", Reverted: 1}, {Cluster: "c1", Node: "c1-n2"}}}

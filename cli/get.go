@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,18 +17,19 @@ import (
 func (a *app) newGetCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get RESOURCE",
-		Short: "List runs or experiments",
+		Short: "List runs, experiments or agents",
 		Example: `  chaosctl get runs
-  chaosctl get experiments -o json`,
+  chaosctl get experiments -o json
+  chaosctl get agents`,
 		// Runnable so that "get" and "get foo" are usage errors, not help.
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("get needs a resource: runs or experiments")
+				return usageErrorf("get needs a resource: runs, experiments or agents")
 			}
-			return usageErrorf("unknown resource %q: use runs or experiments", args[0])
+			return usageErrorf("unknown resource %q: use runs, experiments or agents", args[0])
 		},
 	}
-	cmd.AddCommand(a.newGetRunsCommand(), a.newGetExperimentsCommand())
+	cmd.AddCommand(a.newGetRunsCommand(), a.newGetExperimentsCommand(), a.newGetAgentsCommand())
 	return cmd
 }
 
@@ -147,6 +150,67 @@ func (o *GetOptions) RunExperiments(ctx context.Context, a *app) error {
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return usageErrorf("%s takes no arguments (got %q)", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+func (a *app) newGetAgentsCommand() *cobra.Command {
+	o := &GetOptions{}
+	cmd := &cobra.Command{
+		Use:     "agents",
+		Aliases: []string{"agent"},
+		Short:   "List the node agents, whether they answer, and which fault kinds each node can run",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.RunAgents(cmd.Context(), a)
+		},
+	}
+	addOutputFlag(cmd, &o.Output)
+	return cmd
+}
+
+// RunAgents lists agents.
+func (o *GetOptions) RunAgents(ctx context.Context, a *app) error {
+	c, conn, err := a.client()
+	if err != nil {
+		return err
+	}
+	agents, err := call(ctx, a, conn, c.Agents)
+	if err != nil {
+		return wrapf(err, "list agents")
+	}
+	if o.Output == outputJSON {
+		if agents == nil {
+			agents = []api.AgentInfo{}
+		}
+		return writeJSON(a.streams.Out, agents)
+	}
+	tw := tabwriter.NewWriter(a.streams.Out, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER\tNODE\tSTATUS\tACTIVE FAULTS\tUNAVAILABLE KINDS")
+	var notes []string
+	for _, ag := range agents {
+		status := "ready"
+		if !ag.Reachable {
+			status = "UNREACHABLE"
+			notes = append(notes, fmt.Sprintf("%s/%s: %s", ag.Cluster, ag.Node, ag.Error))
+		}
+		var kinds []string
+		for k, why := range ag.Unavailable {
+			kinds = append(kinds, k)
+			notes = append(notes, fmt.Sprintf("%s/%s cannot run %s: %s", ag.Cluster, ag.Node, k, why))
+		}
+		sort.Strings(kinds)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", ag.Cluster, ag.Node, status, ag.ActiveFaults, orDash(strings.Join(kinds, ",")))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	sort.Strings(notes)
+	for _, n := range notes {
+		fmt.Fprintln(a.streams.Out, "  "+oneLine(n))
 	}
 	return nil
 }

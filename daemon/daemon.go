@@ -306,6 +306,42 @@ func (d *Daemon) agentFor(cluster, node string) *agentapi.Client {
 	return nil
 }
 
+// agentInfos asks every configured agent for its status, in parallel.
+func (d *Daemon) agentInfos(ctx context.Context) []api.AgentInfo {
+	out := []api.AgentInfo{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for cl, hs := range d.agents {
+		for _, h := range hs {
+			wg.Add(1)
+			go func(cl string, h agentHandle) {
+				defer wg.Done()
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				info := api.AgentInfo{Cluster: cl, Node: h.node}
+				st, err := h.client.Status(actx)
+				if err != nil {
+					info.Error = err.Error()
+				} else {
+					info.Reachable, info.Version = true, st.Version
+					info.Capabilities, info.Unavailable, info.ActiveFaults = st.Capabilities, st.Unavailable, len(st.Faults)
+				}
+				mu.Lock()
+				out = append(out, info)
+				mu.Unlock()
+			}(cl, h)
+		}
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Cluster != out[j].Cluster {
+			return out[i].Cluster < out[j].Cluster
+		}
+		return out[i].Node < out[j].Node
+	})
+	return out
+}
+
 // halt aborts every run in progress and asks every agent (of cluster, or
 // all) to revert everything it holds, in parallel.
 func (d *Daemon) halt(ctx context.Context, cluster string) api.HaltResult {

@@ -525,3 +525,15 @@ func TestIntegrationHaltAbortsRunsAndRevertsEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemonListsAgents(t *testing.T) {
+	h := newHarness(t, "", nil, map[string]string{"cut": fmt.Sprintf(testExperiment, "cut", "4s", "")})
+	h.start()
+	agents, err := h.client.Agents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(agents) != 2 || agents[0].Node != "c1-n1" || agents[1].Node != "c1-n2" || !agents[0].Reachable || !agents[1].Reachable {
+		t.Fatalf("agents %+v", agents)
+	}
+}

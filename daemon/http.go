@@ -29,6 +29,9 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}", d.handleGet)
 	mux.HandleFunc("POST /v1/runs/{id}/abort", d.handleAbort)
 	mux.HandleFunc("POST /v1/halt", d.handleHalt)
+	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.agentInfos(r.Context()))
+	})
 	mux.HandleFunc("GET /v1/skips", func(w http.ResponseWriter, _ *http.Request) {
 		skips, err := d.store.Skips()
 		if err != nil {

@@ -92,6 +92,13 @@ func (c *Client) Abort(ctx context.Context, id string) (Run, error) {
 	return out, err
 }
 
+// Agents asks chaosd for the state of every agent it knows.
+func (c *Client) Agents(ctx context.Context) ([]AgentInfo, error) {
+	var out []AgentInfo
+	err := c.do(ctx, http.MethodGet, "/v1/agents", nil, &out)
+	return out, err
+}
+
 // Halt aborts every run in progress and has every agent (of cluster, or
 // all when empty) revert everything it holds.
 func (c *Client) Halt(ctx context.Context, cluster string) (HaltResult, error) {

@@ -139,6 +139,20 @@ type ExperimentInfo struct {
 	NextRun     *time.Time `json:"nextRun,omitempty"`
 }
 
+// AgentInfo is one entry of GET /v1/agents: a node's agent as chaosd sees
+// it now.
+type AgentInfo struct {
+	Cluster   string `json:"cluster"`
+	Node      string `json:"node"`
+	Reachable bool   `json:"reachable"`
+	// Error says why the agent could not be asked.
+	Error        string            `json:"error,omitempty"`
+	Version      string            `json:"version,omitempty"`
+	Capabilities map[string]bool   `json:"capabilities,omitempty"`
+	Unavailable  map[string]string `json:"unavailable,omitempty"` // fault kind → why not on this node
+	ActiveFaults int               `json:"activeFaults"`
+}
+
 // HaltResult is the answer of POST /v1/halt: every run in progress was
 // aborted and every agent asked to revert everything it holds.
 type HaltResult struct {
@@ -171,3 +185,4 @@ type Error struct {
 //	GET  /v1/runs/{id}             Run
 //	POST /v1/runs/{id}/abort       202 Run
 //	POST /v1/halt[?cluster=NAME]   200 HaltResult (abort every run, revert every fault)
+//	GET  /v1/agents                []AgentInfo (every configured agent, asked now)
