@@ -1,12 +1,10 @@
 package agentapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -92,38 +90,22 @@ func (c *Client) Halt(ctx context.Context) ([]FaultStatus, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
+	ans, err := ep.Call(ctx, c.hc, method, c.base+path, c.token, in, 16<<20)
+	var te *ep.TransportError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%w: %s %s: %w", ErrUnreachable, method, path, te.Err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("build request: %w", err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: %s %s: %w", ErrUnreachable, method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("%w: read answer to %s %s: %w", ErrUnreachable, method, path, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ae := &APIError{Status: resp.StatusCode}
+	data := ans.Body
+	if ans.Status < 200 || ans.Status > 299 {
+		ae := &APIError{Status: ans.Status}
 		var e Error
 		var st FaultStatus
 		switch {
-		case resp.Header.Get("X-Chaosd-Error") != "":
-			ae.Message = resp.Header.Get("X-Chaosd-Error")
+		case ans.Header.Get("X-Chaosd-Error") != "":
+			ae.Message = ans.Header.Get("X-Chaosd-Error")
 			if json.Unmarshal(data, &st) == nil && st.Fault.ID != "" {
 				ae.Fault = &st
 				if p, ok := out.(*FaultStatus); ok {

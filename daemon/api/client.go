@@ -1,12 +1,10 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -116,42 +114,17 @@ const maxBody = 64 << 20
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	what := method + " " + path
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("%s: encode request: %w", what, err)
-		}
-		body = bytes.NewReader(b)
+	ans, err := ep.Call(ctx, c.hc, method, c.base+path, c.token, in, maxBody)
+	var te *ep.TransportError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%w at %s: %s: %w", ErrUnreachable, c.endpoint, what, te.Err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		// err from Do is a *url.Error; unwrap it so the message names the
-		// endpoint once and context errors stay visible to errors.Is.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%w at %s: %s: %w", ErrUnreachable, c.endpoint, what, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return fmt.Errorf("%w at %s: %s: read answer: %w", ErrUnreachable, c.endpoint, what, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &APIError{Status: resp.StatusCode, Message: errorMessage(resp.StatusCode, raw)}
+	raw := ans.Body
+	if ans.Status < 200 || ans.Status > 299 {
+		return &APIError{Status: ans.Status, Message: errorMessage(ans.Status, raw)}
 	}
 	if out == nil {
 		return nil

@@ -5,8 +5,12 @@
 package endpoint
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,4 +51,60 @@ func Client(endpoint, unixHost string) (*http.Client, string, error) {
 	default:
 		return nil, "", fmt.Errorf("endpoint %q: scheme must be unix, http or https", endpoint)
 	}
+}
+
+// TransportError means a request got no (complete) HTTP answer: dial,
+// TLS, reset, timeout, or a body cut short.
+type TransportError struct{ Err error }
+
+func (e *TransportError) Error() string { return e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Answer is a complete HTTP answer.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   []byte // at most the limit given to Call
+}
+
+// Call sends in (JSON, unless nil) to target with a bearer token (when not
+// empty) and reads the answer, at most limit bytes of it. A failure to
+// reach the server or read its answer is a *TransportError; any HTTP
+// status is an answer, for the caller to judge.
+func Call(ctx context.Context, hc *http.Client, method, target, token string, in any, limit int64) (Answer, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return Answer{}, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return Answer{}, fmt.Errorf("build request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		// A *url.Error repeats method and URL; keep what went wrong, so
+		// context errors stay visible to errors.Is.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return Answer{}, &TransportError{err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return Answer{}, &TransportError{fmt.Errorf("read answer: %w", err)}
+	}
+	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
 }

@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -61,4 +62,42 @@ func TestUnixSocketIsReached(t *testing.T) {
 		t.Fatalf("host %q", b)
 	}
 	hc.CloseIdleConnections()
+}
+
+func TestCall(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Seen", r.Header.Get("Content-Type"))
+		w.WriteHeader(http.StatusTeapot)
+		w.Write(b)
+	})}
+	go srv.Serve(l) //nolint:errcheck
+	defer srv.Close()
+	hc, base, _ := Client("unix://"+sock, "svc")
+	defer hc.CloseIdleConnections()
+	ans, err := Call(context.Background(), hc, "POST", base+"/x", "tok", map[string]int{"a": 1}, 1<<20)
+	if err != nil || ans.Status != http.StatusTeapot || string(ans.Body) != `{"a":1}` || ans.Header.Get("X-Seen") != "application/json" {
+		t.Fatalf("answer %+v %v: any status is an answer, the body and headers come back", ans, err)
+	}
+	if ans, err := Call(context.Background(), hc, "GET", base+"/x", "", nil, 1<<20); err != nil || ans.Status != 401 {
+		t.Fatalf("without token: %+v %v", ans, err)
+	}
+	dead, deadBase, _ := Client("unix://"+filepath.Join(t.TempDir(), "none.sock"), "svc")
+	_, err = Call(context.Background(), dead, "GET", deadBase+"/x", "tok", nil, 1<<20)
+	var te *TransportError
+	if !errors.As(err, &te) {
+		t.Fatalf("no server: %v, want a *TransportError", err)
+	}
+	if _, err := Call(context.Background(), hc, "POST", base+"/x", "tok", func() {}, 1<<20); err == nil || errors.As(err, &te) {
+		t.Fatalf("unencodable body: %v, want a local error", err)
+	}
 }
