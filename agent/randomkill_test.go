@@ -312,10 +312,10 @@ func (k *killableAgent) stop() {
 	}
 }
 
-func testRandomKill(t *testing.T) {
-	requireRootOnly(t)
-	// What this kernel can do decides which kinds the trials cover; the
-	// agent says so itself.
+// startWorld builds a world for every fault kind this kernel supports (the
+// agent says which itself) and starts an agent process on it.
+func startWorld(t testing.TB) (*world, *killableAgent) {
+	t.Helper()
 	w0 := newWorld(t, nil)
 	k0 := newKillableAgent(t, w0)
 	st := k0.start()
@@ -325,9 +325,14 @@ func testRandomKill(t *testing.T) {
 	if len(w.kinds) < 3 {
 		t.Fatalf("too few fault kinds to test: %v", w.kinds)
 	}
-
 	k := newKillableAgent(t, w)
 	k.start()
+	return w, k
+}
+
+func testRandomKill(t *testing.T) {
+	requireRootOnly(t)
+	w, k := startWorld(t)
 	stages := []string{"inject", "hold", "revert"}
 	trials := randomKillTrials()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
@@ -371,13 +376,7 @@ func testRandomKill(t *testing.T) {
 
 func testLeaseExpiryAllKinds(t *testing.T) {
 	requireRootOnly(t)
-	w0 := newWorld(t, nil)
-	k0 := newKillableAgent(t, w0)
-	st := k0.start()
-	k0.stop()
-	w := newWorld(t, st.Capabilities)
-	k := newKillableAgent(t, w)
-	k.start()
+	w, k := startWorld(t)
 	defer k.stop()
 	ctx := context.Background()
 	const lease = time.Second
@@ -464,13 +463,7 @@ func BenchmarkInjectRevert(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root: network namespaces, cgroups and nftables")
 	}
-	w0 := newWorld(b, nil)
-	k0 := newKillableAgent(b, w0)
-	st := k0.start()
-	k0.stop()
-	w := newWorld(b, st.Capabilities)
-	k := newKillableAgent(b, w)
-	k.start()
+	w, k := startWorld(b)
 	defer k.stop()
 	ctx := context.Background()
 	for _, kind := range w.kinds {
