@@ -49,7 +49,7 @@ const (
 type agent struct {
 	cfg       Config
 	lg        *zap.Logger
-	drivers   map[string]Driver // by kind
+	drivers   map[agentapi.Kind]Driver // by kind
 	led       *ledger.Ledger
 	token     []byte
 	exemptTCP atomic.Pointer[[]uint16] // set once the TCP listener is up
@@ -99,7 +99,7 @@ func runDrivers(ctx context.Context, cfg Config, lg *zap.Logger, drivers []Drive
 		return err
 	}
 	a := &agent{cfg: cfg, lg: lg, token: token, started: time.Now().UTC(), faults: map[string]*fault{},
-		drivers: map[string]Driver{}}
+		drivers: map[agentapi.Kind]Driver{}}
 	for _, d := range drivers {
 		if pd, ok := d.(*partitionDriver); ok {
 			pd.exempt = a.exemptPorts
@@ -264,14 +264,14 @@ func (a *agent) probeCapabilities() (map[string]bool, map[string]string) {
 	errs := map[string]string{}
 	for _, kind := range a.kinds() {
 		if err := a.drivers[kind].Probe(); err != nil {
-			errs[kind] = err.Error()
-			caps[kind] = false
-			a.lg.Warn("fault kind unavailable on this node", zap.String("kind", kind), zap.Error(err))
+			errs[string(kind)] = err.Error()
+			caps[string(kind)] = false
+			a.lg.Warn("fault kind unavailable on this node", zap.String("kind", string(kind)), zap.Error(err))
 			continue
 		}
-		caps[kind] = true
+		caps[string(kind)] = true
 	}
-	caps["nftables"] = caps[agentapi.KindPartition]
+	caps["nftables"] = caps[string(agentapi.KindPartition)]
 	// netem: known when the module is loaded or built in.
 	_, err := os.Stat("/sys/module/sch_netem")
 	caps["netem"] = err == nil

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/agentclient"
 	"github.com/chaosd/chaosd/agent/ledger"
 	"github.com/chaosd/chaosd/agent/memory"
 	"github.com/chaosd/chaosd/agent/partition"
@@ -90,7 +91,7 @@ const testToken = "s3cret-token"
 type harness struct {
 	dir    string
 	cfg    Config
-	client *agentapi.Client
+	client *agentclient.Client
 	stop   func() error
 }
 
@@ -126,7 +127,7 @@ func startWith(t testing.TB, runFn func(context.Context, Config) error, cfg Conf
 		return runErr
 	}
 	t.Cleanup(func() { stop() })
-	c, err := agentapi.NewClient("unix://"+cfg.Socket, testToken)
+	c, err := agentclient.NewClient("unix://"+cfg.Socket, testToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
-	bad, _ := agentapi.NewClient("unix://"+h.cfg.Socket, "wrong")
+	bad, _ := agentclient.NewClient("unix://"+h.cfg.Socket, "wrong")
 	if _, err := bad.Inject(ctx, pfault("x", 5, time.Minute)); apiStatus(err) != 401 {
 		t.Fatalf("inject with wrong token: %v", err)
 	}
@@ -457,12 +458,12 @@ func TestClientEndpoints(t *testing.T) {
 		{"unix:///run/x.sock", true}, {"http://10.0.0.1:7070", true}, {"https://a:1/", true},
 		{"ftp://x", false}, {"unix://", false}, {"http://", false},
 	} {
-		_, err := agentapi.NewClient(tc.ep, "t")
+		_, err := agentclient.NewClient(tc.ep, "t")
 		if (err == nil) != tc.ok {
 			t.Errorf("NewClient(%q) err = %v", tc.ep, err)
 		}
 	}
-	c, _ := agentapi.NewClient("http://127.0.0.1:1", "t")
+	c, _ := agentclient.NewClient("http://127.0.0.1:1", "t")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if _, err := c.Status(ctx); !errors.Is(err, agentapi.ErrUnreachable) {

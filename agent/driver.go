@@ -21,7 +21,7 @@ import (
 // if any, replaces it once applied.
 type Driver interface {
 	// Kind is the fault kind served (agentapi.Kind*).
-	Kind() string
+	Kind() agentapi.Kind
 	// Probe reports once, at start-up, whether this node can run the
 	// kind; the error says what is missing ("no sch_netem in this
 	// kernel"). Faults of a kind whose probe failed are refused before
@@ -66,7 +66,7 @@ type partitionState struct {
 	Table string `json:"table"`
 }
 
-func (d *partitionDriver) Kind() string { return agentapi.KindPartition }
+func (d *partitionDriver) Kind() agentapi.Kind { return agentapi.KindPartition }
 
 func (d *partitionDriver) Probe() error { return d.be.Probe() }
 

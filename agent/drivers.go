@@ -32,7 +32,7 @@ func defaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func(), error) {
 	}
 	closers = append(closers, ld.Close)
 	drivers = append(drivers, ld)
-	for _, kind := range []string{agentapi.KindException, agentapi.KindAppLatency} {
+	for _, kind := range []agentapi.Kind{agentapi.KindException, agentapi.KindAppLatency} {
 		d, err := springboot.New(kind, nil, lg.Named("springboot"))
 		if err != nil {
 			closeAll()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -65,17 +66,17 @@ func validate(f agentapi.Fault, now time.Time) error {
 
 // driverFor finds the driver of a kind and refuses kinds this node cannot
 // run, before anything is written or applied.
-func (a *agent) driverFor(kind string) (Driver, error) {
+func (a *agent) driverFor(kind agentapi.Kind) (Driver, error) {
 	d, ok := a.drivers[kind]
 	if !ok {
 		kinds := make([]string, 0, len(a.drivers))
 		for k := range a.drivers {
-			kinds = append(kinds, k)
+			kinds = append(kinds, string(k))
 		}
 		sort.Strings(kinds)
 		return nil, fmt.Errorf("kind: %q is not supported (this agent knows %s)", kind, strings.Join(kinds, ", "))
 	}
-	if why, missing := a.capErrs[kind]; missing {
+	if why, missing := a.capErrs[string(kind)]; missing {
 		return nil, fmt.Errorf("kind: %q is unavailable on node %s: %s", kind, a.cfg.Node, why)
 	}
 	return d, nil
@@ -172,7 +173,7 @@ func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	fl.status.LeaseExpires = minTime(f.Deadline, now.Add(leaseDuration(f.LeaseSeconds))).UTC()
 	a.arm(fl)
 	a.lg.Info("fault injected", append(a.logFields(f, ""),
-		zap.String("kind", f.Kind), zap.ByteString("state", fl.state), zap.Time("leaseExpires", fl.status.LeaseExpires),
+		zap.String("kind", string(f.Kind)), zap.ByteString("state", fl.state), zap.Time("leaseExpires", fl.status.LeaseExpires),
 		zap.Time("deadline", f.Deadline))...)
 	return fl.status, nil
 }
@@ -416,10 +417,10 @@ func (a *agent) recover(entries []ledger.Entry) error {
 		a.lg.Info("fault reverted", append(a.logFields(f, agentapi.ReasonStartup), zap.Bool("applied", e.Applied))...)
 	}
 	a.trim()
-	var keep map[string][]json.RawMessage
+	var keep map[agentapi.Kind][]json.RawMessage
 	for _, e := range live {
 		if keep == nil {
-			keep = map[string][]json.RawMessage{}
+			keep = map[agentapi.Kind][]json.RawMessage{}
 		}
 		keep[e.Fault.Kind] = append(keep[e.Fault.Kind], e.State)
 	}
@@ -429,7 +430,7 @@ func (a *agent) recover(entries []ledger.Entry) error {
 			errs = append(errs, fmt.Errorf("prune %s leftovers: %w", kind, err))
 		}
 		for _, r := range removed {
-			a.lg.Info("leftover removed", zap.String("kind", kind), zap.String("what", r), zap.String("node", a.cfg.Node),
+			a.lg.Info("leftover removed", zap.String("kind", string(kind)), zap.String("what", r), zap.String("node", a.cfg.Node),
 				zap.String("reason", agentapi.ReasonStartup))
 		}
 	}
@@ -440,11 +441,11 @@ func (a *agent) recover(entries []ledger.Entry) error {
 }
 
 // kinds lists the drivers' kinds in a stable order.
-func (a *agent) kinds() []string {
-	out := make([]string, 0, len(a.drivers))
+func (a *agent) kinds() []agentapi.Kind {
+	out := make([]agentapi.Kind, 0, len(a.drivers))
 	for k := range a.drivers {
 		out = append(out, k)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/agentclient"
 	"github.com/chaosd/chaosd/agent/ledger"
 	"github.com/chaosd/chaosd/agent/partition"
 )
@@ -241,7 +242,7 @@ func startProc(t *testing.T, ns testNS, cfg Config) *agentProc {
 			t.Logf("agent stderr:\n%s", stderr.String())
 		}
 	})
-	c, _ := agentapi.NewClient("unix://"+cfg.Socket, testToken)
+	c, _ := agentclient.NewClient("unix://"+cfg.Socket, testToken)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := c.Status(context.Background()); err == nil {
@@ -284,7 +285,7 @@ func TestIntegrationAgentProcess(t *testing.T) {
 	cfg := Config{Node: "node-a", Socket: filepath.Join(dir, "a.sock"), TCPAddr: "10.99.2.1:7070",
 		TokenFile: tok, LedgerPath: filepath.Join(dir, "ledger.jsonl"), Version: "test"}
 	ctx := context.Background()
-	uc, _ := agentapi.NewClient("unix://"+cfg.Socket, testToken)
+	uc, _ := agentclient.NewClient("unix://"+cfg.Socket, testToken)
 
 	proc := startProc(t, p.a, cfg)
 	ctl := nsHTTP(p.b) // chaosd's side of the control network, with keep-alive

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/agentclient"
 	"github.com/chaosd/chaosd/agent/partition"
 	"github.com/chaosd/chaosd/lab/petclinic"
 )
@@ -56,7 +57,7 @@ type world struct {
 	// svcs are Spring Boot stand-ins: [0] for exception, [1] for
 	// app-latency (one Chaos Monkey fault per service at a time).
 	svcs     [2]*httptest
-	kinds    []string
+	kinds    []agentapi.Kind
 	monkeyOK [2]string // actuator settings before any fault
 	statusOK [2]int
 }
@@ -94,8 +95,8 @@ func newWorld(t testing.TB, caps map[string]bool) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.nlh.Close)
-	w.kinds = []string{agentapi.KindPartition}
-	if caps[agentapi.KindLatency] {
+	w.kinds = []agentapi.Kind{agentapi.KindPartition}
+	if caps[string(agentapi.KindLatency)] {
 		la := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "rk0", TxQLen: 1000}, PeerName: "rk1"}
 		if err := w.nlh.LinkAdd(la); err != nil {
 			t.Fatalf("veth: %v", err)
@@ -112,7 +113,7 @@ func newWorld(t testing.TB, caps map[string]bool) *world {
 		w.kinds = append(w.kinds, agentapi.KindLatency)
 	}
 
-	if caps[agentapi.KindMemory] {
+	if caps[string(agentapi.KindMemory)] {
 		w.cgroup, w.cgDir = makeTestCgroup(t)
 		w.kinds = append(w.kinds, agentapi.KindMemory)
 	}
@@ -179,7 +180,7 @@ func (w *world) monkey(i int) (int, string) {
 	return code, assaults + watchers
 }
 
-func (w *world) fault(kind string, id string, lease time.Duration) agentapi.Fault {
+func (w *world) fault(kind agentapi.Kind, id string, lease time.Duration) agentapi.Fault {
 	f := agentapi.Fault{ID: id, RunID: "rk", Kind: kind, Deadline: time.Now().Add(time.Minute), LeaseSeconds: lease.Seconds()}
 	switch kind {
 	case agentapi.KindPartition:
@@ -252,7 +253,7 @@ type killableAgent struct {
 	cfg    Config
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
-	client *agentapi.Client
+	client *agentclient.Client
 }
 
 func newKillableAgent(t testing.TB, w *world) *killableAgent {
@@ -263,7 +264,7 @@ func newKillableAgent(t testing.TB, w *world) *killableAgent {
 	}
 	cfg := Config{Node: fmt.Sprintf("rk-%d", os.Getpid()), Socket: filepath.Join(dir, "a.sock"), TokenFile: tok,
 		LedgerPath: filepath.Join(dir, "ledger.jsonl"), NetNSPath: w.nsPath, Version: "test"}
-	c, _ := agentapi.NewClient("unix://"+cfg.Socket, testToken)
+	c, _ := agentclient.NewClient("unix://"+cfg.Socket, testToken)
 	k := &killableAgent{t: t, cfg: cfg, client: c}
 	t.Cleanup(func() {
 		if k.cmd != nil && k.cmd.ProcessState == nil {
@@ -383,7 +384,7 @@ func testLeaseExpiryAllKinds(t *testing.T) {
 	var ids []string
 	start := time.Now()
 	for _, kind := range w.kinds {
-		f := w.fault(kind, "rk.lease."+kind, lease)
+		f := w.fault(kind, "rk.lease."+string(kind), lease)
 		if _, err := k.client.Inject(ctx, f); err != nil {
 			t.Fatalf("inject %s: %v", kind, err)
 		}
@@ -467,7 +468,7 @@ func BenchmarkInjectRevert(b *testing.B) {
 	defer k.stop()
 	ctx := context.Background()
 	for _, kind := range w.kinds {
-		b.Run(kind, func(b *testing.B) {
+		b.Run(string(kind), func(b *testing.B) {
 			var inject, revert time.Duration
 			for i := 0; i < b.N; i++ {
 				f := w.fault(kind, fmt.Sprintf("rk.bench.%s.%d", kind, i), time.Minute)

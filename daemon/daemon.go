@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/agentclient"
 	"github.com/chaosd/chaosd/daemon/api"
 	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/experiments"
@@ -64,7 +65,7 @@ type Daemon struct {
 type agentHandle struct {
 	node   string
 	labels map[string]string
-	client *agentapi.Client
+	client *agentclient.Client
 }
 
 // New builds a daemon from its configuration. It reads tokens and
@@ -110,7 +111,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	for _, cl := range cfg.Clusters {
 		d.services[cl.Name] = cl.Services
 		for _, a := range cl.Agents {
-			c, err := agentapi.NewClient(a.Endpoint, agentToken)
+			c, err := agentclient.NewClient(a.Endpoint, agentToken)
 			if err != nil {
 				return nil, fmt.Errorf("agent %s/%s: %w", cl.Name, a.Node, err)
 			}
@@ -297,7 +298,7 @@ func (d *Daemon) recoverInterrupted() {
 	}
 }
 
-func (d *Daemon) agentFor(cluster, node string) *agentapi.Client {
+func (d *Daemon) agentFor(cluster, node string) *agentclient.Client {
 	for _, a := range d.agents[cluster] {
 		if a.node == node {
 			return a.client

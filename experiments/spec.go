@@ -48,6 +48,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/probes"
 )
 
@@ -154,27 +155,12 @@ type BlastRadius struct {
 	Percent float64 // for percent, 0 < P <= 100
 }
 
-// FaultKind names a fault implementation in the agent.
-type FaultKind string
-
-const (
-	// FaultPartition drops traffic to and from CIDRs (see PartitionParams).
-	FaultPartition FaultKind = "partition"
-	// FaultLatency delays traffic toward CIDRs (see LatencyParams).
-	FaultLatency FaultKind = "latency"
-	// FaultMemory fills memory in a cgroup (see MemoryParams).
-	FaultMemory FaultKind = "memory"
-	// FaultException makes a Spring Boot service throw (see ExceptionParams).
-	FaultException FaultKind = "exception"
-	// FaultAppLatency slows a Spring Boot service down (see AppLatencyParams).
-	FaultAppLatency FaultKind = "app-latency"
-)
-
 // Fault is one fault applied to every node a target resolves to.
 type Fault struct {
-	Name   string    `yaml:"name" json:"name"`
-	Kind   FaultKind `yaml:"kind" json:"kind"`
-	Target string    `yaml:"target" json:"target"`
+	Name string `yaml:"name" json:"name"`
+	// Kind is one of the agentapi.Kind* names.
+	Kind   agentapi.Kind `yaml:"kind" json:"kind"`
+	Target string        `yaml:"target" json:"target"`
 	// Partition holds the parameters when Kind is "partition".
 	Partition *PartitionParams `yaml:"partition,omitempty" json:"partition,omitempty"`
 	// Latency holds the parameters when Kind is "latency".

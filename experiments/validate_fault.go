@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
 )
 
 // Limits on fault parameters.
@@ -26,11 +28,6 @@ const (
 // knownFaultKinds lists every fault kind, for messages.
 const knownFaultKinds = "partition, latency, memory, exception, app-latency"
 
-// springWatchers are the Spring component types Chaos Monkey for Spring
-// Boot can attack, spelled as its watcher properties are.
-var springWatchers = []string{"controller", "restController", "service", "repository", "component"}
-
-const springWatchersHelp = "controller, restController, service, repository or component"
 
 // javaClassName is a (possibly qualified) Java class name; javaIdentifier
 // one identifier.
@@ -41,7 +38,7 @@ var (
 
 // faultBlock is the parameter block of one fault kind.
 type faultBlock struct {
-	kind  FaultKind
+	kind  agentapi.Kind
 	field string // YAML key of the block
 	set   bool
 }
@@ -49,11 +46,11 @@ type faultBlock struct {
 // blocks lists the parameter block of every fault kind and whether f has it.
 func (f *Fault) blocks() []faultBlock {
 	return []faultBlock{
-		{FaultPartition, "partition", f.Partition != nil},
-		{FaultLatency, "latency", f.Latency != nil},
-		{FaultMemory, "memory", f.Memory != nil},
-		{FaultException, "exception", f.Exception != nil},
-		{FaultAppLatency, "appLatency", f.AppLatency != nil},
+		{agentapi.KindPartition, "partition", f.Partition != nil},
+		{agentapi.KindLatency, "latency", f.Latency != nil},
+		{agentapi.KindMemory, "memory", f.Memory != nil},
+		{agentapi.KindException, "exception", f.Exception != nil},
+		{agentapi.KindAppLatency, "appLatency", f.AppLatency != nil},
 	}
 }
 
@@ -94,66 +91,76 @@ func (v *validator) fault(path string, f *Fault, seen map[string]int, i int, tar
 		v.addf(path+".kind", "unknown fault kind %q (known kinds: %s)", f.Kind, knownFaultKinds)
 	}
 
-	if (f.Kind == FaultException || f.Kind == FaultAppLatency) && targetOK && s.Targets[ti].Service == "" {
+	if (f.Kind == agentapi.KindException || f.Kind == agentapi.KindAppLatency) && targetOK && s.Targets[ti].Service == "" {
 		v.addf(path+".target", "kind %s needs a target with service (the Spring Boot service to attack)", f.Kind)
 	}
 	switch {
-	case f.Kind == FaultPartition && f.Partition != nil:
+	case f.Kind == agentapi.KindPartition && f.Partition != nil:
 		v.partition(path+".partition", f.Partition)
-	case f.Kind == FaultLatency && f.Latency != nil:
+	case f.Kind == agentapi.KindLatency && f.Latency != nil:
 		v.latency(path+".latency", f.Latency)
-	case f.Kind == FaultMemory && f.Memory != nil:
+	case f.Kind == agentapi.KindMemory && f.Memory != nil:
 		v.memory(path+".memory", f.Memory, s.Duration)
-	case f.Kind == FaultException && f.Exception != nil:
+	case f.Kind == agentapi.KindException && f.Exception != nil:
 		v.exception(path+".exception", f.Exception)
-	case f.Kind == FaultAppLatency && f.AppLatency != nil:
+	case f.Kind == agentapi.KindAppLatency && f.AppLatency != nil:
 		v.appLatency(path+".appLatency", f.AppLatency)
 	}
 }
 
 func (v *validator) partition(path string, p *PartitionParams) {
-	v.cidrs(path+".cidrs", p.CIDRs)
+	v.netTarget(path, p.CIDRs, p.Ports, agentapi.PartitionLimits)
 	switch p.Direction {
 	case DirectionBoth, DirectionEgress, DirectionIngress:
 	default:
 		v.addf(path+".direction", "must be egress, ingress or both, not %q", p.Direction)
 	}
-	v.ports(path+".ports", p.Ports)
 }
 
-// cidrs checks the CIDR list of a network fault: at least one, each valid,
-// without host bits, no duplicates.
-func (v *validator) cidrs(path string, list []netip.Prefix) {
-	if len(list) == 0 {
-		v.addf(path, "at least one CIDR is required")
+// netTarget checks the CIDRs and ports of a network fault with the rules
+// the agent applies (agentapi), plus what only a hand-written spec gets
+// wrong: host bits (with the masked prefix as a hint) and duplicates.
+func (v *validator) netTarget(path string, list []netip.Prefix, ports []uint16, lim agentapi.NetLimits) {
+	cp := path + ".cidrs"
+	switch {
+	case len(list) == 0:
+		v.addf(cp, "at least one CIDR is required")
+	case len(list) > lim.MaxCIDRs:
+		v.addf(cp, "%d CIDRs, at most %d", len(list), lim.MaxCIDRs)
 	}
 	seen := map[netip.Prefix]int{}
 	for i, c := range list {
-		cp := fmt.Sprintf("%s[%d]", path, i)
-		switch j, dup := seen[c]; {
-		case !c.IsValid():
-			v.addf(cp, "must be a CIDR such as 10.1.0.0/16")
+		ip := fmt.Sprintf("%s[%d]", cp, i)
+		canon, err := agentapi.CanonicalPrefix(c)
+		if err != nil {
+			if !c.IsValid() {
+				v.addf(ip, "must be a CIDR such as 10.1.0.0/16")
+			} else {
+				v.addf(ip, "%v", err)
+			}
+			continue
+		}
+		switch j, dup := seen[canon]; {
 		case c != c.Masked():
-			v.addf(cp, "%q has host bits set; did you mean %s?", c.String(), c.Masked())
+			v.addf(ip, "%q has host bits set; did you mean %s?", c.String(), c.Masked())
 		case dup:
-			v.addf(cp, "duplicate CIDR %s (also cidrs[%d])", c, j)
+			v.addf(ip, "duplicate CIDR %s (also cidrs[%d])", c, j)
 		default:
-			seen[c] = i
+			seen[canon] = i
 		}
 	}
-}
-
-func (v *validator) ports(path string, ports []uint16) {
+	if len(ports) > lim.MaxPorts {
+		v.addf(path+".ports", "%d ports, at most %d", len(ports), lim.MaxPorts)
+	}
 	for i, port := range ports {
-		if port == 0 {
-			v.addf(fmt.Sprintf("%s[%d]", path, i), "0 is not a port number (want 1-65535)")
+		if err := agentapi.CheckPort(port); err != nil {
+			v.addf(fmt.Sprintf("%s.ports[%d]", path, i), "%v", err)
 		}
 	}
 }
 
 func (v *validator) latency(path string, l *LatencyParams) {
-	v.cidrs(path+".cidrs", l.CIDRs)
-	v.ports(path+".ports", l.Ports)
+	v.netTarget(path, l.CIDRs, l.Ports, agentapi.LatencyLimits)
 	switch {
 	case l.Delay == 0 && !v.present(path+".delay"):
 		v.addf(path+".delay", "required: the delay to add to each packet, e.g. 100ms")
@@ -258,14 +265,14 @@ func (v *validator) watchers(path string, list []string) {
 		wp := fmt.Sprintf("%s[%d]", path, i)
 		j, dup := seen[w]
 		switch {
-		case !slices.Contains(springWatchers, w):
+		case !slices.Contains(agentapi.SpringWatchers, w):
 			hint := ""
-			for _, k := range springWatchers {
+			for _, k := range agentapi.SpringWatchers {
 				if strings.EqualFold(k, w) {
 					hint = fmt.Sprintf("; did you mean %s?", k)
 				}
 			}
-			v.addf(wp, "unknown watcher %q (want %s)%s", w, springWatchersHelp, hint)
+			v.addf(wp, "unknown watcher %q (want %s)%s", w, strings.Join(agentapi.SpringWatchers, ", "), hint)
 		case dup:
 			v.addf(wp, "duplicate watcher %q (also watchers[%d])", w, j)
 		default:

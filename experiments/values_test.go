@@ -1,6 +1,8 @@
 package experiments
 
 import (
+	"github.com/chaosd/chaosd/agent/agentapi"
+
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -220,7 +222,7 @@ func validExperiment() *Experiment {
 		Metadata:   Metadata{Name: "built-in-go"},
 		Spec: Spec{
 			Targets: []Target{{Name: "t", Cluster: "c1"}},
-			Faults: []Fault{{Name: "f", Kind: FaultPartition, Target: "t",
+			Faults: []Fault{{Name: "f", Kind: agentapi.KindPartition, Target: "t",
 				Partition: &PartitionParams{CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}}},
 			Duration:    Duration(30 * time.Second),
 			SteadyState: SteadyState{Probes: []probes.Probe{{Name: "p", Query: "up", Op: probes.OpEQ, Threshold: &one}}},
@@ -247,40 +249,40 @@ func TestValidateGoValues(t *testing.T) {
 		}, "spec.abortWhen[0].for: must be >= 0, not"},
 		{"zero duration", func(e *Experiment) { e.Spec.Duration = 0 }, "spec.duration: must be > 0"},
 		{"memory size only", func(e *Experiment) {
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{Size: 1 << 30}}
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindMemory, Target: "t", Memory: &MemoryParams{Size: 1 << 30}}
 		}, ""},
 		{"memory fraction only", func(e *Experiment) {
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{Fraction: 0.5}}
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindMemory, Target: "t", Memory: &MemoryParams{Fraction: 0.5}}
 		}, ""},
 		{"memory neither", func(e *Experiment) {
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{}}
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindMemory, Target: "t", Memory: &MemoryParams{}}
 		}, "spec.faults[0].memory: one of size or fraction is required"},
 		{"memory negative ramp", func(e *Experiment) {
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultMemory, Target: "t", Memory: &MemoryParams{Size: 1, Ramp: -1}}
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindMemory, Target: "t", Memory: &MemoryParams{Size: 1, Ramp: -1}}
 		}, "spec.faults[0].memory.ramp: must be >= 0"},
 		{"latency without delay", func(e *Experiment) {
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultLatency, Target: "t", Latency: &LatencyParams{
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindLatency, Target: "t", Latency: &LatencyParams{
 				CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}}
 		}, "spec.faults[0].latency.delay: required"},
 		{"latency negative jitter", func(e *Experiment) {
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultLatency, Target: "t", Latency: &LatencyParams{
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindLatency, Target: "t", Latency: &LatencyParams{
 				CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Delay: Duration(time.Second), Jitter: -1}}
 		}, "spec.faults[0].latency.jitter: must be >= 0"},
 		{"exception level defaulted", func(e *Experiment) {
 			e.Spec.Targets[0].Service = "visits"
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultException, Target: "t", Exception: &ExceptionParams{}}
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindException, Target: "t", Exception: &ExceptionParams{}}
 		}, ""},
 		{"exception without service", func(e *Experiment) {
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultException, Target: "t", Exception: &ExceptionParams{}}
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindException, Target: "t", Exception: &ExceptionParams{}}
 		}, "spec.faults[0].target: kind exception needs a target with service (the Spring Boot service to attack)"},
 		{"exception argument without value", func(e *Experiment) {
 			e.Spec.Targets[0].Service = "visits"
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultException, Target: "t", Exception: &ExceptionParams{
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindException, Target: "t", Exception: &ExceptionParams{
 				Exception: &SpringException{Type: "java.io.IOException", Arguments: []SpringExceptionArg{{Type: "java.lang.String"}}}}}
 		}, "spec.faults[0].exception.exception.arguments[0].value: required"},
 		{"app latency without range", func(e *Experiment) {
 			e.Spec.Targets[0].Service = "visits"
-			e.Spec.Faults[0] = Fault{Name: "f", Kind: FaultAppLatency, Target: "t", AppLatency: &AppLatencyParams{}}
+			e.Spec.Faults[0] = Fault{Name: "f", Kind: agentapi.KindAppLatency, Target: "t", AppLatency: &AppLatencyParams{}}
 		}, "spec.faults[0].appLatency.latencyRange: required"},
 		{"partition and latency", func(e *Experiment) {
 			e.Spec.Faults[0].Latency = &LatencyParams{}
@@ -334,8 +336,8 @@ func TestSetDefaults(t *testing.T) {
 
 	e = validExperiment()
 	e.Spec.Faults = append(e.Spec.Faults,
-		Fault{Kind: FaultException, Exception: &ExceptionParams{}},
-		Fault{Kind: FaultAppLatency, AppLatency: &AppLatencyParams{Level: 7}})
+		Fault{Kind: agentapi.KindException, Exception: &ExceptionParams{}},
+		Fault{Kind: agentapi.KindAppLatency, AppLatency: &AppLatencyParams{Level: 7}})
 	e.Spec.Effects = &Effects{}
 	e.SetDefaults()
 	if got := e.Spec.Faults[1].Exception.Level; got != 1 {

@@ -1,16 +1,23 @@
 // Package agentapi is the wire contract between chaosd and the node agent:
-// JSON types for the agent's HTTP API and a client for it.
+// JSON types for the agent's HTTP API, the fault kind names, and the rules
+// for network targets (CIDRs and ports) that the experiment spec and the
+// agent's drivers share. It imports only the standard library; the client
+// is agent/agentclient.
 package agentapi
 
 import "time"
 
+// Kind names a fault kind. The names are declared here once; the
+// experiment spec, chaosd and the agent's drivers all use these constants.
+type Kind string
+
 // Fault kinds the agent knows.
 const (
-	KindPartition  = "partition"   // drop traffic to/from CIDRs (nftables)
-	KindLatency    = "latency"     // delay/loss toward CIDRs (HTB + u32 + netem)
-	KindMemory     = "memory"      // a stressor process in a cgroup
-	KindException  = "exception"   // Chaos Monkey for Spring Boot exception assault
-	KindAppLatency = "app-latency" // Chaos Monkey for Spring Boot latency assault
+	KindPartition  Kind = "partition"   // drop traffic to/from CIDRs (nftables)
+	KindLatency    Kind = "latency"     // delay/loss toward CIDRs (HTB + u32 + netem)
+	KindMemory     Kind = "memory"      // a stressor process in a cgroup
+	KindException  Kind = "exception"   // Chaos Monkey for Spring Boot exception assault
+	KindAppLatency Kind = "app-latency" // Chaos Monkey for Spring Boot latency assault
 )
 
 // Fault states.
@@ -36,7 +43,7 @@ type Fault struct {
 	ID         string      `json:"id"`
 	RunID      string      `json:"runId,omitempty"`
 	Experiment string      `json:"experiment,omitempty"`
-	Kind       string      `json:"kind"`
+	Kind       Kind        `json:"kind"`
 	Partition  *Partition  `json:"partition,omitempty"`
 	Latency    *Latency    `json:"latency,omitempty"`
 	Memory     *Memory     `json:"memory,omitempty"`
@@ -100,8 +107,7 @@ type SpringBoot struct {
 	LatencyRangeEndMs   int `json:"latencyRangeEndMs,omitempty"`
 	// Exception for the exception kind; nil: Chaos Monkey's default.
 	Exception *SpringException `json:"exception,omitempty"`
-	// Watchers to enable (controller, restController, service,
-	// repository, component); empty: restController and service.
+	// Watchers to enable (see SpringWatchers); empty: DefaultSpringWatchers.
 	Watchers []string `json:"watchers,omitempty"`
 }
 

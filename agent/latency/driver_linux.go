@@ -73,7 +73,7 @@ func (d *Driver) Close() error {
 }
 
 // Kind returns agentapi.KindLatency.
-func (d *Driver) Kind() string { return agentapi.KindLatency }
+func (d *Driver) Kind() agentapi.Kind { return agentapi.KindLatency }
 
 func kernelRelease() string {
 	var u unix.Utsname

@@ -20,7 +20,7 @@ type Driver struct{}
 func New(nsPath string, lg *zap.Logger) (*Driver, error) { return nil, errNotLinux }
 
 // Kind returns agentapi.KindLatency.
-func (d *Driver) Kind() string { return agentapi.KindLatency }
+func (d *Driver) Kind() agentapi.Kind { return agentapi.KindLatency }
 
 // Probe fails off Linux.
 func (d *Driver) Probe() error { return errNotLinux }

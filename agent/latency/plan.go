@@ -62,10 +62,14 @@ const (
 	LastSlot  = 255
 )
 
+// Limits on CIDRs and ports are shared with the spec validator.
+var (
+	MaxCIDRs = agentapi.LatencyLimits.MaxCIDRs
+	MaxPorts = agentapi.LatencyLimits.MaxPorts
+)
+
 // Limits.
 const (
-	MaxCIDRs   = 64
-	MaxPorts   = 16
 	MaxFilters = 512 // per fault and interface
 	MaxDelayMs = 60_000
 	// NetemLimit is the netem queue length in packets: enough for 100 ms
@@ -207,36 +211,11 @@ func Parse(l *agentapi.Latency) (Spec, error) {
 	}
 	s.RateBytes = l.RateBytesPerSecond
 
-	if len(l.CIDRs) == 0 {
-		return Spec{}, errors.New("latency.cidrs: at least one CIDR is required")
+	nt, err := agentapi.ParseNetTarget("latency", l.CIDRs, l.Ports, agentapi.LatencyLimits)
+	if err != nil {
+		return Spec{}, err
 	}
-	if len(l.CIDRs) > MaxCIDRs {
-		return Spec{}, fmt.Errorf("latency.cidrs: %d CIDRs, at most %d", len(l.CIDRs), MaxCIDRs)
-	}
-	seen := map[netip.Prefix]bool{}
-	for i, c := range l.CIDRs {
-		pr, err := parsePrefix(c)
-		if err != nil {
-			return Spec{}, fmt.Errorf("latency.cidrs[%d]: %w", i, err)
-		}
-		if !seen[pr] {
-			seen[pr] = true
-			s.Prefixes = append(s.Prefixes, pr)
-		}
-	}
-	if len(l.Ports) > MaxPorts {
-		return Spec{}, fmt.Errorf("latency.ports: %d ports, at most %d", len(l.Ports), MaxPorts)
-	}
-	seenPort := map[uint16]bool{}
-	for i, p := range l.Ports {
-		if p == 0 {
-			return Spec{}, fmt.Errorf("latency.ports[%d]: must be within 1-65535", i)
-		}
-		if !seenPort[p] {
-			seenPort[p] = true
-			s.Ports = append(s.Ports, p)
-		}
-	}
+	s.Prefixes, s.Ports = nt.Prefixes, nt.Ports
 	if n := filterCount(s.Prefixes, len(s.Ports)); n > MaxFilters {
 		return Spec{}, fmt.Errorf("latency.ports: %d CIDRs x %d ports x 2 protocols = %d filters, at most %d", len(s.Prefixes), len(s.Ports), n, MaxFilters)
 	}
@@ -250,27 +229,6 @@ func filterCount(prefixes []netip.Prefix, ports int) int {
 	return len(prefixes) * ports * 2
 }
 
-func parsePrefix(c string) (netip.Prefix, error) {
-	c = strings.TrimSpace(c)
-	pr, err := netip.ParsePrefix(c)
-	if err != nil {
-		a, aerr := netip.ParseAddr(c)
-		if aerr != nil {
-			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR: %v", c, err)
-		}
-		if a.Zone() != "" {
-			return netip.Prefix{}, fmt.Errorf("%q has a zone", c)
-		}
-		pr = netip.PrefixFrom(a, a.BitLen())
-	}
-	if pr.Addr().Is4In6() {
-		if pr.Bits() < 96 {
-			return netip.Prefix{}, fmt.Errorf("%q: IPv4-mapped prefix shorter than /96", c)
-		}
-		pr = netip.PrefixFrom(pr.Addr().Unmap(), pr.Bits()-96)
-	}
-	return pr.Masked(), nil
-}
 
 // Link is what the planner needs to know about an interface.
 type Link struct {

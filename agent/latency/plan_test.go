@@ -38,7 +38,7 @@ func TestParse(t *testing.T) {
 		{name: "loss negative", in: ok(agentapi.Latency{DelayMs: 10, LossPercent: -3}), wantErr: "latency.lossPercent"},
 		{name: "no cidrs", in: &agentapi.Latency{DelayMs: 10}, wantErr: "latency.cidrs: at least one"},
 		{name: "bad cidr", in: ok(agentapi.Latency{DelayMs: 10, CIDRs: []string{"10.0.0.0/8", "nope"}}), wantErr: "latency.cidrs[1]: \"nope\" is not a CIDR"},
-		{name: "port zero", in: ok(agentapi.Latency{DelayMs: 10, Ports: []uint16{80, 0}}), wantErr: "latency.ports[1]: must be within 1-65535"},
+		{name: "port zero", in: ok(agentapi.Latency{DelayMs: 10, Ports: []uint16{80, 0}}), wantErr: "latency.ports[1]: 0 is not a port number"},
 		{name: "bad interface", in: ok(agentapi.Latency{DelayMs: 10, Interface: "eth0/x"}), wantErr: "latency.interface"},
 		{name: "long interface", in: ok(agentapi.Latency{DelayMs: 10, Interface: "abcdefghijklmnop"}), wantErr: "latency.interface"},
 		{name: "tiny rate", in: ok(agentapi.Latency{DelayMs: 10, RateBytesPerSecond: 10}), wantErr: "latency.rateBytesPerSecond"},

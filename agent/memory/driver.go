@@ -134,7 +134,7 @@ func New(cfg Config, lg *zap.Logger) (*Driver, error) {
 }
 
 // Kind returns agentapi.KindMemory.
-func (d *Driver) Kind() string { return agentapi.KindMemory }
+func (d *Driver) Kind() agentapi.Kind { return agentapi.KindMemory }
 
 // CgroupRoot and CgroupVersion report the detected hierarchy (0 if none).
 func (d *Driver) CgroupRoot() string { return d.cg.Root }

@@ -45,10 +45,11 @@ const (
 	Both    = "both"
 )
 
-// Limits keep a plan small enough to apply in one netlink batch.
-const (
-	MaxCIDRs = 256
-	MaxPorts = 64
+// Limits keep a plan small enough to apply in one netlink batch (shared
+// with the spec validator through agentapi.PartitionLimits).
+var (
+	MaxCIDRs = agentapi.PartitionLimits.MaxCIDRs
+	MaxPorts = agentapi.PartitionLimits.MaxPorts
 )
 
 // Hook is a netfilter hook.
@@ -229,48 +230,11 @@ func Parse(p *agentapi.Partition) (Spec, error) {
 	default:
 		return Spec{}, fmt.Errorf("partition.direction: %q is not egress, ingress or both", p.Direction)
 	}
-	if len(p.CIDRs) == 0 {
-		return Spec{}, errors.New("partition.cidrs: at least one CIDR is required")
+	nt, err := agentapi.ParseNetTarget("partition", p.CIDRs, p.Ports, agentapi.PartitionLimits)
+	if err != nil {
+		return Spec{}, err
 	}
-	if len(p.CIDRs) > MaxCIDRs {
-		return Spec{}, fmt.Errorf("partition.cidrs: %d CIDRs, at most %d", len(p.CIDRs), MaxCIDRs)
-	}
-	seen := map[netip.Prefix]bool{}
-	for i, c := range p.CIDRs {
-		pr, err := netip.ParsePrefix(strings.TrimSpace(c))
-		if err != nil {
-			// A bare address means a single host.
-			a, aerr := netip.ParseAddr(strings.TrimSpace(c))
-			if aerr != nil {
-				return Spec{}, fmt.Errorf("partition.cidrs[%d]: %q is not a CIDR: %v", i, c, err)
-			}
-			pr = netip.PrefixFrom(a, a.BitLen())
-		}
-		if pr.Addr().Is4In6() {
-			pr = netip.PrefixFrom(pr.Addr().Unmap(), pr.Bits()-96)
-		}
-		if pr.Addr().Zone() != "" {
-			return Spec{}, fmt.Errorf("partition.cidrs[%d]: %q has a zone", i, c)
-		}
-		pr = pr.Masked()
-		if !seen[pr] {
-			seen[pr] = true
-			s.Prefixes = append(s.Prefixes, pr)
-		}
-	}
-	if len(p.Ports) > MaxPorts {
-		return Spec{}, fmt.Errorf("partition.ports: %d ports, at most %d", len(p.Ports), MaxPorts)
-	}
-	seenPort := map[uint16]bool{}
-	for i, port := range p.Ports {
-		if port == 0 {
-			return Spec{}, fmt.Errorf("partition.ports[%d]: port 0 is not valid", i)
-		}
-		if !seenPort[port] {
-			seenPort[port] = true
-			s.Ports = append(s.Ports, port)
-		}
-	}
+	s.Prefixes, s.Ports = nt.Prefixes, nt.Ports
 	return s, nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,14 +42,6 @@ const (
 	statusDisabled = "You switched me off!"
 )
 
-// Watchers CMSB knows (chaos.monkey.watcher.*).
-var knownWatchers = map[string]bool{
-	"controller": true, "restController": true, "service": true, "repository": true,
-	"component": true, "restTemplate": true, "webClient": true, "actuatorHealth": true,
-}
-
-// defaultWatchers are enabled when a fault names none (agentapi.SpringBoot).
-var defaultWatchers = []string{"restController", "service"}
 
 var javaClassName = regexp.MustCompile(`^([A-Za-z_$][A-Za-z0-9_$]*\.)*[A-Za-z_$][A-Za-z0-9_$]*$`)
 
@@ -104,7 +97,7 @@ func (s *activeSet) release(u, id string) {
 
 // Driver applies and reverts one Chaos Monkey fault kind.
 type Driver struct {
-	kind   string
+	kind   agentapi.Kind
 	hc     *http.Client
 	lg     *zap.Logger
 	active *activeSet
@@ -112,7 +105,7 @@ type Driver struct {
 
 // New returns the driver of kind (agentapi.KindException or
 // agentapi.KindAppLatency). hc nil: a client with a 5s timeout.
-func New(kind string, hc *http.Client, lg *zap.Logger) (*Driver, error) {
+func New(kind agentapi.Kind, hc *http.Client, lg *zap.Logger) (*Driver, error) {
 	if kind != agentapi.KindException && kind != agentapi.KindAppLatency {
 		return nil, fmt.Errorf("springboot driver: unsupported kind %q (want %s or %s)", kind, agentapi.KindException, agentapi.KindAppLatency)
 	}
@@ -126,7 +119,7 @@ func New(kind string, hc *http.Client, lg *zap.Logger) (*Driver, error) {
 }
 
 // Kind is the fault kind served.
-func (d *Driver) Kind() string { return d.kind }
+func (d *Driver) Kind() agentapi.Kind { return d.kind }
 
 // Probe is always nil: HTTP is always available; whether a service has a
 // Chaos Monkey actuator is checked per fault in Prepare.
@@ -145,7 +138,7 @@ func (d *Driver) validate(f agentapi.Fault) (string, error) {
 	}
 	sb := f.SpringBoot
 	if sb == nil {
-		return "", errors.New("springBoot: required for kind " + d.kind)
+		return "", errors.New("springBoot: required for kind " + string(d.kind))
 	}
 	u, err := url.Parse(sb.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -184,21 +177,13 @@ func (d *Driver) validate(f agentapi.Fault) (string, error) {
 		}
 	}
 	for i, w := range sb.Watchers {
-		if !knownWatchers[w] {
-			return "", fmt.Errorf("springBoot.watchers[%d]: unknown watcher %q (want one of %s)", i, w, strings.Join(sortedKeys(knownWatchers), ", "))
+		if !slices.Contains(agentapi.SpringWatchers, w) {
+			return "", fmt.Errorf("springBoot.watchers[%d]: unknown watcher %q (want one of %s)", i, w, strings.Join(agentapi.SpringWatchers, ", "))
 		}
 	}
 	return strings.TrimRight(u.Scheme+"://"+strings.ToLower(u.Host)+u.Path, "/"), nil
 }
 
-func sortedKeys(m map[string]bool) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
 
 // Prepare validates f and captures the service's settings before it.
 func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
@@ -316,7 +301,7 @@ func (d *Driver) post(base, path string, body any) error {
 }
 
 // assaultFields are the /assaults fields a fault of kind writes.
-func assaultFields(kind string) []string {
+func assaultFields(kind agentapi.Kind) []string {
 	if kind == agentapi.KindAppLatency {
 		return []string{"level", "deterministic", "latencyActive", "latencyRangeStart", "latencyRangeEnd"}
 	}
@@ -325,7 +310,7 @@ func assaultFields(kind string) []string {
 
 func watchersOf(sb *agentapi.SpringBoot) []string {
 	if len(sb.Watchers) == 0 {
-		return defaultWatchers
+		return agentapi.DefaultSpringWatchers
 	}
 	return sb.Watchers
 }
@@ -393,14 +378,14 @@ func (d *Driver) Apply(f agentapi.Fault, state json.RawMessage) (json.RawMessage
 		return nil, err
 	}
 	d.lg.Info("chaos monkey fault applied", zap.String("run", f.RunID), zap.String("fault", f.ID),
-		zap.String("kind", d.kind), zap.String("target", base), zap.Int("level", sb.Level))
+		zap.String("kind", string(d.kind)), zap.String("target", base), zap.Int("level", sb.Level))
 	return nil, nil
 }
 
 // restoreBodies are the POST /assaults and /watchers bodies that put back
 // the captured values of every field a fault of kind with sb writes (sb
 // nil: every watcher).
-func restoreBodies(kind string, sb *agentapi.SpringBoot, st State) (assaults, watchers map[string]json.RawMessage, err error) {
+func restoreBodies(kind agentapi.Kind, sb *agentapi.SpringBoot, st State) (assaults, watchers map[string]json.RawMessage, err error) {
 	var before, wBefore map[string]json.RawMessage
 	if err := json.Unmarshal(st.Assaults, &before); err != nil {
 		return nil, nil, fmt.Errorf("springboot state: assaults: %w", err)
@@ -414,7 +399,7 @@ func restoreBodies(kind string, sb *agentapi.SpringBoot, st State) (assaults, wa
 			assaults[k] = v
 		}
 	}
-	names := sortedKeys(knownWatchers)
+	names := agentapi.SpringWatchers
 	if sb != nil {
 		names = watchersOf(sb)
 	}
@@ -457,7 +442,7 @@ func (d *Driver) Revert(f agentapi.Fault, state json.RawMessage) error {
 	}
 	d.active.release(st.URL, f.ID)
 	d.lg.Info("chaos monkey fault reverted", zap.String("run", f.RunID), zap.String("fault", f.ID),
-		zap.String("kind", d.kind), zap.String("target", st.URL), zap.Bool("enabled", st.Enabled))
+		zap.String("kind", string(d.kind)), zap.String("target", st.URL), zap.Bool("enabled", st.Enabled))
 	return nil
 }
 

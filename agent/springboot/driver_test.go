@@ -106,7 +106,7 @@ func (s *service) assaultCount(t *testing.T, kind string) float64 {
 	return 0
 }
 
-func newDriver(t *testing.T, kind string) *Driver {
+func newDriver(t *testing.T, kind agentapi.Kind) *Driver {
 	t.Helper()
 	d, err := New(kind, nil, zaptest.NewLogger(t))
 	if err != nil {
@@ -144,7 +144,7 @@ func TestNew(t *testing.T) {
 	if _, err := New(agentapi.KindMemory, nil, nil); err == nil {
 		t.Error("New(memory) succeeded")
 	}
-	for _, k := range []string{agentapi.KindException, agentapi.KindAppLatency} {
+	for _, k := range []agentapi.Kind{agentapi.KindException, agentapi.KindAppLatency} {
 		d, err := New(k, nil, nil)
 		if err != nil || d.Kind() != k || d.Probe() != nil {
 			t.Errorf("New(%s) = %v, %v", k, d, err)
@@ -159,7 +159,7 @@ func TestPrepareValidation(t *testing.T) {
 	const u = "http://127.0.0.1:1"
 	tests := []struct {
 		name  string
-		kind  string
+		kind  agentapi.Kind
 		f     func(f *agentapi.Fault)
 		field string
 	}{

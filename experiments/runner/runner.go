@@ -205,7 +205,7 @@ func (r *Runner) run(ctx context.Context) (string, string) {
 			return api.VerdictError, fmt.Sprintf("preflight: agent on node %s: %v", lf.node.Name, err)
 		}
 		// Refuse before anything is injected when a node cannot run a kind.
-		if why, missing := st.Unavailable[lf.fault.Kind]; missing {
+		if why, missing := st.Unavailable[string(lf.fault.Kind)]; missing {
 			return api.VerdictError, fmt.Sprintf("preflight: node %s cannot run %s faults: %s", lf.node.Name, lf.fault.Kind, why)
 		}
 	}
@@ -251,7 +251,7 @@ func (r *Runner) run(ctx context.Context) (string, string) {
 // agentFault translates one spec fault on one node (or service instance)
 // into what the agent is asked to apply.
 func agentFault(rec api.Run, f experiments.Fault, n Node) (agentapi.Fault, error) {
-	af := agentapi.Fault{ID: rec.ID + "." + f.Name, RunID: rec.ID, Experiment: rec.Experiment, Kind: string(f.Kind)}
+	af := agentapi.Fault{ID: rec.ID + "." + f.Name, RunID: rec.ID, Experiment: rec.Experiment, Kind: f.Kind}
 	if n.Instance != nil {
 		af.ID += "." + n.Instance.Name
 	}
@@ -262,13 +262,13 @@ func agentFault(rec api.Run, f experiments.Fault, n Node) (agentapi.Fault, error
 		return nil
 	}
 	switch f.Kind {
-	case experiments.FaultPartition:
+	case agentapi.KindPartition:
 		p := &agentapi.Partition{Direction: string(f.Partition.Direction), Ports: f.Partition.Ports}
 		for _, c := range f.Partition.CIDRs {
 			p.CIDRs = append(p.CIDRs, c.String())
 		}
 		af.Partition = p
-	case experiments.FaultLatency:
+	case agentapi.KindLatency:
 		l := f.Latency
 		al := &agentapi.Latency{Interface: l.Interface, Ports: l.Ports,
 			DelayMs: ms(l.Delay), JitterMs: ms(l.Jitter), CorrelationPercent: l.Correlation,
@@ -277,13 +277,13 @@ func agentFault(rec api.Run, f experiments.Fault, n Node) (agentapi.Fault, error
 			al.CIDRs = append(al.CIDRs, c.String())
 		}
 		af.Latency = al
-	case experiments.FaultMemory:
+	case agentapi.KindMemory:
 		m := &agentapi.Memory{SizeBytes: uint64(f.Memory.Size), Fraction: f.Memory.Fraction, RampSeconds: f.Memory.Ramp.D().Seconds()}
 		if n.Instance != nil {
 			m.Cgroup = n.Instance.Cgroup
 		}
 		af.Memory = m
-	case experiments.FaultException:
+	case agentapi.KindException:
 		if err := needInstance(); err != nil {
 			return af, err
 		}
@@ -297,7 +297,7 @@ func agentFault(rec api.Run, f experiments.Fault, n Node) (agentapi.Fault, error
 			sb.Exception = se
 		}
 		af.SpringBoot = sb
-	case experiments.FaultAppLatency:
+	case agentapi.KindAppLatency:
 		if err := needInstance(); err != nil {
 			return af, err
 		}
@@ -353,7 +353,7 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		r.update(func(rec *api.Run) {
 			lf.idx = len(rec.Faults)
 			rec.Faults = append(rec.Faults, api.FaultRecord{
-				Name: lf.name, Kind: lf.fault.Kind, Cluster: lf.node.Cluster,
+				Name: lf.name, Kind: string(lf.fault.Kind), Cluster: lf.node.Cluster,
 				Node: lf.node.Name, Instance: instanceName(lf.node), AgentFaultID: lf.fault.ID,
 			})
 			r.faults = append(r.faults, lf)

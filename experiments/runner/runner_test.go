@@ -174,7 +174,7 @@ func experiment(mod func(*experiments.Spec)) *experiments.Experiment {
 		Metadata: experiments.Metadata{Name: "t"},
 		Spec: experiments.Spec{
 			Targets: []experiments.Target{{Name: "c1-nodes", Cluster: "c1", Mode: experiments.BlastRadius{Kind: experiments.BlastAll}}},
-			Faults: []experiments.Fault{{Name: "cut", Kind: experiments.FaultPartition, Target: "c1-nodes",
+			Faults: []experiments.Fault{{Name: "cut", Kind: agentapi.KindPartition, Target: "c1-nodes",
 				Partition: &experiments.PartitionParams{CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Direction: experiments.DirectionBoth}}},
 			Duration:      experiments.Duration(400 * time.Millisecond),
 			ProbeInterval: experiments.Duration(50 * time.Millisecond),
@@ -401,11 +401,11 @@ func TestServiceFaultsReachEveryInstance(t *testing.T) {
 	e := experiment(func(sp *experiments.Spec) {
 		sp.Targets[0].Service = "visits-service"
 		sp.Faults = []experiments.Fault{
-			{Name: "boom", Kind: experiments.FaultException, Target: "c1-nodes", Exception: &experiments.ExceptionParams{Level: 3,
+			{Name: "boom", Kind: agentapi.KindException, Target: "c1-nodes", Exception: &experiments.ExceptionParams{Level: 3,
 				Exception: &experiments.SpringException{Type: "java.lang.IllegalStateException"}}},
-			{Name: "slow", Kind: experiments.FaultAppLatency, Target: "c1-nodes", AppLatency: &experiments.AppLatencyParams{Level: 1,
+			{Name: "slow", Kind: agentapi.KindAppLatency, Target: "c1-nodes", AppLatency: &experiments.AppLatencyParams{Level: 1,
 				Range: experiments.LatencyRange{Start: experiments.Duration(time.Second), End: experiments.Duration(2 * time.Second)}}},
-			{Name: "fill", Kind: experiments.FaultMemory, Target: "c1-nodes", Memory: &experiments.MemoryParams{Fraction: 0.5,
+			{Name: "fill", Kind: agentapi.KindMemory, Target: "c1-nodes", Memory: &experiments.MemoryParams{Fraction: 0.5,
 				Ramp: experiments.Duration(100 * time.Millisecond)}},
 		}
 	})
@@ -447,7 +447,7 @@ func TestServiceFaultsReachEveryInstance(t *testing.T) {
 }
 
 func TestLatencyFaultTranslation(t *testing.T) {
-	f := experiments.Fault{Name: "slow-tgw", Kind: experiments.FaultLatency, Latency: &experiments.LatencyParams{
+	f := experiments.Fault{Name: "slow-tgw", Kind: agentapi.KindLatency, Latency: &experiments.LatencyParams{
 		CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Ports: []uint16{8082},
 		Delay: experiments.Duration(200 * time.Millisecond), Jitter: experiments.Duration(20 * time.Millisecond),
 		Correlation: 25, Loss: 1.5, Rate: 1250000, Interface: "eth0"}}

@@ -1,4 +1,6 @@
-package agentapi
+// Package agentclient is chaosd's client for the node agent's HTTP API
+// (the contract in agent/agentapi).
+package agentclient
 
 import (
 	"context"
@@ -10,25 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chaosd/chaosd/agent/agentapi"
 	ep "github.com/chaosd/chaosd/internal/endpoint"
 )
-
-// ErrUnreachable wraps every transport failure (dial, TLS, reset, timeout,
-// unreadable answer): the agent may or may not have acted.
-var ErrUnreachable = errors.New("agent unreachable")
-
-// APIError is a non-2xx answer from the agent.
-type APIError struct {
-	Status  int    // HTTP status code
-	Message string // the agent's error message
-	// Fault is the fault's status when the agent sent one (410 Gone on
-	// renew of a reverted fault).
-	Fault *FaultStatus
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("agent answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
-}
 
 // Client talks to one agent. It is safe for concurrent use.
 type Client struct {
@@ -48,43 +34,43 @@ func NewClient(endpoint, token string) (*Client, error) {
 }
 
 // Inject applies a fault; it returns once the fault is in place.
-func (c *Client) Inject(ctx context.Context, f Fault) (FaultStatus, error) {
-	var st FaultStatus
+func (c *Client) Inject(ctx context.Context, f agentapi.Fault) (agentapi.FaultStatus, error) {
+	var st agentapi.FaultStatus
 	err := c.do(ctx, http.MethodPost, "/v1/faults", f, &st)
 	return st, err
 }
 
 // Renew extends a fault's lease (never past its deadline).
-func (c *Client) Renew(ctx context.Context, id string, lease time.Duration) (FaultStatus, error) {
-	var st FaultStatus
-	err := c.do(ctx, http.MethodPost, "/v1/faults/"+url.PathEscape(id)+"/renew", RenewRequest{LeaseSeconds: lease.Seconds()}, &st)
+func (c *Client) Renew(ctx context.Context, id string, lease time.Duration) (agentapi.FaultStatus, error) {
+	var st agentapi.FaultStatus
+	err := c.do(ctx, http.MethodPost, "/v1/faults/"+url.PathEscape(id)+"/renew", agentapi.RenewRequest{LeaseSeconds: lease.Seconds()}, &st)
 	return st, err
 }
 
 // Revert removes a fault; reverting a reverted fault succeeds.
-func (c *Client) Revert(ctx context.Context, id string) (FaultStatus, error) {
-	var st FaultStatus
+func (c *Client) Revert(ctx context.Context, id string) (agentapi.FaultStatus, error) {
+	var st agentapi.FaultStatus
 	err := c.do(ctx, http.MethodDelete, "/v1/faults/"+url.PathEscape(id), nil, &st)
 	return st, err
 }
 
 // List returns every fault the agent knows, recently reverted ones included.
-func (c *Client) List(ctx context.Context) ([]FaultStatus, error) {
-	var sts []FaultStatus
+func (c *Client) List(ctx context.Context) ([]agentapi.FaultStatus, error) {
+	var sts []agentapi.FaultStatus
 	err := c.do(ctx, http.MethodGet, "/v1/faults", nil, &sts)
 	return sts, err
 }
 
-// Status returns the agent's status.
-func (c *Client) Status(ctx context.Context) (Status, error) {
-	var st Status
+// agentapi.Status returns the agent's status.
+func (c *Client) Status(ctx context.Context) (agentapi.Status, error) {
+	var st agentapi.Status
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
 	return st, err
 }
 
 // Halt reverts every active fault and returns their statuses.
-func (c *Client) Halt(ctx context.Context) ([]FaultStatus, error) {
-	var sts []FaultStatus
+func (c *Client) Halt(ctx context.Context) ([]agentapi.FaultStatus, error) {
+	var sts []agentapi.FaultStatus
 	err := c.do(ctx, http.MethodPost, "/v1/halt", nil, &sts)
 	return sts, err
 }
@@ -93,22 +79,22 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	ans, err := ep.Call(ctx, c.hc, method, c.base+path, c.token, in, 16<<20)
 	var te *ep.TransportError
 	if errors.As(err, &te) {
-		return fmt.Errorf("%w: %s %s: %w", ErrUnreachable, method, path, te.Err)
+		return fmt.Errorf("%w: %s %s: %w", agentapi.ErrUnreachable, method, path, te.Err)
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	data := ans.Body
 	if ans.Status < 200 || ans.Status > 299 {
-		ae := &APIError{Status: ans.Status}
-		var e Error
-		var st FaultStatus
+		ae := &agentapi.APIError{Status: ans.Status}
+		var e agentapi.Error
+		var st agentapi.FaultStatus
 		switch {
 		case ans.Header.Get("X-Chaosd-Error") != "":
 			ae.Message = ans.Header.Get("X-Chaosd-Error")
 			if json.Unmarshal(data, &st) == nil && st.Fault.ID != "" {
 				ae.Fault = &st
-				if p, ok := out.(*FaultStatus); ok {
+				if p, ok := out.(*agentapi.FaultStatus); ok {
 					*p = st
 				}
 			}
