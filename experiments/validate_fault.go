@@ -28,7 +28,6 @@ const (
 // knownFaultKinds lists every fault kind, for messages.
 const knownFaultKinds = "partition, latency, memory, exception, app-latency"
 
-
 // javaClassName is a (possibly qualified) Java class name; javaIdentifier
 // one identifier.
 var (

@@ -229,7 +229,6 @@ func filterCount(prefixes []netip.Prefix, ports int) int {
 	return len(prefixes) * ports * 2
 }
 
-
 // Link is what the planner needs to know about an interface.
 type Link struct {
 	Name     string

@@ -22,8 +22,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +41,6 @@ const (
 	statusEnabled  = "Ready to be evil!"
 	statusDisabled = "You switched me off!"
 )
-
 
 var javaClassName = regexp.MustCompile(`^([A-Za-z_$][A-Za-z0-9_$]*\.)*[A-Za-z_$][A-Za-z0-9_$]*$`)
 
@@ -183,7 +182,6 @@ func (d *Driver) validate(f agentapi.Fault) (string, error) {
 	}
 	return strings.TrimRight(u.Scheme+"://"+strings.ToLower(u.Host)+u.Path, "/"), nil
 }
-
 
 // Prepare validates f and captures the service's settings before it.
 func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
