@@ -16,7 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 )
 
 func TestMain(m *testing.M) {

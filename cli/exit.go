@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/chaosd/chaosd/cli/report"
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 )
 
 // Exit codes. They are decided here and nowhere else.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/probes"
 )
 

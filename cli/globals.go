@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 )
 
 // Defaults: the local lab's chaosd.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/chaosd/chaosd/cli/report"
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/probes"
 )
 

@@ -24,7 +24,7 @@ import (
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/agentclient"
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/experiments/library"

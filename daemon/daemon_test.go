@@ -19,7 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/probes/promtest"
 )

@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/lab"
 	"github.com/chaosd/chaosd/lab/truth"
 )

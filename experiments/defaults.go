@@ -26,14 +26,9 @@ func applyDefaults(e *Experiment, written func(path string) bool) {
 	for i := range s.Faults {
 		f := &s.Faults[i]
 		path := fmt.Sprintf("spec.faults[%d]", i)
-		if p := f.Partition; p != nil && p.Direction == "" && !written(path+".partition.direction") {
-			p.Direction = DirectionBoth
-		}
-		if x := f.Exception; x != nil && x.Level == 0 && !written(path+".exception.level") {
-			x.Level = DefaultLevel
-		}
-		if a := f.AppLatency; a != nil && a.Level == 0 && !written(path+".appLatency.level") {
-			a.Level = DefaultLevel
+		if kd := kindOf(f.Kind); kd != nil && kd.defaults != nil && kd.set(f) {
+			block := path + "." + kd.field + "."
+			kd.defaults(f, func(field string) bool { return written(block + field) })
 		}
 	}
 	if ef := s.Effects; ef != nil && ef.Within == 0 && !written("spec.effects.within") {

@@ -271,3 +271,11 @@ func (b *ByteSize) UnmarshalYAML(node ast.Node) error {
 	*b = v
 	return nil
 }
+
+// ByteRate is a bandwidth written the tc way ("10mbit", "512kbit",
+// "1gbit", "100kbps" (bytes)), held in bytes per second.
+type ByteRate uint64
+
+// ByteSize is a size written with binary or decimal suffixes ("256Mi",
+// "1Gi", "512M", "1000000"), held in bytes.
+type ByteSize uint64

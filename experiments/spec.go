@@ -45,7 +45,6 @@
 package experiments
 
 import (
-	"net/netip"
 	"time"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
@@ -120,6 +119,16 @@ type Spec struct {
 	Schedule *Schedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
 }
 
+// Target returns the target named name.
+func (s *Spec) Target(name string) (Target, bool) {
+	for _, t := range s.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{}, false
+}
+
 // Target selects nodes of one cluster.
 type Target struct {
 	Name    string `yaml:"name" json:"name"`
@@ -173,87 +182,6 @@ type Fault struct {
 	AppLatency *AppLatencyParams `yaml:"appLatency,omitempty" json:"appLatency,omitempty"`
 }
 
-// LatencyParams delay (and optionally drop) traffic toward CIDRs with tc
-// netem, leaving all other traffic alone.
-type LatencyParams struct {
-	CIDRs []netip.Prefix `yaml:"cidrs" json:"cidrs"`
-	// Ports restricts the delay to these remote ports (TCP and UDP).
-	Ports []uint16 `yaml:"ports,omitempty" json:"ports,omitempty"`
-	// Delay added to every matched packet (> 0).
-	Delay Duration `yaml:"delay" json:"delay"`
-	// Jitter varies the delay by up to this much (<= delay).
-	Jitter Duration `yaml:"jitter,omitempty" json:"jitter,omitempty"`
-	// Correlation of successive delays and losses, in percent (0-100).
-	Correlation float64 `yaml:"correlation,omitempty" json:"correlation,omitempty"`
-	// Loss drops this percentage of matched packets (0-100).
-	Loss float64 `yaml:"loss,omitempty" json:"loss,omitempty"`
-	// Rate caps matched traffic, e.g. "10mbit", "512kbit", "1gbit".
-	Rate ByteRate `yaml:"rate,omitempty" json:"rate,omitempty"`
-	// Interface to shape; empty: the interfaces the CIDRs are routed through.
-	Interface string `yaml:"interface,omitempty" json:"interface,omitempty"`
-}
-
-// ByteRate is a bandwidth written the tc way ("10mbit", "512kbit",
-// "1gbit", "100kbps" (bytes)), held in bytes per second.
-type ByteRate uint64
-
-// MemoryParams fill memory in the target's cgroup (the service instance's,
-// or the node's when the target has no service) with a stressor process.
-type MemoryParams struct {
-	// Size to allocate, e.g. "256Mi", "1Gi" (exactly one of Size and Fraction).
-	Size ByteSize `yaml:"size,omitempty" json:"size,omitempty"`
-	// Fraction of the cgroup's memory limit (or of node memory), in (0, 1].
-	Fraction float64 `yaml:"fraction,omitempty" json:"fraction,omitempty"`
-	// Ramp spreads the allocation over this long (default 0: at once).
-	Ramp Duration `yaml:"ramp,omitempty" json:"ramp,omitempty"`
-}
-
-// ByteSize is a size written with binary or decimal suffixes ("256Mi",
-// "1Gi", "512M", "1000000"), held in bytes.
-type ByteSize uint64
-
-// ExceptionParams make Chaos Monkey for Spring Boot throw in 1 of Level
-// requests of the target service.
-type ExceptionParams struct {
-	// Level: 1 in Level requests is attacked (1-10000, default 1).
-	Level         int  `yaml:"level,omitempty" json:"level"`
-	Deterministic bool `yaml:"deterministic,omitempty" json:"deterministic,omitempty"`
-	// Exception thrown; default Chaos Monkey's (java.lang.RuntimeException).
-	Exception *SpringException `yaml:"exception,omitempty" json:"exception,omitempty"`
-	// Watchers are the Spring component types attacked (controller,
-	// restController, service, repository, component); default
-	// restController and service.
-	Watchers []string `yaml:"watchers,omitempty" json:"watchers,omitempty"`
-}
-
-// SpringException is an exception for Chaos Monkey to throw.
-type SpringException struct {
-	Type      string               `yaml:"type" json:"type"`
-	Method    string               `yaml:"method,omitempty" json:"method,omitempty"`
-	Arguments []SpringExceptionArg `yaml:"arguments,omitempty" json:"arguments,omitempty"`
-}
-
-// SpringExceptionArg is one constructor argument.
-type SpringExceptionArg struct {
-	Type  string `yaml:"type" json:"type"`
-	Value string `yaml:"value" json:"value"`
-}
-
-// AppLatencyParams make Chaos Monkey for Spring Boot delay 1 of Level
-// requests of the target service by a random time in Range.
-type AppLatencyParams struct {
-	Level         int          `yaml:"level,omitempty" json:"level"`
-	Deterministic bool         `yaml:"deterministic,omitempty" json:"deterministic,omitempty"`
-	Range         LatencyRange `yaml:"latencyRange" json:"latencyRange"`
-	Watchers      []string     `yaml:"watchers,omitempty" json:"watchers,omitempty"`
-}
-
-// LatencyRange bounds an app-latency assault's delay (0 < start <= end).
-type LatencyRange struct {
-	Start Duration `yaml:"start" json:"start"`
-	End   Duration `yaml:"end" json:"end"`
-}
-
 // Effects are probes that prove the faults took hold. After the inject
 // they are polled every probe interval until all hold, for at most
 // Within; if they never do, the run reverts and ends with verdict error
@@ -263,22 +191,6 @@ type Effects struct {
 	Probes []probes.Probe `yaml:"probes" json:"probes"`
 	// Within bounds the wait (default 30s).
 	Within Duration `yaml:"within,omitempty" json:"within"`
-}
-
-// Direction of a partition.
-type Direction string
-
-const (
-	DirectionBoth    Direction = "both"    // drop both ways (default)
-	DirectionEgress  Direction = "egress"  // drop packets to the CIDRs
-	DirectionIngress Direction = "ingress" // drop packets from the CIDRs
-)
-
-// PartitionParams drop traffic to and from CIDRs.
-type PartitionParams struct {
-	CIDRs     []netip.Prefix `yaml:"cidrs" json:"cidrs"`
-	Direction Direction      `yaml:"direction,omitempty" json:"direction"` // default both
-	Ports     []uint16       `yaml:"ports,omitempty" json:"ports,omitempty"`
 }
 
 // SteadyState probes must all hold before the fault is injected; during

@@ -1,5 +1,8 @@
-// Package probes evaluates Prometheus probes (PromQL instant queries with a
-// comparator) and measures recovery and RTO from their results.
+// Package probes is the pure part of chaosd's probes: a probe (a PromQL
+// query and a comparator), its result, how series are judged, the abort
+// and recovery trackers, RTO, and the refinement that places a change
+// between two probe rounds. It imports only the standard library; the
+// Prometheus-backed evaluator is probes/prom.
 package probes
 
 import "time"

@@ -6,7 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 )
 
 // JUnit writes a run as a JUnit XML test suite, for CI systems that gate

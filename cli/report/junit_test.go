@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 )
 
 func TestJUnit(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 )
 
 // Store is a directory of run records. It is safe for concurrent use.

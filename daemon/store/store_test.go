@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 )
 
 func TestSaveGetListAndTornSkipLog(t *testing.T) {

@@ -8,15 +8,17 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/probes"
+	"github.com/chaosd/chaosd/targets"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -156,13 +158,20 @@ func (a fakeAgent) Revert(_ context.Context, id string) (agentapi.FaultStatus, e
 	return agentapi.FaultStatus{State: agentapi.StateReverted, RevertedAt: time.Now(), RevertReason: agentapi.ReasonRequested, Verified: true}, nil
 }
 
-type fakeResolver struct{ s *system }
+// nodeInventory resolves every target to the nodes n1 and n2.
+type nodeInventory struct{}
 
-func (r fakeResolver) Resolve(t experiments.Target) ([]Node, error) {
-	return []Node{
-		{Cluster: t.Cluster, Name: "n1", Agent: fakeAgent{r.s, "n1"}},
-		{Cluster: t.Cluster, Name: "n2", Agent: fakeAgent{r.s, "n2"}},
-	}, nil
+func (nodeInventory) Resolve(_ context.Context, t experiments.Target) ([]targets.Node, error) {
+	return []targets.Node{{Cluster: t.Cluster, Name: "n1"}, {Cluster: t.Cluster, Name: "n2"}}, nil
+}
+
+// fleet hands out the system's fake agents.
+type fleet struct{ s *system }
+
+func (f fleet) Agent(_, node string) (Agent, error) { return fakeAgent{f.s, node}, nil }
+
+func deps(s *system, inv Inventory, save func(api.Run)) Deps {
+	return Deps{Prober: s, Inventory: inv, Agents: fleet{s}, Save: save}
 }
 
 func f64(v float64) *float64 { return &v }
@@ -199,7 +208,7 @@ func run(t *testing.T, ctx context.Context, e *experiments.Experiment, s *system
 	var saved []api.Run
 	save := func(r api.Run) { mu.Lock(); saved = append(saved, r); mu.Unlock() }
 	rec := api.Run{ID: "r-1", Experiment: e.Metadata.Name, Trigger: api.TriggerManual, CreatedAt: time.Now()}
-	rn := New(e, rec, s, fakeResolver{s}, save, zaptest.NewLogger(t), Options{Lease: 150 * time.Millisecond, AgentTimeout: time.Second})
+	rn := New(e, rec, deps(s, nodeInventory{}, save), zaptest.NewLogger(t), Options{Lease: 150 * time.Millisecond, AgentTimeout: time.Second})
 	if during != nil {
 		go during(rn)
 	}
@@ -222,7 +231,7 @@ func TestRunVerdicts(t *testing.T) {
 		mod         func(*experiments.Spec)
 		during      func(*Runner)
 		cancelAfter time.Duration
-		verdict     string
+		verdict     api.Verdict
 		reason      string
 		injected    bool
 	}{
@@ -283,32 +292,36 @@ func TestRunVerdicts(t *testing.T) {
 			verdict: api.VerdictError, reason: "cannot run partition faults: no nf_tables"},
 	}
 	for _, tc := range cases {
+		// Each case runs in a synctest bubble: time is virtual, so the
+		// phases' timing is exact and no case waits on the wall clock.
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSystem()
-			tc.setup(s)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			if tc.cancelAfter > 0 {
-				time.AfterFunc(tc.cancelAfter, cancel)
-			}
-			final, saved := run(t, ctx, experiment(tc.mod), s, tc.during)
-			if final.Verdict != tc.verdict || !strings.Contains(final.Reason, tc.reason) {
-				t.Fatalf("verdict %s (%s), want %s containing %q", final.Verdict, final.Reason, tc.verdict, tc.reason)
-			}
-			if final.Phase != api.PhaseDone || final.FinishedAt == nil {
-				t.Errorf("phase %s finished %v, want done", final.Phase, final.FinishedAt)
-			}
-			if got := final.Times.Injected != nil; got != tc.injected {
-				t.Errorf("injected recorded = %v, want %v", got, tc.injected)
-			}
-			if len(saved) == 0 || saved[len(saved)-1].Verdict != final.Verdict {
-				t.Errorf("final record not saved")
-			}
-			for _, f := range final.Faults {
-				if f.InjectedAt != nil && (f.RevertedAt == nil || !f.Verified) {
-					t.Errorf("fault %s on %s injected but not recorded as verified reverted", f.Name, f.Node)
+			synctest.Test(t, func(t *testing.T) {
+				s := newSystem()
+				tc.setup(s)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				if tc.cancelAfter > 0 {
+					time.AfterFunc(tc.cancelAfter, cancel)
 				}
-			}
+				final, saved := run(t, ctx, experiment(tc.mod), s, tc.during)
+				if final.Verdict != tc.verdict || !strings.Contains(final.Reason, tc.reason) {
+					t.Fatalf("verdict %s (%s), want %s containing %q", final.Verdict, final.Reason, tc.verdict, tc.reason)
+				}
+				if final.Phase != api.PhaseDone || final.FinishedAt == nil {
+					t.Errorf("phase %s finished %v, want done", final.Phase, final.FinishedAt)
+				}
+				if got := final.Times.Injected != nil; got != tc.injected {
+					t.Errorf("injected recorded = %v, want %v", got, tc.injected)
+				}
+				if len(saved) == 0 || saved[len(saved)-1].Verdict != final.Verdict {
+					t.Errorf("final record not saved")
+				}
+				for _, f := range final.Faults {
+					if f.InjectedAt != nil && (f.RevertedAt == nil || !f.Verified) {
+						t.Errorf("fault %s on %s injected but not recorded as verified reverted", f.Name, f.Node)
+					}
+				}
+			})
 		})
 	}
 }
@@ -327,75 +340,83 @@ func TestRunMeasuresRTO(t *testing.T) {
 		// resolution the run must report, and the error it may have
 		resolution, tolerance time.Duration
 	}{
-		{name: "to the probe interval", resolution: 50 * time.Millisecond, tolerance: 100 * time.Millisecond},
-		{name: "to the scrape interval", scrape: 10 * time.Millisecond, resolution: 10 * time.Millisecond, tolerance: 30 * time.Millisecond},
+		{name: "to the probe interval", resolution: 50 * time.Millisecond, tolerance: 50 * time.Millisecond},
+		{name: "to the scrape interval", scrape: 10 * time.Millisecond, resolution: 10 * time.Millisecond, tolerance: 10 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSystem()
-			s.recoverAfter = 500 * time.Millisecond
-			s.scrape = tc.scrape
-			e := experiment(nil)
-			final, _ := run(t, context.Background(), e, s, nil)
-			if final.Verdict != api.VerdictPass {
-				t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
-			}
-			tm := final.Times
-			if tm.Injected == nil || tm.FirstImpact == nil || tm.Reverted == nil || tm.Recovered == nil {
-				t.Fatalf("missing times: %+v", tm)
-			}
-			if !(tm.Injected.Before(*tm.Reverted) && !tm.FirstImpact.Before(*tm.Injected) && tm.Recovered.After(*tm.Reverted)) {
-				t.Fatalf("times out of order: %+v", tm)
-			}
-			// The fake system is impaired from the first inject until 500ms
-			// after the last revert.
-			truth := s.impairedUntil.Sub(s.impairedFrom)
-			got := time.Duration(*final.RTO.MeasuredSeconds * float64(time.Second))
-			if d := got - truth; d > tc.tolerance || d < -tc.tolerance {
-				t.Errorf("measured RTO %s, truth %s: off by %s (> %s)", got, truth, d, tc.tolerance)
-			}
-			if final.RTO.ResolutionSeconds != tc.resolution.Seconds() || final.RTO.TargetSeconds != 10 {
-				t.Errorf("rto block %+v, want resolution %s", final.RTO, tc.resolution)
-			}
-			// Every probe's result per phase is recorded.
-			phases := map[string]bool{}
-			for _, p := range final.Phases {
-				phases[p.Phase] = len(p.Probes) > 0 && p.Probes[0].Evaluations > 0
-			}
-			for _, want := range []string{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering} {
-				if !phases[want] {
-					t.Errorf("no probe results for phase %s: %+v", want, final.Phases)
+			synctest.Test(t, func(t *testing.T) {
+				s := newSystem()
+				s.recoverAfter = 500 * time.Millisecond
+				s.scrape = tc.scrape
+				e := experiment(nil)
+				final, _ := run(t, context.Background(), e, s, nil)
+				if final.Verdict != api.VerdictPass {
+					t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
 				}
-			}
-			if s.injected != 2 || len(s.reverted) != 2 {
-				t.Errorf("injected %d reverted %d, want 2 and 2 (one per node)", s.injected, len(s.reverted))
-			}
+				tm := final.Times
+				if tm.Injected == nil || tm.FirstImpact == nil || tm.Reverted == nil || tm.Recovered == nil {
+					t.Fatalf("missing times: %+v", tm)
+				}
+				if !(tm.Injected.Before(*tm.Reverted) && !tm.FirstImpact.Before(*tm.Injected) && tm.Recovered.After(*tm.Reverted)) {
+					t.Fatalf("times out of order: %+v", tm)
+				}
+				// The fake system is impaired from the first inject until 500ms
+				// after the last revert.
+				truth := s.impairedUntil.Sub(s.impairedFrom)
+				got := time.Duration(*final.RTO.MeasuredSeconds * float64(time.Second))
+				if d := got - truth; d > tc.tolerance || d < -tc.tolerance {
+					t.Errorf("measured RTO %s, truth %s: off by %s (> %s)", got, truth, d, tc.tolerance)
+				}
+				if final.RTO.ResolutionSeconds != tc.resolution.Seconds() || final.RTO.TargetSeconds != 10 {
+					t.Errorf("rto block %+v, want resolution %s", final.RTO, tc.resolution)
+				}
+				// Every probe's result per phase is recorded.
+				phases := map[api.Phase]bool{}
+				for _, p := range final.Phases {
+					phases[p.Phase] = len(p.Probes) > 0 && p.Probes[0].Evaluations > 0
+				}
+				for _, want := range []api.Phase{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering} {
+					if !phases[want] {
+						t.Errorf("no probe results for phase %s: %+v", want, final.Phases)
+					}
+				}
+				if s.injected != 2 || len(s.reverted) != 2 {
+					t.Errorf("injected %d reverted %d, want 2 and 2 (one per node)", s.injected, len(s.reverted))
+				}
+			})
 		})
 	}
 }
 
-func TestDryRunInjectsNothing(t *testing.T) {
+func TestDryRunInjectsNothing(t *testing.T) { synctest.Test(t, testDryRunInjectsNothing) }
+
+func testDryRunInjectsNothing(t *testing.T) {
 	s := newSystem()
 	e := experiment(nil)
 	rec := api.Run{ID: "r-dry", Experiment: "t", DryRun: true}
-	final := New(e, rec, s, fakeResolver{s}, nil, nil, Options{}).Run(context.Background())
+	final := New(e, rec, deps(s, nodeInventory{}, nil), nil, Options{}).Run(context.Background())
 	if final.Verdict != api.VerdictPass || s.injected != 0 {
 		t.Fatalf("dry run: verdict %s injected %d", final.Verdict, s.injected)
 	}
 }
 
-// serviceResolver resolves a service target to two instances on one node.
-type serviceResolver struct{ s *system }
+// serviceInventory resolves a service target to two instances on one node.
+type serviceInventory struct{}
 
-func (r serviceResolver) Resolve(t experiments.Target) ([]Node, error) {
-	var out []Node
+func (serviceInventory) Resolve(_ context.Context, t experiments.Target) ([]targets.Node, error) {
+	var out []targets.Node
 	for _, name := range []string{"visits-1", "visits-2"} {
-		out = append(out, Node{Cluster: t.Cluster, Name: "n1", Agent: fakeAgent{r.s, "n1"},
-			Instance: &Instance{Service: t.Service, Name: name, URL: "http://" + name + ":8082", Cgroup: "lab/" + name}})
+		out = append(out, targets.Node{Cluster: t.Cluster, Name: "n1",
+			Instance: &targets.Instance{Service: t.Service, Name: name, URL: "http://" + name + ":8082", Cgroup: "lab/" + name}})
 	}
 	return out, nil
 }
 
 func TestServiceFaultsReachEveryInstance(t *testing.T) {
+	synctest.Test(t, testServiceFaultsReachEveryInstance)
+}
+
+func testServiceFaultsReachEveryInstance(t *testing.T) {
 	s := newSystem()
 	s.recoverAfter = 0
 	e := experiment(func(sp *experiments.Spec) {
@@ -410,7 +431,7 @@ func TestServiceFaultsReachEveryInstance(t *testing.T) {
 		}
 	})
 	rec := api.Run{ID: "r-svc", Experiment: "t"}
-	final := New(e, rec, s, serviceResolver{s}, nil, zaptest.NewLogger(t), Options{}).Run(context.Background())
+	final := New(e, rec, deps(s, serviceInventory{}, nil), zaptest.NewLogger(t), Options{}).Run(context.Background())
 	if final.Verdict != api.VerdictPass {
 		t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
 	}
@@ -439,25 +460,16 @@ func TestServiceFaultsReachEveryInstance(t *testing.T) {
 	if len(ids) != 6 {
 		t.Errorf("agent fault IDs must be unique per instance: %v", ids)
 	}
+	// IDs are run.fault.instance, so a restarted chaosd and the agents'
+	// logs can tell every fault apart.
+	for _, want := range []string{"r-svc.boom.visits-1", "r-svc.slow.visits-2", "r-svc.fill.visits-1"} {
+		if !ids[want] {
+			t.Errorf("no agent fault %s among %v", want, ids)
+		}
+	}
 	for _, fr := range final.Faults {
 		if fr.Instance == "" {
 			t.Errorf("fault record without instance: %+v", fr)
 		}
-	}
-}
-
-func TestLatencyFaultTranslation(t *testing.T) {
-	f := experiments.Fault{Name: "slow-tgw", Kind: agentapi.KindLatency, Latency: &experiments.LatencyParams{
-		CIDRs: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}, Ports: []uint16{8082},
-		Delay: experiments.Duration(200 * time.Millisecond), Jitter: experiments.Duration(20 * time.Millisecond),
-		Correlation: 25, Loss: 1.5, Rate: 1250000, Interface: "eth0"}}
-	af, err := agentFault(api.Run{ID: "r-1", Experiment: "x"}, f, Node{Name: "n1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := af.Latency
-	if af.ID != "r-1.slow-tgw" || l.DelayMs != 200 || l.JitterMs != 20 || l.CorrelationPercent != 25 || l.LossPercent != 1.5 ||
-		l.RateBytesPerSecond != 1250000 || l.Interface != "eth0" || l.CIDRs[0] != "10.1.0.0/16" || l.Ports[0] != 8082 {
-		t.Fatalf("latency translated to %+v (id %s)", l, af.ID)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosd/chaosd/daemon/api"
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/lab"
 	"github.com/chaosd/chaosd/lab/truth"
 )

@@ -1,6 +1,8 @@
-package probes
+package prom
 
 import (
+	"github.com/chaosd/chaosd/probes"
+
 	"context"
 	"errors"
 	"fmt"
@@ -17,9 +19,9 @@ import (
 // query and judges each instant exactly like Eval. The runner uses it to
 // find when, between two probe rounds, a probe started failing or holding:
 // it turns the probe interval's resolution into the scrape interval's.
-func (e *Evaluator) EvalRange(ctx context.Context, p Probe, start, end time.Time, step time.Duration) ([]Result, error) {
+func (e *Evaluator) EvalRange(ctx context.Context, p probes.Probe, start, end time.Time, step time.Duration) ([]probes.Result, error) {
 	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidProbe, err)
+		return nil, fmt.Errorf("%w: %w", probes.ErrInvalidProbe, err)
 	}
 	if step <= 0 || end.Before(start) {
 		return nil, fmt.Errorf("eval range of %s: empty range %s..%s step %s", p.Name, start, end, step)
@@ -35,7 +37,7 @@ func (e *Evaluator) EvalRange(ctx context.Context, p Probe, start, end time.Time
 	}
 	m, ok := v.(model.Matrix)
 	if !ok {
-		return nil, fmt.Errorf("%w: range query of %s returned %s", ErrQuery, p.Name, v.Type())
+		return nil, fmt.Errorf("%w: range query of %s returned %s", probes.ErrQuery, p.Name, v.Type())
 	}
 	// Prometheus answers at start + k·step, in milliseconds parsed from
 	// float seconds: match its timestamps to steps by rounding, never by
@@ -51,13 +53,13 @@ func (e *Evaluator) EvalRange(ctx context.Context, p Probe, start, end time.Time
 			vecs[k] = append(vecs[k], &model.Sample{Metric: s.Metric, Value: pt.Value, Timestamp: pt.Timestamp})
 		}
 	}
-	out := make([]Result, n)
+	out := make([]probes.Result, n)
 	for k := range vecs {
 		vec := vecs[k]
 		if vec == nil {
 			vec = model.Vector{}
 		}
-		out[k] = judge(p, vec, Result{Probe: p.Name, Time: start.Add(time.Duration(k) * step), Value: math.NaN()})
+		out[k] = judge(p, vec, probes.Result{Probe: p.Name, Time: start.Add(time.Duration(k) * step), Value: math.NaN()})
 	}
 	return out, nil
 }
@@ -88,7 +90,7 @@ func maxScrapeInterval(conf string) (time.Duration, error) {
 		} `yaml:"scrape_configs"`
 	}
 	if err := yaml.Unmarshal([]byte(conf), &c); err != nil {
-		return 0, fmt.Errorf("%w: parse prometheus config: %w", ErrQuery, err)
+		return 0, fmt.Errorf("%w: parse prometheus config: %w", probes.ErrQuery, err)
 	}
 	parse := func(s string, def time.Duration) (time.Duration, error) {
 		if s == "" {
@@ -99,7 +101,7 @@ func maxScrapeInterval(conf string) (time.Duration, error) {
 	}
 	global, err := parse(c.Global.ScrapeInterval, time.Minute)
 	if err != nil {
-		return 0, fmt.Errorf("%w: global.scrape_interval: %w", ErrQuery, err)
+		return 0, fmt.Errorf("%w: global.scrape_interval: %w", probes.ErrQuery, err)
 	}
 	longest := global
 	if len(c.ScrapeConfigs) > 0 {
@@ -108,7 +110,7 @@ func maxScrapeInterval(conf string) (time.Duration, error) {
 	for i, sc := range c.ScrapeConfigs {
 		d, err := parse(sc.ScrapeInterval, global)
 		if err != nil {
-			return 0, fmt.Errorf("%w: scrape_configs[%d].scrape_interval: %w", ErrQuery, i, err)
+			return 0, fmt.Errorf("%w: scrape_configs[%d].scrape_interval: %w", probes.ErrQuery, i, err)
 		}
 		longest = max(longest, d)
 	}

@@ -1,6 +1,8 @@
-package probes
+package prom
 
 import (
+	"github.com/chaosd/chaosd/probes"
+
 	"context"
 	"errors"
 	"net"
@@ -47,14 +49,14 @@ func TestNewRejects(t *testing.T) {
 
 func TestEvalUnreachable(t *testing.T) {
 	e := newEvaluator(t, closedAddress(t))
-	r := e.Eval(t.Context(), Probe{Name: "p", Query: "up", Op: OpGE, Threshold: f(1)}, time.Time{})
-	if r.OK || !errors.Is(r.Err, ErrUnreachable) || !strings.Contains(r.Error, "connection refused") {
-		t.Fatalf("Eval against a closed port = %+v, want not OK, Err wrapping ErrUnreachable, Error saying connection refused", r)
+	r := e.Eval(t.Context(), probes.Probe{Name: "p", Query: "up", Op: probes.OpGE, Threshold: f(1)}, time.Time{})
+	if r.OK || !errors.Is(r.Err, probes.ErrUnreachable) || !strings.Contains(r.Error, "connection refused") {
+		t.Fatalf("Eval against a closed port = %+v, want not OK, Err wrapping probes.ErrUnreachable, Error saying connection refused", r)
 	}
 	if r.Time.IsZero() {
 		t.Error("Result.Time is zero, want the evaluation time")
 	}
-	if err := e.Ping(t.Context()); !errors.Is(err, ErrUnreachable) {
+	if err := e.Ping(t.Context()); !errors.Is(err, probes.ErrUnreachable) {
 		t.Fatalf("Ping = %v, want ErrUnreachable", err)
 	}
 }
@@ -75,14 +77,14 @@ func stall(t *testing.T) string {
 func TestEvalTimeout(t *testing.T) {
 	e := newEvaluator(t, stall(t), WithTimeout(200*time.Millisecond))
 	start := time.Now()
-	r := e.Eval(t.Context(), Probe{Name: "p", Query: "up", Op: OpGE, Threshold: f(1)}, time.Time{})
+	r := e.Eval(t.Context(), probes.Probe{Name: "p", Query: "up", Op: probes.OpGE, Threshold: f(1)}, time.Time{})
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("Eval took %s with a 200ms timeout", took)
 	}
-	if r.OK || !errors.Is(r.Err, ErrUnreachable) || !strings.Contains(r.Error, "no answer within 200ms") {
+	if r.OK || !errors.Is(r.Err, probes.ErrUnreachable) || !strings.Contains(r.Error, "no answer within 200ms") {
 		t.Fatalf("Eval against a stalled server = %+v, want not OK with a timeout error", r)
 	}
-	if err := e.Ping(t.Context()); !errors.Is(err, ErrUnreachable) {
+	if err := e.Ping(t.Context()); !errors.Is(err, probes.ErrUnreachable) {
 		t.Fatalf("Ping = %v, want ErrUnreachable", err)
 	}
 }
@@ -91,8 +93,8 @@ func TestEvalCallerCanceled(t *testing.T) {
 	e := newEvaluator(t, stall(t))
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	r := e.Eval(ctx, Probe{Name: "p", Query: "up", Op: OpGE, Threshold: f(1)}, time.Time{})
-	if r.OK || errors.Is(r.Err, ErrUnreachable) || !errors.Is(r.Err, context.DeadlineExceeded) {
+	r := e.Eval(ctx, probes.Probe{Name: "p", Query: "up", Op: probes.OpGE, Threshold: f(1)}, time.Time{})
+	if r.OK || errors.Is(r.Err, probes.ErrUnreachable) || !errors.Is(r.Err, context.DeadlineExceeded) {
 		t.Fatalf("Eval with a canceled context = %+v, want not OK and the context's error, not ErrUnreachable", r)
 	}
 }
@@ -113,7 +115,7 @@ func TestEvalWarningsAreLogged(t *testing.T) {
 	addr := fakeProm(t, 200, `{"status":"success","warnings":["results truncated"],`+
 		`"data":{"resultType":"vector","result":[{"metric":{"job":"x"},"value":[1000,"1"]}]}}`)
 	e := newEvaluator(t, addr, WithLogger(zap.New(core)))
-	r := e.Eval(t.Context(), Probe{Name: "p", Query: "up", Op: OpEQ, Threshold: f(1)}, time.Time{})
+	r := e.Eval(t.Context(), probes.Probe{Name: "p", Query: "up", Op: probes.OpEQ, Threshold: f(1)}, time.Time{})
 	if !r.OK || r.Value != 1 || r.Error != "" {
 		t.Fatalf("Eval = %+v, want OK 1 (a warning is not a failure)", r)
 	}
@@ -131,17 +133,17 @@ func TestEvalServerErrors(t *testing.T) {
 		wantIs  error
 		wantErr string
 	}{
-		{"bad data", 400, `{"status":"error","errorType":"bad_data","error":"parse error"}`, ErrQuery, "bad_data: parse error"},
-		{"execution", 422, `{"status":"error","errorType":"execution","error":"many-to-many"}`, ErrQuery, "many-to-many"},
-		{"not ready", 503, `Service Unavailable`, ErrUnreachable, "server error: 503 (Service Unavailable)"},
-		{"unavailable json", 503, `{"status":"error","errorType":"unavailable","error":"tsdb not ready"}`, ErrUnreachable, "503"},
-		{"not prometheus", 404, `404 page not found`, ErrQuery, "client error: 404 (404 page not found)"},
-		{"garbage", 200, `<html>`, ErrQuery, "bad_response"},
+		{"bad data", 400, `{"status":"error","errorType":"bad_data","error":"parse error"}`, probes.ErrQuery, "bad_data: parse error"},
+		{"execution", 422, `{"status":"error","errorType":"execution","error":"many-to-many"}`, probes.ErrQuery, "many-to-many"},
+		{"not ready", 503, `Service Unavailable`, probes.ErrUnreachable, "server error: 503 (Service Unavailable)"},
+		{"unavailable json", 503, `{"status":"error","errorType":"unavailable","error":"tsdb not ready"}`, probes.ErrUnreachable, "503"},
+		{"not prometheus", 404, `404 page not found`, probes.ErrQuery, "client error: 404 (404 page not found)"},
+		{"garbage", 200, `<html>`, probes.ErrQuery, "bad_response"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEvaluator(t, fakeProm(t, tt.code, tt.body))
-			r := e.Eval(t.Context(), Probe{Name: "p", Query: "up", Op: OpGE, Threshold: f(1)}, time.Time{})
+			r := e.Eval(t.Context(), probes.Probe{Name: "p", Query: "up", Op: probes.OpGE, Threshold: f(1)}, time.Time{})
 			if r.OK || !errors.Is(r.Err, tt.wantIs) || !strings.Contains(r.Error, tt.wantErr) {
 				t.Fatalf("Eval = %+v, want not OK, Err is %v, Error containing %q", r, tt.wantIs, tt.wantErr)
 			}
@@ -151,8 +153,8 @@ func TestEvalServerErrors(t *testing.T) {
 
 func TestEvalInvalidProbe(t *testing.T) {
 	e := newEvaluator(t, closedAddress(t))
-	r := e.Eval(t.Context(), Probe{Name: "p", Query: "up", Op: OpGE}, time.Time{})
-	if r.OK || !errors.Is(r.Err, ErrInvalidProbe) || !strings.Contains(r.Error, "threshold: required") {
+	r := e.Eval(t.Context(), probes.Probe{Name: "p", Query: "up", Op: probes.OpGE}, time.Time{})
+	if r.OK || !errors.Is(r.Err, probes.ErrInvalidProbe) || !strings.Contains(r.Error, "threshold: required") {
 		t.Fatalf("Eval of a probe without threshold = %+v, want ErrInvalidProbe", r)
 	}
 }

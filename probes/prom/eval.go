@@ -1,13 +1,17 @@
-package probes
+// Package prom evaluates probes (package probes) against a Prometheus
+// server with client_golang's API client: instant queries for probe
+// rounds, range queries to place a change between two rounds, and the
+// server's scrape interval.
+package prom
 
 import (
-	"cmp"
+	"github.com/chaosd/chaosd/probes"
+
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,21 +23,6 @@ import (
 
 // DefaultTimeout bounds one query unless WithTimeout says otherwise.
 const DefaultTimeout = 5 * time.Second
-
-var (
-	// ErrUnreachable means Prometheus could not be asked: connection
-	// refused, DNS failure, no answer within the query timeout, or a
-	// server that is not serving queries (HTTP 5xx that is not a query
-	// error, "unavailable"). The CLI maps it to "the tool could not do its
-	// job", not to a failed experiment.
-	ErrUnreachable = errors.New("prometheus unreachable")
-	// ErrQuery means Prometheus answered but rejected or failed the query
-	// (syntax error, execution error, server-side timeout, bad response).
-	ErrQuery = errors.New("prometheus query failed")
-	// ErrInvalidProbe means the probe itself is malformed (see
-	// Probe.Validate); it was not sent to Prometheus.
-	ErrInvalidProbe = errors.New("invalid probe")
-)
 
 // Option configures an Evaluator.
 type Option func(*options)
@@ -119,15 +108,15 @@ func (e *Evaluator) Close() {
 }
 
 // Ping checks that Prometheus answers queries by running vector(1). An
-// error wraps ErrUnreachable when the server could not be reached (or did
-// not answer in time), ErrQuery when it answered wrongly.
+// error wraps probes.ErrUnreachable when the server could not be reached (or did
+// not answer in time), probes.ErrQuery when it answered wrongly.
 func (e *Evaluator) Ping(ctx context.Context) error {
 	v, err := e.query(ctx, "", "vector(1)", time.Time{})
 	if err != nil {
 		return fmt.Errorf("ping prometheus at %s: %w", e.address, err)
 	}
 	if vec, ok := v.(model.Vector); !ok || len(vec) != 1 || vec[0].Value != 1 {
-		return fmt.Errorf("ping prometheus at %s: %w: vector(1) returned %v", e.address, ErrQuery, v)
+		return fmt.Errorf("ping prometheus at %s: %w: vector(1) returned %v", e.address, probes.ErrQuery, v)
 	}
 	return nil
 }
@@ -137,26 +126,26 @@ func (e *Evaluator) Ping(ctx context.Context) error {
 //
 //   - a vector is the normal case, a scalar counts as one series; a range
 //     vector or a string is an error;
-//   - an empty vector fails with Error "empty result" unless OnEmpty is
+//   - an empty vector fails with Error "empty result" unless probes.OnEmpty is
 //     pass (then OK, Value NaN);
 //   - NaN fails with Error "NaN" (0/0 means there was nothing to measure);
 //     ±Inf compares like any number;
-//   - more than one series needs Match: without it the result is not OK
+//   - more than one series needs probes.Match: without it the result is not OK
 //     and Error asks for all or any; with all every series must hold and
 //     Value is the worst series, with any one series must hold and Value
 //     is the best;
 //   - an invalid probe, a query error, a timeout or an unreachable server
 //     is not OK with Error and Err set, never a silent 0.
 //
-// Warnings from Prometheus are logged, not failures. Result.Time is the
+// Warnings from Prometheus are logged, not failures. probes.Result.Time is the
 // evaluation time used.
-func (e *Evaluator) Eval(ctx context.Context, p Probe, at time.Time) Result {
+func (e *Evaluator) Eval(ctx context.Context, p probes.Probe, at time.Time) probes.Result {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	r := Result{Probe: p.Name, Time: at, Value: math.NaN()}
+	r := probes.Result{Probe: p.Name, Time: at, Value: math.NaN()}
 	if err := p.Validate(); err != nil {
-		r.Err = fmt.Errorf("%w: %w", ErrInvalidProbe, err)
+		r.Err = fmt.Errorf("%w: %w", probes.ErrInvalidProbe, err)
 		r.Error = r.Err.Error()
 		return r
 	}
@@ -198,8 +187,8 @@ func (e *Evaluator) query(ctx context.Context, probe, q string, at time.Time) (m
 	return nil, classify(ctx, qctx, err, e.timeout)
 }
 
-// classify turns a client error into ErrUnreachable (no answer) or
-// ErrQuery (a wrong answer), or says the caller gave up.
+// classify turns a client error into probes.ErrUnreachable (no answer) or
+// probes.ErrQuery (a wrong answer), or says the caller gave up.
 func classify(ctx, qctx context.Context, err error, timeout time.Duration) error {
 	var apiErr *v1.Error
 	switch {
@@ -207,13 +196,13 @@ func classify(ctx, qctx context.Context, err error, timeout time.Duration) error
 		// The caller gave up; say so rather than blame Prometheus.
 		return fmt.Errorf("query canceled: %w", context.Cause(ctx))
 	case errors.As(err, &apiErr) && (apiErr.Type == v1.ErrServer || apiErr.Type == "unavailable"):
-		return fmt.Errorf("%w: %w%s", ErrUnreachable, err, detail(apiErr))
+		return fmt.Errorf("%w: %w%s", probes.ErrUnreachable, err, detail(apiErr))
 	case errors.As(err, &apiErr):
-		return fmt.Errorf("%w: %w%s", ErrQuery, err, detail(apiErr))
+		return fmt.Errorf("%w: %w%s", probes.ErrQuery, err, detail(apiErr))
 	case qctx.Err() != nil:
-		return fmt.Errorf("%w: no answer within %s: %w", ErrUnreachable, timeout, err)
+		return fmt.Errorf("%w: no answer within %s: %w", probes.ErrUnreachable, timeout, err)
 	default:
-		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+		return fmt.Errorf("%w: %w", probes.ErrUnreachable, err)
 	}
 }
 
@@ -230,19 +219,20 @@ func detail(e *v1.Error) string {
 	return " (" + d + ")"
 }
 
-// judge compares the query result v against p and fills r (which carries
-// the probe name and time).
-func judge(p Probe, v model.Value, r Result) Result {
+// judge turns the query result v into series and judges them against p
+// (probes.Judge); r carries the probe name and time.
+func judge(p probes.Probe, v model.Value, r probes.Result) probes.Result {
 	r.OK = false
 	r.Value = math.NaN()
+	var series []probes.SeriesValue
 	switch v := v.(type) {
 	case model.Vector:
-		r.Series = make([]SeriesValue, 0, len(v))
+		series = make([]probes.SeriesValue, 0, len(v))
 		for _, s := range v {
-			r.Series = append(r.Series, SeriesValue{Labels: s.Metric.String(), Value: float64(s.Value)})
+			series = append(series, probes.SeriesValue{Labels: s.Metric.String(), Value: float64(s.Value)})
 		}
 	case *model.Scalar:
-		r.Series = []SeriesValue{{Labels: "{}", Value: float64(v.Value)}}
+		series = []probes.SeriesValue{{Labels: "{}", Value: float64(v.Value)}}
 	case model.Matrix:
 		r.Error = "range vector result: use an instant query"
 		return r
@@ -256,45 +246,5 @@ func judge(p Probe, v model.Value, r Result) Result {
 		r.Error = fmt.Sprintf("unexpected result type %s", v.Type())
 		return r
 	}
-	slices.SortFunc(r.Series, func(a, b SeriesValue) int { return cmp.Compare(a.Labels, b.Labels) })
-	for i := range r.Series {
-		r.Series[i].OK = p.Holds(r.Series[i].Value)
-	}
-
-	n := len(r.Series)
-	if n == 0 {
-		r.Series = nil
-		if p.OnEmpty == OnEmptyPass {
-			r.OK = true
-		} else {
-			r.Error = "empty result"
-		}
-		return r
-	}
-	if p.Match == MatchSingle && n > 1 {
-		r.Error = fmt.Sprintf("%d series: set match: all or any", n)
-		return r
-	}
-
-	// pick is the series that decides: the only one, the worst (all) or
-	// the best (any). Ties go to the first in label order.
-	pick := 0
-	for i := 1; i < n; i++ {
-		mi, mp := p.margin(r.Series[i].Value), p.margin(r.Series[pick].Value)
-		if (p.Match == MatchAny && mi > mp) || (p.Match != MatchAny && mi < mp) {
-			pick = i
-		}
-	}
-	s := r.Series[pick]
-	r.Value = s.Value
-	r.OK = s.OK
-	if math.IsNaN(s.Value) {
-		switch {
-		case n == 1 || p.Match == MatchAny:
-			r.Error = "NaN"
-		default:
-			r.Error = "NaN in series " + s.Labels
-		}
-	}
-	return r
+	return probes.Judge(p, series, r)
 }

@@ -1,4 +1,4 @@
-package probes
+package api
 
 import (
 	"encoding/json"
@@ -16,7 +16,7 @@ type jsonFloat float64
 func (f jsonFloat) MarshalJSON() ([]byte, error) {
 	v := float64(f)
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return []byte(strconv.Quote(fmtFloat(v))), nil
+		return []byte(strconv.Quote(nonFinite(v))), nil
 	}
 	return json.Marshal(v) // same form encoding/json gives any float64
 }
@@ -39,8 +39,8 @@ func (f *jsonFloat) UnmarshalJSON(b []byte) error {
 }
 
 // MarshalJSON encodes r with a non-finite Value as "NaN", "+Inf" or "-Inf".
-func (r Result) MarshalJSON() ([]byte, error) {
-	type plain Result
+func (r ProbeResult) MarshalJSON() ([]byte, error) {
+	type plain ProbeResult
 	return json.Marshal(struct {
 		plain
 		Value jsonFloat `json:"value"`
@@ -48,8 +48,8 @@ func (r Result) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads what MarshalJSON writes (and plain numbers).
-func (r *Result) UnmarshalJSON(b []byte) error {
-	type plain Result
+func (r *ProbeResult) UnmarshalJSON(b []byte) error {
+	type plain ProbeResult
 	var aux struct {
 		plain
 		Value jsonFloat `json:"value"`
@@ -57,7 +57,7 @@ func (r *Result) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
 	}
-	*r = Result(aux.plain)
+	*r = ProbeResult(aux.plain)
 	r.Value = float64(aux.Value)
 	return nil
 }
@@ -84,4 +84,15 @@ func (s *SeriesValue) UnmarshalJSON(b []byte) error {
 	*s = SeriesValue(aux.plain)
 	s.Value = float64(aux.Value)
 	return nil
+}
+
+// nonFinite spells NaN and the infinities as Prometheus does.
+func nonFinite(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	}
+	return "NaN"
 }

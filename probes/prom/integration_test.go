@@ -1,6 +1,8 @@
-package probes
+package prom
 
 import (
+	"github.com/chaosd/chaosd/probes"
+
 	"errors"
 	"fmt"
 	"math"
@@ -46,7 +48,7 @@ func startExporter(t *testing.T) *exporter {
 }
 
 // waitFor evaluates p until it holds or 15s pass, and returns the last result.
-func waitFor(t *testing.T, e *Evaluator, p Probe) Result {
+func waitFor(t *testing.T, e *Evaluator, p probes.Probe) probes.Result {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -70,19 +72,19 @@ func TestIntegrationEval(t *testing.T) {
 	b := `chaosd_test_level{shard="b"}` // 2
 	t.Run("comparators", func(t *testing.T) {
 		tests := []struct {
-			op   Op
+			op   probes.Op
 			th   float64
 			want bool
 		}{
-			{OpLT, 3, true}, {OpLT, 2, false},
-			{OpLE, 2, true}, {OpLE, 1.5, false},
-			{OpGT, 1, true}, {OpGT, 2, false},
-			{OpGE, 2, true}, {OpGE, 2.5, false},
-			{OpEQ, 2, true}, {OpEQ, 3, false},
-			{OpNE, 3, true}, {OpNE, 2, false},
+			{probes.OpLT, 3, true}, {probes.OpLT, 2, false},
+			{probes.OpLE, 2, true}, {probes.OpLE, 1.5, false},
+			{probes.OpGT, 1, true}, {probes.OpGT, 2, false},
+			{probes.OpGE, 2, true}, {probes.OpGE, 2.5, false},
+			{probes.OpEQ, 2, true}, {probes.OpEQ, 3, false},
+			{probes.OpNE, 3, true}, {probes.OpNE, 2, false},
 		}
 		for _, tt := range tests {
-			p := Probe{Name: "level", Query: b, Op: tt.op, Threshold: f(tt.th)}
+			p := probes.Probe{Name: "level", Query: b, Op: tt.op, Threshold: f(tt.th)}
 			t.Run(p.Condition(), func(t *testing.T) {
 				r := e.Eval(t.Context(), p, time.Time{})
 				if r.OK != tt.want || r.Value != 2 || r.Error != "" || r.Err != nil || len(r.Series) != 1 {
@@ -98,7 +100,7 @@ func TestIntegrationEval(t *testing.T) {
 			want     bool
 		}{{1.5, 2.5, true}, {2, 2, true}, {2, 3, true}, {0, 2, true}, {2.1, 3, false}, {0, 1.9, false}}
 		for _, tt := range tests {
-			p := Probe{Name: "level", Query: b, Op: OpBetween, Min: f(tt.min), Max: f(tt.max)}
+			p := probes.Probe{Name: "level", Query: b, Op: probes.OpBetween, Min: f(tt.min), Max: f(tt.max)}
 			t.Run(p.Condition(), func(t *testing.T) {
 				if r := e.Eval(t.Context(), p, time.Time{}); r.OK != tt.want || r.Value != 2 {
 					t.Fatalf("2 %s: got %+v, want OK=%v", p.Condition(), r, tt.want)
@@ -108,7 +110,7 @@ func TestIntegrationEval(t *testing.T) {
 	})
 
 	t.Run("series labels", func(t *testing.T) {
-		r := e.Eval(t.Context(), Probe{Name: "level", Query: b, Op: OpGE, Threshold: f(0)}, time.Time{})
+		r := e.Eval(t.Context(), probes.Probe{Name: "level", Query: b, Op: probes.OpGE, Threshold: f(0)}, time.Time{})
 		want := fmt.Sprintf(`chaosd_test_level{instance=%q, job="test", shard="b"}`, x.target)
 		if len(r.Series) != 1 || r.Series[0].Labels != want || !r.Series[0].OK {
 			t.Fatalf("Series = %+v, want one with labels %s", r.Series, want)
@@ -116,11 +118,11 @@ func TestIntegrationEval(t *testing.T) {
 	})
 
 	t.Run("empty", func(t *testing.T) {
-		p := Probe{Name: "none", Query: `chaosd_test_level{shard="nope"}`, Op: OpGE, Threshold: f(0)}
+		p := probes.Probe{Name: "none", Query: `chaosd_test_level{shard="nope"}`, Op: probes.OpGE, Threshold: f(0)}
 		if r := e.Eval(t.Context(), p, time.Time{}); r.OK || r.Error != "empty result" || r.Err != nil || !math.IsNaN(r.Value) {
 			t.Fatalf("empty: got %+v, want not OK with Error empty result", r)
 		}
-		p.OnEmpty = OnEmptyPass
+		p.OnEmpty = probes.OnEmptyPass
 		if r := e.Eval(t.Context(), p, time.Time{}); !r.OK || r.Error != "" {
 			t.Fatalf("empty with onEmpty pass: got %+v, want OK", r)
 		}
@@ -128,7 +130,7 @@ func TestIntegrationEval(t *testing.T) {
 
 	t.Run("NaN", func(t *testing.T) {
 		for _, q := range []string{"vector(0)/vector(0)", "0/0"} {
-			p := Probe{Name: "nan", Query: q, Op: OpNE, Threshold: f(1)}
+			p := probes.Probe{Name: "nan", Query: q, Op: probes.OpNE, Threshold: f(1)}
 			if r := e.Eval(t.Context(), p, time.Time{}); r.OK || r.Error != "NaN" || !math.IsNaN(r.Value) {
 				t.Fatalf("%s: got %+v, want not OK with Error NaN", q, r)
 			}
@@ -136,14 +138,14 @@ func TestIntegrationEval(t *testing.T) {
 	})
 
 	t.Run("Inf compares", func(t *testing.T) {
-		p := Probe{Name: "inf", Query: "vector(1)/vector(0)", Op: OpGT, Threshold: f(1e308)}
+		p := probes.Probe{Name: "inf", Query: "vector(1)/vector(0)", Op: probes.OpGT, Threshold: f(1e308)}
 		if r := e.Eval(t.Context(), p, time.Time{}); !r.OK || !math.IsInf(r.Value, 1) {
 			t.Fatalf("+Inf > 1e308: got %+v, want OK", r)
 		}
 	})
 
 	t.Run("scalar", func(t *testing.T) {
-		p := Probe{Name: "scalar", Query: "scalar(" + b + ")", Op: OpEQ, Threshold: f(2)}
+		p := probes.Probe{Name: "scalar", Query: "scalar(" + b + ")", Op: probes.OpEQ, Threshold: f(2)}
 		if r := e.Eval(t.Context(), p, time.Time{}); !r.OK || r.Value != 2 || len(r.Series) != 1 {
 			t.Fatalf("scalar: got %+v, want OK 2", r)
 		}
@@ -154,16 +156,16 @@ func TestIntegrationEval(t *testing.T) {
 			"chaosd_test_level[1m]": "range vector result: use an instant query",
 			`"hello"`:               "string result: the query must return a number",
 		} {
-			if r := e.Eval(t.Context(), Probe{Name: "t", Query: q, Op: OpGE, Threshold: f(0)}, time.Time{}); r.OK || r.Error != want {
+			if r := e.Eval(t.Context(), probes.Probe{Name: "t", Query: q, Op: probes.OpGE, Threshold: f(0)}, time.Time{}); r.OK || r.Error != want {
 				t.Fatalf("%s: got %+v, want Error %q", q, r, want)
 			}
 		}
 	})
 
 	t.Run("syntax error", func(t *testing.T) {
-		r := e.Eval(t.Context(), Probe{Name: "bad", Query: "sum(chaosd_test_level", Op: OpGE, Threshold: f(0)}, time.Time{})
-		if r.OK || !errors.Is(r.Err, ErrQuery) || !strings.Contains(r.Error, "parse error") || !math.IsNaN(r.Value) {
-			t.Fatalf("syntax error: got %+v, want not OK, ErrQuery, Error with the parse error", r)
+		r := e.Eval(t.Context(), probes.Probe{Name: "bad", Query: "sum(chaosd_test_level", Op: probes.OpGE, Threshold: f(0)}, time.Time{})
+		if r.OK || !errors.Is(r.Err, probes.ErrQuery) || !strings.Contains(r.Error, "parse error") || !math.IsNaN(r.Value) {
+			t.Fatalf("syntax error: got %+v, want not OK, probes.ErrQuery, Error with the parse error", r)
 		}
 	})
 
@@ -171,22 +173,22 @@ func TestIntegrationEval(t *testing.T) {
 		q := "chaosd_test_level" // 1, 2, 3
 		tests := []struct {
 			name      string
-			match     Match
-			op        Op
+			match     probes.Match
+			op        probes.Op
 			th        float64
 			wantOK    bool
 			wantValue float64
 			wantErr   string
 		}{
-			{"no match is ambiguous", MatchSingle, OpGE, 0, false, math.NaN(), "3 series: set match: all or any"},
-			{"all hold", MatchAll, OpGE, 1, true, 1, ""},
-			{"all, one fails", MatchAll, OpGT, 1, false, 1, ""},
-			{"any holds", MatchAny, OpGT, 2.5, true, 3, ""},
-			{"any, none holds", MatchAny, OpGT, 5, false, 3, ""},
+			{"no match is ambiguous", probes.MatchSingle, probes.OpGE, 0, false, math.NaN(), "3 series: set match: all or any"},
+			{"all hold", probes.MatchAll, probes.OpGE, 1, true, 1, ""},
+			{"all, one fails", probes.MatchAll, probes.OpGT, 1, false, 1, ""},
+			{"any holds", probes.MatchAny, probes.OpGT, 2.5, true, 3, ""},
+			{"any, none holds", probes.MatchAny, probes.OpGT, 5, false, 3, ""},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				p := Probe{Name: "multi", Query: q, Op: tt.op, Threshold: f(tt.th), Match: tt.match}
+				p := probes.Probe{Name: "multi", Query: q, Op: tt.op, Threshold: f(tt.th), Match: tt.match}
 				r := e.Eval(t.Context(), p, time.Time{})
 				sameValue := r.Value == tt.wantValue || math.IsNaN(r.Value) && math.IsNaN(tt.wantValue)
 				if r.OK != tt.wantOK || !sameValue || r.Error != tt.wantErr || len(r.Series) != 3 {
@@ -200,7 +202,7 @@ func TestIntegrationEval(t *testing.T) {
 	t.Run("value change is seen, past value stays", func(t *testing.T) {
 		before := time.Now()
 		x.level.WithLabelValues("b").Set(7)
-		p := Probe{Name: "level", Query: b, Op: OpEQ, Threshold: f(7)}
+		p := probes.Probe{Name: "level", Query: b, Op: probes.OpEQ, Threshold: f(7)}
 		if r := waitFor(t, e, p); !r.OK || r.Value != 7 {
 			t.Fatalf("after setting 7: got %+v, want OK 7 within 15s", r)
 		}
@@ -210,7 +212,7 @@ func TestIntegrationEval(t *testing.T) {
 	})
 
 	t.Run("counter change is seen", func(t *testing.T) {
-		p := Probe{Name: "events", Query: "chaosd_test_events_total", Op: OpGE, Threshold: f(5)}
+		p := probes.Probe{Name: "events", Query: "chaosd_test_events_total", Op: probes.OpGE, Threshold: f(5)}
 		if r := e.Eval(t.Context(), p, time.Time{}); r.OK || r.Value != 0 {
 			t.Fatalf("before: got %+v, want value 0, not OK", r)
 		}
@@ -240,7 +242,7 @@ func TestIntegrationEvalAtPastTime(t *testing.T) {
 	srv := promtest.StartWith(t, promtest.Options{OpenMetrics: om.String()})
 	e := newEvaluator(t, srv.URL)
 
-	p := Probe{Name: "backfill", Query: `chaosd_backfill{phase="x"}`, Op: OpLT, Threshold: f(15)}
+	p := probes.Probe{Name: "backfill", Query: `chaosd_backfill{phase="x"}`, Op: probes.OpLT, Threshold: f(15)}
 	tests := []struct {
 		name      string
 		at        time.Time
@@ -299,7 +301,7 @@ func TestIntegrationEvalAtPastTime(t *testing.T) {
 				t.Fatalf("step %d: %+v (every step has data; times are the requested steps)", i, r)
 			}
 		}
-		if _, err := e.EvalRange(t.Context(), Probe{Name: "bad", Query: "sum(", Op: OpEQ, Threshold: f(1)}, from, to, time.Second); !errors.Is(err, ErrQuery) {
+		if _, err := e.EvalRange(t.Context(), probes.Probe{Name: "bad", Query: "sum(", Op: probes.OpEQ, Threshold: f(1)}, from, to, time.Second); !errors.Is(err, probes.ErrQuery) {
 			t.Fatalf("bad query: err %v, want ErrQuery", err)
 		}
 	})
@@ -323,11 +325,11 @@ func TestIntegrationPingUnreachable(t *testing.T) {
 		}
 	})
 	e := newEvaluator(t, url)
-	if err := e.Ping(t.Context()); !errors.Is(err, ErrUnreachable) {
+	if err := e.Ping(t.Context()); !errors.Is(err, probes.ErrUnreachable) {
 		t.Fatalf("Ping after Prometheus stopped = %v, want ErrUnreachable", err)
 	}
-	r := e.Eval(t.Context(), Probe{Name: "p", Query: "vector(1)", Op: OpEQ, Threshold: f(1)}, time.Time{})
-	if r.OK || !errors.Is(r.Err, ErrUnreachable) || !math.IsNaN(r.Value) {
-		t.Fatalf("Eval after Prometheus stopped = %+v, want not OK, ErrUnreachable, no value", r)
+	r := e.Eval(t.Context(), probes.Probe{Name: "p", Query: "vector(1)", Op: probes.OpEQ, Threshold: f(1)}, time.Time{})
+	if r.OK || !errors.Is(r.Err, probes.ErrUnreachable) || !math.IsNaN(r.Value) {
+		t.Fatalf("Eval after Prometheus stopped = %+v, want not OK, probes.ErrUnreachable, no value", r)
 	}
 }

@@ -4,29 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 )
-
-// partitionYAML mirrors PartitionParams field for field (a test keeps them
-// in step) with CIDRs as prefixValue, so a CIDR that does not parse is
-// reported at its own position and the other CIDRs are still checked.
-type partitionYAML struct {
-	CIDRs     []prefixValue `yaml:"cidrs"`
-	Direction Direction     `yaml:"direction,omitempty"`
-	Ports     []uint16      `yaml:"ports,omitempty"`
-}
-
-// UnmarshalYAML decodes the partition block strictly (unknown fields are
-// errors) and keeps the position of every bad CIDR.
-func (p *PartitionParams) UnmarshalYAML(node ast.Node) error {
-	var raw partitionYAML
-	if err := yaml.NodeToValue(node, &raw, yaml.DisallowUnknownField()); err != nil {
-		return err
-	}
-	*p = PartitionParams{CIDRs: prefixes(raw.CIDRs), Direction: raw.Direction, Ports: raw.Ports}
-	return nil
-}
 
 // prefixValue is a netip.Prefix that decodes from a YAML node. Host bits
 // are allowed here and rejected by validation, which can suggest the
@@ -53,3 +32,15 @@ func (p *prefixValue) UnmarshalYAML(node ast.Node) error {
 
 // String returns the CIDR.
 func (p prefixValue) String() string { return fmt.Sprint(netip.Prefix(p)) }
+
+// prefixes converts decoded CIDRs, keeping nil as nil.
+func prefixes(in []prefixValue) []netip.Prefix {
+	if in == nil {
+		return nil
+	}
+	out := make([]netip.Prefix, len(in))
+	for i, c := range in {
+		out[i] = netip.Prefix(c)
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-package probes
+package api
 
 import (
 	"encoding/json"
@@ -22,7 +22,7 @@ func TestResultJSONNonFinite(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := Result{
+			in := ProbeResult{
 				Probe: "p", Time: time.Unix(100, 0).UTC(), Value: tt.v, Error: "e",
 				Series: []SeriesValue{{Labels: `{a="b"}`, Value: tt.v}},
 			}
@@ -33,7 +33,7 @@ func TestResultJSONNonFinite(t *testing.T) {
 			if got := strings.Count(string(b), tt.wantJSON); got != 2 {
 				t.Fatalf("Marshal = %s, want %s twice (result and series)", b, tt.wantJSON)
 			}
-			var out Result
+			var out ProbeResult
 			if err := json.Unmarshal(b, &out); err != nil {
 				t.Fatalf("Unmarshal(%s): %v", b, err)
 			}
@@ -47,7 +47,7 @@ func TestResultJSONNonFinite(t *testing.T) {
 }
 
 func TestResultJSONNullIsNaN(t *testing.T) {
-	var r Result
+	var r ProbeResult
 	if err := json.Unmarshal([]byte(`{"probe":"p","value":null}`), &r); err != nil {
 		t.Fatal(err)
 	}

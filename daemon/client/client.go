@@ -1,4 +1,6 @@
-package api
+// Package client is chaosctl's (and the lab's) client for chaosd's HTTP
+// API; the wire types are in package api.
+package client
 
 import (
 	"context"
@@ -9,23 +11,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/chaosd/chaosd/api"
 	ep "github.com/chaosd/chaosd/internal/endpoint"
 )
-
-// ErrUnreachable is wrapped by every error that means chaosd could not be
-// reached at all (dial, TLS, connection reset, timeout): the request got no
-// HTTP answer.
-var ErrUnreachable = errors.New("chaosd unreachable")
-
-// APIError is a non-2xx answer from chaosd.
-type APIError struct {
-	Status  int    // HTTP status code
-	Message string // the api.Error body, or the raw body / status text
-}
-
-func (e *APIError) Error() string {
-	return fmt.Sprintf("chaosd answered %d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
-}
 
 // Client talks to chaosd's HTTP API. It is safe for concurrent use.
 type Client struct {
@@ -56,51 +44,58 @@ func (c *Client) Health(ctx context.Context) error {
 }
 
 // Experiments lists the experiments chaosd knows.
-func (c *Client) Experiments(ctx context.Context) ([]ExperimentInfo, error) {
-	var out []ExperimentInfo
+func (c *Client) Experiments(ctx context.Context) ([]api.ExperimentInfo, error) {
+	var out []api.ExperimentInfo
 	err := c.do(ctx, http.MethodGet, "/v1/experiments", nil, &out)
 	return out, err
 }
 
 // StartRun starts a run of an experiment.
-func (c *Client) StartRun(ctx context.Context, req StartRequest) (Run, error) {
-	var out Run
+func (c *Client) StartRun(ctx context.Context, req api.StartRequest) (api.Run, error) {
+	var out api.Run
 	err := c.do(ctx, http.MethodPost, "/v1/runs", req, &out)
 	return out, err
 }
 
 // Runs lists runs, newest first, without events or live probe values.
-func (c *Client) Runs(ctx context.Context) ([]Run, error) {
-	var out []Run
+func (c *Client) Runs(ctx context.Context) ([]api.Run, error) {
+	var out []api.Run
 	err := c.do(ctx, http.MethodGet, "/v1/runs", nil, &out)
 	return out, err
 }
 
 // Run returns one run.
-func (c *Client) Run(ctx context.Context, id string) (Run, error) {
-	var out Run
+func (c *Client) Run(ctx context.Context, id string) (api.Run, error) {
+	var out api.Run
 	err := c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
 
 // Abort asks chaosd to abort a run (revert its faults at once).
-func (c *Client) Abort(ctx context.Context, id string) (Run, error) {
-	var out Run
+func (c *Client) Abort(ctx context.Context, id string) (api.Run, error) {
+	var out api.Run
 	err := c.do(ctx, http.MethodPost, "/v1/runs/"+url.PathEscape(id)+"/abort", nil, &out)
 	return out, err
 }
 
 // Agents asks chaosd for the state of every agent it knows.
-func (c *Client) Agents(ctx context.Context) ([]AgentInfo, error) {
-	var out []AgentInfo
+func (c *Client) Agents(ctx context.Context) ([]api.AgentInfo, error) {
+	var out []api.AgentInfo
 	err := c.do(ctx, http.MethodGet, "/v1/agents", nil, &out)
+	return out, err
+}
+
+// Skips lists the schedule triggers that did not start a run, oldest first.
+func (c *Client) Skips(ctx context.Context) ([]api.SkipInfo, error) {
+	var out []api.SkipInfo
+	err := c.do(ctx, http.MethodGet, "/v1/skips", nil, &out)
 	return out, err
 }
 
 // Halt aborts every run in progress and has every agent (of cluster, or
 // all when empty) revert everything it holds.
-func (c *Client) Halt(ctx context.Context, cluster string) (HaltResult, error) {
-	var out HaltResult
+func (c *Client) Halt(ctx context.Context, cluster string) (api.HaltResult, error) {
+	var out api.HaltResult
 	path := "/v1/halt"
 	if cluster != "" {
 		path += "?cluster=" + url.QueryEscape(cluster)
@@ -117,14 +112,14 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	ans, err := ep.Call(ctx, c.hc, method, c.base+path, c.token, in, maxBody)
 	var te *ep.TransportError
 	if errors.As(err, &te) {
-		return fmt.Errorf("%w at %s: %s: %w", ErrUnreachable, c.endpoint, what, te.Err)
+		return fmt.Errorf("%w at %s: %s: %w", api.ErrUnreachable, c.endpoint, what, te.Err)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	raw := ans.Body
 	if ans.Status < 200 || ans.Status > 299 {
-		return &APIError{Status: ans.Status, Message: errorMessage(ans.Status, raw)}
+		return &api.APIError{Status: ans.Status, Message: errorMessage(ans.Status, raw)}
 	}
 	if out == nil {
 		return nil
@@ -137,7 +132,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 
 // errorMessage extracts the message of a non-2xx answer.
 func errorMessage(status int, raw []byte) string {
-	var e Error
+	var e api.Error
 	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 		return e.Error
 	}

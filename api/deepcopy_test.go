@@ -1,0 +1,58 @@
+package api
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// full returns a run with every pointer and slice field set.
+func full() Run {
+	t := func(s int64) *time.Time { v := time.Unix(s, 0).UTC(); return &v }
+	rto := 12.5
+	res := ProbeResult{Probe: "p", Time: *t(5), OK: true, Value: 1, Series: []SeriesValue{{Labels: "{}", Value: 1, OK: true}}}
+	return Run{
+		ID: "r-1", Experiment: "e", Trigger: TriggerManual, Phase: PhaseDone, Verdict: VerdictPass,
+		CreatedAt: *t(1), FinishedAt: t(9),
+		Times: Times{Started: t(1), Injected: t(2), FirstImpact: t(3), Reverted: t(4), Recovered: t(5)},
+		RTO:   RTO{MeasuredSeconds: &rto, TargetSeconds: 900, ResolutionSeconds: 0.25},
+		Faults: []FaultRecord{{Name: "f", Kind: "partition", Cluster: "c1", Node: "n1", AgentFaultID: "r-1.f",
+			InjectedAt: t(2), RevertedAt: t(4), Verified: true}},
+		Phases:  []PhaseResult{{Phase: PhaseSteadyState, Probes: []ProbeSummary{{Name: "p", Evaluations: 1, Failures: 1, FirstFailure: t(3), Last: res}}}},
+		Current: []ProbeResult{res},
+		Events:  []Event{{Time: *t(2), Phase: PhaseInjecting, Message: "in"}},
+	}
+}
+
+func TestDeepCopySharesNothing(t *testing.T) {
+	orig := full()
+	want, _ := json.Marshal(orig)
+	cp := orig.DeepCopy()
+	if !reflect.DeepEqual(cp, orig) {
+		t.Fatalf("copy differs:\n%+v\n%+v", cp, orig)
+	}
+	// Scribble over every pointer and slice element of the copy.
+	*cp.FinishedAt = time.Time{}
+	*cp.Times.Started, *cp.Times.Injected, *cp.Times.FirstImpact = time.Time{}, time.Time{}, time.Time{}
+	*cp.Times.Reverted, *cp.Times.Recovered = time.Time{}, time.Time{}
+	*cp.RTO.MeasuredSeconds = -1
+	*cp.Faults[0].InjectedAt, *cp.Faults[0].RevertedAt = time.Time{}, time.Time{}
+	cp.Faults[0].Node = "x"
+	*cp.Phases[0].Probes[0].FirstFailure = time.Time{}
+	cp.Phases[0].Probes[0].Last.Series[0].Value = -1
+	cp.Phases[0].Probes[0].Failures = 99
+	cp.Current[0].Series[0].Labels = "x"
+	cp.Events[0].Message = "x"
+	got, _ := json.Marshal(orig)
+	if string(got) != string(want) {
+		t.Fatalf("changing the copy changed the original:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestDeepCopyKeepsNil(t *testing.T) {
+	cp := Run{ID: "r"}.DeepCopy()
+	if cp.Faults != nil || cp.Phases != nil || cp.Current != nil || cp.Events != nil || cp.FinishedAt != nil {
+		t.Fatalf("nil fields became non-nil: %+v", cp)
+	}
+}

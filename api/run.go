@@ -1,0 +1,139 @@
+// Package api is the wire contract between chaosctl and chaosd: the run
+// record and the JSON bodies of chaosd's HTTP API. It imports only the
+// standard library, so every layer (the runner, chaosd, chaosctl, the
+// lab) can share it without linking the others' dependencies. The HTTP
+// client is daemon/client.
+package api
+
+import "time"
+
+// Phase is where a run is.
+type Phase string
+
+// Phases of a run, in order.
+const (
+	PhasePending     Phase = "pending"
+	PhasePreflight   Phase = "preflight"
+	PhaseSteadyState Phase = "steady-state"
+	PhaseInjecting   Phase = "injecting"
+	PhaseEffects     Phase = "effects" // proving the faults took hold
+	PhaseObserving   Phase = "observing"
+	PhaseReverting   Phase = "reverting"
+	PhaseRecovering  Phase = "recovering"
+	PhaseDone        Phase = "done"
+)
+
+// PhaseAbort names the abort conditions' entry in Run.Phases (they are
+// evaluated during PhaseObserving, summarised apart).
+const PhaseAbort Phase = "abort"
+
+// Verdict is how a run ended.
+type Verdict string
+
+// Verdicts.
+const (
+	VerdictPass    Verdict = "pass"    // steady state held, no abort, recovered within RTO
+	VerdictFail    Verdict = "fail"    // the system under test failed the experiment
+	VerdictAborted Verdict = "aborted" // an abort condition fired; faults reverted at once
+	VerdictError   Verdict = "error"   // the tool could not do its job (or the run was interrupted)
+)
+
+// Verdicts lists every verdict, in the order reports show them.
+var Verdicts = []Verdict{VerdictPass, VerdictFail, VerdictAborted, VerdictError}
+
+// Trigger says who started a run.
+type Trigger string
+
+// Triggers.
+const (
+	TriggerManual   Trigger = "manual"
+	TriggerSchedule Trigger = "schedule"
+)
+
+// Run is the record of one experiment run. It is persisted by chaosd after
+// every change and survives restarts.
+type Run struct {
+	ID         string  `json:"id"`
+	Experiment string  `json:"experiment"`
+	Trigger    Trigger `json:"trigger"`
+	DryRun     bool    `json:"dryRun,omitempty"`
+	Phase      Phase   `json:"phase"`
+	Verdict    Verdict `json:"verdict,omitempty"`
+	// Reason explains the verdict in one sentence.
+	Reason string `json:"reason,omitempty"`
+	// Interrupted is set when chaosd restarted while the run was going.
+	Interrupted bool `json:"interrupted,omitempty"`
+
+	CreatedAt  time.Time  `json:"createdAt"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+
+	Times Times `json:"times"`
+	RTO   RTO   `json:"rto"`
+
+	Faults []FaultRecord `json:"faults"`
+	Phases []PhaseResult `json:"phases"`
+	// Current holds the latest result of every probe evaluated in the
+	// current phase (live progress).
+	Current []ProbeResult `json:"current,omitempty"`
+	Events  []Event       `json:"events"`
+}
+
+// Times are the moments the run measured (nil when they did not happen).
+type Times struct {
+	Started     *time.Time `json:"started,omitempty"`
+	Injected    *time.Time `json:"injected,omitempty"`
+	FirstImpact *time.Time `json:"firstImpact,omitempty"`
+	Reverted    *time.Time `json:"reverted,omitempty"`
+	Recovered   *time.Time `json:"recovered,omitempty"`
+}
+
+// RTO is the measured recovery time against the target.
+type RTO struct {
+	// MeasuredSeconds = recovered - firstImpact (0 when there was no
+	// impact); nil when the system did not recover.
+	MeasuredSeconds *float64 `json:"measuredSeconds"`
+	TargetSeconds   float64  `json:"targetSeconds"`
+	// ResolutionSeconds is the probe interval: every time is measured to
+	// within this.
+	ResolutionSeconds float64 `json:"resolutionSeconds"`
+}
+
+// FaultRecord is one fault on one node.
+type FaultRecord struct {
+	Name         string     `json:"name"`
+	Kind         string     `json:"kind"`
+	Cluster      string     `json:"cluster"`
+	Node         string     `json:"node"`
+	Instance     string     `json:"instance,omitempty"` // service/instance for service targets
+	AgentFaultID string     `json:"agentFaultId"`
+	InjectedAt   *time.Time `json:"injectedAt,omitempty"`
+	RevertedAt   *time.Time `json:"revertedAt,omitempty"`
+	RevertReason string     `json:"revertReason,omitempty"`
+	// Verified: the agent confirmed no kernel state of the fault is left.
+	Verified bool   `json:"verified"`
+	Error    string `json:"error,omitempty"`
+}
+
+// PhaseResult summarises every probe evaluated in one phase.
+type PhaseResult struct {
+	Phase  Phase          `json:"phase"` // steady-state, observing (slo), abort, recovering
+	Probes []ProbeSummary `json:"probes"`
+}
+
+// ProbeSummary is what one probe did in one phase.
+type ProbeSummary struct {
+	Name         string      `json:"name"`
+	Query        string      `json:"query"`
+	Condition    string      `json:"condition"` // e.g. ">= 0.99"
+	Evaluations  int         `json:"evaluations"`
+	Failures     int         `json:"failures"`
+	FirstFailure *time.Time  `json:"firstFailure,omitempty"`
+	Last         ProbeResult `json:"last"`
+}
+
+// Event is one line of the run's timeline.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Phase   Phase     `json:"phase"`
+	Message string    `json:"message"`
+}

@@ -1,0 +1,182 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/targets"
+)
+
+// liveFault is one fault on one node (or service instance).
+type liveFault struct {
+	node  targets.Node
+	agent Agent
+	fault agentapi.Fault
+	name  string // the spec's fault name
+	idx   int    // index in rec.Faults
+}
+
+// plan resolves targets and builds the agent faults, one per fault × node
+// (or service instance), each converted by its kind (experiments.Fault.ToAgent).
+func (r *Runner) plan(ctx context.Context) ([]liveFault, error) {
+	spec := &r.exp.Spec
+	var plan []liveFault
+	for i := range spec.Faults {
+		f := &spec.Faults[i]
+		t, ok := spec.Target(f.Target)
+		if !ok {
+			return nil, fmt.Errorf("fault %s: unknown target %q", f.Name, f.Target)
+		}
+		nodes, err := r.deps.Inventory.Resolve(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("resolve target %s: %w", t.Name, err)
+		}
+		if len(nodes) == 0 {
+			return nil, fmt.Errorf("target %s selects no node", t.Name)
+		}
+		for _, n := range nodes {
+			af, err := f.ToAgent(n.Placement())
+			if err != nil {
+				return nil, err
+			}
+			af.ID = r.rec.ID + "." + f.Name
+			if n.Instance != nil {
+				af.ID += "." + n.Instance.Name
+			}
+			af.RunID, af.Experiment = r.rec.ID, r.rec.Experiment
+			ag, err := r.deps.Agents.Agent(n.Cluster, n.Name)
+			if err != nil {
+				return nil, fmt.Errorf("fault %s on node %s: %w", f.Name, n.Name, err)
+			}
+			plan = append(plan, liveFault{node: n, agent: ag, fault: af, name: f.Name})
+		}
+	}
+	return plan, nil
+}
+
+// injectAll asks each agent to apply its fault, one after the other, and
+// stops at the first failure (revertAll then removes what went in).
+func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
+	deadline := time.Now().Add(r.exp.Spec.Duration.D() + r.opts.DeadlineGrace)
+	for _, lf := range plan {
+		lf.fault.Deadline = deadline
+		lf.fault.LeaseSeconds = r.opts.Lease.Seconds()
+		// The record names the fault before the agent is asked, so a crash
+		// between the two still lets a restarted chaosd revert it.
+		r.update(func(rec *api.Run) {
+			lf.idx = len(rec.Faults)
+			rec.Faults = append(rec.Faults, api.FaultRecord{
+				Name: lf.name, Kind: string(lf.fault.Kind), Cluster: lf.node.Cluster,
+				Node: lf.node.Name, Instance: lf.node.InstanceName(), AgentFaultID: lf.fault.ID,
+			})
+			r.faults = append(r.faults, lf)
+		})
+		if ctx.Err() != nil {
+			return errors.New("cancelled")
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.opts.AgentTimeout)
+		st, err := lf.agent.Inject(cctx, lf.fault)
+		cancel()
+		if err != nil {
+			r.update(func(rec *api.Run) { rec.Faults[lf.idx].Error = err.Error() })
+			return fmt.Errorf("fault %s on node %s: %w", lf.name, lf.node.Name, err)
+		}
+		at := st.AppliedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		r.lg.Info("fault injected", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
+			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
+		r.update(func(rec *api.Run) { rec.Faults[lf.idx].InjectedAt = &at })
+	}
+	now := time.Now()
+	r.update(func(rec *api.Run) { rec.Times.Injected = &now })
+	r.timing.lastSLO = now
+	r.event(fmt.Sprintf("%d fault(s) in place", len(plan)))
+	return nil
+}
+
+// renewLeases renews every fault's lease every Lease/3 until ctx ends. A
+// fault its agent no longer holds (404, 410: reverted at its lease or
+// deadline, or by a restart) is reported on lost once, and renewal stops.
+func (r *Runner) renewLeases(ctx context.Context, lost chan<- string) {
+	every := r.opts.Lease / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		faults := append([]liveFault(nil), r.faults...)
+		r.mu.Unlock()
+		for _, lf := range faults {
+			cctx, cancel := context.WithTimeout(ctx, every)
+			_, err := lf.agent.Renew(cctx, lf.fault.ID, r.opts.Lease)
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			var ae *agentapi.APIError
+			if errors.As(err, &ae) && (ae.Status == 404 || ae.Status == 410) {
+				select {
+				case lost <- fmt.Sprintf("agent on node %s no longer holds fault %s: %s", lf.node.Name, lf.fault.ID, ae.Message):
+				default:
+				}
+				return
+			}
+			// A transient failure: the next renewal may pass before the
+			// lease runs out; if not, the agent reverts on its own and the
+			// next renewal reports it gone.
+			r.lg.Warn("lease renewal failed", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name), zap.Error(err))
+		}
+	}
+}
+
+// revertAll reverts every injected fault, in parallel, on a context that
+// the run's cancellation cannot stop. It returns an error if any fault
+// could not be confirmed gone.
+func (r *Runner) revertAll(ctx context.Context) error {
+	r.mu.Lock()
+	faults := append([]liveFault(nil), r.faults...)
+	r.mu.Unlock()
+	if len(faults) == 0 {
+		return nil
+	}
+	r.setPhase(api.PhaseReverting, fmt.Sprintf("reverting %d fault(s)", len(faults)))
+	rctx := context.WithoutCancel(ctx)
+	errs := make([]error, len(faults))
+	var wg sync.WaitGroup
+	for i, lf := range faults {
+		wg.Go(func() {
+			r.mu.Lock()
+			fr := r.rec.Faults[lf.idx].DeepCopy()
+			r.mu.Unlock()
+			errs[i] = RevertFault(rctx, lf.agent, &fr, r.opts.AgentTimeout)
+			r.update(func(rec *api.Run) { rec.Faults[lf.idx] = fr })
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("fault %s on node %s: %w", lf.fault.ID, lf.node.Name, errs[i])
+				return
+			}
+			r.lg.Info("fault reverted", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
+				zap.String("reason", fr.RevertReason), zap.Bool("verified", fr.Verified))
+		})
+	}
+	wg.Wait()
+	now := time.Now()
+	r.update(func(rec *api.Run) {
+		rec.Times.Reverted = &now
+		r.faults = nil
+	})
+	r.event("faults reverted")
+	return errors.Join(errs...)
+}
