@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/chaosd/chaosd/cli/report"
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/cli/report"
 )
 
 // Exit codes. They are decided here and nowhere else.

@@ -1,30 +1,30 @@
 package cli
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chaosd/chaosd/api"
-	"github.com/chaosd/chaosd/probes"
+	"github.com/chaosd/chaosd/daemon/httpapi"
 )
 
-// fakeChaosd is a small stateful fake of chaosd's HTTP API (the contract in
-// daemon/api): experiments, runs that advance one scripted state per GET,
-// abort, bearer-token auth. The real daemon is tested end to end elsewhere.
+// fakeChaosd is a small stateful fake of chaosd behind chaosd's real HTTP
+// handler (daemon/httpapi): experiments, runs that advance one scripted
+// state per GET, abort, halt. Routes, bearer-token auth and status codes
+// are the daemon's own. The real daemon is tested end to end elsewhere.
 type fakeChaosd struct {
 	t     *testing.T
 	token string
 
 	mu          sync.Mutex
-	experiments map[string]string // name -> verdict its runs end with ("" never ends)
+	experiments map[string]api.Verdict // name -> verdict its runs end with ("" never ends)
 	runs        map[string]*fakeRun
 	order       []string // run IDs, oldest first
 	// status, when set, is the answer to every /v1 call.
@@ -44,7 +44,7 @@ func newFakeChaosd(t *testing.T, token string) *fakeChaosd {
 	return &fakeChaosd{
 		t:     t,
 		token: token,
-		experiments: map[string]string{
+		experiments: map[string]api.Verdict{
 			"exp-pass":        api.VerdictPass,
 			"exp-fail":        api.VerdictFail,
 			"exp-aborted":     api.VerdictAborted,
@@ -58,7 +58,7 @@ func newFakeChaosd(t *testing.T, token string) *fakeChaosd {
 
 // serveTCP starts the fake on loopback and returns its endpoint.
 func (f *fakeChaosd) serveTCP() string {
-	srv := httptest.NewServer(f)
+	srv := httptest.NewServer(f.handler())
 	f.t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -72,127 +72,147 @@ func (f *fakeChaosd) serveUnix() string {
 	if err != nil {
 		f.t.Fatalf("listen on %s: %v", sock, err)
 	}
-	srv := httptest.NewUnstartedServer(f)
+	srv := httptest.NewUnstartedServer(f.handler())
 	srv.Listener = ln
 	srv.Start()
 	f.t.Cleanup(srv.Close)
 	return sock
 }
 
-func (f *fakeChaosd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+f.token {
-		writeErr(w, http.StatusUnauthorized, "missing or wrong bearer token")
-		return
+// handler serves the fake through chaosd's own API handler (routes, auth,
+// limits, status codes), so the fake only holds state.
+func (f *fakeChaosd) handler() http.Handler {
+	return httpapi.Handler(f, httpapi.Options{Token: f.token})
+}
+
+// forced returns the forced answer of every /v1 call, if any.
+func (f *fakeChaosd) forced() error {
+	if f.status != 0 {
+		return httpapi.Errorf(f.status, "forced %d", f.status)
 	}
+	return nil
+}
+
+func (f *fakeChaosd) Experiments(context.Context) ([]api.ExperimentInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.status != 0 && strings.HasPrefix(r.URL.Path, "/v1/") {
-		writeErr(w, f.status, fmt.Sprintf("forced %d", f.status))
-		return
+	if err := f.forced(); err != nil {
+		return nil, err
 	}
-	path := strings.TrimSuffix(r.URL.Path, "/")
-	switch {
-	case r.Method == http.MethodGet && path == "/healthz":
-		fmt.Fprint(w, "ok")
-	case r.Method == http.MethodGet && path == "/v1/experiments":
-		writeJSONBody(w, http.StatusOK, []api.ExperimentInfo{
-			{Name: "exp-pass", Source: "library", Schedule: "0 10 * * 2", TimeZone: "Europe/Berlin",
-				NextRun: ptr(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))},
-			{Name: "exp-fail", Source: "/etc/chaosd/experiments/exp-fail.yaml"},
-		})
-	case r.Method == http.MethodPost && path == "/v1/runs":
-		var req api.StartRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Experiment == "" {
-			writeErr(w, http.StatusBadRequest, "body must be a StartRequest with an experiment")
-			return
-		}
-		verdict, ok := f.experiments[req.Experiment]
-		if !ok {
-			writeErr(w, http.StatusNotFound, fmt.Sprintf("unknown experiment %q", req.Experiment))
-			return
-		}
-		id := fmt.Sprintf("r-%04d", len(f.order)+1)
-		run := &fakeRun{states: script(id, req.Experiment, verdict, req.DryRun)}
-		f.runs[id] = run
-		f.order = append(f.order, id)
-		writeJSONBody(w, http.StatusCreated, run.states[0])
-	case r.Method == http.MethodGet && path == "/v1/agents":
-		writeJSONBody(w, http.StatusOK, []api.AgentInfo{
-			{Cluster: "c1", Node: "c1-n1", Reachable: true, ActiveFaults: 1,
-				Unavailable: map[string]string{"latency": "netem qdisc not supported by this kernel"}},
-			{Cluster: "c1", Node: "c1-n2", Error: "agent unreachable: dial unix: connection refused"}})
-	case r.Method == http.MethodPost && path == "/v1/halt":
-		res := api.HaltResult{AbortedRuns: []string{}, Agents: []api.HaltedNode{
-			{Cluster: "c1", Node: "c1-n1", Reverted: 1}, {Cluster: "c1", Node: "c1-n2"}}}
-		for id, run := range f.runs {
-			last := &run.states[len(run.states)-1]
-			if last.Phase != api.PhaseDone {
-				last.Phase, last.Verdict, last.Reason = api.PhaseDone, api.VerdictAborted, "aborted by user: halt"
-				res.AbortedRuns = append(res.AbortedRuns, id)
-			}
-		}
-		if r.URL.Query().Get("cluster") == "c2" {
-			res.Agents = []api.HaltedNode{{Cluster: "c2", Node: "c2-n1", Error: "agent unreachable"}}
-		}
-		writeJSONBody(w, http.StatusOK, res)
-	case r.Method == http.MethodGet && path == "/v1/runs":
-		out := []api.Run{}
-		for i := len(f.order) - 1; i >= 0; i-- {
-			run := f.runs[f.order[i]]
-			cur := run.states[run.next]
-			cur.Events, cur.Current = nil, nil
-			out = append(out, cur)
-		}
-		writeJSONBody(w, http.StatusOK, out)
-	case strings.HasPrefix(path, "/v1/runs/"):
-		rest := strings.TrimPrefix(path, "/v1/runs/")
-		id, action, _ := strings.Cut(rest, "/")
-		run, ok := f.runs[id]
-		if !ok {
-			writeErr(w, http.StatusNotFound, fmt.Sprintf("unknown run %q", id))
-			return
-		}
-		switch {
-		case r.Method == http.MethodGet && action == "":
-			if f.failGets > 0 {
-				f.failGets--
-				writeErr(w, http.StatusServiceUnavailable, "store busy")
-				return
-			}
-			if run.next < len(run.states)-1 {
-				run.next++
-			}
-			writeJSONBody(w, http.StatusOK, run.states[run.next])
-		case r.Method == http.MethodPost && action == "abort":
-			f.aborts = append(f.aborts, id)
-			last := run.states[len(run.states)-1]
-			last.Phase, last.Verdict, last.Reason = api.PhaseDone, api.VerdictAborted, "aborted by chaosctl abort"
-			cur := run.states[run.next]
-			cur.Phase = api.PhaseReverting
-			run.states = append(run.states[:run.next+1], last)
-			writeJSONBody(w, http.StatusAccepted, cur)
-		default:
-			writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
-		}
-	default:
-		writeErr(w, http.StatusNotFound, "no such endpoint")
-	}
+	return []api.ExperimentInfo{
+		{Name: "exp-pass", Source: "library", Schedule: "0 10 * * 2", TimeZone: "Europe/Berlin",
+			NextRun: ptr(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC))},
+		{Name: "exp-fail", Source: "/etc/chaosd/experiments/exp-fail.yaml"},
+	}, nil
 }
+
+func (f *fakeChaosd) StartRun(_ context.Context, req api.StartRequest) (api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return api.Run{}, err
+	}
+	verdict, ok := f.experiments[req.Experiment]
+	if !ok {
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", req.Experiment)
+	}
+	id := fmt.Sprintf("r-%04d", len(f.order)+1)
+	run := &fakeRun{states: script(id, req.Experiment, verdict, req.DryRun)}
+	f.runs[id] = run
+	f.order = append(f.order, id)
+	return run.states[0], nil
+}
+
+func (f *fakeChaosd) Agents(context.Context) ([]api.AgentInfo, error) {
+	if err := f.forced(); err != nil {
+		return nil, err
+	}
+	return []api.AgentInfo{
+		{Cluster: "c1", Node: "c1-n1", Reachable: true, ActiveFaults: 1,
+			Unavailable: map[string]string{"latency": "netem qdisc not supported by this kernel"}},
+		{Cluster: "c1", Node: "c1-n2", Error: "agent unreachable: dial unix: connection refused"}}, nil
+}
+
+func (f *fakeChaosd) Halt(_ context.Context, cluster string) (api.HaltResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return api.HaltResult{}, err
+	}
+	res := api.HaltResult{AbortedRuns: []string{}, Agents: []api.HaltedNode{
+		{Cluster: "c1", Node: "c1-n1", Reverted: 1}, {Cluster: "c1", Node: "c1-n2"}}}
+	for id, run := range f.runs {
+		last := &run.states[len(run.states)-1]
+		if last.Phase != api.PhaseDone {
+			last.Phase, last.Verdict, last.Reason = api.PhaseDone, api.VerdictAborted, "aborted by user: halt"
+			res.AbortedRuns = append(res.AbortedRuns, id)
+		}
+	}
+	if cluster == "c2" {
+		res.Agents = []api.HaltedNode{{Cluster: "c2", Node: "c2-n1", Error: "agent unreachable"}}
+	}
+	return res, nil
+}
+
+func (f *fakeChaosd) Runs(context.Context) ([]api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return nil, err
+	}
+	out := []api.Run{}
+	for i := len(f.order) - 1; i >= 0; i-- {
+		run := f.runs[f.order[i]]
+		out = append(out, run.states[run.next].DeepCopy())
+	}
+	return out, nil
+}
+
+func (f *fakeChaosd) Run(_ context.Context, id string) (api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return api.Run{}, err
+	}
+	run, ok := f.runs[id]
+	if !ok {
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown run %q", id)
+	}
+	if f.failGets > 0 {
+		f.failGets--
+		return api.Run{}, httpapi.Errorf(http.StatusServiceUnavailable, "store busy")
+	}
+	if run.next < len(run.states)-1 {
+		run.next++
+	}
+	return run.states[run.next].DeepCopy(), nil
+}
+
+func (f *fakeChaosd) Abort(_ context.Context, id string) (api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return api.Run{}, err
+	}
+	run, ok := f.runs[id]
+	if !ok {
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown run %q", id)
+	}
+	f.aborts = append(f.aborts, id)
+	last := run.states[len(run.states)-1]
+	last.Phase, last.Verdict, last.Reason = api.PhaseDone, api.VerdictAborted, "aborted by chaosctl abort"
+	cur := run.states[run.next]
+	cur.Phase = api.PhaseReverting
+	run.states = append(run.states[:run.next+1], last)
+	return cur, nil
+}
+
+func (f *fakeChaosd) Skips(context.Context) ([]api.SkipInfo, error) { return nil, f.forced() }
 
 func (f *fakeChaosd) abortCalls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.aborts...)
-}
-
-func writeErr(w http.ResponseWriter, status int, msg string) {
-	writeJSONBody(w, status, api.Error{Error: msg})
-}
-
-func writeJSONBody(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -203,21 +223,21 @@ var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 // script is the sequence of states of a run of experiment ending with
 // verdict ("interrupted": verdict error after a chaosd restart; "": never
 // ends, it stays observing).
-func script(id, experiment, verdict string, dryRun bool) []api.Run {
+func script(id, experiment string, verdict api.Verdict, dryRun bool) []api.Run {
 	final := sampleRun(id, experiment, verdict)
 	final.DryRun = dryRun
 	base := api.Run{
 		ID: id, Experiment: experiment, Trigger: api.TriggerManual, DryRun: dryRun,
 		CreatedAt: t0, RTO: api.RTO{TargetSeconds: 900, ResolutionSeconds: 1},
 	}
-	state := func(phase string, current ...probes.Result) api.Run {
+	state := func(phase api.Phase, current ...api.ProbeResult) api.Run {
 		r := base
 		r.Phase = phase
 		r.Current = current
 		return r
 	}
-	ok := probes.Result{Probe: "gateway-success", Time: t0, OK: true, Value: 0.998}
-	bad := probes.Result{Probe: "gateway-to-visits-success", Time: t0, OK: false, Value: 0.12}
+	ok := api.ProbeResult{Probe: "gateway-success", Time: t0, OK: true, Value: 0.998}
+	bad := api.ProbeResult{Probe: "gateway-to-visits-success", Time: t0, OK: false, Value: 0.12}
 	states := []api.Run{
 		state(api.PhasePending),
 		state(api.PhasePreflight),
@@ -238,7 +258,7 @@ func script(id, experiment, verdict string, dryRun bool) []api.Run {
 
 // sampleRun is a finished run record with every part of the report filled
 // in; the golden report of package report uses the same shape.
-func sampleRun(id, experiment, verdict string) api.Run {
+func sampleRun(id, experiment string, verdict api.Verdict) api.Run {
 	at := func(s float64) *time.Time { t := t0.Add(time.Duration(s * float64(time.Second))); return &t }
 	r := api.Run{
 		ID: id, Experiment: experiment, Trigger: api.TriggerManual,
@@ -256,7 +276,7 @@ func sampleRun(id, experiment, verdict string) api.Run {
 			Phase: api.PhaseSteadyState,
 			Probes: []api.ProbeSummary{{
 				Name: "gateway-success", Condition: ">= 0.99", Evaluations: 5,
-				Last: probes.Result{Probe: "gateway-success", Time: *at(19), OK: true, Value: 0.998},
+				Last: api.ProbeResult{Probe: "gateway-success", Time: *at(19), OK: true, Value: 0.998},
 			}},
 		}},
 		Events: []api.Event{

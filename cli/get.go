@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosd/chaosd/cli/report"
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/cli/report"
 )
 
 func (a *app) newGetCommand() *cobra.Command {
@@ -83,7 +83,7 @@ func (o *GetOptions) RunRuns(ctx context.Context, a *app) error {
 		if r.RTO.MeasuredSeconds != nil {
 			rto = report.Seconds(*r.RTO.MeasuredSeconds)
 		}
-		verdict := orDash(r.Verdict)
+		verdict := orDash(string(r.Verdict))
 		if r.Interrupted {
 			verdict += " (interrupted)"
 		}
@@ -91,7 +91,7 @@ func (o *GetOptions) RunRuns(ctx context.Context, a *app) error {
 			verdict += " (dry run)"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.ID, r.Experiment, orDash(r.Trigger), r.Phase, verdict, rto, age(now, r.CreatedAt))
+			r.ID, r.Experiment, orDash(string(r.Trigger)), r.Phase, verdict, rto, age(now, r.CreatedAt))
 	}
 	return tw.Flush()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/client"
 )
 
 // Defaults: the local lab's chaosd.
@@ -144,12 +145,12 @@ func (o *GlobalOptions) resolve(lookupEnv func(string) (string, bool)) (connecti
 }
 
 // client returns a chaosd client built from the global options.
-func (a *app) client() (*api.Client, connection, error) {
+func (a *app) client() (*client.Client, connection, error) {
 	conn, err := a.global.resolve(a.lookupEnv)
 	if err != nil {
 		return nil, conn, err
 	}
-	c, err := api.NewClient(conn.endpoint, conn.token)
+	c, err := client.NewClient(conn.endpoint, conn.token)
 	if err != nil {
 		return nil, conn, asUsage(err)
 	}

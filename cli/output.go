@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosd/chaosd/cli/report"
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/cli/report"
 )
 
 // Output formats.

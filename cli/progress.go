@@ -6,9 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chaosd/chaosd/cli/report"
 	"github.com/chaosd/chaosd/api"
-	"github.com/chaosd/chaosd/probes"
+	"github.com/chaosd/chaosd/cli/report"
 )
 
 // probeLineEvery bounds how often plain (non-terminal) progress prints the
@@ -31,7 +30,7 @@ type progress struct {
 	now   func() time.Time
 	start time.Time
 
-	phase      string
+	phase      api.Phase
 	lastProbes time.Time
 	drawn      int // lines of the live block on screen (tty)
 }
@@ -62,7 +61,7 @@ func (p *progress) update(r api.Run) {
 		p.phase = r.Phase
 		line := fmt.Sprintf("%8s  phase %s", p.elapsed(), r.Phase)
 		if r.Verdict != "" {
-			line += "  verdict " + strings.ToUpper(r.Verdict)
+			line += "  verdict " + strings.ToUpper(string(r.Verdict))
 		}
 		fmt.Fprintln(p.w, line)
 		// A new phase has new probes: show them soon.
@@ -117,7 +116,7 @@ func (p *progress) draw(r api.Run) {
 }
 
 // compactProbes is "success-rate=0.998 ok, p99=0.41 FAIL".
-func compactProbes(rs []probes.Result) string {
+func compactProbes(rs []api.ProbeResult) string {
 	parts := make([]string, 0, len(rs))
 	for _, r := range rs {
 		parts = append(parts, r.Probe+"="+probeValue(r))
@@ -126,7 +125,7 @@ func compactProbes(rs []probes.Result) string {
 }
 
 // probeValue is the value and state of one result, without the probe name.
-func probeValue(r probes.Result) string {
+func probeValue(r api.ProbeResult) string {
 	if r.Error != "" {
 		state := "FAIL"
 		if r.OK {

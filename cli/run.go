@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/client"
 )
 
 // maxPollFailures is how many polls in a row may fail with a transient
@@ -133,7 +134,7 @@ func (o *RunOptions) Run(ctx context.Context, a *app) error {
 }
 
 // wait polls the run until it is done. It returns the last run seen.
-func (o *RunOptions) wait(ctx context.Context, a *app, c *api.Client, conn connection, run api.Run, prog *progress) (api.Run, error) {
+func (o *RunOptions) wait(ctx context.Context, a *app, c *client.Client, conn connection, run api.Run, prog *progress) (api.Run, error) {
 	tick := time.NewTicker(o.Poll)
 	defer tick.Stop()
 	failures := 0

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chaosd/chaosd/targets"
 	"github.com/goccy/go-yaml"
 )
 
@@ -181,4 +182,25 @@ func readToken(path string) (string, error) {
 		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return t, nil
+}
+
+// inventory is the static target inventory of the configured clusters:
+// nodes are the agents' nodes with their labels.
+func (c *Config) inventory() *targets.Static {
+	var cls []targets.Cluster
+	for _, cl := range c.Clusters {
+		tc := targets.Cluster{Name: cl.Name}
+		for _, a := range cl.Agents {
+			tc.Nodes = append(tc.Nodes, targets.NodeInfo{Name: a.Node, Labels: a.Labels})
+		}
+		for _, s := range cl.Services {
+			ts := targets.Service{Name: s.Name}
+			for _, in := range s.Instances {
+				ts.Instances = append(ts.Instances, targets.ServiceInstance{Name: in.Name, Node: in.Node, URL: in.URL, Cgroup: in.Cgroup})
+			}
+			tc.Services = append(tc.Services, ts)
+		}
+		cls = append(cls, tc)
+	}
+	return targets.NewStatic(cls, nil)
 }

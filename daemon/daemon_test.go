@@ -20,6 +20,7 @@ import (
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/client"
 	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/probes/promtest"
 )
@@ -123,7 +124,7 @@ type harness struct {
 	t      *testing.T
 	dir    string
 	cfg    *Config
-	client *api.Client
+	client *client.Client
 	nodes  []*fakeNode
 	stop   func()
 	done   chan error
@@ -201,7 +202,7 @@ func newHarness(t *testing.T, promURL string, healthy prometheus.Gauge, experime
 		t.Fatal(err)
 	}
 	h.cfg = cfg
-	h.client, err = api.NewClient("unix://"+cfg.Listen.Socket, "secret-token")
+	h.client, err = client.NewClient("unix://"+cfg.Listen.Socket, "secret-token")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,4 +537,10 @@ func TestDaemonListsAgents(t *testing.T) {
 	if len(agents) != 2 || agents[0].Node != "c1-n1" || agents[1].Node != "c1-n2" || !agents[0].Reachable || !agents[1].Reachable {
 		t.Fatalf("agents %+v", agents)
 	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }

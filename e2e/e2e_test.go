@@ -232,7 +232,7 @@ func runJSON(t *testing.T, l *lab.Lab, name string) (int, api.Run, string) {
 	return code, run, stderr
 }
 
-func phaseEvaluations(run api.Run, phase string) int {
+func phaseEvaluations(run api.Run, phase api.Phase) int {
 	n := 0
 	for _, p := range run.Phases {
 		if p.Phase == phase {

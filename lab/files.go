@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/chaosd/chaosd/daemon"
 	"github.com/goccy/go-yaml"
 )
 
@@ -104,47 +105,11 @@ func prometheusConfig(chaosdTokenFile string) ([]byte, error) {
 	return yaml.Marshal(c)
 }
 
-type chaosdAgent struct {
-	Node     string            `yaml:"node"`
-	Endpoint string            `yaml:"endpoint"`
-	Labels   map[string]string `yaml:"labels"`
-}
-
-type chaosdCluster struct {
-	Name     string          `yaml:"name"`
-	Agents   []chaosdAgent   `yaml:"agents"`
-	Services []chaosdService `yaml:"services,omitempty"`
-}
-
-type chaosdService struct {
-	Name      string           `yaml:"name"`
-	Instances []chaosdInstance `yaml:"instances"`
-}
-
-type chaosdInstance struct {
-	Name   string `yaml:"name"`
-	Node   string `yaml:"node"`
-	URL    string `yaml:"url"`
-	Cgroup string `yaml:"cgroup"`
-}
-
-type chaosdConfig struct {
-	Listen struct {
-		Socket string `yaml:"socket"`
-		TCP    string `yaml:"tcp"`
-	} `yaml:"listen"`
-	TokenFile      string `yaml:"tokenFile"`
-	DataDir        string `yaml:"dataDir"`
-	ExperimentsDir string `yaml:"experimentsDir"`
-	Prometheus     struct {
-		URL string `yaml:"url"`
-	} `yaml:"prometheus"`
-	Clusters       []chaosdCluster `yaml:"clusters"`
-	AgentTokenFile string          `yaml:"agentTokenFile"`
-}
-
+// chaosdConfig is the lab's chaosd configuration, built with chaosd's own
+// configuration type and checked by its own parser, so the lab can never
+// drift from what chaosd accepts.
 func (l *Lab) chaosdConfig() ([]byte, error) {
-	var c chaosdConfig
+	var c daemon.Config
 	c.Listen.Socket = l.SocketPath
 	c.Listen.TCP = fmt.Sprintf("%s:%d", MgmtIP, ChaosdTCPPort)
 	c.TokenFile = l.TokenFile
@@ -152,10 +117,10 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 	c.ExperimentsDir = l.ExperimentsDir
 	c.Prometheus.URL = l.PrometheusURL
 	for _, cl := range []string{"c1", "c2"} {
-		cc := chaosdCluster{Name: cl}
+		cc := daemon.Cluster{Name: cl}
 		for _, n := range Nodes {
 			if n.Cluster == cl {
-				cc.Agents = append(cc.Agents, chaosdAgent{Node: n.Name, Endpoint: "unix://" + l.AgentSockets[n.Name], Labels: map[string]string{"zone": n.Zone}})
+				cc.Agents = append(cc.Agents, daemon.AgentNode{Node: n.Name, Endpoint: "unix://" + l.AgentSockets[n.Name], Labels: map[string]string{"zone": n.Zone}})
 			}
 		}
 		for _, s := range services {
@@ -163,14 +128,21 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 			if n.Cluster != cl {
 				continue
 			}
-			cc.Services = append(cc.Services, chaosdService{Name: s.name, Instances: []chaosdInstance{{
+			cc.Services = append(cc.Services, daemon.Service{Name: s.name, Instances: []daemon.Instance{{
 				Name: podName(s.name), Node: n.Name, URL: fmt.Sprintf("http://%s:%d", n.IP, s.port), Cgroup: l.serviceCgroup(s.name),
 			}}})
 		}
 		c.Clusters = append(c.Clusters, cc)
 	}
 	c.AgentTokenFile = l.AgentTokenFile
-	return yaml.Marshal(c)
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("chaosd config: %w", err)
+	}
+	if _, err := daemon.ParseConfig(b, "chaosd.yaml"); err != nil {
+		return nil, fmt.Errorf("the lab's chaosd config does not parse: %w", err)
+	}
+	return b, nil
 }
 
 // writeToken writes a random 32-byte hex token readable by root only.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goccy/go-yaml"
+	"github.com/chaosd/chaosd/daemon"
 )
 
 func TestChaosdConfig(t *testing.T) {
@@ -20,22 +20,47 @@ func TestChaosdConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got map[string]any
-	if err := yaml.Unmarshal(b, &got); err != nil {
+	// The file is what chaosd itself reads.
+	c, err := daemon.ParseConfig(b, "chaosd.yaml")
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{
-		"socket: /run/chaosd-lab/x/chaosd.sock", "tcp: 10.254.0.2:7080", "tokenFile: /run/chaosd-lab/x/token",
-		"dataDir: /run/chaosd-lab/x/chaosd-data", "experimentsDir: /repo/experiments/library", "url: http://10.254.0.2:9090",
-		"endpoint: unix:///run/chaosd-lab/x/agent-c2-n2.sock", "zone: us-west-2a", "agentTokenFile: /run/chaosd-lab/x/agent-token",
-		"- name: c1", "- name: c2", "node: c1-n1", "node: c1-n2", "node: c2-n1",
-	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("chaosd.yaml lacks %q:\n%s", want, b)
+	if c.Listen.Socket != "/run/chaosd-lab/x/chaosd.sock" || c.Listen.TCP != "10.254.0.2:7080" || c.TokenFile != "/run/chaosd-lab/x/token" ||
+		c.DataDir != "/run/chaosd-lab/x/chaosd-data" || c.ExperimentsDir != "/repo/experiments/library" ||
+		c.Prometheus.URL != "http://10.254.0.2:9090" || c.AgentTokenFile != "/run/chaosd-lab/x/agent-token" {
+		t.Errorf("chaosd config %+v", c)
+	}
+	nodes := map[string]daemon.AgentNode{}
+	svcs := map[string]daemon.Instance{}
+	var clusters []string
+	for _, cl := range c.Clusters {
+		clusters = append(clusters, cl.Name)
+		for _, a := range cl.Agents {
+			nodes[a.Node] = a
+		}
+		for _, s := range cl.Services {
+			for _, in := range s.Instances {
+				svcs[cl.Name+"/"+s.Name] = in
+			}
 		}
 	}
-	if len(got) != 7 {
-		t.Errorf("chaosd.yaml has %d top-level keys, want 7", len(got))
+	if strings.Join(clusters, ",") != "c1,c2" || len(nodes) != len(Nodes) {
+		t.Errorf("clusters %v with %d agents, want c1,c2 with %d", clusters, len(nodes), len(Nodes))
+	}
+	if a := nodes["c2-n2"]; a.Endpoint != "unix:///run/chaosd-lab/x/agent-c2-n2.sock" {
+		t.Errorf("agent c2-n2: %+v", a)
+	}
+	if a := nodes["c1-n1"]; a.Labels["zone"] != "us-west-2a" {
+		t.Errorf("agent c1-n1 labels %v", a.Labels)
+	}
+	// Every PetClinic stand-in is a service instance chaosd can target,
+	// on a node of its own cluster, with a URL and a cgroup.
+	for _, s := range services {
+		n := serviceNode(s)
+		in, ok := svcs[n.Cluster+"/"+s.name]
+		if !ok || in.Node != n.Name || in.URL == "" || in.Cgroup == "" {
+			t.Errorf("service %s: instance %+v", s.name, in)
+		}
 	}
 }
 

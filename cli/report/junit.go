@@ -101,7 +101,7 @@ func errIf(msg string, cond bool) string {
 	return ""
 }
 
-func hasPhase(r api.Run, phase string) bool {
+func hasPhase(r api.Run, phase api.Phase) bool {
 	for _, p := range r.Phases {
 		if p.Phase == phase {
 			return true

@@ -15,7 +15,7 @@ func TestJUnit(t *testing.T) {
 	at := func(s int) *time.Time { v := t0.Add(time.Duration(s) * time.Second); return &v }
 	secs := func(v float64) *float64 { return &v }
 	fault := api.FaultRecord{Name: "cut-tgw", Kind: "partition", Cluster: "c1", Node: "c1-n1", InjectedAt: at(1), RevertedAt: at(31), Verified: true}
-	base := func(verdict, reason string) api.Run {
+	base := func(verdict api.Verdict, reason string) api.Run {
 		return api.Run{ID: "r-1", Experiment: "partition-c1-c2", Phase: api.PhaseDone, Verdict: verdict, Reason: reason,
 			CreatedAt: t0, FinishedAt: at(45), Faults: []api.FaultRecord{fault},
 			Times: api.Times{Started: at(0), Injected: at(1), FirstImpact: at(2), Reverted: at(31), Recovered: at(33)},

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/chaosd/chaosd/api"
-	"github.com/chaosd/chaosd/probes"
 )
 
 // Width is the number of columns the report is written for.
@@ -58,7 +57,7 @@ func (p *printer) header(r api.Run) {
 	run := r.ID
 	var notes []string
 	if r.Trigger != "" {
-		notes = append(notes, r.Trigger)
+		notes = append(notes, string(r.Trigger))
 	}
 	if r.DryRun {
 		notes = append(notes, "dry run")
@@ -74,9 +73,9 @@ func (p *printer) header(r api.Run) {
 
 // Verdict is the one-line verdict: the verdict in capitals, then the reason.
 func Verdict(r api.Run) string {
-	v := strings.ToUpper(r.Verdict)
+	v := strings.ToUpper(string(r.Verdict))
 	if v == "" {
-		v = "RUNNING (phase " + r.Phase + ")"
+		v = "RUNNING (phase " + string(r.Phase) + ")"
 	}
 	reason := r.Reason
 	if r.Interrupted {
@@ -230,7 +229,7 @@ func (p *printer) events(r api.Run) {
 }
 
 // ProbeValue is "0.998 ok", "0.41 FAIL" or "FAIL (empty result)".
-func ProbeValue(res probes.Result) string {
+func ProbeValue(res api.ProbeResult) string {
 	if res.Time.IsZero() && res.Probe == "" {
 		return "-"
 	}

@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/chaosd/chaosd/api"
-	"github.com/chaosd/chaosd/probes"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -30,20 +29,20 @@ func ptr[T any](v T) *T { return &v }
 func passRun() api.Run {
 	steady := []api.ProbeSummary{
 		{Name: "owner-details-breaker-closed", Condition: "== 1", Evaluations: 20,
-			Last: probes.Result{Probe: "owner-details-breaker-closed", Time: *at(19), OK: true, Value: 1}},
+			Last: api.ProbeResult{Probe: "owner-details-breaker-closed", Time: *at(19), OK: true, Value: 1}},
 		{Name: "gateway-to-visits-success", Condition: ">= 0.99", Evaluations: 20,
-			Last: probes.Result{Probe: "gateway-to-visits-success", Time: *at(19), OK: true, Value: 0.9987}},
+			Last: api.ProbeResult{Probe: "gateway-to-visits-success", Time: *at(19), OK: true, Value: 0.9987}},
 	}
 	observing := []api.ProbeSummary{
 		{Name: "gateway-to-visits-success", Condition: ">= 0.99", Evaluations: 30, Failures: 28,
 			FirstFailure: at(22),
-			Last:         probes.Result{Probe: "gateway-to-visits-success", Time: *at(49), OK: false, Value: 0}},
+			Last:         api.ProbeResult{Probe: "gateway-to-visits-success", Time: *at(49), OK: false, Value: 0}},
 		{Name: "gateway-mostly-failing", Condition: "> 0.5", Evaluations: 30,
-			Last: probes.Result{Probe: "gateway-mostly-failing", Time: *at(49), OK: false, Value: math.NaN(), Error: "empty result"}},
+			Last: api.ProbeResult{Probe: "gateway-mostly-failing", Time: *at(49), OK: false, Value: math.NaN(), Error: "empty result"}},
 	}
 	recovering := []api.ProbeSummary{
 		{Name: "gateway-to-visits-success", Condition: ">= 0.99", Evaluations: 14, Failures: 4,
-			Last: probes.Result{Probe: "gateway-to-visits-success", Time: *at(64), OK: true, Value: 1}},
+			Last: api.ProbeResult{Probe: "gateway-to-visits-success", Time: *at(64), OK: true, Value: 1}},
 	}
 	return api.Run{
 		ID: "r-20261125-100000-a1b2", Experiment: "partition-c1-c2", Trigger: api.TriggerManual,

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/chaosd/chaosd/api"
 )
@@ -25,11 +24,7 @@ type Store struct {
 }
 
 // Skip records a schedule trigger that did not start a run.
-type Skip struct {
-	Time       time.Time `json:"time"`
-	Experiment string    `json:"experiment"`
-	Reason     string    `json:"reason"`
-}
+type Skip = api.SkipInfo
 
 // Open creates dir if needed and returns a store on it.
 func Open(dir string) (*Store, error) {

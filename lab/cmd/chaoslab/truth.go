@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/client"
 	"github.com/chaosd/chaosd/lab"
 	"github.com/chaosd/chaosd/lab/truth"
 )
@@ -33,7 +33,7 @@ func newTruthCommand(o *options, stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("lab %s: %w", o.name, err)
 			}
-			c, err := api.NewClient("unix://"+filepath.Join(stateDir, "chaosd.sock"), strings.TrimSpace(string(tok)))
+			c, err := client.NewClient("unix://"+filepath.Join(stateDir, "chaosd.sock"), strings.TrimSpace(string(tok)))
 			if err != nil {
 				return err
 			}

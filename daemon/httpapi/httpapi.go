@@ -1,0 +1,183 @@
+// Package httpapi is chaosd's HTTP API: the routes of the contract in
+// package api, bearer-token authentication, request limits and the mapping
+// of errors to status codes, over a Service that does the work. chaosd
+// serves it with the daemon as the Service; chaosctl's tests serve it with
+// a stateful fake, so both speak through the same routes.
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/chaosd/chaosd/api"
+)
+
+// StatusError is an error a Service returns to choose the status code of
+// its answer (404 unknown, 409 conflict, 503 unavailable, ...); any other
+// error is a 500. The body carries Err's message.
+type StatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// Errorf returns a StatusError with a formatted message (%w wraps).
+func Errorf(status int, format string, args ...any) error {
+	return &StatusError{Status: status, Err: fmt.Errorf(format, args...)}
+}
+
+// Service is what the API serves.
+type Service interface {
+	Experiments(ctx context.Context) ([]api.ExperimentInfo, error)
+	// StartRun starts a run (404: unknown experiment; 409: a run of it is
+	// in progress; 503: shutting down).
+	StartRun(ctx context.Context, req api.StartRequest) (api.Run, error)
+	// Runs lists runs, newest first.
+	Runs(ctx context.Context) ([]api.Run, error)
+	// Run returns one run (404: unknown).
+	Run(ctx context.Context, id string) (api.Run, error)
+	// Abort aborts a run in progress (404: unknown; 409: finished).
+	Abort(ctx context.Context, id string) (api.Run, error)
+	// Halt aborts every run and has every agent (of cluster, or all)
+	// revert everything (404: unknown cluster).
+	Halt(ctx context.Context, cluster string) (api.HaltResult, error)
+	// Agents asks every agent for its status; an agent that does not answer
+	// is an entry with its error, not an error of the call.
+	Agents(ctx context.Context) ([]api.AgentInfo, error)
+	Skips(ctx context.Context) ([]api.SkipInfo, error)
+}
+
+// Options configure the handler.
+type Options struct {
+	// Token is the bearer token every call must carry. Required: an empty
+	// token refuses every call.
+	Token string
+	// Metrics serves GET /metrics when set.
+	Metrics http.Handler
+}
+
+// maxRequestBody bounds a request body.
+const maxRequestBody = 1 << 20
+
+// Handler returns the API over svc.
+func Handler(svc Service, opts Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	mux.HandleFunc("GET /v1/experiments", func(w http.ResponseWriter, r *http.Request) {
+		exps, err := svc.Experiments(r.Context())
+		reply(w, http.StatusOK, nonNil(exps), err)
+	})
+	mux.HandleFunc("POST /v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		var req api.StartRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "decode request: "+err.Error())
+			return
+		}
+		if strings.TrimSpace(req.Experiment) == "" {
+			writeError(w, http.StatusBadRequest, "experiment: required")
+			return
+		}
+		run, err := svc.StartRun(r.Context(), req)
+		reply(w, http.StatusCreated, run, err)
+	})
+	mux.HandleFunc("GET /v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		runs, err := svc.Runs(r.Context())
+		if err != nil && len(runs) == 0 {
+			writeErr(w, err)
+			return
+		}
+		// The list is a summary: events, live values and per-phase probe
+		// results are in GET /v1/runs/{id}.
+		for i := range runs {
+			runs[i].Events, runs[i].Current, runs[i].Phases = nil, nil, nil
+		}
+		writeJSON(w, http.StatusOK, nonNil(runs))
+	})
+	mux.HandleFunc("GET /v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		run, err := svc.Run(r.Context(), r.PathValue("id"))
+		reply(w, http.StatusOK, run, err)
+	})
+	mux.HandleFunc("POST /v1/runs/{id}/abort", func(w http.ResponseWriter, r *http.Request) {
+		run, err := svc.Abort(r.Context(), r.PathValue("id"))
+		reply(w, http.StatusAccepted, run, err)
+	})
+	mux.HandleFunc("POST /v1/halt", func(w http.ResponseWriter, r *http.Request) {
+		res, err := svc.Halt(r.Context(), r.URL.Query().Get("cluster"))
+		reply(w, http.StatusOK, res, err)
+	})
+	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, r *http.Request) {
+		agents, err := svc.Agents(r.Context())
+		reply(w, http.StatusOK, nonNil(agents), err)
+	})
+	mux.HandleFunc("GET /v1/skips", func(w http.ResponseWriter, r *http.Request) {
+		skips, err := svc.Skips(r.Context())
+		reply(w, http.StatusOK, nonNil(skips), err)
+	})
+	return auth(opts.Token, mux)
+}
+
+// auth requires the bearer token on every call.
+func auth(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="chaosd"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// reply writes v with status, or the error.
+func reply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var se *StatusError
+	if errors.As(err, &se) && se.Status >= 400 && se.Status <= 599 {
+		status = se.Status
+	}
+	writeError(w, status, err.Error())
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, api.Error{Error: msg})
+}

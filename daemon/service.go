@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+
+	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/httpapi"
+)
+
+// service is the Daemon as the Service of its HTTP API (httpapi.Handler).
+type service struct{ d *Daemon }
+
+var _ httpapi.Service = service{}
+
+// Experiments lists the experiments chaosd knows.
+func (s service) Experiments(context.Context) ([]api.ExperimentInfo, error) {
+	return s.d.experimentInfos(), nil
+}
+
+// StartRun starts a run on request.
+func (s service) StartRun(_ context.Context, req api.StartRequest) (api.Run, error) {
+	return s.d.start(req.Experiment, api.TriggerManual, req.DryRun)
+}
+
+// Runs lists the recorded runs, newest first.
+func (s service) Runs(context.Context) ([]api.Run, error) { return s.d.store.List() }
+
+// Run returns one run: live while it is in progress, else its record.
+func (s service) Run(_ context.Context, id string) (api.Run, error) {
+	if rn, live := s.d.runs.get(id); live {
+		return rn.Record(), nil
+	}
+	rec, err := s.d.store.Get(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", id)
+	}
+	return rec, err
+}
+
+// Abort aborts a run in progress at a user's request.
+func (s service) Abort(_ context.Context, id string) (api.Run, error) {
+	return s.d.abort(id, "chaosctl abort")
+}
+
+// Halt is the big red button.
+func (s service) Halt(ctx context.Context, cluster string) (api.HaltResult, error) {
+	return s.d.halt(ctx, cluster)
+}
+
+// Agents asks every agent for its status now.
+func (s service) Agents(ctx context.Context) ([]api.AgentInfo, error) {
+	return s.d.fleet.infos(ctx), nil
+}
+
+// Skips lists the schedule triggers that did not start a run.
+func (s service) Skips(context.Context) ([]api.SkipInfo, error) {
+	return s.d.store.Skips()
+}
