@@ -36,6 +36,15 @@
 // steady-state probes, schedule.timeZone UTC. A field written with a zero
 // value keeps it and is then rejected where zero is invalid.
 //
+// # Fault kinds
+//
+// Each fault kind is one unit in its own file (kind_partition.go,
+// kind_latency.go, ...): its parameter block, defaults, validation and
+// conversion to the agent's wire form ([Fault.ToAgent]), listed in one
+// table (kinds.go) that decoding, defaults, validation and the runner
+// read. Kind names are agentapi.Kind constants; CIDRs and ports follow
+// agentapi's rules, the same the agent's drivers apply.
+//
 // # Probe conditions
 //
 // A probe's condition (op with threshold, or between min and max) says when

@@ -3,7 +3,7 @@
 // targets every second. Any package's tests may use it:
 //
 //	url := promtest.Start(t, exporterHostPort)
-//	ev, _ := probes.New(url)
+//	ev, _ := prom.New(url)
 //
 // The server is stopped (by PID) and its directory removed when the test
 // ends. Tests are skipped only when no prometheus binary is installed
