@@ -28,10 +28,11 @@ type kind struct {
 	toAgent func(f *Fault, p Placement, out *agentapi.Fault) error
 }
 
-// kinds is every fault kind, in the order messages list them. Decoding
-// (which block a fault may hold), defaults, validation and the conversion
-// to the agent's wire form all read this table: a new kind is one file and
-// one line here.
+// kinds is every fault kind, in the order messages list them. Which block
+// a fault must and may hold, defaults, validation and the conversion to
+// the agent's wire form all read this table (strict decoding itself goes
+// by the block's field in Fault): a new kind is one file, one line here
+// and its field in Fault.
 var kinds = []kind{
 	partitionKind,
 	latencyKind,
