@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/ledger"
 	"github.com/chaosd/chaosd/agent/partition"
 )
 
@@ -35,6 +36,7 @@ const slowKind agentapi.Kind = "test-slow"
 // fault listed in block sleeps that long first and ignores its context.
 type slowDriver struct {
 	block   map[string]time.Duration // fault ID → Apply holds this long (set before use)
+	gates   map[string]chan struct{} // fault ID → Apply holds until it is closed (set before use)
 	entered chan string              // a blocked Apply began
 
 	mu         sync.Mutex
@@ -44,7 +46,7 @@ type slowDriver struct {
 }
 
 func newSlowDriver(block map[string]time.Duration) *slowDriver {
-	return &slowDriver{block: block, entered: make(chan string, len(block)),
+	return &slowDriver{block: block, gates: map[string]chan struct{}{}, entered: make(chan string, len(block)+1),
 		inPlace: map[string]bool{}, appliedAt: map[string]time.Time{}, revertedAt: map[string]time.Time{}}
 }
 
@@ -59,6 +61,10 @@ func (d *slowDriver) Apply(_ context.Context, f agentapi.Fault, _ json.RawMessag
 	if hold := d.block[f.ID]; hold > 0 {
 		d.entered <- f.ID
 		time.Sleep(hold) // a driver stuck in a call that does not honour ctx
+	}
+	if gate := d.gates[f.ID]; gate != nil {
+		d.entered <- f.ID
+		<-gate
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -466,6 +472,74 @@ func testShutdownWithStuckApply(t *testing.T) {
 	t.Logf("shutdown with one Apply stuck for %v: Run returned after %v; other fault reverted %v after the stop began; "+
 		"stuck fault reverted %v after its Apply returned",
 		hold, stopTook.Round(time.Millisecond), otherRev.Sub(stopAt).Round(time.Millisecond), reverted.Sub(applied).Round(time.Microsecond))
+}
+
+// TestCompactionKeepsInFlightIntent: a ledger compaction while a fault's
+// Apply runs keeps its intent (a crash then would still revert it), and
+// the applied record that follows lands in the compacted ledger.
+func TestCompactionKeepsInFlightIntent(t *testing.T) {
+	slow := newSlowDriver(nil)
+	gate := make(chan struct{})
+	slow.gates["held"] = gate
+	h := startSlowAgent(t, fakeNFT(), slow)
+	ctx := context.Background()
+	res := make(chan injectResult, 1)
+	go func() {
+		st, err := h.client.Inject(ctx, slowFault("held", 60))
+		res <- injectResult{st, err, time.Now()}
+	}()
+	<-slow.entered
+	for i := 0; i < compactEvery; i++ {
+		id := fmt.Sprintf("c%d", i)
+		if _, err := h.client.Inject(ctx, pfault(id, 60, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.client.Revert(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// appliedInLedger fails the test unless the ledger holds exactly the
+	// held fault, not reverted.
+	appliedInLedger := func() bool {
+		data, _ := os.ReadFile(h.cfg.LedgerPath)
+		es, _ := ledger.Replay(data)
+		if len(es) != 1 || es[0].Fault.ID != "held" || es[0].Reverted {
+			t.Fatalf("ledger after %d reverts with one apply in flight: %+v", compactEvery, es)
+		}
+		return es[0].Applied
+	}
+	if appliedInLedger() {
+		t.Fatal("ledger says applied before Apply returned")
+	}
+	close(gate)
+	if r := <-res; r.err != nil || r.st.State != agentapi.StateActive {
+		t.Fatalf("inject: %+v %v", r.st, r.err)
+	}
+	if !appliedInLedger() {
+		t.Fatal("ledger lost the applied record")
+	}
+}
+
+// TestControlPortExempt: the port the agent's TCP listener got (":0") is
+// exempt in every partition plan: published through Config.Control.
+func TestControlPortExempt(t *testing.T) {
+	k := partition.NewFake()
+	h := startAgent(t, k, func(c *Config) { c.TCPAddr = "127.0.0.1:0" })
+	ports := h.cfg.Control.TCP()
+	if len(ports) != 1 || ports[0] == 0 {
+		t.Fatalf("published control ports: %v", ports)
+	}
+	if _, err := h.client.Inject(context.Background(), pfault("ex", 60, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := k.Plan(partition.TableName("ex"))
+	if !ok {
+		t.Fatal("no table")
+	}
+	want := fmt.Sprintf("tcp dport %d accept", ports[0])
+	if !strings.Contains(p.String(), want) {
+		t.Fatalf("plan does not exempt the control port (%q):\n%s", want, p)
+	}
 }
 
 func roundAll(ds []time.Duration) []time.Duration {
