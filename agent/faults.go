@@ -384,16 +384,21 @@ func (a *Agent) revert(ctx context.Context, id, reason string) (agentapi.FaultSt
 //     pending; the inject reverts the fault as soon as Apply (or Prepare)
 //     returns, whatever Apply's outcome;
 //   - reverting: it waits for the revert in flight;
-//   - done: it answers at once (idempotent).
+//   - done: it answers at once with the status (idempotent).
 //
 // When ctx ends first, the error says which driver call is still running;
 // the revert is not abandoned.
 func (a *Agent) revertFault(ctx context.Context, fl *fault, reason string) (agentapi.FaultStatus, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if fl.phase == phaseDone {
+		return fl.status, nil // as it ended; its status says how
+	}
 	for {
 		switch fl.phase {
 		case phaseDone:
+			// Ended while we waited: a failed apply whose cleanup failed
+			// too is an error for whoever asked for the revert.
 			return fl.status, fl.revertErr
 		case phaseActive:
 			a.startRevertLocked(fl, reason)
