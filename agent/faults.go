@@ -190,9 +190,10 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	a.mu.Lock()
 	if fl.pending != "" {
 		// Reverted before anything was written or applied.
+		reason := fl.pending
 		st := a.finishUnappliedLocked(fl)
 		a.mu.Unlock()
-		return st, a.interrupted(st)
+		return st, interrupted(st, reason)
 	}
 	if err != nil {
 		// Nothing was written or applied: the fault never existed.
@@ -244,7 +245,7 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 		// A revert was asked for while Apply ran: do it now.
 		a.mu.Unlock()
 		st := a.runRevert(fl, reason, nil)
-		return st, a.interrupted(st)
+		return st, interrupted(st, reason)
 	}
 	fl.phase = phaseActive
 	a.arm(fl, time.Until(fl.status.LeaseExpires))
@@ -254,19 +255,20 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	return st, nil
 }
 
-// interrupted is the inject's answer for a fault reverted while it was
-// being injected: 503 at shutdown, else 409, with the fault's status.
-func (a *Agent) interrupted(st agentapi.FaultStatus) error {
+// interrupted is the inject's answer for a fault whose revert (for
+// reason) was asked for while it was being injected: 409 once reverted
+// (503 at shutdown), with the fault's status; 500 if that revert failed
+// (the fault is then active and its timer tries again).
+func interrupted(st agentapi.FaultStatus, reason string) error {
+	if st.State != agentapi.StateReverted {
+		return &apiError{code: 500, status: &st, msg: fmt.Sprintf(
+			"fault %q was being injected when a revert (%s) was asked for; that revert failed: %s", st.Fault.ID, reason, st.Error)}
+	}
 	code := 409
-	if st.RevertReason == agentapi.ReasonShutdown {
+	if reason == agentapi.ReasonShutdown {
 		code = 503
 	}
-	msg := fmt.Sprintf("fault %q was reverted (%s) while it was being injected", st.Fault.ID, st.RevertReason)
-	if st.State != agentapi.StateReverted {
-		msg = fmt.Sprintf("fault %q was being injected when a revert (%s) was asked for; revert failed: %s", st.Fault.ID, st.RevertReason, st.Error)
-		code = 500
-	}
-	return &apiError{code: code, msg: msg, status: &st}
+	return &apiError{code: code, status: &st, msg: fmt.Sprintf("fault %q was reverted (%s) while it was being injected", st.Fault.ID, reason)}
 }
 
 // finishUnappliedLocked ends a fault whose revert was asked for before its

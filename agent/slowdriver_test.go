@@ -35,9 +35,11 @@ const slowKind agentapi.Kind = "test-slow"
 // are "in place" and when each was applied and reverted. The Apply of a
 // fault listed in block sleeps that long first and ignores its context.
 type slowDriver struct {
-	block   map[string]time.Duration // fault ID → Apply holds this long (set before use)
-	gates   map[string]chan struct{} // fault ID → Apply holds until it is closed (set before use)
-	entered chan string              // a blocked Apply began
+	block map[string]time.Duration // fault ID → Apply holds this long (set before use)
+	gates map[string]chan struct{} // fault ID → Apply holds until it is closed (set before use)
+	// revertGates: fault ID → Revert holds until it is closed (set before use).
+	revertGates map[string]chan struct{}
+	entered     chan string // a blocked Apply began
 
 	mu         sync.Mutex
 	inPlace    map[string]bool
@@ -46,7 +48,7 @@ type slowDriver struct {
 }
 
 func newSlowDriver(block map[string]time.Duration) *slowDriver {
-	return &slowDriver{block: block, gates: map[string]chan struct{}{}, entered: make(chan string, len(block)+1),
+	return &slowDriver{block: block, gates: map[string]chan struct{}{}, revertGates: map[string]chan struct{}{}, entered: make(chan string, len(block)+1),
 		inPlace: map[string]bool{}, appliedAt: map[string]time.Time{}, revertedAt: map[string]time.Time{}}
 }
 
@@ -74,6 +76,9 @@ func (d *slowDriver) Apply(_ context.Context, f agentapi.Fault, _ json.RawMessag
 }
 
 func (d *slowDriver) Revert(_ context.Context, f agentapi.Fault, _ json.RawMessage) error {
+	if gate := d.revertGates[f.ID]; gate != nil {
+		<-gate
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.inPlace[f.ID] {
@@ -518,6 +523,52 @@ func TestCompactionKeepsInFlightIntent(t *testing.T) {
 	if !appliedInLedger() {
 		t.Fatal("ledger lost the applied record")
 	}
+}
+
+// TestHaltWithStuckRevert: a halt answers within haltWait when one
+// fault's Revert is stuck, naming it, reverts the others at once, and
+// that fault ends reverted once its Revert returns; renew answers 410
+// meanwhile, at once.
+func TestHaltWithStuckRevert(t *testing.T) {
+	slow := newSlowDriver(nil)
+	gate := make(chan struct{})
+	slow.revertGates["stuck"] = gate
+	h := startSlowAgent(t, fakeNFT(), slow)
+	ctx := context.Background()
+	for _, f := range []agentapi.Fault{slowFault("stuck", 60), slowFault("other", 60)} {
+		if _, err := h.client.Inject(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	haltAt := time.Now()
+	_, err := h.client.Halt(ctx)
+	haltTook := time.Since(haltAt)
+	var ae *agentapi.APIError
+	if !errors.As(err, &ae) || ae.Status != 500 || !strings.Contains(ae.Message, "stuck") || !strings.Contains(ae.Message, "revert") {
+		t.Errorf("halt with a stuck revert: %v, want 500 naming the fault's revert", err)
+	}
+	if haltTook > haltWait+time.Second {
+		t.Errorf("halt answered after %v", haltTook)
+	}
+	if _, rev := slow.times("other"); rev.IsZero() || rev.Sub(haltAt) > time.Second {
+		t.Errorf("other fault reverted %v after the halt", rev.Sub(haltAt))
+	}
+	t0 := time.Now()
+	if _, err := h.client.Renew(ctx, "stuck", time.Minute); apiStatus(err) != 410 || time.Since(t0) > time.Second {
+		t.Errorf("renew of the fault being reverted: %v after %v, want 410 at once", err, time.Since(t0))
+	}
+	close(gate)
+	var st agentapi.FaultStatus
+	if !waitFor(2*time.Second, func() bool {
+		st = statusOf(t, h, "stuck")
+		return st.State == agentapi.StateReverted
+	}) || st.RevertReason != agentapi.ReasonHalt || !st.Verified {
+		t.Fatalf("stuck fault after its Revert returned: %+v", st)
+	}
+	if left := slow.left(); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	t.Logf("halt with one Revert stuck answered in %v", haltTook.Round(time.Millisecond))
 }
 
 // TestControlPortExempt: the port the agent's TCP listener got (":0") is
