@@ -1,8 +1,16 @@
-// Package agent is the chaosd node agent: it applies faults in a network
-// namespace, records them in a write-ahead ledger, reverts them on its own
-// at their deadline or when chaosd stops renewing their lease, and serves
-// an authenticated HTTP API (agent/agentapi) on a unix socket and
-// optionally TCP. It is the only code in chaosd that touches the kernel.
+// Package agent is the chaosd node agent: it applies faults through one
+// Driver per fault kind (agent/partition, agent/latency, agent/memory,
+// agent/springboot), records them in a write-ahead ledger (agent/ledger),
+// reverts them on its own at their deadline or when chaosd stops renewing
+// their lease, and serves an authenticated HTTP API (agent/agentapi) on a
+// unix socket and optionally TCP. It is the only code in chaosd that
+// changes a node.
+//
+// Build one with New and the drivers it should serve (DefaultDrivers
+// builds the production set), then call Run; or call the package-level
+// Run, which does both. Faults are independent of each other: the agent
+// holds no lock across a driver call, so a slow or stuck driver delays
+// only its own fault (see README.md, "Concurrency").
 package agent
 
 import (
@@ -25,7 +33,7 @@ import (
 	"github.com/chaosd/chaosd/agent/ledger"
 )
 
-// Config configures Run.
+// Config configures an Agent.
 type Config struct {
 	Node       string // node name reported in status and logs
 	Socket     string // unix socket path (mode 0600); optional if TCPAddr is set
@@ -37,76 +45,154 @@ type Config struct {
 	// as seen by the goroutine that calls Run.
 	NetNSPath string
 	Version   string
+	// Control is where Run publishes the TCP ports of its API listener,
+	// for drivers whose faults must spare the control channel
+	// (DefaultDrivers gives Control.TCP to the partition driver). nil:
+	// not published.
+	Control *ControlPorts `json:"-"`
 }
 
-// Timeouts for shutdown work, taken on a fresh context: the caller's is
-// already cancelled by then.
+// ControlPorts holds the local TCP ports of an agent's control channel,
+// known once it listens. The zero value is ready to use and a nil pointer
+// reports no ports. Safe for concurrent use.
+type ControlPorts struct {
+	tcp atomic.Pointer[[]uint16]
+}
+
+// TCP returns the ports (nil before the agent listens on TCP).
+func (c *ControlPorts) TCP() []uint16 {
+	if c == nil {
+		return nil
+	}
+	if p := c.tcp.Load(); p != nil {
+		return append([]uint16(nil), (*p)...)
+	}
+	return nil
+}
+
+func (c *ControlPorts) setTCP(ports []uint16) {
+	if c != nil {
+		c.tcp.Store(&ports)
+	}
+}
+
+// Timeouts. Shutdown work runs on fresh contexts: the caller's is already
+// cancelled by then.
 const (
 	shutdownHTTP   = 5 * time.Second
 	shutdownRevert = 30 * time.Second
+	// haltWait bounds how long POST /v1/halt waits for the reverts it
+	// started; a fault still in a driver call by then is reported as an
+	// error and reverted as soon as the call returns.
+	haltWait = 3 * time.Second
+	// revertTimeout bounds one Revert plus Remaining of a fault.
+	revertTimeout = 30 * time.Second
+	// probeTimeout bounds each driver's Probe and Prune at start-up.
+	probeTimeout = 30 * time.Second
 )
 
-type agent struct {
-	cfg       Config
-	lg        *zap.Logger
-	drivers   map[agentapi.Kind]Driver // by kind
-	led       *ledger.Ledger
-	token     []byte
-	exemptTCP atomic.Pointer[[]uint16] // set once the TCP listener is up
-	started   time.Time
-	caps      map[string]bool   // capability → available
-	capErrs   map[string]string // kind → why it is unavailable
+// Agent is a node agent. Build it with New; Run serves it once.
+type Agent struct {
+	cfg     Config
+	lg      *zap.Logger
+	drivers map[agentapi.Kind]Driver // by kind; read-only after New
+	token   []byte
+	ran     atomic.Bool
 
+	// Set by Run before the API serves; read-only afterwards.
+	led     *ledger.Ledger
+	started time.Time
+	caps    map[string]bool   // kind → available
+	capErrs map[string]string // kind → why it is unavailable
+
+	// work counts revert goroutines started in the background.
+	work sync.WaitGroup
+
+	// mu guards the map of faults and every fault's bookkeeping (see
+	// fault). It is never held across a driver call; ledger appends and
+	// compaction happen under it, so a compaction always sees every
+	// intent written.
 	mu       sync.Mutex
 	closing  bool
 	faults   map[string]*fault
-	reverted []string // IDs of reverted faults, oldest first
+	reverted []string // IDs of finished faults, oldest first
 	// sinceCompact counts reverts since the ledger was last compacted.
 	sinceCompact int
+	// unrecovered are ledger entries from an earlier life whose revert
+	// failed at start-up: every compaction keeps them.
+	unrecovered []ledger.Entry
 }
 
-// Run serves the agent until ctx ends, then reverts every active fault and
-// returns. Start-up first reverts whatever the ledger and the kernel hold
-// from an earlier life.
-func Run(ctx context.Context, cfg Config, lg *zap.Logger) error {
-	drivers, closeAll, err := defaultDrivers(cfg, lg)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	return runDrivers(ctx, cfg, lg, drivers)
-}
-
-// run serves with the partition driver on be only (unprivileged tests use
-// a fake be).
-func run(ctx context.Context, cfg Config, lg *zap.Logger, be backend) error {
-	return runDrivers(ctx, cfg, lg, []Driver{&partitionDriver{be: be}})
-}
-
-func runDrivers(ctx context.Context, cfg Config, lg *zap.Logger, drivers []Driver) (err error) {
+// New builds an agent serving the given drivers (one per fault kind). It
+// checks the configuration and reads the token; nothing is listened on,
+// opened or changed until Run. The drivers stay the caller's to close,
+// after Run returned.
+func New(cfg Config, lg *zap.Logger, drivers ...Driver) (*Agent, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	lg = lg.Named("agent")
 	if cfg.Socket == "" && cfg.TCPAddr == "" {
-		return errors.New("agent: a unix socket or a TCP address is required")
+		return nil, errors.New("agent: a unix socket or a TCP address is required")
 	}
 	if cfg.LedgerPath == "" {
-		return errors.New("agent: a ledger path is required")
+		return nil, errors.New("agent: a ledger path is required")
 	}
 	token, err := readToken(cfg.TokenFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a := &agent{cfg: cfg, lg: lg, token: token, started: time.Now().UTC(), faults: map[string]*fault{},
+	a := &Agent{cfg: cfg, lg: lg.Named("agent"), token: token, faults: map[string]*fault{},
 		drivers: map[agentapi.Kind]Driver{}}
 	for _, d := range drivers {
-		if pd, ok := d.(*partitionDriver); ok {
-			pd.exempt = a.exemptPorts
+		if d == nil {
+			return nil, errors.New("agent: nil driver")
 		}
-		a.drivers[d.Kind()] = d
+		kind := d.Kind()
+		if kind == "" {
+			return nil, fmt.Errorf("agent: driver %T has no kind", d)
+		}
+		if _, dup := a.drivers[kind]; dup {
+			return nil, fmt.Errorf("agent: two drivers for kind %q", kind)
+		}
+		a.drivers[kind] = d
 	}
+	return a, nil
+}
 
+// Run builds the production drivers (DefaultDrivers), serves an agent with
+// them until ctx ends, reverts every fault and releases the drivers.
+func Run(ctx context.Context, cfg Config, lg *zap.Logger) error {
+	if cfg.Control == nil {
+		cfg.Control = new(ControlPorts)
+	}
+	drivers, closeDrivers, err := DefaultDrivers(cfg, lg)
+	if err != nil {
+		return err
+	}
+	a, err := New(cfg, lg, drivers...)
+	if err != nil {
+		closeDrivers()
+		return err
+	}
+	err = a.Run(ctx)
+	if a.idle() {
+		// A fault whose driver is still stuck in a call keeps its driver
+		// open; the process is about to exit anyway.
+		closeDrivers()
+	}
+	return err
+}
+
+// Run serves the agent until ctx ends, then reverts every fault (waiting
+// at most shutdownRevert) and returns. Start-up first reverts whatever
+// the ledger and the kernel hold from an earlier life. Run may be called
+// once.
+func (a *Agent) Run(ctx context.Context) error {
+	if !a.ran.CompareAndSwap(false, true) {
+		return errors.New("agent: Run called twice")
+	}
+	cfg, lg := a.cfg, a.lg
+	a.started = time.Now().UTC()
 	led, entries, skipped, err := ledger.Open(cfg.LedgerPath)
 	if err != nil {
 		return err
@@ -116,10 +202,10 @@ func runDrivers(ctx context.Context, cfg Config, lg *zap.Logger, drivers []Drive
 	if skipped > 0 {
 		lg.Warn("ledger lines skipped", zap.Int("lines", skipped), zap.String("path", cfg.LedgerPath))
 	}
-	if err := a.recover(entries); err != nil {
+	if err := a.recover(ctx, entries); err != nil {
 		return fmt.Errorf("agent: start-up recovery: %w", err)
 	}
-	a.caps, a.capErrs = a.probeCapabilities()
+	a.caps, a.capErrs = a.probeCapabilities(ctx)
 
 	var lns []net.Listener
 	defer func() {
@@ -144,7 +230,7 @@ func runDrivers(ctx context.Context, cfg Config, lg *zap.Logger, drivers []Drive
 		// The control channel is exempt from every partition.
 		if _, p, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 			if n, err := strconv.Atoi(p); err == nil {
-				a.exemptTCP.Store(&[]uint16{uint16(n)})
+				cfg.Control.setTCP([]uint16{uint16(n)})
 			}
 		}
 	}
@@ -171,47 +257,58 @@ func runDrivers(ctx context.Context, cfg Config, lg *zap.Logger, drivers []Drive
 	case serveErr = <-errc:
 	}
 
-	// Stop taking requests, then revert everything: fresh contexts, since
-	// ctx is done.
+	// Refuse new faults and revert everything (the API still answers
+	// meanwhile, so a halt or a revert can join in), then stop the API.
+	revertErr := a.shutdown()
 	hctx, cancel := context.WithTimeout(context.Background(), shutdownHTTP)
 	if err := srv.Shutdown(hctx); err != nil {
 		srv.Close()
 	}
 	cancel()
-	revertErr := a.shutdown()
 	return errors.Join(serveErr, revertErr)
 }
 
-// shutdown reverts every active fault (reason shutdown) within
-// shutdownRevert and compacts the ledger.
-func (a *agent) shutdown() error {
-	done := make(chan error, 1)
-	go func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		a.closing = true
-		for _, fl := range a.faults {
-			if fl.timer != nil {
-				fl.timer.Stop()
-			}
-		}
-		_, err := a.revertAllLocked("shutdown")
-		if err == nil {
-			err = a.led.Compact(nil)
-		}
-		done <- err
-	}()
-	t := time.NewTimer(shutdownRevert)
-	defer t.Stop()
+// shutdown refuses new faults, stops every timer, cancels the applies in
+// flight and reverts every fault (reason shutdown), waiting at most
+// shutdownRevert; then it compacts the ledger. A fault still in a driver
+// call by then stays in the ledger for the next start.
+func (a *Agent) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownRevert)
+	defer cancel()
+	a.mu.Lock()
+	a.closing = true
+	for _, fl := range a.faults {
+		fl.disarm()
+	}
+	a.mu.Unlock()
+	if _, err := a.revertAll(ctx, agentapi.ReasonShutdown); err != nil {
+		return fmt.Errorf("agent: revert at shutdown: %w (the ledger keeps what is left for the next start)", err)
+	}
+	done := make(chan struct{})
+	go func() { a.work.Wait(); close(done) }()
 	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("agent: revert at shutdown: %w", err)
-		}
-		return nil
-	case <-t.C:
+	case <-done:
+	case <-ctx.Done():
 		return errors.New("agent: revert at shutdown timed out; the ledger keeps the faults for the next start")
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.compactLocked(); err != nil {
+		return fmt.Errorf("agent: compact ledger at shutdown: %w", err)
+	}
+	return nil
+}
+
+// idle reports whether no driver call of any fault is in flight.
+func (a *Agent) idle() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, fl := range a.faults {
+		if fl.phase == phaseInjecting || fl.phase == phaseReverting {
+			return false
+		}
+	}
+	return true
 }
 
 func readToken(path string) ([]byte, error) {
@@ -258,12 +355,16 @@ func listenUnix(path string) (net.Listener, error) {
 
 // probeCapabilities asks every driver whether this node can run its kind
 // and records what is missing, so faults that cannot work are refused
-// with the reason before anything is applied.
-func (a *agent) probeCapabilities() (map[string]bool, map[string]string) {
+// with the reason before anything is applied. Capabilities are keyed by
+// kind and come only from the drivers' own probes.
+func (a *Agent) probeCapabilities(ctx context.Context) (map[string]bool, map[string]string) {
 	caps := map[string]bool{}
 	errs := map[string]string{}
 	for _, kind := range a.kinds() {
-		if err := a.drivers[kind].Probe(); err != nil {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		err := a.drivers[kind].Probe(pctx)
+		cancel()
+		if err != nil {
 			errs[string(kind)] = err.Error()
 			caps[string(kind)] = false
 			a.lg.Warn("fault kind unavailable on this node", zap.String("kind", string(kind)), zap.Error(err))
@@ -271,23 +372,10 @@ func (a *agent) probeCapabilities() (map[string]bool, map[string]string) {
 		}
 		caps[string(kind)] = true
 	}
-	caps["nftables"] = caps[string(agentapi.KindPartition)]
-	// netem: known when the module is loaded or built in.
-	_, err := os.Stat("/sys/module/sch_netem")
-	caps["netem"] = err == nil
 	return caps, errs
 }
 
-// exemptPorts are the TCP ports of the agent's own control channel. It
-// takes no lock: drivers call it while the agent's lock is held.
-func (a *agent) exemptPorts() []uint16 {
-	if p := a.exemptTCP.Load(); p != nil {
-		return append([]uint16(nil), (*p)...)
-	}
-	return nil
-}
-
-func (a *agent) authorized(r *http.Request) bool {
+func (a *Agent) authorized(r *http.Request) bool {
 	h := r.Header.Get("Authorization")
 	const p = "Bearer "
 	if len(h) < len(p) || !strings.EqualFold(h[:len(p)], p) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
@@ -34,58 +35,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// fakeKernel is a stateful stand-in for the nftables applier.
-type fakeKernel struct {
-	mu        sync.Mutex
-	tables    map[string]partition.Plan
-	failApply bool
-}
-
-func newFakeKernel() *fakeKernel { return &fakeKernel{tables: map[string]partition.Plan{}} }
-
-func (k *fakeKernel) Apply(p partition.Plan) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.tables[p.Table] = p // partial state, as a failed batch could leave
-	if k.failApply {
-		return errors.New("injected apply failure")
-	}
-	return nil
-}
-
-func (k *fakeKernel) Remove(t string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	delete(k.tables, t)
-	return nil
-}
-
-func (k *fakeKernel) Exists(t string) (bool, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	_, ok := k.tables[t]
-	return ok, nil
-}
-
-func (k *fakeKernel) ListTagged() ([]string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	var out []string
-	for t := range k.tables {
-		if strings.HasPrefix(t, partition.TablePrefix) {
-			out = append(out, t)
-		}
-	}
-	return out, nil
-}
-
-func (k *fakeKernel) Probe() error { return nil }
-
-func (k *fakeKernel) has(id string) bool {
-	ok, _ := k.Exists(partition.TableName(id))
-	return ok
-}
-
 const testToken = "s3cret-token"
 
 type harness struct {
@@ -95,8 +44,9 @@ type harness struct {
 	stop   func() error
 }
 
-// startAgent runs the agent in-process against be until the test ends.
-func startAgent(t testing.TB, be backend, mod func(*Config)) *harness {
+// startAgent runs the agent in-process with the partition driver on the
+// fake nftables k until the test ends.
+func startAgent(t testing.TB, k *partition.Fake, mod func(*Config)) *harness {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "cdagt")
 	if err != nil {
@@ -106,13 +56,33 @@ func startAgent(t testing.TB, be backend, mod func(*Config)) *harness {
 	tok := filepath.Join(dir, "token")
 	os.WriteFile(tok, []byte(testToken+"\n"), 0o600)
 	cfg := Config{Node: "node-1", Socket: filepath.Join(dir, "a.sock"), TokenFile: tok,
-		LedgerPath: filepath.Join(dir, "ledger.jsonl"), Version: "test"}
+		LedgerPath: filepath.Join(dir, "ledger.jsonl"), Version: "test", Control: new(ControlPorts)}
 	if mod != nil {
 		mod(&cfg)
 	}
 	return startWith(t, func(ctx context.Context, cfg Config) error {
-		return run(ctx, cfg, zaptest.NewLogger(t), be)
+		return runWith(ctx, cfg, zaptest.NewLogger(t), fakePartition(t, k, cfg.Control))
 	}, cfg, dir)
+}
+
+// fakePartition is the partition driver on the fake nftables k, exempting
+// the control channel's ports published in ctl.
+func fakePartition(t testing.TB, k *partition.Fake, ctl *ControlPorts) Driver {
+	t.Helper()
+	d, err := partition.New(partition.Config{Backend: k, ExemptTCP: ctl.TCP}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// runWith builds an agent with drivers and runs it until ctx ends.
+func runWith(ctx context.Context, cfg Config, lg *zap.Logger, drivers ...Driver) error {
+	a, err := New(cfg, lg, drivers...)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
 }
 
 func startWith(t testing.TB, runFn func(context.Context, Config) error, cfg Config, dir string) *harness {
@@ -163,7 +133,7 @@ func apiStatus(err error) int {
 }
 
 func TestAuth(t *testing.T) {
-	h := startAgent(t, newFakeKernel(), nil)
+	h := startAgent(t, partition.NewFake(), nil)
 	ctx := context.Background()
 	for _, tc := range []struct{ name, header string }{
 		{"no token", ""},
@@ -202,7 +172,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	h := startAgent(t, newFakeKernel(), nil)
+	h := startAgent(t, partition.NewFake(), nil)
 	ctx := context.Background()
 	mk := func(mod func(*agentapi.Fault)) agentapi.Fault { f := pfault("v", 5, time.Minute); mod(&f); return f }
 	for _, tc := range []struct {
@@ -229,21 +199,21 @@ func TestValidation(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	k := newFakeKernel()
+	k := partition.NewFake()
 	h := startAgent(t, k, nil)
 	ctx := context.Background()
 	st, err := h.client.Inject(ctx, pfault("run-1.p", 30, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != agentapi.StateActive || !k.has("run-1.p") || st.Fault.Partition.Direction != "both" {
-		t.Fatalf("after inject: %+v, table %v", st, k.has("run-1.p"))
+	if st.State != agentapi.StateActive || !k.Has("run-1.p") || st.Fault.Partition.Direction != "both" {
+		t.Fatalf("after inject: %+v, table %v", st, k.Has("run-1.p"))
 	}
 	if _, err := h.client.Inject(ctx, pfault("run-1.p", 30, time.Minute)); apiStatus(err) != 409 {
 		t.Fatalf("duplicate inject: %v", err)
 	}
 	s, err := h.client.Status(ctx)
-	if err != nil || len(s.Faults) != 1 || !s.Capabilities["nftables"] || s.Node != "node-1" {
+	if err != nil || len(s.Faults) != 1 || !s.Capabilities[string(agentapi.KindPartition)] || s.Node != "node-1" {
 		t.Fatalf("status: %+v %v", s, err)
 	}
 	if _, err := h.client.Renew(ctx, "nope", time.Second); apiStatus(err) != 404 {
@@ -253,7 +223,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("revert unknown: %v", err)
 	}
 	st, err = h.client.Revert(ctx, "run-1.p")
-	if err != nil || st.State != agentapi.StateReverted || !st.Verified || st.RevertReason != agentapi.ReasonRequested || k.has("run-1.p") {
+	if err != nil || st.State != agentapi.StateReverted || !st.Verified || st.RevertReason != agentapi.ReasonRequested || k.Has("run-1.p") {
 		t.Fatalf("revert: %+v %v", st, err)
 	}
 	if st2, err := h.client.Revert(ctx, "run-1.p"); err != nil || st2.RevertedAt != st.RevertedAt {
@@ -268,7 +238,7 @@ func TestLifecycle(t *testing.T) {
 	h.client.Inject(ctx, pfault("a", 30, time.Minute))
 	h.client.Inject(ctx, pfault("b", 30, time.Minute))
 	sts, err := h.client.Halt(ctx)
-	if err != nil || len(sts) != 2 || sts[0].RevertReason != agentapi.ReasonHalt || k.has("a") || k.has("b") {
+	if err != nil || len(sts) != 2 || sts[0].RevertReason != agentapi.ReasonHalt || k.Has("a") || k.Has("b") {
 		t.Fatalf("halt: %+v %v", sts, err)
 	}
 	all, err := h.client.List(ctx)
@@ -282,7 +252,7 @@ func TestLifecycle(t *testing.T) {
 	if err := h.stop(); err != nil {
 		t.Fatal(err)
 	}
-	if k.has("a") {
+	if k.Has("a") {
 		t.Fatal("shutdown left the fault")
 	}
 	if _, err := os.Stat(h.cfg.Socket); !os.IsNotExist(err) {
@@ -294,14 +264,14 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestApplyFailureRevertsPartialState(t *testing.T) {
-	k := newFakeKernel()
-	k.failApply = true
+	k := partition.NewFake()
+	k.FailApply(true)
 	h := startAgent(t, k, nil)
 	_, err := h.client.Inject(context.Background(), pfault("f", 30, time.Minute))
 	if apiStatus(err) != 500 || !strings.Contains(err.Error(), "injected apply failure") {
 		t.Fatalf("err = %v", err)
 	}
-	if k.has("f") {
+	if k.Has("f") {
 		t.Fatal("partial state left behind")
 	}
 	all, _ := h.client.List(context.Background())
@@ -311,7 +281,7 @@ func TestApplyFailureRevertsPartialState(t *testing.T) {
 }
 
 func TestLeaseAndDeadline(t *testing.T) {
-	k := newFakeKernel()
+	k := partition.NewFake()
 	h := startAgent(t, k, nil)
 	ctx := context.Background()
 	waitReverted := func(id string, within time.Duration) agentapi.FaultStatus {
@@ -333,7 +303,7 @@ func TestLeaseAndDeadline(t *testing.T) {
 	start := time.Now()
 	h.client.Inject(ctx, pfault("lease", 0.3, time.Minute))
 	st := waitReverted("lease", 1300*time.Millisecond)
-	if st.RevertReason != agentapi.ReasonLease || k.has("lease") || time.Since(start) < 300*time.Millisecond {
+	if st.RevertReason != agentapi.ReasonLease || k.Has("lease") || time.Since(start) < 300*time.Millisecond {
 		t.Fatalf("lease: %+v after %v", st, time.Since(start))
 	}
 	// Renewal keeps it alive past the lease; the deadline still wins.
@@ -352,7 +322,7 @@ func TestLeaseAndDeadline(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if !k.has("renewed") {
+	if !k.Has("renewed") {
 		t.Fatal("renewed fault reverted early")
 	}
 	for {
@@ -369,13 +339,13 @@ func TestLeaseAndDeadline(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	st = waitReverted("renewed", time.Second)
-	if st.RevertReason != agentapi.ReasonDeadline || k.has("renewed") || time.Since(start) < 1200*time.Millisecond {
+	if st.RevertReason != agentapi.ReasonDeadline || k.Has("renewed") || time.Since(start) < 1200*time.Millisecond {
 		t.Fatalf("deadline: %+v after %v", st, time.Since(start))
 	}
 }
 
 func TestStartupRecoveryFake(t *testing.T) {
-	k := newFakeKernel()
+	k := partition.NewFake()
 	dir, _ := os.MkdirTemp("", "cdagt")
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	lpath := filepath.Join(dir, "ledger.jsonl")
@@ -393,18 +363,18 @@ func TestStartupRecoveryFake(t *testing.T) {
 	fh, _ := os.OpenFile(lpath, os.O_APPEND|os.O_WRONLY, 0)
 	fh.WriteString(`{"op":"intent","id":"torn","fault":{"id":"to`)
 	fh.Close()
-	k.Apply(partition.Plan{Table: partition.TableName("left")})
-	k.Apply(partition.Plan{Table: "chaosd_orphan"})
-	k.Apply(partition.Plan{Table: "someone_else"})
+	k.Apply(context.Background(), partition.Plan{Table: partition.TableName("left")})
+	k.Apply(context.Background(), partition.Plan{Table: "chaosd_orphan"})
+	k.Apply(context.Background(), partition.Plan{Table: "someone_else"})
 
 	h := startAgent(t, k, func(c *Config) { c.LedgerPath = lpath })
-	if k.has("left") {
+	if k.Has("left") {
 		t.Fatal("ledger fault not reverted")
 	}
-	if ts, _ := k.ListTagged(); len(ts) != 0 {
+	if ts, _ := k.ListTagged(context.Background()); len(ts) != 0 {
 		t.Fatalf("tagged leftovers: %v", ts)
 	}
-	if ok, _ := k.Exists("someone_else"); !ok {
+	if ok, _ := k.Exists(context.Background(), "someone_else"); !ok {
 		t.Fatal("removed a table that is not ours")
 	}
 	all, _ := h.client.List(context.Background())
@@ -421,13 +391,13 @@ func TestStaleSocketAndConfig(t *testing.T) {
 	dir, _ := os.MkdirTemp("", "cdagt")
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "a.sock")
-	h := startAgent(t, newFakeKernel(), func(c *Config) { c.Socket = sock })
+	h := startAgent(t, partition.NewFake(), func(c *Config) { c.Socket = sock })
 	h.stop()
 	// A socket file left by a dead agent: bound, never listened on.
 	if err := makeStaleSocket(sock); err != nil {
 		t.Fatal(err)
 	}
-	startAgent(t, newFakeKernel(), func(c *Config) { c.Socket = sock })
+	startAgent(t, partition.NewFake(), func(c *Config) { c.Socket = sock })
 
 	for _, tc := range []struct {
 		name string
@@ -442,7 +412,7 @@ func TestStaleSocketAndConfig(t *testing.T) {
 			cfg := Config{Socket: filepath.Join(dir, "b.sock"), TokenFile: filepath.Join(dir, "tok"), LedgerPath: filepath.Join(dir, "l")}
 			os.WriteFile(cfg.TokenFile, []byte("t"), 0o600)
 			tc.mod(&cfg)
-			err := run(context.Background(), cfg, zaptest.NewLogger(t), newFakeKernel())
+			err := runWith(context.Background(), cfg, zaptest.NewLogger(t), fakePartition(t, partition.NewFake(), nil))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tc.want)
 			}
@@ -472,7 +442,7 @@ func TestClientEndpoints(t *testing.T) {
 }
 
 func TestLedgerCompactsWhileRunning(t *testing.T) {
-	k := newFakeKernel()
+	k := partition.NewFake()
 	h := startAgent(t, k, nil)
 	ctx := context.Background()
 	if _, err := h.client.Inject(ctx, pfault("keep", 60, time.Minute)); err != nil {

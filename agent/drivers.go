@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"errors"
+
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
@@ -10,47 +12,60 @@ import (
 	"github.com/chaosd/chaosd/agent/springboot"
 )
 
-// defaultDrivers builds every fault driver of a production agent for the
-// network namespace in cfg, and a function that releases them.
-func defaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func(), error) {
+// DefaultDrivers builds every fault driver of a production agent for the
+// network namespace in cfg, and a function that releases them (it reverts
+// nothing: the agent does that before Run returns). A new fault kind is one
+// package implementing Driver and one entry here.
+//
+// The partition driver exempts the control channel: it reads the TCP
+// ports from cfg.Control, where Run publishes them once it listens.
+func DefaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func() error, error) {
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	var drivers []Driver
 	var closers []func() error
-	closeAll := func() {
+	closeAll := func() error {
+		var errs []error
 		for i := len(closers) - 1; i >= 0; i-- {
-			_ = closers[i]()
+			errs = append(errs, closers[i]())
 		}
+		return errors.Join(errs...)
 	}
-	ap, err := partition.NewApplier(cfg.NetNSPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	closers = append(closers, ap.Close)
-	drivers := []Driver{&partitionDriver{be: ap}}
-	ld, err := latency.New(cfg.NetNSPath, lg.Named("latency"))
-	if err != nil {
+	fail := func(err error) ([]Driver, func() error, error) {
 		closeAll()
 		return nil, nil, err
 	}
-	closers = append(closers, ld.Close)
-	drivers = append(drivers, ld)
-	for _, kind := range []agentapi.Kind{agentapi.KindException, agentapi.KindAppLatency} {
-		d, err := springboot.New(kind, nil, lg.Named("springboot"))
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		closers = append(closers, d.Close)
+	keep := func(d Driver, close func() error) {
 		drivers = append(drivers, d)
+		closers = append(closers, close)
+	}
+
+	pd, err := partition.New(partition.Config{NetNSPath: cfg.NetNSPath, ExemptTCP: cfg.Control.TCP}, lg.Named("partition"))
+	if err != nil {
+		return fail(err)
+	}
+	keep(pd, pd.Close)
+	ld, err := latency.New(cfg.NetNSPath, lg.Named("latency"))
+	if err != nil {
+		return fail(err)
+	}
+	keep(ld, ld.Close)
+	for _, kind := range []agentapi.Kind{agentapi.KindException, agentapi.KindAppLatency} {
+		sd, err := springboot.New(kind, nil, lg.Named("springboot"))
+		if err != nil {
+			return fail(err)
+		}
+		keep(sd, sd.Close)
 	}
 	// The stressor is this binary in a hidden mode (chaosd agent-stressor);
 	// Owner tells this agent's stressors from those of other agents in the
 	// same PID namespace.
 	md, err := memory.New(memory.Config{ArgPrefix: []string{StressorCommand}, Owner: cfg.Node}, lg.Named("memory"))
 	if err != nil {
-		closeAll()
-		return nil, nil, err
+		return fail(err)
 	}
-	closers = append(closers, md.Close)
-	drivers = append(drivers, md)
+	keep(md, md.Close)
 	return drivers, closeAll, nil
 }
 

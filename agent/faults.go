@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,35 +9,83 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/ledger"
-	"github.com/chaosd/chaosd/agent/partition"
 )
 
-// keepReverted is how many reverted faults the agent keeps to report.
+// keepReverted is how many finished faults the agent keeps to report.
 const keepReverted = 100
 
 // reasonApplyFailed marks in the ledger a fault whose apply failed and
 // whose partial state was removed.
 const reasonApplyFailed = "apply-failed"
 
+// phase is where a fault is in its life. Only the phase's owner calls the
+// fault's driver, so calls for one fault never overlap, and nobody holds
+// Agent.mu meanwhile:
+//
+//	injecting  the inject call owns it: Prepare, ledger intent, Apply;
+//	           then, if a revert was asked for meanwhile or Apply
+//	           failed, Revert and Remaining at once
+//	active     applied; nobody is calling its driver; timers armed
+//	reverting  one revert goroutine owns it: Revert, Remaining
+//	done       reverted or failed; final
+//
+// A revert that fails leaves it active (with the error in its status) and
+// re-arms its timer, so the lease or deadline tries again.
+type phase int
+
+const (
+	phaseInjecting phase = iota
+	phaseActive
+	phaseReverting
+	phaseDone
+)
+
+// fault is one fault's state. Every field but drv is guarded by Agent.mu.
 type fault struct {
-	status agentapi.FaultStatus
 	drv    Driver
+	status agentapi.FaultStatus
 	state  json.RawMessage // the driver's state, as last written to the ledger
-	timer  *time.Timer
-	gen    uint64
+	phase  phase
+	// idle is closed when the driver work of the current phase ends
+	// (injecting or reverting); a new channel is made for each.
+	idle chan struct{}
+	// cancel cancels the context of the inject in flight.
+	cancel context.CancelFunc
+	// pending is the reason of a revert asked for while injecting: the
+	// inject reverts the fault as soon as Apply returns.
+	pending string
+	// reverting is the reason of the revert in flight.
+	reverting string
+	// revertErr is the outcome of the last revert attempt.
+	revertErr error
+	// inLedger: the intent is on disk and no revert is recorded, so every
+	// compaction must keep it. applied: the ledger says applied.
+	inLedger, applied bool
+	timer             *time.Timer
+	gen               uint64
+}
+
+// disarm stops the fault's timer; a timer already firing sees a new gen
+// and does nothing.
+func (fl *fault) disarm() {
+	if fl.timer != nil {
+		fl.timer.Stop()
+	}
+	fl.gen++
 }
 
 // apiError carries the HTTP status to answer with.
 type apiError struct {
 	code   int
 	msg    string
-	status *agentapi.FaultStatus // body for 410
+	status *agentapi.FaultStatus // body for 409 and 410 answers that carry one
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -66,7 +115,7 @@ func validate(f agentapi.Fault, now time.Time) error {
 
 // driverFor finds the driver of a kind and refuses kinds this node cannot
 // run, before anything is written or applied.
-func (a *agent) driverFor(kind agentapi.Kind) (Driver, error) {
+func (a *Agent) driverFor(kind agentapi.Kind) (Driver, error) {
 	d, ok := a.drivers[kind]
 	if !ok {
 		kinds := make([]string, 0, len(a.drivers))
@@ -93,7 +142,7 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-func (a *agent) logFields(f agentapi.Fault, reason string) []zap.Field {
+func (a *Agent) logFields(f agentapi.Fault, reason string) []zap.Field {
 	return []zap.Field{
 		zap.String("run", f.RunID), zap.String("fault", f.ID),
 		zap.String("node", a.cfg.Node), zap.String("reason", reason),
@@ -101,8 +150,12 @@ func (a *agent) logFields(f agentapi.Fault, reason string) []zap.Field {
 }
 
 // inject applies a fault: validate and capture (driver Prepare), ledger
-// intent with the driver's state (fsync), apply, ledger applied.
-func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
+// intent with the driver's state (fsync), apply, ledger applied. The
+// fault's own context ends at its deadline or when a revert, a halt or
+// the shutdown asks for it meanwhile; then it is reverted as soon as
+// Apply returns, and the answer is 409 (503 at shutdown) with its status.
+// A second inject of an ID in flight or active is refused with 409.
+func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	if err := validate(f, time.Now()); err != nil {
 		return agentapi.FaultStatus{}, errf(400, "%v", err)
 	}
@@ -110,56 +163,68 @@ func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	if err != nil {
 		return agentapi.FaultStatus{}, errf(400, "%v", err)
 	}
-	if f.Kind == agentapi.KindPartition && f.Partition != nil {
-		// Record the effective direction (default both).
-		if spec, err := partition.Parse(f.Partition); err == nil {
-			f.Partition.Direction = spec.Direction
-		}
-	}
+	ctx, cancel := context.WithDeadline(context.Background(), f.Deadline)
+	defer cancel()
+	fl := &fault{drv: drv, phase: phaseInjecting, idle: make(chan struct{}), cancel: cancel,
+		status: agentapi.FaultStatus{Fault: f}}
+
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.closing {
+		a.mu.Unlock()
 		return agentapi.FaultStatus{}, errf(503, "agent is shutting down")
 	}
-	if old, ok := a.faults[f.ID]; ok && old.status.State == agentapi.StateActive {
-		return old.status, errf(409, "id: fault %q is already active", f.ID)
+	prev := a.faults[f.ID]
+	if prev != nil && prev.phase != phaseDone {
+		st := prev.status
+		a.mu.Unlock()
+		if prev.phase == phaseInjecting {
+			return agentapi.FaultStatus{}, errf(409, "id: fault %q is being injected", f.ID)
+		}
+		return st, errf(409, "id: fault %q is already active", f.ID)
 	}
-	state, err := drv.Prepare(f)
+	a.faults[f.ID] = fl
+	a.mu.Unlock()
+
+	state, err := drv.Prepare(ctx, &f)
+
+	a.mu.Lock()
+	if fl.pending != "" {
+		// Reverted before anything was written or applied.
+		reason := fl.pending
+		st := a.finishUnappliedLocked(fl)
+		a.mu.Unlock()
+		return st, interrupted(st, reason)
+	}
 	if err != nil {
+		// Nothing was written or applied: the fault never existed.
+		a.dropLocked(fl, prev)
+		a.mu.Unlock()
 		return agentapi.FaultStatus{}, errf(400, "%v", err)
 	}
+	fl.status.Fault, fl.state = f, state
 	if err := a.led.Append(ledger.Record{Op: ledger.OpIntent, ID: f.ID, Fault: &f, State: state}); err != nil {
+		a.dropLocked(fl, prev)
+		a.mu.Unlock()
 		return agentapi.FaultStatus{}, errf(500, "record intent: %v", err)
 	}
-	fl := &fault{drv: drv, state: state, status: agentapi.FaultStatus{Fault: f}}
-	a.forget(f.ID)
-	a.faults[f.ID] = fl
-	applied, err := drv.Apply(f, state)
+	fl.inLedger = true
+	a.forgetLocked(f.ID) // the previous life of this ID, if any
+	a.mu.Unlock()
+
+	applied, applyErr := drv.Apply(ctx, f, state)
+
+	now := time.Now().UTC()
+	a.mu.Lock()
 	if len(applied) > 0 {
 		fl.state = applied
 	}
-	if err != nil {
-		rerr := drv.Revert(f, fl.state)
-		now := time.Now().UTC()
-		fl.status.State = agentapi.StateFailed
-		fl.status.Error = err.Error()
-		fl.status.RevertedAt = now
-		fl.status.RevertReason = reasonApplyFailed
-		if rerr == nil {
-			left, verr := drv.Remaining(f, fl.state)
-			fl.status.Verified = verr == nil && left == ""
-			if lerr := a.led.Append(ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: reasonApplyFailed, Error: err.Error()}); lerr != nil {
-				a.lg.Error("record revert", zap.String("fault", f.ID), zap.Error(lerr))
-			}
-		} else {
-			fl.status.Error += "; cleanup: " + rerr.Error()
-		}
-		a.reverted = append(a.reverted, f.ID)
-		a.trim()
-		a.lg.Error("inject failed", append(a.logFields(f, reasonApplyFailed), zap.Error(err))...)
-		return fl.status, errf(500, "apply %s: %v", f.Kind, err)
+	if applyErr != nil {
+		fl.status.Error = applyErr.Error()
+		a.mu.Unlock()
+		a.lg.Error("inject failed", append(a.logFields(f, reasonApplyFailed), zap.Error(applyErr))...)
+		st := a.runRevert(fl, reasonApplyFailed, applyErr)
+		return st, errf(500, "apply %s: %v", f.Kind, applyErr)
 	}
-	now := time.Now().UTC()
 	rec := ledger.Record{Op: ledger.OpApplied, ID: f.ID}
 	if len(applied) > 0 {
 		rec.State = applied
@@ -167,62 +232,110 @@ func (a *agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	if err := a.led.Append(rec); err != nil {
 		// The intent is on disk, so recovery still reverts it; carry on.
 		a.lg.Error("record apply", zap.String("fault", f.ID), zap.Error(err))
+	} else {
+		fl.applied = true
 	}
 	fl.status.State = agentapi.StateActive
 	fl.status.AppliedAt = now
 	fl.status.LeaseExpires = minTime(f.Deadline, now.Add(leaseDuration(f.LeaseSeconds))).UTC()
-	a.arm(fl)
 	a.lg.Info("fault injected", append(a.logFields(f, ""),
 		zap.String("kind", string(f.Kind)), zap.ByteString("state", fl.state), zap.Time("leaseExpires", fl.status.LeaseExpires),
 		zap.Time("deadline", f.Deadline))...)
-	return fl.status, nil
+	if reason := fl.pending; reason != "" {
+		// A revert was asked for while Apply ran: do it now.
+		a.mu.Unlock()
+		st := a.runRevert(fl, reason, nil)
+		return st, interrupted(st, reason)
+	}
+	fl.phase = phaseActive
+	a.arm(fl, time.Until(fl.status.LeaseExpires))
+	close(fl.idle)
+	st := fl.status
+	a.mu.Unlock()
+	return st, nil
 }
 
-// forget drops a reverted fault of the same ID before it is reused.
-func (a *agent) forget(id string) {
-	if _, ok := a.faults[id]; !ok {
-		return
+// interrupted is the inject's answer for a fault whose revert (for
+// reason) was asked for while it was being injected: 409 once reverted
+// (503 at shutdown), with the fault's status; 500 if that revert failed
+// (the fault is then active and its timer tries again).
+func interrupted(st agentapi.FaultStatus, reason string) error {
+	if st.State != agentapi.StateReverted {
+		return &apiError{code: 500, status: &st, msg: fmt.Sprintf(
+			"fault %q was being injected when a revert (%s) was asked for; that revert failed: %s", st.Fault.ID, reason, st.Error)}
 	}
-	delete(a.faults, id)
-	for i, r := range a.reverted {
-		if r == id {
-			a.reverted = append(a.reverted[:i], a.reverted[i+1:]...)
-			break
+	code := 409
+	if reason == agentapi.ReasonShutdown {
+		code = 503
+	}
+	return &apiError{code: code, status: &st, msg: fmt.Sprintf("fault %q was reverted (%s) while it was being injected", st.Fault.ID, reason)}
+}
+
+// finishUnappliedLocked ends a fault whose revert was asked for before its
+// intent was written: nothing was applied, so it is reverted as is.
+func (a *Agent) finishUnappliedLocked(fl *fault) agentapi.FaultStatus {
+	now := time.Now().UTC()
+	fl.phase = phaseDone
+	fl.status.State = agentapi.StateReverted
+	fl.status.RevertedAt = now
+	fl.status.RevertReason = fl.pending
+	fl.status.Verified = true
+	a.forgetLocked(fl.status.Fault.ID)
+	a.reverted = append(a.reverted, fl.status.Fault.ID)
+	a.trimLocked()
+	close(fl.idle)
+	a.lg.Info("fault reverted before it was applied", a.logFields(fl.status.Fault, fl.pending)...)
+	return fl.status
+}
+
+// dropLocked forgets a fault whose inject ended before its intent was
+// written, putting back the finished fault of the same ID it replaced.
+func (a *Agent) dropLocked(fl, prev *fault) {
+	id := fl.status.Fault.ID
+	if a.faults[id] == fl {
+		if prev != nil {
+			a.faults[id] = prev
+		} else {
+			delete(a.faults, id)
 		}
 	}
+	fl.phase = phaseDone
+	fl.status.State = agentapi.StateFailed
+	close(fl.idle)
 }
 
-// arm (re)starts the fault's timer for LeaseExpires. Called with a.mu held.
-func (a *agent) arm(fl *fault) {
-	if fl.timer != nil {
-		fl.timer.Stop()
-	}
-	fl.gen++
-	gen, id := fl.gen, fl.status.Fault.ID
-	fl.timer = time.AfterFunc(time.Until(fl.status.LeaseExpires), func() { a.expire(id, gen) })
+// forgetLocked drops the finished faults of an ID from the report list
+// before the ID is reused.
+func (a *Agent) forgetLocked(id string) {
+	a.reverted = slices.DeleteFunc(a.reverted, func(r string) bool { return r == id })
 }
 
-// expire runs on the fault's own timer: the agent does not wait for chaosd.
-func (a *agent) expire(id string, gen uint64) {
+// arm (re)starts the fault's timer to fire after d. Called with a.mu held.
+func (a *Agent) arm(fl *fault, d time.Duration) {
+	fl.disarm()
+	gen := fl.gen
+	fl.timer = time.AfterFunc(d, func() { a.expire(fl, gen) })
+}
+
+// expire runs on the fault's own timer: the agent does not wait for
+// chaosd, and does not wait for the revert either.
+func (a *Agent) expire(fl *fault, gen uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	fl := a.faults[id]
-	if a.closing || fl == nil || fl.gen != gen || fl.status.State != agentapi.StateActive {
+	if a.closing || fl.gen != gen || fl.phase != phaseActive {
 		return
 	}
 	reason := agentapi.ReasonLease
 	if !time.Now().Before(fl.status.Fault.Deadline) {
 		reason = agentapi.ReasonDeadline
 	}
-	if _, err := a.revertLocked(fl, reason); err != nil {
-		// Keep trying: a fault must not outlive its deadline.
-		fl.gen++
-		gen := fl.gen
-		fl.timer = time.AfterFunc(time.Second, func() { a.expire(id, gen) })
-	}
+	a.startRevertLocked(fl, reason)
 }
 
-func (a *agent) renew(id string, lease float64) (agentapi.FaultStatus, error) {
+// renew extends an active fault's lease (never past its deadline). It
+// never waits for a driver: a fault still being injected answers 409 (its
+// lease starts when it is applied), one being reverted 410.
+func (a *Agent) renew(id string, lease float64) (agentapi.FaultStatus, error) {
 	if !(lease > 0) || math.IsInf(lease, 0) {
 		return agentapi.FaultStatus{}, errf(400, "leaseSeconds: %v must be > 0", lease)
 	}
@@ -232,127 +345,258 @@ func (a *agent) renew(id string, lease float64) (agentapi.FaultStatus, error) {
 	if !ok {
 		return agentapi.FaultStatus{}, errf(404, "fault %q is not known", id)
 	}
-	if fl.status.State != agentapi.StateActive {
+	switch fl.phase {
+	case phaseInjecting:
+		return agentapi.FaultStatus{}, errf(409, "fault %q is still being injected; its lease starts once it is applied", id)
+	case phaseReverting:
+		st := fl.status
+		return st, &apiError{code: 410, msg: fmt.Sprintf("fault %q is being reverted (%s)", id, fl.reverting), status: &st}
+	case phaseDone:
 		st := fl.status
 		return st, &apiError{code: 410, msg: fmt.Sprintf("fault %q is %s (%s)", id, st.State, st.RevertReason), status: &st}
 	}
 	fl.status.LeaseExpires = minTime(fl.status.Fault.Deadline, time.Now().Add(leaseDuration(lease))).UTC()
-	a.arm(fl)
+	if !a.closing {
+		a.arm(fl, time.Until(fl.status.LeaseExpires))
+	}
 	return fl.status, nil
 }
 
-func (a *agent) revert(id, reason string) (agentapi.FaultStatus, error) {
+// revert reverts one fault (DELETE /v1/faults/{id}) and waits for the
+// outcome until ctx ends; the revert goes on without the caller.
+func (a *Agent) revert(ctx context.Context, id, reason string) (agentapi.FaultStatus, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	fl, ok := a.faults[id]
+	a.mu.Unlock()
 	if !ok {
 		return agentapi.FaultStatus{}, errf(404, "fault %q is not known", id)
 	}
-	if fl.status.State != agentapi.StateActive {
-		return fl.status, nil
-	}
-	st, err := a.revertLocked(fl, reason)
+	st, err := a.revertFault(ctx, fl, reason)
 	if err != nil {
 		return st, errf(500, "%v", err)
 	}
 	return st, nil
 }
 
-// revertLocked removes the fault's kernel state, verifies it is gone and
-// records the revert. Called with a.mu held.
-func (a *agent) revertLocked(fl *fault, reason string) (agentapi.FaultStatus, error) {
-	f := fl.status.Fault
-	if err := fl.drv.Revert(f, fl.state); err != nil {
-		fl.status.Error = err.Error()
-		a.lg.Error("revert failed", append(a.logFields(f, reason), zap.Error(err))...)
-		return fl.status, fmt.Errorf("revert fault %s: %w", f.ID, err)
+// revertFault has fl reverted for reason and waits for the outcome until
+// ctx ends:
+//
+//   - active: a revert goroutine starts (Revert, Remaining, ledger);
+//   - injecting: the inject's context is cancelled and the revert is left
+//     pending; the inject reverts the fault as soon as Apply (or Prepare)
+//     returns, whatever Apply's outcome;
+//   - reverting: it waits for the revert in flight;
+//   - done: it answers at once with the status (idempotent).
+//
+// When ctx ends first, the error says which driver call is still running;
+// the revert is not abandoned.
+func (a *Agent) revertFault(ctx context.Context, fl *fault, reason string) (agentapi.FaultStatus, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if fl.phase == phaseDone {
+		return fl.status, nil // as it ended; its status says how
 	}
-	if fl.timer != nil {
-		fl.timer.Stop()
+	for {
+		switch fl.phase {
+		case phaseDone:
+			// Ended while we waited: a failed apply whose cleanup failed
+			// too is an error for whoever asked for the revert.
+			return fl.status, fl.revertErr
+		case phaseActive:
+			a.startRevertLocked(fl, reason)
+		case phaseInjecting:
+			if fl.pending == "" {
+				fl.pending = reason
+				fl.cancel()
+			}
+		}
+		phase, idle := fl.phase, fl.idle
+		a.mu.Unlock()
+		select {
+		case <-idle:
+			a.mu.Lock()
+		case <-ctx.Done():
+			a.mu.Lock()
+			what := "its apply"
+			if phase == phaseReverting {
+				what = "its revert"
+			}
+			return fl.status, fmt.Errorf("fault %s: %s is still running; it is reverted as soon as the driver returns", fl.status.Fault.ID, what)
+		}
+		if fl.phase == phaseActive {
+			// The attempt we waited for failed; the fault is still in
+			// place and its timer will try again.
+			return fl.status, fl.revertErr
+		}
 	}
-	fl.gen++
-	left, err := fl.drv.Remaining(f, fl.state)
-	fl.status.Verified = err == nil && left == ""
-	switch {
-	case err != nil:
-		fl.status.Error = "verify: " + err.Error()
-	case left != "":
-		fl.status.Error = "verify: still present: " + left
-	default:
-		fl.status.Error = ""
+}
+
+// startRevertLocked moves an active fault to reverting and reverts it in
+// a goroutine of its own. Called with a.mu held.
+func (a *Agent) startRevertLocked(fl *fault, reason string) {
+	fl.disarm()
+	fl.phase = phaseReverting
+	fl.reverting = reason
+	fl.idle = make(chan struct{})
+	a.work.Add(1)
+	go func() {
+		defer a.work.Done()
+		a.runRevert(fl, reason, nil)
+	}()
+}
+
+// runRevert removes the fault through its driver, verifies it is gone and
+// records the outcome. The caller owns the fault (phase injecting or
+// reverting) and does not hold a.mu. With applyErr set the fault's Apply
+// failed: it ends failed (reason apply-failed) whatever the cleanup does.
+// Otherwise a failed revert leaves it active and re-arms its timer.
+func (a *Agent) runRevert(fl *fault, reason string, applyErr error) agentapi.FaultStatus {
+	a.mu.Lock()
+	f, state := fl.status.Fault, fl.state
+	a.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
+	defer cancel()
+	rerr := fl.drv.Revert(ctx, f, state)
+	var left string
+	var verr error
+	if rerr == nil {
+		left, verr = fl.drv.Remaining(ctx, f, state)
 	}
+
 	now := time.Now().UTC()
-	fl.status.State = agentapi.StateReverted
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	defer close(fl.idle)
+	if rerr != nil && applyErr == nil {
+		fl.phase = phaseActive
+		fl.status.Error = rerr.Error()
+		fl.revertErr = fmt.Errorf("revert fault %s: %w", f.ID, rerr)
+		a.lg.Error("revert failed", append(a.logFields(f, reason), zap.Error(rerr))...)
+		if !a.closing {
+			// The lease or the deadline tries again; at once if they are
+			// past, but not in a hot loop.
+			a.arm(fl, max(time.Until(fl.status.LeaseExpires), time.Second))
+		}
+		return fl.status
+	}
+	fl.phase = phaseDone
+	fl.revertErr = nil
 	fl.status.RevertedAt = now
 	fl.status.RevertReason = reason
-	if err := a.led.Append(ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: reason}); err != nil {
-		a.lg.Error("record revert", zap.String("fault", f.ID), zap.Error(err))
+	fl.status.Verified = rerr == nil && verr == nil && left == ""
+	rec := ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: reason}
+	if applyErr != nil {
+		fl.status.State = agentapi.StateFailed
+		fl.status.Error = applyErr.Error()
+		rec.Error = applyErr.Error()
+	} else {
+		fl.status.State = agentapi.StateReverted
+		fl.status.Error = ""
+	}
+	switch {
+	case rerr != nil:
+		// Apply failed and so did the cleanup: the ledger keeps the
+		// intent, so the next start reverts it.
+		fl.status.Error += "; cleanup: " + rerr.Error()
+		fl.revertErr = fmt.Errorf("clean up after failed apply of fault %s: %w", f.ID, rerr)
+	case verr != nil:
+		fl.status.Error = joinMsg(fl.status.Error, "verify: "+verr.Error())
+	case left != "":
+		fl.status.Error = joinMsg(fl.status.Error, "verify: still present: "+left)
+	}
+	if rerr == nil {
+		if err := a.led.Append(rec); err != nil {
+			a.lg.Error("record revert", zap.String("fault", f.ID), zap.Error(err))
+		} else {
+			fl.inLedger = false
+		}
 	}
 	a.reverted = append(a.reverted, f.ID)
-	a.trim()
-	a.sinceCompact++
-	if a.sinceCompact >= compactEvery {
-		a.compactLocked()
+	a.trimLocked()
+	if applyErr == nil {
+		a.sinceCompact++
+		if a.sinceCompact >= compactEvery {
+			if err := a.compactLocked(); err != nil {
+				a.lg.Warn("compact ledger", zap.Error(err))
+			}
+		}
+		a.lg.Info("fault reverted", append(a.logFields(f, reason), zap.Bool("verified", fl.status.Verified),
+			zap.Duration("active", now.Sub(fl.status.AppliedAt)))...)
 	}
-	a.lg.Info("fault reverted", append(a.logFields(f, reason), zap.Bool("verified", fl.status.Verified),
-		zap.Duration("active", now.Sub(fl.status.AppliedAt)))...)
-	return fl.status, nil
+	return fl.status
+}
+
+func joinMsg(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 // compactEvery bounds the ledger: after this many reverts it is rewritten
-// to hold only the active faults.
+// to hold only the faults not yet reverted.
 const compactEvery = 256
 
-// compactLocked rewrites the ledger with the active faults. Called with a.mu held.
-func (a *agent) compactLocked() {
-	var live []ledger.Entry
+// compactLocked rewrites the ledger with every fault whose intent is on
+// disk and whose revert is not, including faults still being injected,
+// and the entries start-up could not revert. Called with a.mu held, which
+// every ledger append also holds, so no intent can slip past it.
+func (a *Agent) compactLocked() error {
+	live := append([]ledger.Entry(nil), a.unrecovered...)
 	for _, fl := range a.faults {
-		if fl.status.State == agentapi.StateActive {
-			live = append(live, ledger.Entry{Fault: fl.status.Fault, Applied: true, State: fl.state})
+		if fl.inLedger {
+			live = append(live, ledger.Entry{Fault: fl.status.Fault, Applied: fl.applied, State: fl.state})
 		}
 	}
 	if err := a.led.Compact(live); err != nil {
-		a.lg.Warn("compact ledger", zap.Error(err))
-		return
+		return err
 	}
 	a.sinceCompact = 0
+	return nil
 }
 
-func (a *agent) trim() {
+// trimLocked keeps at most keepReverted finished faults to report; a
+// fault the ledger still holds is kept.
+func (a *Agent) trimLocked() {
 	for len(a.reverted) > keepReverted {
 		id := a.reverted[0]
 		a.reverted = a.reverted[1:]
-		if fl, ok := a.faults[id]; ok && fl.status.State != agentapi.StateActive {
+		if fl, ok := a.faults[id]; ok && fl.phase == phaseDone && !fl.inLedger {
 			delete(a.faults, id)
 		}
 	}
 }
 
-// revertAll reverts every active fault; it returns their statuses and the
-// first error.
-func (a *agent) revertAll(reason string) ([]agentapi.FaultStatus, error) {
+// revertAll reverts every fault not yet finished (active, being injected
+// or being reverted), all in parallel, and waits until ctx ends. It
+// returns their statuses and an error naming each fault not reverted,
+// including those whose driver is still busy (they are reverted as soon as
+// it returns).
+func (a *Agent) revertAll(ctx context.Context, reason string) ([]agentapi.FaultStatus, error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.revertAllLocked(reason)
-}
-
-func (a *agent) revertAllLocked(reason string) ([]agentapi.FaultStatus, error) {
-	var out []agentapi.FaultStatus
-	var first error
+	var targets []*fault
 	for _, fl := range a.sortedLocked() {
-		if fl.status.State != agentapi.StateActive {
-			continue
+		if fl.phase != phaseDone {
+			targets = append(targets, fl)
 		}
-		st, err := a.revertLocked(fl, reason)
-		if err != nil && first == nil {
-			first = err
-		}
-		out = append(out, st)
 	}
-	return out, first
+	a.mu.Unlock()
+	out := make([]agentapi.FaultStatus, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, fl := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = a.revertFault(ctx, fl, reason)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
-func (a *agent) sortedLocked() []*fault {
+func (a *Agent) sortedLocked() []*fault {
 	fs := make([]*fault, 0, len(a.faults))
 	for _, fl := range a.faults {
 		fs = append(fs, fl)
@@ -366,12 +610,14 @@ func (a *agent) sortedLocked() []*fault {
 	return fs
 }
 
-func (a *agent) list(activeOnly bool) []agentapi.FaultStatus {
+// list reports the faults (active ones only with activeOnly). A fault
+// still being injected is not listed: it is not in place yet.
+func (a *Agent) list(activeOnly bool) []agentapi.FaultStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := []agentapi.FaultStatus{}
 	for _, fl := range a.sortedLocked() {
-		if activeOnly && fl.status.State != agentapi.StateActive {
+		if fl.phase == phaseInjecting || activeOnly && fl.phase == phaseDone {
 			continue
 		}
 		out = append(out, fl.status)
@@ -382,10 +628,8 @@ func (a *agent) list(activeOnly bool) []agentapi.FaultStatus {
 // recover replays the ledger: every fault not recorded as reverted is
 // reverted through its driver, then every driver prunes tagged leftovers,
 // then the ledger is compacted. Faults whose revert fails stay in the
-// ledger.
-func (a *agent) recover(entries []ledger.Entry) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// ledger. It runs before the API serves.
+func (a *Agent) recover(ctx context.Context, entries []ledger.Entry) error {
 	var live []ledger.Entry
 	var errs []error
 	for _, e := range entries {
@@ -399,24 +643,36 @@ func (a *agent) recover(entries []ledger.Entry) error {
 			live = append(live, e)
 			continue
 		}
-		if err := drv.Revert(f, e.State); err != nil {
+		rctx, cancel := context.WithTimeout(ctx, revertTimeout)
+		err := drv.Revert(rctx, f, e.State)
+		var left string
+		var verr error
+		if err == nil {
+			left, verr = drv.Remaining(rctx, f, e.State)
+		}
+		cancel()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("recover fault %s: %w", f.ID, err))
 			live = append(live, e)
 			continue
 		}
-		left, verr := drv.Remaining(f, e.State)
 		now := time.Now().UTC()
+		a.mu.Lock()
 		if err := a.led.Append(ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: agentapi.ReasonStartup}); err != nil {
 			errs = append(errs, err)
 		}
-		a.faults[f.ID] = &fault{drv: drv, state: e.State, status: agentapi.FaultStatus{
+		a.faults[f.ID] = &fault{drv: drv, state: e.State, phase: phaseDone, status: agentapi.FaultStatus{
 			Fault: f, State: agentapi.StateReverted, RevertedAt: now,
 			RevertReason: agentapi.ReasonStartup, Verified: verr == nil && left == "",
 		}}
+		a.forgetLocked(f.ID)
 		a.reverted = append(a.reverted, f.ID)
+		a.mu.Unlock()
 		a.lg.Info("fault reverted", append(a.logFields(f, agentapi.ReasonStartup), zap.Bool("applied", e.Applied))...)
 	}
-	a.trim()
+	a.mu.Lock()
+	a.trimLocked()
+	a.mu.Unlock()
 	var keep map[agentapi.Kind][]json.RawMessage
 	for _, e := range live {
 		if keep == nil {
@@ -425,7 +681,9 @@ func (a *agent) recover(entries []ledger.Entry) error {
 		keep[e.Fault.Kind] = append(keep[e.Fault.Kind], e.State)
 	}
 	for _, kind := range a.kinds() {
-		removed, err := a.drivers[kind].Prune(keep[kind])
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		removed, err := a.drivers[kind].Prune(pctx, keep[kind])
+		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prune %s leftovers: %w", kind, err))
 		}
@@ -434,14 +692,18 @@ func (a *agent) recover(entries []ledger.Entry) error {
 				zap.String("reason", agentapi.ReasonStartup))
 		}
 	}
-	if err := a.led.Compact(live); err != nil {
+	a.mu.Lock()
+	a.unrecovered = live
+	err := a.compactLocked()
+	a.mu.Unlock()
+	if err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
 
 // kinds lists the drivers' kinds in a stable order.
-func (a *agent) kinds() []agentapi.Kind {
+func (a *Agent) kinds() []agentapi.Kind {
 	out := make([]agentapi.Kind, 0, len(a.drivers))
 	for k := range a.drivers {
 		out = append(out, k)

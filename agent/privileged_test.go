@@ -41,7 +41,7 @@ func tablesIn(t testing.TB, ns testNS) []string {
 		t.Fatal(err)
 	}
 	defer ap.Close()
-	ts, err := ap.ListTagged()
+	ts, err := ap.ListTagged(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -206,7 +206,7 @@ func (w *world) leftovers() []string {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	tables, err := ap.ListTagged()
+	tables, err := ap.ListTagged(context.Background())
 	ap.Close()
 	if err != nil {
 		w.t.Fatal(err)

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 
 const maxBody = 1 << 20
 
-func (a *agent) handler() http.Handler {
+func (a *Agent) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -30,7 +31,12 @@ func (a *agent) handler() http.Handler {
 		})
 	})
 	mux.HandleFunc("POST /v1/halt", func(w http.ResponseWriter, r *http.Request) {
-		sts, err := a.revertAll(agentapi.ReasonHalt)
+		// Every fault is reverted in parallel; the answer comes within
+		// haltWait even if a driver is stuck (that fault is then named in
+		// the 500 and reverted as soon as its driver returns).
+		ctx, cancel := context.WithTimeout(r.Context(), haltWait)
+		defer cancel()
+		sts, err := a.revertAll(ctx, agentapi.ReasonHalt)
 		if sts == nil {
 			sts = []agentapi.FaultStatus{}
 		}
@@ -50,7 +56,7 @@ func (a *agent) handler() http.Handler {
 	})
 }
 
-func (a *agent) handleInject(w http.ResponseWriter, r *http.Request) {
+func (a *Agent) handleInject(w http.ResponseWriter, r *http.Request) {
 	var f agentapi.Fault
 	if err := decode(w, r, &f); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -64,7 +70,7 @@ func (a *agent) handleInject(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, st)
 }
 
-func (a *agent) handleRenew(w http.ResponseWriter, r *http.Request) {
+func (a *Agent) handleRenew(w http.ResponseWriter, r *http.Request) {
 	var req agentapi.RenewRequest
 	if err := decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -78,8 +84,8 @@ func (a *agent) handleRenew(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (a *agent) handleRevert(w http.ResponseWriter, r *http.Request) {
-	st, err := a.revert(r.PathValue("id"), agentapi.ReasonRequested)
+func (a *Agent) handleRevert(w http.ResponseWriter, r *http.Request) {
+	st, err := a.revert(r.Context(), r.PathValue("id"), agentapi.ReasonRequested)
 	if err != nil {
 		writeAPIError(w, err)
 		return
@@ -102,7 +108,8 @@ func writeAPIError(w http.ResponseWriter, err error) {
 		return
 	}
 	if ae.status != nil {
-		// 410 carries the fault's status so the caller sees why it ended.
+		// 410 (and 409 for an inject reverted in flight) carries the
+		// fault's status so the caller sees why it ended.
 		w.Header().Set("X-Chaosd-Error", ae.msg)
 		writeJSON(w, ae.code, ae.status)
 		return

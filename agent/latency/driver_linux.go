@@ -1,6 +1,7 @@
 package latency
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -26,14 +26,32 @@ import (
 const ProbeLink = "cdlat-probe"
 
 // Driver is the latency fault driver for one network namespace. Its
-// methods serialize on a mutex, so faults on the same interface compose
-// safely within one agent.
+// methods serialise on one lock (faults on the same interface share the
+// agent's HTB root), and a call waiting for it gives up when its context
+// ends. Netlink requests themselves are short and not interruptible.
 type Driver struct {
-	mu sync.Mutex
-	ns netns.NsHandle
-	h  *netlink.Handle
-	lg *zap.Logger
+	lock chan struct{} // holds one token while a method runs
+	ns   netns.NsHandle
+	h    *netlink.Handle // nil once closed
+	lg   *zap.Logger
 }
+
+// acquire takes the driver's lock, or fails when ctx ends first or the
+// driver is closed.
+func (d *Driver) acquire(ctx context.Context) error {
+	select {
+	case d.lock <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("latency driver busy: %w", ctx.Err())
+	}
+	if d.h == nil {
+		d.release()
+		return errors.New("latency driver closed")
+	}
+	return nil
+}
+
+func (d *Driver) release() { <-d.lock }
 
 // New opens the network namespace at nsPath (the calling thread's current
 // one when empty) and a netlink socket inside it. lg may be nil.
@@ -57,18 +75,19 @@ func New(nsPath string, lg *zap.Logger) (*Driver, error) {
 		ns.Close()
 		return nil, fmt.Errorf("netlink socket in namespace %q: %w", nsPath, err)
 	}
-	return &Driver{ns: ns, h: h, lg: lg}, nil
+	return &Driver{lock: make(chan struct{}, 1), ns: ns, h: h, lg: lg}, nil
 }
 
 // Close releases the netlink socket and the namespace handle. It does not
 // revert anything.
 func (d *Driver) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.h != nil {
-		d.h.Close()
-		d.h = nil
+	d.lock <- struct{}{}
+	defer d.release()
+	if d.h == nil {
+		return nil // closed already: the namespace fd may have been reused
 	}
+	d.h.Close()
+	d.h = nil
 	return d.ns.Close()
 }
 
@@ -88,9 +107,11 @@ func kernelRelease() string {
 // it adds an HTB root, a class, a netem leaf and a u32 filter, then
 // deletes the link. Without the dummy driver it falls back to looking for
 // sch_netem in /sys/module and the kernel's module tree.
-func (d *Driver) Probe() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (d *Driver) Probe(ctx context.Context) error {
+	if err := d.acquire(ctx); err != nil {
+		return err
+	}
+	defer d.release()
 	rel := kernelRelease()
 	if l, err := d.h.LinkByName(ProbeLink); err == nil {
 		d.h.LinkDel(l) // a crashed probe's leftover
@@ -140,13 +161,15 @@ func probeFiles(rel string, linkErr error) error {
 
 // Prepare validates the fault, resolves the interfaces to shape and
 // records each one's current root qdisc. It changes nothing.
-func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
+func (d *Driver) Prepare(ctx context.Context, f *agentapi.Fault) (json.RawMessage, error) {
 	s, err := Parse(f.Latency)
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
 	st, err := d.resolve(f.ID, s)
 	if err != nil {
 		return nil, err
@@ -433,7 +456,7 @@ func (d *Driver) removeSlot(l netlink.Link, slot int) (rootDeleted bool, err err
 }
 
 // Apply installs the fault on every interface of the state.
-func (d *Driver) Apply(f agentapi.Fault, state json.RawMessage) (json.RawMessage, error) {
+func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, state json.RawMessage) (json.RawMessage, error) {
 	s, err := Parse(f.Latency)
 	if err != nil {
 		return nil, err
@@ -442,8 +465,10 @@ func (d *Driver) Apply(f agentapi.Fault, state json.RawMessage) (json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
 	if len(st.Interfaces) == 0 {
 		if st, err = d.resolve(f.ID, s); err != nil {
 			return nil, err
@@ -500,13 +525,15 @@ func (d *Driver) applyIface(f agentapi.Fault, s Spec, is *IfaceState) error {
 
 // Revert removes the fault's slot from every interface; the agent's root
 // goes with the last slot. Already removed pieces count as done.
-func (d *Driver) Revert(f agentapi.Fault, state json.RawMessage) error {
+func (d *Driver) Revert(ctx context.Context, f agentapi.Fault, state json.RawMessage) error {
 	st, err := DecodeState(state)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := d.acquire(ctx); err != nil {
+		return err
+	}
+	defer d.release()
 	return d.revertLocked(f, &st)
 }
 
@@ -541,13 +568,15 @@ func (d *Driver) revertLocked(f agentapi.Fault, st *State) error {
 
 // Remaining describes what of the fault is still in the kernel: its
 // class, netem leaf and filters, and an agent root left with no slot.
-func (d *Driver) Remaining(f agentapi.Fault, state json.RawMessage) (string, error) {
+func (d *Driver) Remaining(ctx context.Context, f agentapi.Fault, state json.RawMessage) (string, error) {
 	st, err := DecodeState(state)
 	if err != nil {
 		return "", err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := d.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer d.release()
 	var left []string
 	for _, is := range st.Interfaces {
 		if is.Slot == 0 {
@@ -598,10 +627,12 @@ func describeSlot(iface string, cur Current, slot int) []string {
 // Prune removes every slot in an agent root (cd00:) that no state in keep
 // owns, and the root itself once it holds no slot (so the kernel's
 // default root qdisc comes back), plus a leftover probe link.
-func (d *Driver) Prune(keep []json.RawMessage) ([]string, error) {
+func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, error) {
 	owned := Owned(keep)
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := d.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.release()
 	links, err := retry(d.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)

@@ -3,6 +3,7 @@
 package latency
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 
@@ -23,10 +24,10 @@ func New(nsPath string, lg *zap.Logger) (*Driver, error) { return nil, errNotLin
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindLatency }
 
 // Probe fails off Linux.
-func (d *Driver) Probe() error { return errNotLinux }
+func (d *Driver) Probe(context.Context) error { return errNotLinux }
 
 // Prepare validates the fault but cannot resolve interfaces off Linux.
-func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
+func (d *Driver) Prepare(_ context.Context, f *agentapi.Fault) (json.RawMessage, error) {
 	if _, err := Parse(f.Latency); err != nil {
 		return nil, err
 	}
@@ -34,18 +35,20 @@ func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
 }
 
 // Apply fails off Linux.
-func (d *Driver) Apply(agentapi.Fault, json.RawMessage) (json.RawMessage, error) {
+func (d *Driver) Apply(context.Context, agentapi.Fault, json.RawMessage) (json.RawMessage, error) {
 	return nil, errNotLinux
 }
 
 // Revert has nothing to do off Linux.
-func (d *Driver) Revert(agentapi.Fault, json.RawMessage) error { return nil }
+func (d *Driver) Revert(context.Context, agentapi.Fault, json.RawMessage) error { return nil }
 
 // Remaining has nothing to report off Linux.
-func (d *Driver) Remaining(agentapi.Fault, json.RawMessage) (string, error) { return "", nil }
+func (d *Driver) Remaining(context.Context, agentapi.Fault, json.RawMessage) (string, error) {
+	return "", nil
+}
 
 // Prune has nothing to do off Linux.
-func (d *Driver) Prune([]json.RawMessage) ([]string, error) { return nil, nil }
+func (d *Driver) Prune(context.Context, []json.RawMessage) ([]string, error) { return nil, nil }
 
 // Close does nothing off Linux.
 func (d *Driver) Close() error { return nil }

@@ -1,10 +1,12 @@
 package latency
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -28,7 +30,7 @@ func TestRootHostNoNetem(t *testing.T) {
 	p := newPair(t)
 	d := newDriver(t, p.A)
 
-	err := d.Probe()
+	err := d.Probe(context.Background())
 	if err == nil {
 		t.Skip("this kernel has netem: the no-netem path cannot be checked here")
 	}
@@ -42,11 +44,11 @@ func TestRootHostNoNetem(t *testing.T) {
 
 	before := p.A.root(t, "a0")
 	f := latencyFault("run1.lat", agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, DelayMs: 100})
-	st, err := d.Prepare(f)
+	st, err := d.Prepare(context.Background(), ptr(f))
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	if _, err := d.Apply(f, st); err == nil {
+	if _, err := d.Apply(context.Background(), f, st); err == nil {
 		t.Fatal("Apply succeeded without netem")
 	} else {
 		t.Logf("Apply: %v", err)
@@ -54,10 +56,10 @@ func TestRootHostNoNetem(t *testing.T) {
 	if after := p.A.root(t, "a0"); after != before {
 		t.Fatalf("root qdisc after failed Apply = %s, before %s", after, before)
 	}
-	if err := d.Revert(f, st); err != nil {
+	if err := d.Revert(context.Background(), f, st); err != nil {
 		t.Fatalf("Revert after failed Apply: %v", err)
 	}
-	if removed, err := d.Prune(nil); err != nil || len(removed) != 0 {
+	if removed, err := d.Prune(context.Background(), nil); err != nil || len(removed) != 0 {
 		t.Fatalf("Prune after failed Apply removed %v, err %v", removed, err)
 	}
 }
@@ -75,12 +77,12 @@ func TestRootHostRefusesConfiguredRoot(t *testing.T) {
 	}
 	before := p.A.root(t, "a0")
 	f := latencyFault("run1.lat", agentapi.Latency{CIDRs: []string{"10.99.1.0/24"}, DelayMs: 100})
-	_, err := d.Prepare(f)
+	_, err := d.Prepare(context.Background(), ptr(f))
 	if err == nil || !strings.Contains(err.Error(), "interface a0 has a configured root qdisc tbf") {
 		t.Fatalf("Prepare over tbf: %v", err)
 	}
 	st, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "a0", CIDRs: []string{"10.99.1.0/24"}}}})
-	if _, err := d.Apply(f, st); err == nil || !strings.Contains(err.Error(), "refusing to replace it") {
+	if _, err := d.Apply(context.Background(), f, st); err == nil || !strings.Contains(err.Error(), "refusing to replace it") {
 		t.Fatalf("Apply over tbf: %v", err)
 	}
 	if after := p.A.root(t, "a0"); after != before {
@@ -109,7 +111,7 @@ func TestRootHostInterfaceSelection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			raw, err := d.Prepare(latencyFault("run1.x", tt.l))
+			raw, err := d.Prepare(context.Background(), ptr(latencyFault("run1.x", tt.l)))
 			if tt.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want prefix %q", err, tt.wantErr)
@@ -170,7 +172,7 @@ func TestRootHostPruneLeftoverHTB(t *testing.T) {
 		t.Fatalf("%d filters listed, want at least 8", len(fs))
 	}
 	keep, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "a0", Slot: 3}}})
-	removed, err := d.Prune([]json.RawMessage{keep})
+	removed, err := d.Prune(context.Background(), []json.RawMessage{keep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,11 +186,11 @@ func TestRootHostPruneLeftoverHTB(t *testing.T) {
 	if !cur.Ours() || len(faultClasses(cur)) != 1 || faultClasses(cur)[0] != 3 {
 		t.Fatalf("after Prune(keep): root %s, slots %v", cur.Root, faultClasses(cur))
 	}
-	left, err := d.Remaining(agentapi.Fault{ID: "x"}, keep)
+	left, err := d.Remaining(context.Background(), agentapi.Fault{ID: "x"}, keep)
 	if err != nil || !strings.Contains(left, "a0: htb class cd00:3") || !strings.Contains(left, "a0: u32 filters prio 6") {
 		t.Fatalf("Remaining = %q, %v", left, err)
 	}
-	removed, err = d.Prune(nil)
+	removed, err = d.Prune(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,12 +200,37 @@ func TestRootHostPruneLeftoverHTB(t *testing.T) {
 	if after := p.A.root(t, "a0"); after != before {
 		t.Fatalf("root after Prune = %s, before %s", after, before)
 	}
-	if left, err := d.Remaining(agentapi.Fault{ID: "x"}, keep); err != nil || left != "" {
+	if left, err := d.Remaining(context.Background(), agentapi.Fault{ID: "x"}, keep); err != nil || left != "" {
 		t.Fatalf("Remaining after Prune = %q, %v", left, err)
 	}
 	// Revert of a fault whose state names a vanished interface is done.
 	gone, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "nope0", Slot: 2}}})
-	if err := d.Revert(agentapi.Fault{ID: "x"}, gone); err != nil {
+	if err := d.Revert(context.Background(), agentapi.Fault{ID: "x"}, gone); err != nil {
 		t.Fatalf("Revert on a missing link: %v", err)
 	}
+}
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }
+
+// TestRootBusyDriverHonoursContext: a call waiting for the driver's lock
+// (another latency fault's netlink work) gives up when its context ends.
+func TestRootBusyDriverHonoursContext(t *testing.T) {
+	requireRoot(t)
+	p := newPair(t)
+	d := newDriver(t, p.A)
+	d.lock <- struct{}{} // another call holds the driver
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	f := latencyFault("run1.busy", agentapi.Latency{CIDRs: []string{"10.99.1.0/24"}, DelayMs: 10})
+	for name, call := range map[string]func() error{
+		"Prepare": func() error { _, err := d.Prepare(ctx, &f); return err },
+		"Apply":   func() error { _, err := d.Apply(ctx, f, nil); return err },
+		"Revert":  func() error { return d.Revert(ctx, f, nil) },
+	} {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "busy") {
+			t.Errorf("%s while the driver is busy: %v, want a context error", name, err)
+		}
+	}
+	d.release()
 }

@@ -1,6 +1,7 @@
 package latency
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -127,11 +128,11 @@ const (
 
 func apply(t testing.TB, d *Driver, f agentapi.Fault) json.RawMessage {
 	t.Helper()
-	st, err := d.Prepare(f)
+	st, err := d.Prepare(context.Background(), ptr(f))
 	if err != nil {
 		t.Fatalf("Prepare %s: %v", f.ID, err)
 	}
-	st, err = d.Apply(f, st)
+	st, err = d.Apply(context.Background(), f, st)
 	if err != nil {
 		t.Fatalf("Apply %s: %v", f.ID, err)
 	}
@@ -159,7 +160,7 @@ func expectFast(t *testing.T, a *testNS, addr string) {
 func TestVMProbe(t *testing.T) {
 	requireVM(t)
 	p := newPair(t)
-	if err := newDriver(t, p.A).Probe(); err != nil {
+	if err := newDriver(t, p.A).Probe(context.Background()); err != nil {
 		t.Fatalf("Probe on the VM kernel: %v", err)
 	}
 	if _, err := p.A.h.LinkByName(ProbeLink); err == nil {
@@ -187,21 +188,21 @@ func TestVMDelayToCIDR(t *testing.T) {
 	expectSlow(t, p.A, target6, delay)
 	expectFast(t, p.A, other)
 	expectFast(t, p.A, other6)
-	if left, err := d.Remaining(f, st); err != nil || left == "" {
+	if left, err := d.Remaining(context.Background(), f, st); err != nil || left == "" {
 		t.Fatalf("Remaining while applied = %q, %v", left, err)
 	}
 
-	if err := d.Revert(f, st); err != nil {
+	if err := d.Revert(context.Background(), f, st); err != nil {
 		t.Fatalf("Revert: %v", err)
 	}
-	if err := d.Revert(f, st); err != nil {
+	if err := d.Revert(context.Background(), f, st); err != nil {
 		t.Fatalf("second Revert: %v", err)
 	}
 	if after := p.A.root(t, "a0"); after != before {
 		t.Fatalf("root after Revert = %s, before %s", after, before)
 	}
 	t.Logf("root before %s, after revert %s", before, p.A.root(t, "a0"))
-	if left, err := d.Remaining(f, st); err != nil || left != "" {
+	if left, err := d.Remaining(context.Background(), f, st); err != nil || left != "" {
 		t.Fatalf("Remaining after Revert = %q, %v", left, err)
 	}
 	expectFast(t, p.A, target)
@@ -237,7 +238,7 @@ func TestVMPorts(t *testing.T) {
 	d := newDriver(t, p.A)
 	f := latencyFault("run1.ports", agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, Ports: []uint16{7001}, DelayMs: 100})
 	st := apply(t, d, f)
-	defer d.Revert(f, st)
+	defer d.Revert(context.Background(), f, st)
 	expectSlow(t, p.A, target, delay)
 	expectSlow(t, p.A, target6, delay)
 	expectFast(t, p.A, "10.99.1.2:7002")
@@ -254,7 +255,7 @@ func TestVMLoss(t *testing.T) {
 	d := newDriver(t, p.A)
 	f := latencyFault("run1.loss", agentapi.Latency{CIDRs: []string{"10.99.1.2/32"}, LossPercent: 30})
 	st := apply(t, d, f)
-	defer d.Revert(f, st)
+	defer d.Revert(context.Background(), f, st)
 	const n = 400
 	got := udpReceived(t, p.A, s, "10.99.1.2", n)
 	loss := 100 * float64(n-got) / n
@@ -292,7 +293,7 @@ func TestVMTwoFaultsCompose(t *testing.T) {
 	expectSlow(t, p.A, target, delay)
 	expectSlow(t, p.A, other, 2*delay)
 
-	if err := d.Revert(f1, st1); err != nil {
+	if err := d.Revert(context.Background(), f1, st1); err != nil {
 		t.Fatal(err)
 	}
 	if r := p.A.root(t, "a0"); r.Handle != RootHandle {
@@ -300,10 +301,10 @@ func TestVMTwoFaultsCompose(t *testing.T) {
 	}
 	expectFast(t, p.A, target)
 	expectSlow(t, p.A, other, 2*delay)
-	if left, _ := d.Remaining(f1, st1); left != "" {
+	if left, _ := d.Remaining(context.Background(), f1, st1); left != "" {
 		t.Fatalf("first fault remains: %s", left)
 	}
-	if err := d.Revert(f2, st2); err != nil {
+	if err := d.Revert(context.Background(), f2, st2); err != nil {
 		t.Fatal(err)
 	}
 	if after := p.A.root(t, "a0"); after != before {
@@ -329,7 +330,7 @@ func TestVMPruneAfterCrash(t *testing.T) {
 	expectSlow(t, p.A, target, delay)
 
 	d2 := newDriver(t, p.A)
-	removed, err := d2.Prune(nil)
+	removed, err := d2.Prune(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestVMPruneAfterCrash(t *testing.T) {
 		t.Fatalf("root after Prune = %s, before %s", after, before)
 	}
 	expectFast(t, p.A, target)
-	if again, err := d2.Prune(nil); err != nil || len(again) != 0 {
+	if again, err := d2.Prune(context.Background(), nil); err != nil || len(again) != 0 {
 		t.Fatalf("second Prune removed %q, %v", again, err)
 	}
 }
@@ -357,7 +358,7 @@ func BenchmarkApplyRevert(b *testing.B) {
 	}
 	defer d.Close()
 	f := latencyFault("run1.bench", agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, Ports: []uint16{7001}, DelayMs: 100})
-	prep, err := d.Prepare(f)
+	prep, err := d.Prepare(context.Background(), ptr(f))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -365,12 +366,12 @@ func BenchmarkApplyRevert(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		t0 := time.Now()
-		st, err := d.Apply(f, prep)
+		st, err := d.Apply(context.Background(), f, prep)
 		t1 := time.Now()
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := d.Revert(f, st); err != nil {
+		if err := d.Revert(context.Background(), f, st); err != nil {
 			b.Fatal(err)
 		}
 		applyT += t1.Sub(t0)

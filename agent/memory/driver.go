@@ -2,6 +2,7 @@ package memory
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,8 @@ type Config struct {
 	Owner string
 	// StartTimeout bounds how long Apply waits for the stressor to report
 	// it started (default 10s); KillTimeout how long Revert waits for a
-	// killed stressor to disappear (default 5s).
+	// killed stressor to disappear (default 5s). Both waits also end with
+	// the call's context.
 	StartTimeout time.Duration
 	KillTimeout  time.Duration
 }
@@ -143,7 +145,7 @@ func (d *Driver) CgroupRoot() string { return d.cg.Root }
 func (d *Driver) CgroupVersion() int { return d.cg.Version }
 
 // Probe reports whether this node can run memory faults.
-func (d *Driver) Probe() error {
+func (d *Driver) Probe(context.Context) error {
 	if !supported {
 		return errors.New("the memory fault needs Linux")
 	}
@@ -177,8 +179,8 @@ func (d *Driver) bootID() string {
 
 // Prepare validates the fault, checks the target cgroup and computes the
 // target size from the limit it has now; nothing is changed.
-func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
-	st, err := d.plan(f)
+func (d *Driver) Prepare(_ context.Context, f *agentapi.Fault) (json.RawMessage, error) {
+	st, err := d.plan(*f)
 	if err != nil {
 		return nil, err
 	}
@@ -230,8 +232,9 @@ func (d *Driver) parseState(f agentapi.Fault, raw json.RawMessage) state {
 // before it allocates anything of the target (cgroup v2: cloned into the
 // cgroup; v1: its PID is written to cgroup.procs before it gets the go
 // byte), and Apply returns once it has mapped its memory. The returned
-// state adds its PID, start time and the boot ID.
-func (d *Driver) Apply(f agentapi.Fault, raw json.RawMessage) (json.RawMessage, error) {
+// state adds its PID, start time and the boot ID. When ctx ends before the
+// stressor reported it started, Apply kills it and fails.
+func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessage) (json.RawMessage, error) {
 	st := d.parseState(f, raw)
 	if st.PID > 0 && d.alive(st) {
 		return json.Marshal(st) // already running
@@ -246,7 +249,7 @@ func (d *Driver) Apply(f agentapi.Fault, raw json.RawMessage) (json.RawMessage, 
 	} else if err := d.cg.checkTarget(st.Cgroup); err != nil {
 		return nil, err
 	}
-	c, err := d.start(st)
+	c, err := d.start(ctx, st)
 	if err != nil {
 		return nil, err
 	}
@@ -270,8 +273,12 @@ func (d *Driver) args(st state) []string {
 	)
 }
 
-// start runs one stressor and waits until it reports it started.
-func (d *Driver) start(st state) (c *child, err error) {
+// start runs one stressor and waits until it reports it started, or ctx
+// ends.
+func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	closed := d.closed
 	d.mu.Unlock()
@@ -324,7 +331,10 @@ func (d *Driver) start(st state) (c *child, err error) {
 	}
 	c = &child{pid: cmd.Process.Pid, faultID: st.FaultID, cgroup: st.Cgroup, cmd: cmd, lifeline: inW,
 		started: make(chan struct{}), eof: make(chan struct{}), done: make(chan struct{}), placed: make(chan struct{})}
-	release := func() { c.placedOnce.Do(func() { close(c.placed) }) }
+	// release must not read the named result c: a failing return has set
+	// it to nil by the time deferred calls run.
+	ch := c
+	release := func() { ch.placedOnce.Do(func() { close(ch.placed) }) }
 	defer release()
 	d.mu.Lock()
 	d.children[c.pid] = c
@@ -334,7 +344,9 @@ func (d *Driver) start(st state) (c *child, err error) {
 
 	fail := func(err error) (*child, error) {
 		release()
-		d.stop(c)
+		// The kill must be waited for even when ctx has ended: a fresh
+		// bound, KillTimeout.
+		d.stop(context.Background(), c)
 		if len(c.tail) > 0 {
 			err = fmt.Errorf("%w (stressor said: %s)", err, strings.Join(c.tail, "; "))
 		}
@@ -375,6 +387,8 @@ func (d *Driver) start(st state) (c *child, err error) {
 		return fail(fmt.Errorf("stressor %d exited before it started: %s", c.pid, c.exit))
 	case <-time.After(d.cfg.StartTimeout):
 		return fail(fmt.Errorf("stressor %d did not start within %s", c.pid, d.cfg.StartTimeout))
+	case <-ctx.Done():
+		return fail(fmt.Errorf("stressor %d: start abandoned: %w", c.pid, ctx.Err()))
 	}
 }
 
@@ -435,8 +449,9 @@ func (d *Driver) reap(c *child, out *os.File) {
 	close(c.done)
 }
 
-// stop kills a child of ours and waits for its reaper.
-func (d *Driver) stop(c *child) error {
+// stop kills a child of ours and waits for its reaper, at most
+// KillTimeout or until ctx ends.
+func (d *Driver) stop(ctx context.Context, c *child) error {
 	c.killed.Store(true)
 	_ = c.cmd.Process.Signal(syscall.SIGKILL) // pidfd-backed: never hits a reused PID
 	c.lifeline.Close()
@@ -445,6 +460,8 @@ func (d *Driver) stop(c *child) error {
 		return nil
 	case <-time.After(d.cfg.KillTimeout):
 		return fmt.Errorf("stressor %d did not exit within %s of SIGKILL", c.pid, d.cfg.KillTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("stressor %d: wait for exit after SIGKILL: %w", c.pid, ctx.Err())
 	}
 }
 
@@ -482,9 +499,9 @@ func (d *Driver) alive(st state) bool {
 
 // kill removes the stressor (pid, start) of faultID if it is still that
 // process; anything else, including "gone", is success.
-func (d *Driver) kill(pid int, start uint64, faultID string) error {
+func (d *Driver) kill(ctx context.Context, pid int, start uint64, faultID string) error {
 	if c := d.ownChild(pid, start); c != nil {
-		return d.stop(c)
+		return d.stop(ctx, c)
 	}
 	killed, err := killIf(pid, func() bool { return d.isStressor(pid, start, faultID) })
 	if err != nil || !killed {
@@ -495,7 +512,11 @@ func (d *Driver) kill(pid int, start uint64, faultID string) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("stressor %d did not exit within %s of SIGKILL", pid, d.cfg.KillTimeout)
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stressor %d: wait for exit after SIGKILL: %w", pid, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	return nil
 }
@@ -505,20 +526,20 @@ func (d *Driver) kill(pid int, start uint64, faultID string) error {
 // signalled), then any other stressor of this owner marked with the
 // fault's ID (e.g. one started by an Apply whose state never reached the
 // ledger). A process already gone is success.
-func (d *Driver) Revert(f agentapi.Fault, raw json.RawMessage) error {
+func (d *Driver) Revert(ctx context.Context, f agentapi.Fault, raw json.RawMessage) error {
 	st := d.parseState(f, raw)
 	if st.BootID != "" && st.BootID != d.bootID() {
 		return nil // rebooted since: nothing of it can be left
 	}
 	var errs []error
 	if st.PID > 0 {
-		errs = append(errs, d.kill(st.PID, st.StartTime, st.FaultID))
+		errs = append(errs, d.kill(ctx, st.PID, st.StartTime, st.FaultID))
 	}
 	procs, err := d.scan()
 	errs = append(errs, err)
 	for _, p := range procs {
 		if p.FaultID == st.FaultID {
-			errs = append(errs, d.kill(p.pid, p.start, p.FaultID))
+			errs = append(errs, d.kill(ctx, p.pid, p.start, p.FaultID))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -532,7 +553,7 @@ func (d *Driver) Revert(f agentapi.Fault, raw json.RawMessage) error {
 // Remaining names the fault's stressor processes still alive (zombies
 // count as gone: their memory is freed). A stressor the OOM killer took is
 // gone too.
-func (d *Driver) Remaining(f agentapi.Fault, raw json.RawMessage) (string, error) {
+func (d *Driver) Remaining(_ context.Context, f agentapi.Fault, raw json.RawMessage) (string, error) {
 	st := d.parseState(f, raw)
 	var left []string
 	seen := map[int]bool{}
@@ -551,7 +572,7 @@ func (d *Driver) Remaining(f agentapi.Fault, raw json.RawMessage) (string, error
 
 // Prune kills stressors of this owner that no kept fault owns (by fault ID
 // or by PID and start time) and returns what it killed.
-func (d *Driver) Prune(keep []json.RawMessage) ([]string, error) {
+func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, error) {
 	type ident struct {
 		pid   int
 		start uint64
@@ -579,7 +600,7 @@ func (d *Driver) Prune(keep []json.RawMessage) ([]string, error) {
 		if keepIDs[p.FaultID] || keepProcs[ident{p.pid, p.start}] {
 			continue
 		}
-		if err := d.kill(p.pid, p.start, p.FaultID); err != nil {
+		if err := d.kill(ctx, p.pid, p.start, p.FaultID); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -601,7 +622,7 @@ func (d *Driver) Close() error {
 	d.mu.Unlock()
 	var errs []error
 	for _, c := range cs {
-		errs = append(errs, d.stop(c))
+		errs = append(errs, d.stop(context.Background(), c))
 	}
 	d.wg.Wait()
 	return errors.Join(errs...)

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -61,9 +62,9 @@ func testAgentMain(cfgJSON string) int {
 		report(testAgentReport{Error: err.Error()})
 		return 1
 	}
-	st, err := d.Prepare(cfg.Fault)
+	st, err := d.Prepare(context.Background(), ptr(cfg.Fault))
 	if err == nil {
-		st, err = d.Apply(cfg.Fault, st)
+		st, err = d.Apply(context.Background(), cfg.Fault, st)
 	}
 	if err != nil {
 		report(testAgentReport{Error: err.Error()})

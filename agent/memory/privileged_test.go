@@ -2,6 +2,7 @@ package memory
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -92,7 +93,7 @@ func (e testEnv) driver(t testing.TB) *Driver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Probe(); err != nil {
+	if err := d.Probe(context.Background()); err != nil {
 		t.Fatalf("Probe: %v", err)
 	}
 	t.Cleanup(func() {
@@ -111,11 +112,11 @@ func memFault(id, cg string, m agentapi.Memory) agentapi.Fault {
 
 func apply(t testing.TB, d *Driver, f agentapi.Fault) state {
 	t.Helper()
-	raw, err := d.Prepare(f)
+	raw, err := d.Prepare(context.Background(), ptr(f))
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	raw, err = d.Apply(f, raw)
+	raw, err = d.Apply(context.Background(), f, raw)
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
@@ -213,18 +214,18 @@ func reachAndReclaim(t *testing.T, e testEnv, m agentapi.Memory, wantTarget uint
 	if usage > wantTarget+32*mib {
 		t.Errorf("usage %d MiB overshoots the target %d MiB", usage/mib, wantTarget/mib)
 	}
-	if left, err := d.Remaining(f, raw(st)); err != nil || !strings.Contains(left, strconv.Itoa(st.PID)) {
+	if left, err := d.Remaining(context.Background(), f, raw(st)); err != nil || !strings.Contains(left, strconv.Itoa(st.PID)) {
 		t.Fatalf("Remaining while applied = %q, %v", left, err)
 	}
 	t0 = time.Now()
-	if err := d.Revert(f, raw(st)); err != nil {
+	if err := d.Revert(context.Background(), f, raw(st)); err != nil {
 		t.Fatalf("Revert: %v", err)
 	}
 	reverted := time.Since(t0)
 	if !gone(st.PID, st.StartTime) {
 		t.Fatalf("stressor %d still exists after Revert (zombie?)", st.PID)
 	}
-	if left, err := d.Remaining(f, raw(st)); err != nil || left != "" {
+	if left, err := d.Remaining(context.Background(), f, raw(st)); err != nil || left != "" {
 		t.Fatalf("Remaining after revert = %q, %v", left, err)
 	}
 	after, _ := e.cg.Usage(rel)
@@ -232,7 +233,7 @@ func reachAndReclaim(t *testing.T, e testEnv, m agentapi.Memory, wantTarget uint
 	if after > 16*mib {
 		t.Errorf("usage after revert %d MiB, want < 16 MiB", after/mib)
 	}
-	if err := d.Revert(f, raw(st)); err != nil {
+	if err := d.Revert(context.Background(), f, raw(st)); err != nil {
 		t.Fatalf("second Revert: %v", err)
 	}
 }
@@ -263,10 +264,10 @@ func testPIDReuse(t *testing.T, e testEnv) {
 		"other start time": {FaultID: f.ID, PID: sl.Process.Pid, StartTime: ps.StartTime + 1},
 		"no marker":        {FaultID: f.ID, PID: sl.Process.Pid, StartTime: ps.StartTime},
 	} {
-		if err := d.Revert(f, raw(st)); err != nil {
+		if err := d.Revert(context.Background(), f, raw(st)); err != nil {
 			t.Fatalf("%s: Revert: %v", name, err)
 		}
-		if left, _ := d.Remaining(f, raw(st)); left != "" {
+		if left, _ := d.Remaining(context.Background(), f, raw(st)); left != "" {
 			t.Errorf("%s: Remaining = %q for a process that is not a stressor", name, left)
 		}
 		if gone(sl.Process.Pid, ps.StartTime) {
@@ -276,7 +277,7 @@ func testPIDReuse(t *testing.T, e testEnv) {
 			t.Fatalf("%s: Revert killed pid %d", name, sl.Process.Pid)
 		}
 	}
-	if _, err := d.Prune(nil); err != nil {
+	if _, err := d.Prune(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := readStat("/proc", sl.Process.Pid); err != nil || p.State == 'Z' {
@@ -292,7 +293,7 @@ func testPrune(t *testing.T, e testEnv) {
 	fa := memFault("keep", rel, agentapi.Memory{SizeBytes: 16 * mib})
 	fb := memFault("drop", rel, agentapi.Memory{SizeBytes: 16 * mib})
 	a, b := apply(t, d, fa), apply(t, d, fb)
-	removed, err := d.Prune([]json.RawMessage{raw(a)})
+	removed, err := d.Prune(context.Background(), []json.RawMessage{raw(a)})
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
@@ -308,10 +309,10 @@ func testPrune(t *testing.T, e testEnv) {
 	// The ledger only has Prepare's state (crash between start and the
 	// ledger write): Revert finds the stressor by its fault marker.
 	prepared := state{FaultID: a.FaultID, Cgroup: rel, TargetBytes: a.TargetBytes}
-	if left, _ := d.Remaining(fa, raw(prepared)); left == "" {
+	if left, _ := d.Remaining(context.Background(), fa, raw(prepared)); left == "" {
 		t.Fatal("Remaining without a PID did not find the stressor by its marker")
 	}
-	if err := d.Revert(fa, raw(prepared)); err != nil {
+	if err := d.Revert(context.Background(), fa, raw(prepared)); err != nil {
 		t.Fatal(err)
 	}
 	if !gone(a.PID, a.StartTime) {
@@ -355,7 +356,7 @@ func testAgentDies(t *testing.T, e testEnv, leak bool) {
 			})
 		}()
 	}
-	t.Cleanup(func() { d.Revert(f, rep.State) })
+	t.Cleanup(func() { d.Revert(context.Background(), f, rep.State) })
 	if gone(st.PID, st.StartTime) {
 		t.Fatal("stressor already gone")
 	}
@@ -366,6 +367,42 @@ func testAgentDies(t *testing.T, e testEnv, leak bool) {
 	took := waitDead(t, st.PID, st.StartTime, 2*time.Second*e.slow)
 	t.Logf("stressor %d died %s after its agent (lifeline leaked: %v)", st.PID, took.Round(time.Millisecond), leak)
 }
+
+// testStartHonoursContext: a stressor that never reports it started (a
+// stand-in that only sleeps) holds Apply until the call's context ends,
+// not for StartTimeout, and is killed: its cgroup is empty afterwards.
+func testStartHonoursContext(t *testing.T, e testEnv) {
+	script := filepath.Join(t.TempDir(), "mute-stressor")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Exe: script, CgroupRoot: e.cg.Root, Owner: e.owner, StartTimeout: time.Minute}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	rel := e.newCgroup(t, 256*mib)
+	f := memFault("ctx", rel, agentapi.Memory{SizeBytes: 16 * mib})
+	prep, err := d.Prepare(context.Background(), &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = d.Apply(ctx, f, prep)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "deadline exceeded") || took > 300*time.Millisecond+e.slow*2*time.Second {
+		t.Fatalf("Apply with a mute stressor: %v after %v, want the context's error soon after 300ms", err, took)
+	}
+	t.Logf("Apply gave up %v after the call began (context: 300ms)", took.Round(time.Millisecond))
+	if procs, _ := os.ReadFile(filepath.Join(e.cg.Dir(rel), "cgroup.procs")); len(strings.TrimSpace(string(procs))) > 0 {
+		t.Fatalf("processes left in the cgroup: %q", procs)
+	}
+}
+
+func TestHostV1StartHonoursContext(t *testing.T) { testStartHonoursContext(t, hostV1(t)) }
+func TestVMStartHonoursContext(t *testing.T)     { testStartHonoursContext(t, vmV2(t)) }
 
 func TestHostV1ReachSizeWithRamp(t *testing.T) { testReachSize(t, hostV1(t)) }
 func TestHostV1ReachFraction(t *testing.T)     { testReachFraction(t, hostV1(t)) }
@@ -399,10 +436,10 @@ func TestVMOOMKill(t *testing.T) {
 	if kills <= kills0 {
 		t.Fatalf("stressor gone but memory.events oom_kill %d → %d", kills0, kills)
 	}
-	if left, err := d.Remaining(f, raw(st)); err != nil || left != "" {
+	if left, err := d.Remaining(context.Background(), f, raw(st)); err != nil || left != "" {
 		t.Fatalf("Remaining after OOM kill = %q, %v", left, err)
 	}
-	if err := d.Revert(f, raw(st)); err != nil {
+	if err := d.Revert(context.Background(), f, raw(st)); err != nil {
 		t.Fatalf("Revert after OOM kill: %v", err)
 	}
 	t.Logf("stressor OOM-killed %s after apply; oom_kill %d → %d", took.Round(time.Millisecond), kills0, kills)
@@ -424,10 +461,10 @@ func TestHostV1OOMKill(t *testing.T) {
 	if kills <= kills0 {
 		t.Fatalf("stressor gone but oom_kill %d → %d", kills0, kills)
 	}
-	if left, err := d.Remaining(f, raw(st)); err != nil || left != "" {
+	if left, err := d.Remaining(context.Background(), f, raw(st)); err != nil || left != "" {
 		t.Fatalf("Remaining after OOM kill = %q, %v", left, err)
 	}
-	if err := d.Revert(f, raw(st)); err != nil {
+	if err := d.Revert(context.Background(), f, raw(st)); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("stressor OOM-killed %s after apply; oom_kill %d → %d", took.Round(time.Millisecond), kills0, kills)
@@ -446,7 +483,7 @@ func BenchmarkApplyRevert(b *testing.B) {
 	d := e.driver(b)
 	rel := e.newCgroup(b, 256*mib)
 	f := memFault("bench", rel, agentapi.Memory{SizeBytes: 16 * mib})
-	prep, err := d.Prepare(f)
+	prep, err := d.Prepare(context.Background(), ptr(f))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -454,12 +491,12 @@ func BenchmarkApplyRevert(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		st, err := d.Apply(f, prep)
+		st, err := d.Apply(context.Background(), f, prep)
 		if err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
-		if err := d.Revert(f, st); err != nil {
+		if err := d.Revert(context.Background(), f, st); err != nil {
 			b.Fatal(err)
 		}
 		applyT += t1.Sub(t0)

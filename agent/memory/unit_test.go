@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -273,16 +274,19 @@ func TestPrepareRefusesWithoutCgroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Probe(); err == nil {
+	if err := d.Probe(context.Background()); err == nil {
 		t.Fatal("Probe succeeded without a cgroup hierarchy")
 	}
-	if _, err := d.Prepare(agentapi.Fault{ID: "f", Kind: "memory", Memory: &agentapi.Memory{SizeBytes: 1 << 20}}); err == nil {
+	if _, err := d.Prepare(context.Background(), ptr(agentapi.Fault{ID: "f", Kind: "memory", Memory: &agentapi.Memory{SizeBytes: 1 << 20}})); err == nil {
 		t.Fatal("Prepare succeeded without a cgroup hierarchy")
 	}
-	if _, err := d.Prepare(agentapi.Fault{ID: "f", Kind: "memory", Memory: &agentapi.Memory{Fraction: 2}}); err == nil || !strings.HasPrefix(err.Error(), "memory.fraction") {
+	if _, err := d.Prepare(context.Background(), ptr(agentapi.Fault{ID: "f", Kind: "memory", Memory: &agentapi.Memory{Fraction: 2}})); err == nil || !strings.HasPrefix(err.Error(), "memory.fraction") {
 		t.Fatalf("validation error first: %v", err)
 	}
 	if d.Kind() != agentapi.KindMemory {
 		t.Fatal(d.Kind())
 	}
 }
+
+// ptr returns a pointer to a copy of v.
+func ptr[T any](v T) *T { return &v }

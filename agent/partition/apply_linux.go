@@ -1,10 +1,12 @@
 package partition
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -15,9 +17,14 @@ import (
 
 // Applier installs and removes plans in one network namespace. Every
 // operation opens its own netlink socket inside that namespace (by fd), so
-// the calling goroutine's thread and namespace do not matter.
+// the calling goroutine's thread and namespace do not matter. It is safe
+// for concurrent use; Close waits for operations in flight, so the
+// namespace fd is never used after it was closed (a reused fd number
+// could name another namespace).
 type Applier struct {
-	ns netns.NsHandle
+	mu     sync.RWMutex
+	ns     netns.NsHandle
+	closed bool
 }
 
 // NewApplier opens the network namespace at nsPath, or the calling
@@ -36,27 +43,45 @@ func NewApplier(nsPath string) (*Applier, error) {
 	return &Applier{ns: h}, nil
 }
 
-// Close releases the namespace handle.
-func (a *Applier) Close() error { return a.ns.Close() }
+// Close releases the namespace handle; later operations fail.
+func (a *Applier) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	return a.ns.Close()
+}
 
-func (a *Applier) conn() (*nftables.Conn, error) {
+// use runs fn with the namespace handle held open. A netlink transaction
+// cannot be interrupted, so ctx is checked once, before it starts.
+func (a *Applier) use(ctx context.Context, fn func(c *nftables.Conn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		return errors.New("nftables applier closed")
+	}
 	c, err := nftables.New(nftables.WithNetNSFd(int(a.ns)))
 	if err != nil {
-		return nil, fmt.Errorf("nftables connection: %w", err)
+		return fmt.Errorf("nftables connection: %w", err)
 	}
-	return c, nil
+	return fn(c)
 }
 
 // Apply installs the plan atomically (one netlink batch). A table of the
 // same name left behind is replaced, never merged.
-func (a *Applier) Apply(p Plan) error {
+func (a *Applier) Apply(ctx context.Context, p Plan) error {
 	if !strings.HasPrefix(p.Table, TablePrefix) {
 		return fmt.Errorf("refusing to apply untagged table %q", p.Table)
 	}
-	c, err := a.conn()
-	if err != nil {
-		return err
-	}
+	return a.use(ctx, func(c *nftables.Conn) error { return install(c, p) })
+}
+
+func install(c *nftables.Conn, p Plan) error {
 	t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
 	// add; delete; add: replaces any leftover in the same transaction.
 	c.AddTable(t)
@@ -169,14 +194,14 @@ func ruleExprs(r Rule, set *nftables.Set) ([]expr.Any, error) {
 }
 
 // Remove deletes a table. A table that is already gone counts as removed.
-func (a *Applier) Remove(table string) error {
+func (a *Applier) Remove(ctx context.Context, table string) error {
 	if !strings.HasPrefix(table, TablePrefix) {
 		return fmt.Errorf("refusing to remove untagged table %q", table)
 	}
-	c, err := a.conn()
-	if err != nil {
-		return err
-	}
+	return a.use(ctx, func(c *nftables.Conn) error { return remove(c, table) })
+}
+
+func remove(c *nftables.Conn, table string) error {
 	c.DelTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
 	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("delete table %s: %w", table, err)
@@ -185,8 +210,8 @@ func (a *Applier) Remove(table string) error {
 }
 
 // Exists reports whether the inet table is present.
-func (a *Applier) Exists(table string) (bool, error) {
-	names, err := a.list()
+func (a *Applier) Exists(ctx context.Context, table string) (bool, error) {
+	names, err := a.list(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -199,8 +224,8 @@ func (a *Applier) Exists(table string) (bool, error) {
 }
 
 // ListTagged returns the names of every inet table carrying TablePrefix.
-func (a *Applier) ListTagged() ([]string, error) {
-	names, err := a.list()
+func (a *Applier) ListTagged(ctx context.Context) ([]string, error) {
+	names, err := a.list(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -213,34 +238,31 @@ func (a *Applier) ListTagged() ([]string, error) {
 	return out, nil
 }
 
-func (a *Applier) list() ([]string, error) {
-	c, err := a.conn()
-	if err != nil {
-		return nil, err
-	}
-	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("list nftables tables: %w", err)
-	}
-	names := make([]string, len(ts))
-	for i, t := range ts {
-		names[i] = t.Name
-	}
-	return names, nil
+func (a *Applier) list(ctx context.Context) ([]string, error) {
+	var names []string
+	err := a.use(ctx, func(c *nftables.Conn) error {
+		ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return fmt.Errorf("list nftables tables: %w", err)
+		}
+		for _, t := range ts {
+			names = append(names, t.Name)
+		}
+		return nil
+	})
+	return names, err
 }
 
 // Probe checks that nftables works in the namespace by creating and
 // deleting a throwaway table.
-func (a *Applier) Probe() error {
+func (a *Applier) Probe(ctx context.Context) error {
 	name := fmt.Sprintf("%sprobe_%d", TablePrefix, os.Getpid())
-	c, err := a.conn()
-	if err != nil {
-		return err
-	}
-	t := c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
-	c.AddChain(&nftables.Chain{Name: "probe", Table: t})
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("create probe table: %w", err)
-	}
-	return a.Remove(name)
+	return a.use(ctx, func(c *nftables.Conn) error {
+		t := c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
+		c.AddChain(&nftables.Chain{Name: "probe", Table: t})
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("create probe table: %w", err)
+		}
+		return remove(c, name)
+	})
 }

@@ -2,7 +2,10 @@
 
 package partition
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 var errNotLinux = errors.New("partition: nftables needs Linux")
 
@@ -16,16 +19,16 @@ func NewApplier(string) (*Applier, error) { return nil, errNotLinux }
 func (a *Applier) Close() error { return nil }
 
 // Apply fails outside Linux.
-func (a *Applier) Apply(Plan) error { return errNotLinux }
+func (a *Applier) Apply(context.Context, Plan) error { return errNotLinux }
 
 // Remove fails outside Linux.
-func (a *Applier) Remove(string) error { return errNotLinux }
+func (a *Applier) Remove(context.Context, string) error { return errNotLinux }
 
 // Exists fails outside Linux.
-func (a *Applier) Exists(string) (bool, error) { return false, errNotLinux }
+func (a *Applier) Exists(context.Context, string) (bool, error) { return false, errNotLinux }
 
 // ListTagged fails outside Linux.
-func (a *Applier) ListTagged() ([]string, error) { return nil, errNotLinux }
+func (a *Applier) ListTagged(context.Context) ([]string, error) { return nil, errNotLinux }
 
 // Probe fails outside Linux.
-func (a *Applier) Probe() error { return errNotLinux }
+func (a *Applier) Probe(context.Context) error { return errNotLinux }

@@ -1,7 +1,9 @@
-// Package partition turns a partition fault into nftables state: a pure
-// planner (Plan, unit-tested without root) describes one inet table per
-// fault, and a thin Linux applier (Applier) installs, removes and lists it
-// through netlink in a chosen network namespace.
+// Package partition is the node agent's partition fault driver (Driver):
+// it turns a partition fault into nftables state. A pure planner (Parse
+// and PlanFault, unit-tested without root) describes one inet table per
+// fault; a thin Linux applier (Applier) installs, removes and lists it
+// through netlink in a chosen network namespace; Fake stands in for the
+// applier in tests without root.
 //
 // Semantics. A partition drops traffic between this network namespace (and
 // whatever it forwards for, e.g. pods behind a node) and the fault's CIDRs:
@@ -16,9 +18,9 @@
 // a service listening on 8082 over there, in both directions of the flow.
 // Without Ports every protocol is cut.
 //
-// Exempt local TCP ports (the agent's own API listener) are accepted before
-// any drop, so the control channel survives even when its peer lies inside
-// a faulted CIDR.
+// Exempt local TCP ports (the agent's own API listener, given to New as
+// Config.ExemptTCP) are accepted before any drop, so the control channel
+// survives even when its peer lies inside a faulted CIDR.
 package partition
 
 import (

@@ -15,6 +15,7 @@ package springboot
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,14 @@ func (s *activeSet) check(u, id string) error {
 	return nil
 }
 
+// other returns the fault holding u if it is not id.
+func (s *activeSet) other(u, id string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	other, ok := s.byURL[u]
+	return other, ok && other != id
+}
+
 func (s *activeSet) release(u, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -122,7 +131,7 @@ func (d *Driver) Kind() agentapi.Kind { return d.kind }
 
 // Probe is always nil: HTTP is always available; whether a service has a
 // Chaos Monkey actuator is checked per fault in Prepare.
-func (d *Driver) Probe() error { return nil }
+func (d *Driver) Probe(context.Context) error { return nil }
 
 // Close releases idle connections.
 func (d *Driver) Close() error {
@@ -184,15 +193,15 @@ func (d *Driver) validate(f agentapi.Fault) (string, error) {
 }
 
 // Prepare validates f and captures the service's settings before it.
-func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
-	base, err := d.validate(f)
+func (d *Driver) Prepare(ctx context.Context, f *agentapi.Fault) (json.RawMessage, error) {
+	base, err := d.validate(*f)
 	if err != nil {
 		return nil, err
 	}
 	if err := d.active.check(base, f.ID); err != nil {
 		return nil, err
 	}
-	st, err := d.capture(base)
+	st, err := d.capture(ctx, base)
 	if err != nil {
 		return nil, err
 	}
@@ -200,17 +209,17 @@ func (d *Driver) Prepare(f agentapi.Fault) (json.RawMessage, error) {
 }
 
 // capture reads the current settings of the actuator at base.
-func (d *Driver) capture(base string) (State, error) {
+func (d *Driver) capture(ctx context.Context, base string) (State, error) {
 	st := State{URL: base}
-	enabled, err := d.status(base)
+	enabled, err := d.status(ctx, base)
 	if err != nil {
 		return st, err
 	}
 	st.Enabled = enabled
-	if st.Assaults, err = d.getObject(base, "/assaults", "level"); err != nil {
+	if st.Assaults, err = d.getObject(ctx, base, "/assaults", "level"); err != nil {
 		return st, err
 	}
-	if st.Watchers, err = d.getObject(base, "/watchers", "restController"); err != nil {
+	if st.Watchers, err = d.getObject(ctx, base, "/watchers", "restController"); err != nil {
 		return st, err
 	}
 	return st, nil
@@ -218,8 +227,8 @@ func (d *Driver) capture(base string) (State, error) {
 
 // status reads GET /status: 200 "Ready to be evil!" or 503 "You switched
 // me off!"; anything else is not a Chaos Monkey actuator.
-func (d *Driver) status(base string) (bool, error) {
-	code, body, err := d.do("GET", base, "/status", nil)
+func (d *Driver) status(ctx context.Context, base string) (bool, error) {
+	code, body, err := d.do(ctx, "GET", base, "/status", nil)
 	if err != nil {
 		return false, err
 	}
@@ -245,8 +254,8 @@ func truncate(b []byte) string {
 }
 
 // getObject GETs a JSON object that must have key.
-func (d *Driver) getObject(base, path, key string) (json.RawMessage, error) {
-	code, body, err := d.do("GET", base, path, nil)
+func (d *Driver) getObject(ctx context.Context, base, path, key string) (json.RawMessage, error) {
+	code, body, err := d.do(ctx, "GET", base, path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -257,8 +266,9 @@ func (d *Driver) getObject(base, path, key string) (json.RawMessage, error) {
 	return json.RawMessage(body), nil
 }
 
-// do sends one request to the actuator and reads the answer.
-func (d *Driver) do(method, base, path string, body any) (int, []byte, error) {
+// do sends one request to the actuator and reads the answer; it gives up
+// when ctx ends.
+func (d *Driver) do(ctx context.Context, method, base, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -267,7 +277,7 @@ func (d *Driver) do(method, base, path string, body any) (int, []byte, error) {
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, base+ActuatorPath+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, base+ActuatorPath+path, rd)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s %s%s%s: %w", method, base, ActuatorPath, path, err)
 	}
@@ -287,8 +297,8 @@ func (d *Driver) do(method, base, path string, body any) (int, []byte, error) {
 }
 
 // post sends a POST and wants 200.
-func (d *Driver) post(base, path string, body any) error {
-	code, b, err := d.do("POST", base, path, body)
+func (d *Driver) post(ctx context.Context, base, path string, body any) error {
+	code, b, err := d.do(ctx, "POST", base, path, body)
 	if err != nil {
 		return err
 	}
@@ -350,7 +360,7 @@ func parseState(state json.RawMessage) (State, error) {
 
 // Apply writes the fault's assault settings and watchers and enables
 // Chaos Monkey. On error Revert(f, state) restores what was written.
-func (d *Driver) Apply(f agentapi.Fault, state json.RawMessage) (json.RawMessage, error) {
+func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, state json.RawMessage) (json.RawMessage, error) {
 	base, err := d.validate(f)
 	if err != nil {
 		return nil, err
@@ -362,17 +372,17 @@ func (d *Driver) Apply(f agentapi.Fault, state json.RawMessage) (json.RawMessage
 		return nil, err
 	}
 	sb := f.SpringBoot
-	if err := d.post(base, "/assaults", d.assaultUpdate(sb)); err != nil {
+	if err := d.post(ctx, base, "/assaults", d.assaultUpdate(sb)); err != nil {
 		return nil, err
 	}
 	w := map[string]bool{}
 	for _, n := range watchersOf(sb) {
 		w[n] = true
 	}
-	if err := d.post(base, "/watchers", w); err != nil {
+	if err := d.post(ctx, base, "/watchers", w); err != nil {
 		return nil, err
 	}
-	if err := d.post(base, "/enable", nil); err != nil {
+	if err := d.post(ctx, base, "/enable", nil); err != nil {
 		return nil, err
 	}
 	d.lg.Info("chaos monkey fault applied", zap.String("run", f.RunID), zap.String("fault", f.ID),
@@ -411,11 +421,19 @@ func restoreBodies(kind agentapi.Kind, sb *agentapi.SpringBoot, st State) (assau
 }
 
 // Revert restores the captured settings and enabled status. Idempotent;
-// an unreachable service is an error so the agent retries.
-func (d *Driver) Revert(f agentapi.Fault, state json.RawMessage) error {
+// an unreachable service is an error so the agent retries. When another
+// fault holds the service, f never claimed it (its Apply failed on the
+// claim, before writing anything), so there is nothing of f to restore and
+// the other fault's settings are left alone.
+func (d *Driver) Revert(ctx context.Context, f agentapi.Fault, state json.RawMessage) error {
 	st, err := parseState(state)
 	if err != nil {
 		return err
+	}
+	if other, held := d.active.other(st.URL, f.ID); held {
+		d.lg.Info("chaos monkey fault never applied; service held by another fault", zap.String("run", f.RunID),
+			zap.String("fault", f.ID), zap.String("target", st.URL), zap.String("holder", other))
+		return nil
 	}
 	assaults, watchers, err := restoreBodies(d.kind, f.SpringBoot, st)
 	if err != nil {
@@ -423,18 +441,18 @@ func (d *Driver) Revert(f agentapi.Fault, state json.RawMessage) error {
 	}
 	// Stop the attacks first when Chaos Monkey was off before.
 	if !st.Enabled {
-		if err := d.post(st.URL, "/disable", nil); err != nil {
+		if err := d.post(ctx, st.URL, "/disable", nil); err != nil {
 			return err
 		}
 	}
-	if err := d.post(st.URL, "/assaults", assaults); err != nil {
+	if err := d.post(ctx, st.URL, "/assaults", assaults); err != nil {
 		return err
 	}
-	if err := d.post(st.URL, "/watchers", watchers); err != nil {
+	if err := d.post(ctx, st.URL, "/watchers", watchers); err != nil {
 		return err
 	}
 	if st.Enabled {
-		if err := d.post(st.URL, "/enable", nil); err != nil {
+		if err := d.post(ctx, st.URL, "/enable", nil); err != nil {
 			return err
 		}
 	}
@@ -445,13 +463,17 @@ func (d *Driver) Revert(f agentapi.Fault, state json.RawMessage) error {
 }
 
 // Remaining compares the service's current settings with the captured
-// ones, for the fields the fault wrote; "" when they match.
-func (d *Driver) Remaining(f agentapi.Fault, state json.RawMessage) (string, error) {
+// ones, for the fields the fault wrote; "" when they match, or when
+// another fault holds the service (f never wrote to it).
+func (d *Driver) Remaining(ctx context.Context, f agentapi.Fault, state json.RawMessage) (string, error) {
 	st, err := parseState(state)
 	if err != nil {
 		return "", err
 	}
-	now, err := d.capture(st.URL)
+	if _, held := d.active.other(st.URL, f.ID); held {
+		return "", nil
+	}
+	now, err := d.capture(ctx, st.URL)
 	if err != nil {
 		return "", err
 	}
@@ -501,4 +523,4 @@ func jsonEqual(a, b json.RawMessage) bool {
 // applied fault's previous settings are in the ledger, and the agent
 // reverts leftover ledger entries at start, which is how a crash's
 // leftovers are undone.
-func (d *Driver) Prune(keep []json.RawMessage) ([]string, error) { return nil, nil }
+func (d *Driver) Prune(context.Context, []json.RawMessage) ([]string, error) { return nil, nil }

@@ -1,6 +1,7 @@
 package springboot
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -128,11 +129,11 @@ func latencyFault(id, url string, start, end int) agentapi.Fault {
 
 func apply(t *testing.T, d *Driver, f agentapi.Fault) json.RawMessage {
 	t.Helper()
-	st, err := d.Prepare(f)
+	st, err := d.Prepare(context.Background(), ptr(f))
 	if err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
-	if ns, err := d.Apply(f, st); err != nil {
+	if ns, err := d.Apply(context.Background(), f, st); err != nil {
 		t.Fatalf("apply: %v", err)
 	} else if ns != nil {
 		st = ns
@@ -146,10 +147,10 @@ func TestNew(t *testing.T) {
 	}
 	for _, k := range []agentapi.Kind{agentapi.KindException, agentapi.KindAppLatency} {
 		d, err := New(k, nil, nil)
-		if err != nil || d.Kind() != k || d.Probe() != nil {
+		if err != nil || d.Kind() != k || d.Probe(context.Background()) != nil {
 			t.Errorf("New(%s) = %v, %v", k, d, err)
 		}
-		if got, err := d.Prune(nil); got != nil || err != nil {
+		if got, err := d.Prune(context.Background(), nil); got != nil || err != nil {
 			t.Errorf("Prune = %v, %v", got, err)
 		}
 	}
@@ -188,7 +189,7 @@ func TestPrepareValidation(t *testing.T) {
 				f = latencyFault("f", u, 100, 200)
 			}
 			tt.f(&f)
-			_, err := d.Prepare(f)
+			_, err := d.Prepare(context.Background(), ptr(f))
 			if err == nil || !strings.Contains(err.Error(), tt.field) {
 				t.Errorf("Prepare error %v, want one naming %q", err, tt.field)
 			}
@@ -200,11 +201,11 @@ func TestPrepareNotChaosMonkey(t *testing.T) {
 	other := httptest.NewServer(http.NotFoundHandler())
 	defer other.Close()
 	d := newDriver(t, agentapi.KindException)
-	if _, err := d.Prepare(exceptionFault("f", other.URL)); err == nil || !strings.Contains(err.Error(), "not a Chaos Monkey") {
+	if _, err := d.Prepare(context.Background(), ptr(exceptionFault("f", other.URL))); err == nil || !strings.Contains(err.Error(), "not a Chaos Monkey") {
 		t.Errorf("Prepare against a 404 server: %v", err)
 	}
 	other.Close()
-	if _, err := d.Prepare(exceptionFault("f", other.URL)); err == nil {
+	if _, err := d.Prepare(context.Background(), ptr(exceptionFault("f", other.URL))); err == nil {
 		t.Error("Prepare against a closed server succeeded")
 	}
 }
@@ -227,19 +228,19 @@ func TestExceptionApplyRevert(t *testing.T) {
 	if !strings.Contains(svc.must(t, "GET", "/actuator/prometheus", ""), `exception="RuntimeException"`) {
 		t.Error("no http_server_requests series with exception=RuntimeException")
 	}
-	if rem, err := d.Remaining(f, st); err != nil || !strings.Contains(rem, "exceptionsActive=true") {
+	if rem, err := d.Remaining(context.Background(), f, st); err != nil || !strings.Contains(rem, "exceptionsActive=true") {
 		t.Errorf("Remaining while applied = %q, %v", rem, err)
 	}
 
 	for i := range 2 { // revert twice is fine
-		if err := d.Revert(f, st); err != nil {
+		if err := d.Revert(context.Background(), f, st); err != nil {
 			t.Fatalf("revert %d: %v", i, err)
 		}
 		if after := svc.snapshot(t); after != before {
 			t.Errorf("after revert %d:\n got %+v\nwant %+v", i, after, before)
 		}
 	}
-	if rem, err := d.Remaining(f, st); rem != "" || err != nil {
+	if rem, err := d.Remaining(context.Background(), f, st); rem != "" || err != nil {
 		t.Errorf("Remaining after revert = %q, %v", rem, err)
 	}
 	if code, _ := svc.call(t, "GET", "/owners/1", ""); code != 200 {
@@ -265,7 +266,7 @@ func TestExceptionCustomType(t *testing.T) {
 	if !strings.Contains(svc.must(t, "GET", "/actuator/prometheus", ""), `exception="IllegalStateException"`) {
 		t.Error("no series with exception=IllegalStateException")
 	}
-	if err := d.Revert(f, st); err != nil {
+	if err := d.Revert(context.Background(), f, st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -298,13 +299,13 @@ func TestAppLatencyRestoresPreviousSettings(t *testing.T) {
 	if n := svc.assaultCount(t, "latency"); n != 3 {
 		t.Errorf("chaos_monkey_assault_latency_count_total = %v, want 3", n)
 	}
-	if err := d.Revert(f, st); err != nil {
+	if err := d.Revert(context.Background(), f, st); err != nil {
 		t.Fatal(err)
 	}
 	if after := svc.snapshot(t); after != before {
 		t.Errorf("after revert:\n got %+v\nwant %+v", after, before)
 	}
-	if rem, err := d.Remaining(f, st); rem != "" || err != nil {
+	if rem, err := d.Remaining(context.Background(), f, st); rem != "" || err != nil {
 		t.Errorf("Remaining = %q, %v", rem, err)
 	}
 }
@@ -317,14 +318,14 @@ func TestRevertServiceDownIsRetried(t *testing.T) {
 	st := apply(t, d, f)
 	svc.ts.Close()
 	d.hc.CloseIdleConnections()
-	if err := d.Revert(f, st); err == nil {
+	if err := d.Revert(context.Background(), f, st); err == nil {
 		t.Fatal("Revert with the service down succeeded")
 	}
-	if _, err := d.Remaining(f, st); err == nil {
+	if _, err := d.Remaining(context.Background(), f, st); err == nil {
 		t.Error("Remaining with the service down succeeded")
 	}
 	svc.restart(t)
-	if err := d.Revert(f, st); err != nil {
+	if err := d.Revert(context.Background(), f, st); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	if after := svc.snapshot(t); after != before {
@@ -346,20 +347,20 @@ func TestSecondFaultOnSameServiceRefused(t *testing.T) {
 		{exc, exceptionFault("run1.b", svc.url()+"/")},
 		{lat, latencyFault("run1.c", "HTTP://"+svc.addr, 10, 20)},
 	} {
-		if _, err := tc.d.Prepare(tc.f); err == nil || !strings.Contains(err.Error(), "run1.a") {
+		if _, err := tc.d.Prepare(context.Background(), ptr(tc.f)); err == nil || !strings.Contains(err.Error(), "run1.a") {
 			t.Errorf("%s on the same service: Prepare error %v, want refusal naming run1.a", tc.f.ID, err)
 		}
 	}
 	// Retrying the same fault is not a second fault.
-	if _, err := exc.Prepare(f1); err != nil {
+	if _, err := exc.Prepare(context.Background(), ptr(f1)); err != nil {
 		t.Errorf("Prepare of the active fault again: %v", err)
 	}
-	if err := exc.Revert(f1, st1); err != nil {
+	if err := exc.Revert(context.Background(), f1, st1); err != nil {
 		t.Fatal(err)
 	}
 	f2 := latencyFault("run1.c", svc.url(), 10, 20)
 	st2 := apply(t, lat, f2)
-	if err := lat.Revert(f2, st2); err != nil {
+	if err := lat.Revert(context.Background(), f2, st2); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -381,16 +382,97 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	fresh := newDriver(t, agentapi.KindException)
-	if err := fresh.Revert(f, ledger); err != nil {
+	if err := fresh.Revert(context.Background(), f, ledger); err != nil {
 		t.Fatal(err)
 	}
 	if after := svc.snapshot(t); after != before {
 		t.Errorf("after recovery revert:\n got %+v\nwant %+v", after, before)
 	}
-	if rem, err := fresh.Remaining(f, ledger); rem != "" || err != nil {
+	if rem, err := fresh.Remaining(context.Background(), f, ledger); rem != "" || err != nil {
 		t.Errorf("Remaining = %q, %v", rem, err)
 	}
-	if err := fresh.Revert(f, []byte(`{}`)); err == nil {
+	if err := fresh.Revert(context.Background(), f, []byte(`{}`)); err == nil {
 		t.Error("Revert with an empty state succeeded")
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestConcurrentFaultOnSameService: the agent prepares faults concurrently,
+// so two faults on one service can both pass Prepare. The second Apply is
+// refused on the claim, and its cleanup Revert must leave the first
+// fault's assault in place (it never wrote anything).
+func TestConcurrentFaultOnSameService(t *testing.T) {
+	svc := startService(t)
+	before := svc.snapshot(t)
+	d := newDriver(t, agentapi.KindException)
+	ctx := context.Background()
+	fa, fb := exceptionFault("run1.a", svc.url()), exceptionFault("run2.b", svc.url())
+	sta, err := d.Prepare(ctx, &fa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stb, err := d.Prepare(ctx, &fb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Apply(ctx, fa, sta); err != nil {
+		t.Fatal(err)
+	}
+	during := svc.snapshot(t)
+	if _, err := d.Apply(ctx, fb, stb); err == nil || !strings.Contains(err.Error(), "run1.a") {
+		t.Fatalf("second Apply on the same service: %v, want refusal naming run1.a", err)
+	}
+	if err := d.Revert(ctx, fb, stb); err != nil {
+		t.Fatal(err)
+	}
+	if rem, err := d.Remaining(ctx, fb, stb); rem != "" || err != nil {
+		t.Errorf("Remaining of the refused fault = %q, %v", rem, err)
+	}
+	if got := svc.snapshot(t); got != during {
+		t.Fatalf("cleanup of the refused fault changed the active one's settings:\n got %+v\nwant %+v", got, during)
+	}
+	if err := d.Revert(ctx, fa, sta); err != nil {
+		t.Fatal(err)
+	}
+	if got := svc.snapshot(t); got != before {
+		t.Errorf("after revert:\n got %+v\nwant %+v", got, before)
+	}
+}
+
+// TestApplyHonoursContext: an actuator that never answers does not hold
+// Apply once its context ends.
+func TestApplyHonoursContext(t *testing.T) {
+	svc := startService(t)
+	d := newDriver(t, agentapi.KindException)
+	f := exceptionFault("run1.ctx", svc.url())
+	st, err := d.Prepare(context.Background(), &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer stuck.Close()
+	defer close(hang)
+	f.SpringBoot.URL = stuck.URL
+	var s State
+	json.Unmarshal(st, &s)
+	s.URL = stuck.URL
+	st, _ = json.Marshal(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = d.Apply(ctx, f, st)
+	if took := time.Since(start); err == nil || took > 2*time.Second {
+		t.Fatalf("Apply against a stuck actuator: %v after %v, want a context error within 2s", err, took)
+	}
+	if err := d.Revert(ctx, f, st); err == nil {
+		t.Error("Revert with an ended context succeeded against a stuck actuator")
+	}
+	d.active.release(s.URL, f.ID)
 }
