@@ -85,6 +85,9 @@ type Placement struct {
 	Instance string
 	URL      string
 	Cgroup   string
+	// Pod is the instance's pod in Kubernetes mode (nil otherwise): the
+	// agent scopes the fault to it.
+	Pod *agentapi.Pod
 }
 
 // ToAgent converts a validated fault placed at p into what the agent is
@@ -104,6 +107,7 @@ func (f *Fault) ToAgent(p Placement) (agentapi.Fault, error) {
 	if err := kd.toAgent(f, p, &out); err != nil {
 		return out, fmt.Errorf("fault %s: %w", f.Name, err)
 	}
+	out.Pod = p.Pod
 	return out, nil
 }
 

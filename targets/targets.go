@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/experiments"
 )
 
@@ -32,8 +33,14 @@ type Instance struct {
 	// URL is the instance's base URL (its Spring Boot actuator lives under
 	// URL/actuator).
 	URL string
-	// Cgroup is the instance's cgroup path relative to the cgroup root.
+	// Cgroup is the instance's cgroup path relative to the cgroup root
+	// (standalone mode; in Kubernetes the agent finds it from Pod).
 	Cgroup string
+	// Pod is set when the instance is a Kubernetes pod: faults on it act
+	// inside the pod (its network namespace, its cgroup).
+	Pod *agentapi.Pod
+	// IP is the instance's address (the pod IP).
+	IP string
 }
 
 // Key identifies n within its cluster: "node" or "node/instance".
@@ -57,6 +64,11 @@ func (n Node) Placement() experiments.Placement {
 	p := experiments.Placement{Node: n.Name}
 	if in := n.Instance; in != nil {
 		p.Instance, p.URL, p.Cgroup = in.Name, in.URL, in.Cgroup
+		if in.Pod != nil {
+			pod := *in.Pod
+			pod.ContainerIDs = slices.Clone(in.Pod.ContainerIDs)
+			p.Pod = &pod
+		}
 	}
 	return p
 }

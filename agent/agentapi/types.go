@@ -48,11 +48,31 @@ type Fault struct {
 	Latency    *Latency    `json:"latency,omitempty"`
 	Memory     *Memory     `json:"memory,omitempty"`
 	SpringBoot *SpringBoot `json:"springBoot,omitempty"` // exception and app-latency
+	// Pod, when set, scopes the fault to one pod on the agent's node:
+	// partition and latency act in the pod's network namespace, memory in
+	// the pod's cgroup. Nil: the node itself.
+	Pod *Pod `json:"pod,omitempty"`
 	// Deadline is absolute: the agent reverts at this time whatever happens.
 	Deadline time.Time `json:"deadline"`
 	// LeaseSeconds: the agent reverts if the lease is not renewed within
 	// this many seconds of the last renewal (or of the apply).
 	LeaseSeconds float64 `json:"leaseSeconds"`
+}
+
+// Pod names a pod on the agent's node. The agent finds the pod's cgroup
+// from its UID and QoS class (under the cgroupfs or the systemd cgroup
+// driver, cgroup v1 or v2) and the pod's network namespace from a process
+// in that cgroup.
+type Pod struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	UID       string `json:"uid"`
+	// QOSClass is the pod's status.qosClass: Guaranteed, Burstable or
+	// BestEffort (it places the pod's cgroup).
+	QOSClass string `json:"qosClass,omitempty"`
+	// ContainerIDs are the runtime IDs of the pod's containers, without
+	// the "containerd://" scheme.
+	ContainerIDs []string `json:"containerIds,omitempty"`
 }
 
 // Partition drops traffic to and from CIDRs in the agent's network namespace.
