@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/chaosd/chaosd/targets"
 	"github.com/goccy/go-yaml"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Config is chaosd's configuration file.
@@ -31,11 +33,76 @@ type Config struct {
 		URL string `yaml:"url"`
 	} `yaml:"prometheus"`
 	// AgentTokenFile holds the token chaosd sends to agents.
-	AgentTokenFile string    `yaml:"agentTokenFile"`
-	Clusters       []Cluster `yaml:"clusters"`
+	AgentTokenFile string `yaml:"agentTokenFile"`
+	// Clusters lists nodes, agents and service instances by hand
+	// (standalone mode). Exactly one of Clusters and Kubernetes is set.
+	Clusters []Cluster `yaml:"clusters,omitempty"`
+	// Kubernetes makes chaosd discover its agents and the services'
+	// pods with client-go, read Experiment objects, keep runs as
+	// ExperimentRun objects and elect a leader among its replicas.
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty"`
 	// Lease is the agent lease chaosd renews while it watches a run
 	// (default 5s).
 	Lease string `yaml:"lease,omitempty"`
+}
+
+// Kubernetes configures chaosd in a Kubernetes cluster.
+type Kubernetes struct {
+	// Kubeconfig and Context select the API server; both empty: the
+	// in-cluster configuration (the pod's ServiceAccount).
+	Kubeconfig string `yaml:"kubeconfig,omitempty"`
+	Context    string `yaml:"context,omitempty"`
+	// Cluster is the name experiments' targets use for this cluster.
+	Cluster string `yaml:"cluster"`
+	// Namespace holds the Experiment and ExperimentRun objects and the
+	// leader Lease (default: the pod's namespace, else "chaosd").
+	Namespace string `yaml:"namespace,omitempty"`
+	// Agents says how to find the agent DaemonSet's pods.
+	Agents KubeAgents `yaml:"agents"`
+	// Services says how a target's service name maps to pods.
+	Services KubeServices `yaml:"services"`
+	// LeaderElection among chaosd's replicas (on by default).
+	LeaderElection KubeLeaderElection `yaml:"leaderElection,omitempty"`
+}
+
+// KubeAgents finds the agents: Ready pods matching Selector in Namespace,
+// reached at http://HOST_IP:Port (the agent runs with hostNetwork).
+type KubeAgents struct {
+	Namespace string `yaml:"namespace,omitempty"` // default: Kubernetes.Namespace
+	// Selector is a label selector (default app.kubernetes.io/name=chaosd-agent).
+	Selector string `yaml:"selector,omitempty"`
+	// Port is the agent API's port: a number or a named container port
+	// (default "api").
+	Port string `yaml:"port,omitempty"`
+	// Scheme is http or https (default http).
+	Scheme string `yaml:"scheme,omitempty"`
+}
+
+// KubeServices maps a target's service name to pods: the pods in
+// Namespace whose label LabelKey equals the name.
+type KubeServices struct {
+	// Namespace of the services' pods; empty: every namespace.
+	Namespace string `yaml:"namespace,omitempty"`
+	// LabelKey (default app.kubernetes.io/name, as the PetClinic charts
+	// label their pods).
+	LabelKey string `yaml:"labelKey,omitempty"`
+	// ActuatorPort is the Spring Boot actuator's port: a number or a named
+	// container port (default "http").
+	ActuatorPort string `yaml:"actuatorPort,omitempty"`
+	// Scheme is http or https (default http).
+	Scheme string `yaml:"scheme,omitempty"`
+}
+
+// KubeLeaderElection configures the coordination.k8s.io Lease election.
+type KubeLeaderElection struct {
+	// Disabled runs without election (one replica only).
+	Disabled bool `yaml:"disabled,omitempty"`
+	// LeaseName (default chaosd-leader).
+	LeaseName string `yaml:"leaseName,omitempty"`
+	// LeaseDuration, RenewDeadline, RetryPeriod (defaults 15s, 10s, 2s).
+	LeaseDuration string `yaml:"leaseDuration,omitempty"`
+	RenewDeadline string `yaml:"renewDeadline,omitempty"`
+	RetryPeriod   string `yaml:"retryPeriod,omitempty"`
 }
 
 // Cluster is a named set of nodes with agents.
@@ -90,6 +157,9 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 	if err := c.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	if c.Kubernetes != nil {
+		c.Kubernetes.SetDefaults()
+	}
 	return &c, nil
 }
 
@@ -108,8 +178,14 @@ func (c *Config) validate() error {
 	if u, err := url.Parse(c.Prometheus.URL); c.Prometheus.URL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
 		errs = append(errs, "prometheus.url: not an absolute URL")
 	}
-	if len(c.Clusters) == 0 {
-		errs = append(errs, "clusters: at least one cluster with agents is required")
+	switch {
+	case len(c.Clusters) == 0 && c.Kubernetes == nil:
+		errs = append(errs, "clusters: at least one cluster with agents is required (or kubernetes: to discover them)")
+	case len(c.Clusters) > 0 && c.Kubernetes != nil:
+		errs = append(errs, "clusters: not allowed with kubernetes: agents and services are discovered")
+	}
+	if k := c.Kubernetes; k != nil {
+		errs = append(errs, k.validate()...)
 	}
 	if c.Lease != "" {
 		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {
@@ -162,6 +238,81 @@ func (c *Config) validate() error {
 		return fmt.Errorf("invalid config:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return nil
+}
+
+// Defaults of the kubernetes section.
+const (
+	DefaultNamespace     = "chaosd"
+	DefaultAgentSelector = "app.kubernetes.io/name=chaosd-agent"
+	DefaultAgentPort     = "api"
+	DefaultServiceLabel  = "app.kubernetes.io/name"
+	DefaultActuatorPort  = "http"
+	DefaultLeaseName     = "chaosd-leader"
+)
+
+// SetDefaults fills the fields left out.
+func (k *Kubernetes) SetDefaults() {
+	if k.Namespace == "" {
+		k.Namespace = DefaultNamespace
+		if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			k.Namespace = strings.TrimSpace(string(b))
+		}
+	}
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	def(&k.Agents.Namespace, k.Namespace)
+	def(&k.Agents.Selector, DefaultAgentSelector)
+	def(&k.Agents.Port, DefaultAgentPort)
+	def(&k.Agents.Scheme, "http")
+	def(&k.Services.LabelKey, DefaultServiceLabel)
+	def(&k.Services.ActuatorPort, DefaultActuatorPort)
+	def(&k.Services.Scheme, "http")
+	def(&k.LeaderElection.LeaseName, DefaultLeaseName)
+	def(&k.LeaderElection.LeaseDuration, "15s")
+	def(&k.LeaderElection.RenewDeadline, "10s")
+	def(&k.LeaderElection.RetryPeriod, "2s")
+}
+
+func (k *Kubernetes) validate() []string {
+	var errs []string
+	if strings.TrimSpace(k.Cluster) == "" {
+		errs = append(errs, "kubernetes.cluster: required (the name experiments' targets use for this cluster)")
+	}
+	if k.Context != "" && k.Kubeconfig == "" {
+		errs = append(errs, "kubernetes.context: needs kubernetes.kubeconfig")
+	}
+	for path, v := range map[string]string{"kubernetes.agents.scheme": k.Agents.Scheme, "kubernetes.services.scheme": k.Services.Scheme} {
+		if v != "" && v != "http" && v != "https" {
+			errs = append(errs, path+": must be http or https")
+		}
+	}
+	if k.Agents.Selector != "" {
+		if _, err := labels.Parse(k.Agents.Selector); err != nil {
+			errs = append(errs, fmt.Sprintf("kubernetes.agents.selector: %v", err))
+		}
+	}
+	le := k.LeaderElection
+	durs := map[string]string{"leaseDuration": le.LeaseDuration, "renewDeadline": le.RenewDeadline, "retryPeriod": le.RetryPeriod}
+	parsed := map[string]time.Duration{}
+	for name, v := range durs {
+		if v == "" {
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("kubernetes.leaderElection.%s: must be a positive duration, not %q", name, v))
+			continue
+		}
+		parsed[name] = d
+	}
+	if ld, rd := parsed["leaseDuration"], parsed["renewDeadline"]; ld > 0 && rd > 0 && rd >= ld {
+		errs = append(errs, "kubernetes.leaderElection.renewDeadline: must be shorter than leaseDuration")
+	}
+	sort.Strings(errs)
+	return errs
 }
 
 func (c *Config) lease() time.Duration {
