@@ -112,6 +112,9 @@ type FaultRecord struct {
 	// Verified: the agent confirmed no kernel state of the fault is left.
 	Verified bool   `json:"verified"`
 	Error    string `json:"error,omitempty"`
+	// TargetChanged says what happened to the target during the run (in
+	// Kubernetes: its pod was deleted or stopped being Ready).
+	TargetChanged string `json:"targetChanged,omitempty"`
 }
 
 // PhaseResult summarises every probe evaluated in one phase.

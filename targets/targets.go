@@ -73,6 +73,13 @@ func (n Node) Placement() experiments.Placement {
 	return p
 }
 
+// Change is something that happened to a target during a run (a pod
+// deleted or no longer Ready).
+type Change struct {
+	Key     string // the target's Node.Key()
+	Message string
+}
+
 // Pick applies the blast radius m to the eligible nodes, choosing at
 // random with r (nil: the global source), and returns them in Key order.
 // It does not change nodes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,4 +180,47 @@ func (r *Runner) revertAll(ctx context.Context) error {
 	})
 	r.event("faults reverted")
 	return errors.Join(errs...)
+}
+
+// watchTargets records every change the inventory reports about the
+// plan's targets (when it can report them) until the returned stop is
+// called: an event, and the fault records of that target say what
+// happened.
+func (r *Runner) watchTargets(ctx context.Context, plan []liveFault) (stop func()) {
+	w, ok := r.deps.Inventory.(TargetWatcher)
+	if !ok {
+		return func() {}
+	}
+	nodes := make([]targets.Node, len(plan))
+	for i, lf := range plan {
+		nodes[i] = lf.node
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	changes := w.Watch(wctx, nodes)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case c := <-changes:
+				r.lg.Warn("target changed during the run", zap.String("target", c.Key), zap.String("change", c.Message))
+				r.update(func(rec *api.Run) {
+					for i := range rec.Faults {
+						fr := &rec.Faults[i]
+						key := fr.Node
+						if fr.Instance != "" {
+							_, inst, _ := strings.Cut(fr.Instance, "/")
+							key += "/" + inst
+						}
+						if key == c.Key {
+							fr.TargetChanged = joinReasons(fr.TargetChanged, c.Message)
+						}
+					}
+				})
+				r.event(c.Message)
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
 }

@@ -54,6 +54,13 @@ type Inventory interface {
 	Resolve(ctx context.Context, t experiments.Target) ([]targets.Node, error)
 }
 
+// TargetWatcher is implemented by inventories that can tell when a target
+// changes under a run (targets/kube: a pod deleted or no longer Ready).
+// The channel is read until ctx ends.
+type TargetWatcher interface {
+	Watch(ctx context.Context, nodes []targets.Node) <-chan targets.Change
+}
+
 // Agents finds the agent that serves a node.
 type Agents interface {
 	Agent(cluster, node string) (Agent, error)
@@ -194,6 +201,10 @@ func (r *Runner) run(ctx context.Context) (api.Verdict, string) {
 	if r.aborted.Load() {
 		return api.VerdictAborted, "aborted by user before inject"
 	}
+
+	// Targets that change from now on are recorded, never silently dropped.
+	stopWatch := r.watchTargets(ctx, plan)
+	defer stopWatch()
 
 	// Inject. From here on every path goes through revertAll.
 	r.setPhase(api.PhaseInjecting, fmt.Sprintf("injecting %d fault(s)", len(plan)))

@@ -473,3 +473,50 @@ func testServiceFaultsReachEveryInstance(t *testing.T) {
 		}
 	}
 }
+
+// watchingInventory is serviceInventory that reports visits-2's pod gone
+// 100ms after the watch starts.
+type watchingInventory struct{ serviceInventory }
+
+func (watchingInventory) Watch(ctx context.Context, nodes []targets.Node) <-chan targets.Change {
+	ch := make(chan targets.Change, 1)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+			ch <- targets.Change{Key: "n1/visits-2", Message: "target pod petclinic/visits-2 on node n1 was deleted"}
+		}
+	}()
+	return ch
+}
+
+func TestTargetChangesAreRecorded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSystem()
+		s.recoverAfter = 0
+		e := experiment(func(sp *experiments.Spec) {
+			sp.Targets[0].Service = "visits-service"
+			sp.Faults = []experiments.Fault{{Name: "fill", Kind: agentapi.KindMemory, Target: "c1-nodes", Memory: &experiments.MemoryParams{Fraction: 0.5}}}
+		})
+		final := New(e, api.Run{ID: "r-w", Experiment: "t"}, deps(s, watchingInventory{}, nil), zaptest.NewLogger(t), Options{}).Run(context.Background())
+		if final.Verdict != api.VerdictPass {
+			t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
+		}
+		var changed []string
+		for _, f := range final.Faults {
+			if f.TargetChanged != "" {
+				changed = append(changed, f.Instance+": "+f.TargetChanged)
+			}
+		}
+		if len(changed) != 1 || !strings.Contains(changed[0], "visits-service/visits-2: target pod petclinic/visits-2 on node n1 was deleted") {
+			t.Errorf("fault records with a changed target: %v", changed)
+		}
+		found := false
+		for _, ev := range final.Events {
+			found = found || strings.Contains(ev.Message, "visits-2 on node n1 was deleted")
+		}
+		if !found {
+			t.Errorf("no event for the vanished target")
+		}
+	})
+}

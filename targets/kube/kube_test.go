@@ -169,14 +169,14 @@ func TestWatchReportsAVanishingTarget(t *testing.T) {
 	var got []string
 	for len(got) < 2 {
 		select {
-		case m := <-ch:
-			got = append(got, m)
+		case c := <-ch:
+			got = append(got, c.Key+": "+c.Message)
 		case <-time.After(10 * time.Second):
 			t.Fatalf("changes seen: %v, want 2", got)
 		}
 	}
 	joined := strings.Join(got, "\n")
-	if !strings.Contains(joined, "petclinic/customers-0 on node n2 was deleted") || !strings.Contains(joined, "petclinic/customers-1 on node n3 is no longer Ready") {
+	if !strings.Contains(joined, "n2/customers-0: target pod petclinic/customers-0 on node n2 was deleted") || !strings.Contains(joined, "n3/customers-1: target pod petclinic/customers-1 on node n3 is no longer Ready") {
 		t.Errorf("changes %v", got)
 	}
 }

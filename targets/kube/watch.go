@@ -12,19 +12,19 @@ import (
 
 // watch is one run's interest in its target pods.
 type watch struct {
-	uids map[string]string // pod UID → "namespace/name"
-	ch   chan<- string
+	uids map[string]targets.Node // pod UID → the target
+	ch   chan<- targets.Change
 }
 
 // Watch reports, on the returned channel, every targeted pod that is
 // deleted or stops being Ready, once each, until ctx ends. The runner
 // records it: a target that vanishes mid-run is never silently dropped.
-func (inv *Inventory) Watch(ctx context.Context, nodes []targets.Node) <-chan string {
-	ch := make(chan string, 16)
-	w := &watch{uids: map[string]string{}, ch: ch}
+func (inv *Inventory) Watch(ctx context.Context, nodes []targets.Node) <-chan targets.Change {
+	ch := make(chan targets.Change, 16)
+	w := &watch{uids: map[string]targets.Node{}, ch: ch}
 	for _, n := range nodes {
 		if in := n.Instance; in != nil && in.Pod != nil {
-			w.uids[in.Pod.UID] = in.Pod.Namespace + "/" + in.Pod.Name
+			w.uids[in.Pod.UID] = n
 		}
 	}
 	if len(w.uids) == 0 {
@@ -65,13 +65,13 @@ func (inv *Inventory) podChanged(obj any, deleted bool) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	for w := range inv.watches {
-		name, ok := w.uids[string(p.UID)]
+		n, ok := w.uids[string(p.UID)]
 		if !ok {
 			continue
 		}
 		delete(w.uids, string(p.UID)) // once each
 		select {
-		case w.ch <- fmt.Sprintf("target pod %s on node %s %s", name, p.Spec.NodeName, what):
+		case w.ch <- targets.Change{Key: n.Key(), Message: fmt.Sprintf("target pod %s/%s on node %s %s", p.Namespace, p.Name, p.Spec.NodeName, what)}:
 		default:
 		}
 	}
