@@ -22,33 +22,46 @@ const (
 	haltTimeout   = 30 * time.Second
 )
 
-// fleet is the node agents chaosd knows, by cluster.
-type fleet struct {
-	clusters map[string][]agentHandle
+// fleet is the node agents chaosd knows: a static list (standalone) or
+// the agent DaemonSet's pods (Kubernetes).
+type fleet interface {
+	runner.Agents
+	// agents lists every agent known now (of cluster, or all), by
+	// cluster and node.
+	agents(cluster string) []fleetAgent
+	// hasCluster reports whether chaosd knows the cluster.
+	hasCluster(name string) bool
 }
 
-type agentHandle struct {
-	node   string
-	client *agentclient.Client
+// fleetAgent is one agent; err says why it cannot be asked (client nil).
+type fleetAgent struct {
+	cluster, node string
+	client        *agentclient.Client
+	err           error
 }
 
-func newFleet(clusters []Cluster, token string) (*fleet, error) {
-	f := &fleet{clusters: map[string][]agentHandle{}}
+// staticFleet is the agents of the configuration's clusters.
+type staticFleet struct {
+	clusters map[string][]fleetAgent
+}
+
+func newStaticFleet(clusters []Cluster, token string) (*staticFleet, error) {
+	f := &staticFleet{clusters: map[string][]fleetAgent{}}
 	for _, cl := range clusters {
-		f.clusters[cl.Name] = []agentHandle{}
+		f.clusters[cl.Name] = []fleetAgent{}
 		for _, a := range cl.Agents {
 			c, err := agentclient.NewClient(a.Endpoint, token)
 			if err != nil {
 				return nil, fmt.Errorf("agent %s/%s: %w", cl.Name, a.Node, err)
 			}
-			f.clusters[cl.Name] = append(f.clusters[cl.Name], agentHandle{node: a.Node, client: c})
+			f.clusters[cl.Name] = append(f.clusters[cl.Name], fleetAgent{cluster: cl.Name, node: a.Node, client: c})
 		}
 	}
 	return f, nil
 }
 
 // Agent returns the agent of a node (runner.Agents).
-func (f *fleet) Agent(cluster, node string) (runner.Agent, error) {
+func (f *staticFleet) Agent(cluster, node string) (runner.Agent, error) {
 	for _, a := range f.clusters[cluster] {
 		if a.node == node {
 			return a.client, nil
@@ -57,30 +70,54 @@ func (f *fleet) Agent(cluster, node string) (runner.Agent, error) {
 	return nil, fmt.Errorf("no agent configured for node %s in cluster %s", node, cluster)
 }
 
-// each calls fn for every agent (of cluster, or all), in parallel, and
-// waits for all.
-func (f *fleet) each(cluster string, fn func(cluster string, a agentHandle)) {
+func (f *staticFleet) agents(cluster string) []fleetAgent {
+	var out []fleetAgent
+	for cl, as := range f.clusters {
+		if cluster == "" || cl == cluster {
+			out = append(out, as...)
+		}
+	}
+	sortAgents(out)
+	return out
+}
+
+func (f *staticFleet) hasCluster(name string) bool { _, ok := f.clusters[name]; return ok }
+
+func sortAgents(as []fleetAgent) {
+	sort.Slice(as, func(i, j int) bool {
+		if as[i].cluster != as[j].cluster {
+			return as[i].cluster < as[j].cluster
+		}
+		return as[i].node < as[j].node
+	})
+}
+
+// each calls fn for every agent of f (of cluster, or all), in parallel,
+// and waits for all.
+func each(f fleet, cluster string, fn func(a fleetAgent)) {
 	var wg sync.WaitGroup
-	for cl, hs := range f.clusters {
-		if cluster != "" && cl != cluster {
-			continue
-		}
-		for _, h := range hs {
-			wg.Go(func() { fn(cl, h) })
-		}
+	for _, a := range f.agents(cluster) {
+		wg.Go(func() { fn(a) })
 	}
 	wg.Wait()
 }
 
-// infos asks every agent for its status.
-func (f *fleet) infos(ctx context.Context) []api.AgentInfo {
+// agentInfos asks every agent for its status.
+func agentInfos(ctx context.Context, f fleet) []api.AgentInfo {
 	out := []api.AgentInfo{}
 	var mu sync.Mutex
-	f.each("", func(cl string, h agentHandle) {
+	each(f, "", func(a fleetAgent) {
+		info := api.AgentInfo{Cluster: a.cluster, Node: a.node}
+		if a.err != nil {
+			info.Error = a.err.Error()
+			mu.Lock()
+			out = append(out, info)
+			mu.Unlock()
+			return
+		}
 		actx, cancel := context.WithTimeout(ctx, statusTimeout)
 		defer cancel()
-		info := api.AgentInfo{Cluster: cl, Node: h.node}
-		st, err := h.client.Status(actx)
+		st, err := a.client.Status(actx)
 		if err != nil {
 			info.Error = err.Error()
 		} else {
@@ -104,7 +141,7 @@ func (f *fleet) infos(ctx context.Context) []api.AgentInfo {
 // all) to revert everything it holds, in parallel. A halt is not bound to
 // its caller: it goes on if the client hangs up.
 func (d *Daemon) halt(ctx context.Context, cluster string) (api.HaltResult, error) {
-	if _, ok := d.fleet.clusters[cluster]; cluster != "" && !ok {
+	if cluster != "" && !d.fleet.hasCluster(cluster) {
 		return api.HaltResult{}, httpapi.Errorf(http.StatusNotFound, "cluster %q has no agents configured", cluster)
 	}
 	res := api.HaltResult{AbortedRuns: []string{}, Agents: []api.HaltedNode{}}
@@ -114,13 +151,18 @@ func (d *Daemon) halt(ctx context.Context, cluster string) (api.HaltResult, erro
 	}
 	sort.Strings(res.AbortedRuns)
 	var mu sync.Mutex
-	d.fleet.each(cluster, func(cl string, h agentHandle) {
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), haltTimeout)
-		defer cancel()
-		sts, err := h.client.Halt(hctx)
-		n := api.HaltedNode{Cluster: cl, Node: h.node, Reverted: len(sts)}
-		if err != nil {
-			n.Error = err.Error()
+	each(d.fleet, cluster, func(a fleetAgent) {
+		n := api.HaltedNode{Cluster: a.cluster, Node: a.node}
+		if a.err != nil {
+			n.Error = a.err.Error()
+		} else {
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), haltTimeout)
+			defer cancel()
+			sts, err := a.client.Halt(hctx)
+			n.Reverted = len(sts)
+			if err != nil {
+				n.Error = err.Error()
+			}
 		}
 		mu.Lock()
 		res.Agents = append(res.Agents, n)

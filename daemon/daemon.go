@@ -23,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/httpapi"
 	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/experiments"
@@ -41,21 +42,34 @@ const (
 type Daemon struct {
 	cfg   *Config
 	lg    *zap.Logger
-	store *store.Store
+	store runStore
+	skips *store.Store // skipped triggers (a local log in both modes)
 	token string
 
 	prober    runner.Prober
 	inventory runner.Inventory
-	fleet     *fleet
-	exps      map[string]*experiments.Experiment
+	fleet     fleet
+	recorder  runner.Recorder // nil: no Kubernetes Events
+	exps      *catalog
+	kube      *kubeMode // nil: standalone
 
 	runs    registry
 	sched   schedule
 	metrics *metrics
+	leader  leadership
+}
+
+// runStore keeps run records: files (standalone) or ExperimentRun
+// objects (Kubernetes).
+type runStore interface {
+	Save(api.Run) error
+	Get(id string) (api.Run, error)
+	List() ([]api.Run, error)
 }
 
 // New builds a daemon from its configuration. It reads tokens and
-// experiments but starts nothing.
+// experiments and, in Kubernetes mode, connects to the API server, but
+// starts nothing.
 func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if lg == nil {
 		lg = zap.NewNop()
@@ -68,80 +82,121 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent token: %w", err)
 	}
-	st, err := store.Open(cfg.DataDir)
+	fileStore, err := store.Open(cfg.DataDir)
 	if err != nil {
 		return nil, err
-	}
-	var exps []*experiments.Experiment
-	if cfg.ExperimentsDir != "" {
-		exps, err = experiments.LoadDir(cfg.ExperimentsDir)
-	} else {
-		exps, err = library.Load()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load experiments: %w", err)
 	}
 	prober, err := prom.New(cfg.Prometheus.URL, prom.WithLogger(lg.Named("probes")))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	fl, err := newFleet(cfg.Clusters, agentToken)
-	if err != nil {
-		return nil, err
-	}
-	d := &Daemon{
-		cfg: cfg, lg: lg, store: st, token: token, prober: prober,
-		inventory: cfg.inventory(), fleet: fl,
-		exps: map[string]*experiments.Experiment{},
-	}
-	for _, e := range exps {
-		d.exps[e.Metadata.Name] = e
-	}
+	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, token: token, prober: prober}
 	d.runs.init()
-	d.metrics = newMetrics(d.exps, d.runs.count, d.runs.faultsActive)
+	d.metrics = newMetrics(d.runs.count, d.runs.faultsActive)
+	if cfg.Kubernetes != nil {
+		km, err := newKubeMode(cfg.Kubernetes, agentToken, lg.Named("kube"))
+		if err != nil {
+			return nil, err
+		}
+		d.kube, d.store, d.inventory, d.fleet, d.recorder = km, km.store, km.inv, km.fleet(), km
+		d.exps = newCatalog(nil)
+	} else {
+		var exps []*experiments.Experiment
+		if cfg.ExperimentsDir != "" {
+			exps, err = experiments.LoadDir(cfg.ExperimentsDir)
+		} else {
+			exps, err = library.Load()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load experiments: %w", err)
+		}
+		fl, err := newStaticFleet(cfg.Clusters, agentToken)
+		if err != nil {
+			return nil, err
+		}
+		d.exps, d.inventory, d.fleet = newCatalog(exps), cfg.inventory(), fl
+	}
+	for _, e := range d.exps.all() {
+		d.metrics.experiment(e)
+	}
+	d.exps.changed = func() {
+		for _, e := range d.exps.all() {
+			d.metrics.experiment(e)
+		}
+		d.syncSchedules()
+	}
 	return d, nil
 }
 
-// Run serves until ctx ends, then stops the scheduler, lets every run in
-// progress revert its faults, and returns.
+// Run serves until ctx ends. While this chaosd leads (always, without
+// leader election) it recovers interrupted runs, runs schedules and
+// accepts runs; when ctx ends (or leadership is lost) the scheduler stops
+// and every run in progress reverts its faults before Run returns.
 func (d *Daemon) Run(ctx context.Context) error {
-	// Runs get their own context: on shutdown they are cancelled and revert.
-	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRuns()
-	d.runs.setContext(runCtx)
-
-	d.recoverInterrupted(ctx)
-	if err := d.startSchedules(); err != nil {
-		return err
+	if d.kube != nil {
+		if err := d.kube.start(ctx, d.exps); err != nil {
+			return err
+		}
+		defer d.kube.stop()
 	}
-
 	srv := &http.Server{
 		Handler:           httpapi.Handler(service{d}, httpapi.Options{Token: d.token, Metrics: d.metrics.handler()}),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(d.lg.Named("http")),
 	}
+	leadCtx, stopLeading := context.WithCancel(ctx)
+	leadDone := make(chan error, 1)
+	if d.kube != nil && !d.cfg.Kubernetes.LeaderElection.Disabled {
+		go func() {
+			leadDone <- d.kube.elect(leadCtx, &d.leader, func(ctx context.Context) {
+				d.recoverInterrupted(ctx)
+				d.lead(ctx)
+			})
+		}()
+	} else {
+		// The only chaosd: interrupted runs are settled before the API
+		// answers, so no client sees a stale "in progress".
+		d.recoverInterrupted(ctx)
+		d.leader.set(true, "this chaosd")
+		go func() { d.lead(leadCtx); leadDone <- nil }()
+	}
+
 	listeners, err := d.listen()
 	if err != nil {
-		d.stopSchedules()
+		stopLeading()
+		<-leadDone
 		return err
 	}
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
 	}
 	d.lg.Info("chaosd serving", zap.String("socket", d.cfg.Listen.Socket), zap.String("tcp", d.cfg.Listen.TCP),
-		zap.Int("experiments", len(d.exps)))
+		zap.Int("experiments", d.exps.len()), zap.Bool("kubernetes", d.kube != nil))
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
+	case serveErr = <-leadDone:
+		// Leadership lost: stop serving so a fresh start rejoins the
+		// election with a clean state.
+		if serveErr == nil {
+			serveErr = errors.New("lost the leader election")
+		}
 	}
 	d.lg.Info("chaosd stopping")
-	d.stopSchedules()
-	cancelRuns()
-	if !d.runs.wait(shutdownRuns) {
-		d.lg.Warn("runs did not finish reverting in time; agents revert on lease expiry", zap.Duration("waited", shutdownRuns))
+	stopLeading()
+	select {
+	case <-leadDone:
+	case <-time.After(shutdownRuns + 5*time.Second):
+		d.lg.Warn("leadership did not end in time")
 	}
 	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownHTTP)
 	defer cancel()
@@ -151,6 +206,64 @@ func (d *Daemon) Run(ctx context.Context) error {
 		serveErr = nil
 	}
 	return serveErr
+}
+
+// lead is what the leader does until ctx ends (after recovering the runs
+// an earlier leader left: recoverInterrupted): run schedules and accept
+// runs; at the end, stop schedules and let every run revert.
+func (d *Daemon) lead(ctx context.Context) {
+	d.lg.Info("leading")
+	// Runs get their own context: cancelled when leading ends, and then
+	// they revert on contexts of their own.
+	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRuns()
+	d.runs.setContext(runCtx)
+	d.startSchedules()
+	<-ctx.Done()
+	d.runs.setContext(nil)
+	d.stopSchedules()
+	cancelRuns()
+	if !d.runs.wait(shutdownRuns) {
+		d.lg.Warn("runs did not finish reverting in time; agents revert on lease expiry", zap.Duration("waited", shutdownRuns))
+	}
+	if d.kube != nil {
+		if err := d.kube.store.Flush(); err != nil {
+			d.lg.Warn("flush run records", zap.Error(err))
+		}
+	}
+	d.leader.set(false, "")
+	d.lg.Info("no longer leading")
+}
+
+// leadership says whether this chaosd leads and, if not, who does.
+type leadership struct {
+	mu      sync.Mutex
+	leading bool
+	leader  string
+}
+
+func (l *leadership) set(leading bool, leader string) {
+	l.mu.Lock()
+	l.leading, l.leader = leading, leader
+	l.mu.Unlock()
+}
+
+func (l *leadership) get() (bool, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.leading, l.leader
+}
+
+// notLeading explains why this chaosd does not accept runs.
+func (d *Daemon) notLeading() string {
+	leading, leader := d.leader.get()
+	switch {
+	case leading:
+		return "chaosd is shutting down"
+	case leader == "":
+		return "this chaosd is not the leader and no leader is elected yet; retry shortly"
+	}
+	return fmt.Sprintf("this chaosd is not the leader; %s leads: send the request to it", leader)
 }
 
 // listen opens the unix socket (mode 0600) and the optional TCP listener.

@@ -21,7 +21,7 @@ type metrics struct {
 
 // newMetrics registers the metrics; active and faults are read at scrape
 // time.
-func newMetrics(exps map[string]*experiments.Experiment, active, faults func() int) *metrics {
+func newMetrics(active, faults func() int) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chaosd_runs_total", Help: "Finished experiment runs by verdict.",
@@ -42,16 +42,18 @@ func newMetrics(exps map[string]*experiments.Experiment, active, faults func() i
 		Name: "chaosd_faults_active", Help: "Faults injected and not yet reverted, over all runs in progress.",
 	}, func() float64 { return float64(faults()) })
 	m.reg.MustRegister(m.runs, m.rto, m.target, m.skips, activeG, faultsG)
-	// Counters exist from the start at 0, so increase() and alerts see
-	// the first run of each verdict too.
-	for name, e := range exps {
-		for _, v := range api.Verdicts {
-			m.runs.WithLabelValues(name, string(v))
-		}
-		m.skips.WithLabelValues(name)
-		m.target.WithLabelValues(name).Set(e.Spec.Recovery.RTO.D().Seconds())
-	}
 	return m
+}
+
+// experiment makes an experiment's series exist at 0 from the start, so
+// increase() and alerts see its first run of each verdict too.
+func (m *metrics) experiment(e *experiments.Experiment) {
+	name := e.Metadata.Name
+	for _, v := range api.Verdicts {
+		m.runs.WithLabelValues(name, string(v))
+	}
+	m.skips.WithLabelValues(name)
+	m.target.WithLabelValues(name).Set(e.Spec.Recovery.RTO.D().Seconds())
 }
 
 func (m *metrics) handler() http.Handler {

@@ -78,7 +78,7 @@ func (g *registry) wait(timeout time.Duration) bool { return waitGroupDone(&g.wg
 
 // start launches a run in the background and returns its first record.
 func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, error) {
-	exp, ok := d.exps[name]
+	exp, ok := d.exps.get(name)
 	if !ok {
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", name)
 	}
@@ -91,12 +91,12 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 	runCtx := g.ctx
 	if runCtx == nil || runCtx.Err() != nil {
 		g.mu.Unlock()
-		return api.Run{}, httpapi.Errorf(http.StatusServiceUnavailable, "chaosd is shutting down")
+		return api.Run{}, httpapi.Errorf(http.StatusServiceUnavailable, "%s", d.notLeading())
 	}
 	rec := api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now()}
 	lg := d.lg.Named("runner")
 	save := d.saver(lg)
-	rn := runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save},
+	rn := runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder},
 		lg, runner.Options{Lease: d.cfg.lease()})
 	first := rn.Record()
 	save(first)
@@ -139,6 +139,9 @@ func (d *Daemon) abort(id, why string) (api.Run, error) {
 	rn, live := d.runs.get(id)
 	if !live {
 		if rec, err := d.store.Get(id); err == nil {
+			if rec.Phase != api.PhaseDone {
+				return api.Run{}, httpapi.Errorf(http.StatusServiceUnavailable, "run %s is not run by this chaosd: %s", id, d.notLeading())
+			}
 			return api.Run{}, httpapi.Errorf(http.StatusConflict, "run %s already finished (%s)", id, rec.Verdict)
 		}
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", id)

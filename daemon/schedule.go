@@ -1,8 +1,7 @@
 package daemon
 
 import (
-	"fmt"
-	"sort"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -12,41 +11,75 @@ import (
 	"github.com/chaosd/chaosd/daemon/store"
 )
 
-// schedule is the cron of experiments with a schedule.
+// schedule is the cron of experiments with a schedule. It runs only while
+// this chaosd leads.
 type schedule struct {
-	cron    *cron.Cron
+	mu      sync.Mutex
+	cron    *cron.Cron              // nil: not leading
 	entries map[string]cron.EntryID // by experiment
+	specs   map[string]string       // by experiment: the spec of its entry
 }
 
-// startSchedules registers every scheduled experiment in its time zone and
-// starts the cron.
-func (d *Daemon) startSchedules() error {
-	c := cron.New(cron.WithLogger(cron.DiscardLogger))
-	entries := map[string]cron.EntryID{}
-	for name, e := range d.exps {
-		sc := e.Spec.Schedule
-		if sc == nil {
+// startSchedules starts the cron with every scheduled experiment.
+func (d *Daemon) startSchedules() {
+	d.sched.mu.Lock()
+	if d.sched.cron == nil {
+		d.sched.cron = cron.New(cron.WithLogger(cron.DiscardLogger))
+		d.sched.entries, d.sched.specs = map[string]cron.EntryID{}, map[string]string{}
+		d.sched.cron.Start()
+	}
+	d.sched.mu.Unlock()
+	d.syncSchedules()
+}
+
+// syncSchedules makes the cron's entries match the catalog (experiments
+// come and go in Kubernetes mode). An experiment whose schedule cannot be
+// parsed is logged and left out; validation already checked it.
+func (d *Daemon) syncSchedules() {
+	d.sched.mu.Lock()
+	defer d.sched.mu.Unlock()
+	c := d.sched.cron
+	if c == nil {
+		return
+	}
+	want := map[string]string{}
+	for _, e := range d.exps.all() {
+		if sc := e.Spec.Schedule; sc != nil {
+			tz := sc.TimeZone
+			if tz == "" {
+				tz = "UTC"
+			}
+			want[e.Metadata.Name] = "CRON_TZ=" + tz + " " + sc.Cron
+		}
+	}
+	for name, id := range d.sched.entries {
+		if want[name] != d.sched.specs[name] {
+			c.Remove(id)
+			delete(d.sched.entries, name)
+			delete(d.sched.specs, name)
+		}
+	}
+	for name, spec := range want {
+		if _, ok := d.sched.entries[name]; ok {
 			continue
 		}
-		tz := sc.TimeZone
-		if tz == "" {
-			tz = "UTC"
-		}
-		id, err := c.AddFunc("CRON_TZ="+tz+" "+sc.Cron, func() { d.trigger(name) })
+		id, err := c.AddFunc(spec, func() { d.trigger(name) })
 		if err != nil {
-			return fmt.Errorf("schedule of %s: %w", name, err)
+			d.lg.Error("schedule not registered", zap.String("experiment", name), zap.Error(err))
+			continue
 		}
-		entries[name] = id
+		d.sched.entries[name], d.sched.specs[name] = id, spec
 	}
-	d.sched = schedule{cron: c, entries: entries}
-	c.Start()
-	return nil
 }
 
 // stopSchedules stops the cron and waits for triggers in flight.
 func (d *Daemon) stopSchedules() {
-	if d.sched.cron != nil {
-		<-d.sched.cron.Stop().Done()
+	d.sched.mu.Lock()
+	c := d.sched.cron
+	d.sched.cron = nil
+	d.sched.mu.Unlock()
+	if c != nil {
+		<-c.Stop().Done()
 	}
 }
 
@@ -59,7 +92,7 @@ func (d *Daemon) trigger(name string) {
 	}
 	d.metrics.skipped(name)
 	d.lg.Warn("scheduled run skipped", zap.String("experiment", name), zap.Error(err))
-	if serr := d.store.AddSkip(store.Skip{Time: time.Now(), Experiment: name, Reason: err.Error()}); serr != nil {
+	if serr := d.skips.AddSkip(store.Skip{Time: time.Now(), Experiment: name, Reason: err.Error()}); serr != nil {
 		d.lg.Error("record skipped trigger", zap.Error(serr))
 	}
 }
@@ -67,7 +100,10 @@ func (d *Daemon) trigger(name string) {
 // experimentInfos lists the experiments with their schedules and next runs.
 func (d *Daemon) experimentInfos() []api.ExperimentInfo {
 	out := []api.ExperimentInfo{}
-	for name, e := range d.exps {
+	d.sched.mu.Lock()
+	defer d.sched.mu.Unlock()
+	for _, e := range d.exps.all() {
+		name := e.Metadata.Name
 		info := api.ExperimentInfo{Name: name, Description: e.Metadata.Description, Source: e.Source}
 		if s := e.Spec.Schedule; s != nil {
 			info.Schedule, info.TimeZone = s.Cron, s.TimeZone
@@ -79,6 +115,5 @@ func (d *Daemon) experimentInfos() []api.ExperimentInfo {
 		}
 		out = append(out, info)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

@@ -52,10 +52,10 @@ func (s service) Halt(ctx context.Context, cluster string) (api.HaltResult, erro
 
 // Agents asks every agent for its status now.
 func (s service) Agents(ctx context.Context) ([]api.AgentInfo, error) {
-	return s.d.fleet.infos(ctx), nil
+	return agentInfos(ctx, s.d.fleet), nil
 }
 
 // Skips lists the schedule triggers that did not start a run.
 func (s service) Skips(context.Context) ([]api.SkipInfo, error) {
-	return s.d.store.Skips()
+	return s.d.skips.Skips()
 }

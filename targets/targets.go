@@ -22,6 +22,8 @@ import (
 type Node struct {
 	Cluster string
 	Name    string
+	// UID is the Node object's UID (Kubernetes mode), for Events on it.
+	UID string
 	// Instance is the service instance on this node (nil for node targets).
 	Instance *Instance
 }

@@ -1,7 +1,8 @@
-// Package store keeps chaosd's run records and schedule events on disk so
-// that a restart loses none: one JSON file per run, replaced atomically
-// (write, fsync, rename, fsync directory) on every save, and an append-only
-// log of skipped schedule triggers.
+// Package store keeps chaosd's run records so that a restart loses none.
+// Store (standalone mode) keeps them on disk: one JSON file per run,
+// replaced atomically (write, fsync, rename, fsync directory) on every
+// save, and an append-only log of skipped schedule triggers. KubeStore
+// (Kubernetes mode) keeps them as ExperimentRun objects.
 package store
 
 import (

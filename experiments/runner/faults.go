@@ -87,6 +87,7 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		cancel()
 		if err != nil {
 			r.update(func(rec *api.Run) { rec.Faults[lf.idx].Error = err.Error() })
+			r.record(&lf.node, true, ReasonInjectFailed, fmt.Sprintf("run %s: fault %s (%s): %v", r.rec.ID, lf.name, lf.fault.Kind, err))
 			return fmt.Errorf("fault %s on node %s: %w", lf.name, lf.node.Name, err)
 		}
 		at := st.AppliedAt
@@ -96,6 +97,8 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		r.lg.Info("fault injected", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
 			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
 		r.update(func(rec *api.Run) { rec.Faults[lf.idx].InjectedAt = &at })
+		r.record(&lf.node, false, ReasonInjected, fmt.Sprintf("run %s: fault %s (%s) injected, deadline %s",
+			r.rec.ID, lf.name, lf.fault.Kind, lf.fault.Deadline.UTC().Format(time.RFC3339)))
 	}
 	now := time.Now()
 	r.update(func(rec *api.Run) { rec.Times.Injected = &now })
@@ -166,8 +169,11 @@ func (r *Runner) revertAll(ctx context.Context) error {
 			r.update(func(rec *api.Run) { rec.Faults[lf.idx] = fr })
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("fault %s on node %s: %w", lf.fault.ID, lf.node.Name, errs[i])
+				r.record(&lf.node, true, ReasonRevertFailed, fmt.Sprintf("run %s: fault %s: %v", r.rec.ID, lf.name, errs[i]))
 				return
 			}
+			r.record(&lf.node, false, ReasonReverted, fmt.Sprintf("run %s: fault %s (%s) reverted (%s), verified: nothing left",
+				r.rec.ID, lf.name, lf.fault.Kind, fr.RevertReason))
 			r.lg.Info("fault reverted", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
 				zap.String("reason", fr.RevertReason), zap.Bool("verified", fr.Verified))
 		})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/probes"
+	"github.com/chaosd/chaosd/targets"
 )
 
 // finish records the verdict and ends the run.
@@ -22,6 +23,18 @@ func (r *Runner) finish(verdict api.Verdict, reason string) {
 	})
 	r.event(fmt.Sprintf("verdict %s: %s", verdict, reason))
 	r.lg.Info("run finished", zap.String("verdict", string(verdict)), zap.String("reason", reason))
+	if verdict == api.VerdictAborted {
+		r.record(nil, true, ReasonAborted, reason)
+	}
+	r.record(nil, verdict != api.VerdictPass, ReasonVerdict, fmt.Sprintf("%s: %s", verdict, reason))
+}
+
+// record hands an event to the Recorder, if any.
+func (r *Runner) record(target *targets.Node, warning bool, reason, message string) {
+	if r.deps.Recorder == nil {
+		return
+	}
+	r.deps.Recorder.Event(r.Record(), target, warning, reason, message)
 }
 
 func (r *Runner) setPhase(phase api.Phase, msg string) {

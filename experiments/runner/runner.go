@@ -66,11 +66,31 @@ type Agents interface {
 	Agent(cluster, node string) (Agent, error)
 }
 
+// Recorder records what a run does where operators look (in Kubernetes:
+// Events on the run's object and on every target pod or node, so
+// `kubectl describe pod` shows what chaos touched it and when). target is
+// nil for events of the run itself.
+type Recorder interface {
+	Event(run api.Run, target *targets.Node, warning bool, reason, message string)
+}
+
+// Event reasons a run records.
+const (
+	ReasonInjected     = "FaultInjected"
+	ReasonInjectFailed = "FaultInjectFailed"
+	ReasonReverted     = "FaultReverted"
+	ReasonRevertFailed = "FaultRevertFailed"
+	ReasonAborted      = "RunAborted"
+	ReasonVerdict      = "Verdict"
+)
+
 // Deps are what a run talks to.
 type Deps struct {
 	Prober    Prober
 	Inventory Inventory
 	Agents    Agents
+	// Recorder, when set, records injects, reverts, aborts and the verdict.
+	Recorder Recorder
 	// Save is called with a copy of the record after every change; it must
 	// not block for long. Nil: records are not saved.
 	Save func(api.Run)

@@ -152,14 +152,14 @@ func (inv *Inventory) Resolve(_ context.Context, t experiments.Target) ([]target
 			return nil, fmt.Errorf("node %q is not in cluster %s", n, t.Cluster)
 		}
 	}
-	eligible := map[string]bool{}
+	eligible := map[string]string{} // name → UID
 	var sel []targets.Node
 	for _, n := range all {
 		if len(t.Nodes) > 0 && !slices.Contains(t.Nodes, n.Name) || !targets.LabelsMatch(n.Labels, t.Selector) {
 			continue
 		}
-		eligible[n.Name] = true
-		sel = append(sel, targets.Node{Cluster: t.Cluster, Name: n.Name})
+		eligible[n.Name] = string(n.UID)
+		sel = append(sel, targets.Node{Cluster: t.Cluster, Name: n.Name, UID: string(n.UID)})
 	}
 	if t.Service == "" {
 		return targets.Pick(sortNodes(sel), t.Mode, nil), nil
@@ -173,14 +173,15 @@ func (inv *Inventory) Resolve(_ context.Context, t experiments.Target) ([]target
 	}
 	var insts []targets.Node
 	for _, p := range pods {
-		if !podReady(p) || !eligible[p.Spec.NodeName] {
+		nodeUID, ok := eligible[p.Spec.NodeName]
+		if !podReady(p) || !ok {
 			continue
 		}
 		in, err := inv.instance(t.Service, p)
 		if err != nil {
 			return nil, err
 		}
-		insts = append(insts, targets.Node{Cluster: t.Cluster, Name: p.Spec.NodeName, Instance: in})
+		insts = append(insts, targets.Node{Cluster: t.Cluster, Name: p.Spec.NodeName, UID: nodeUID, Instance: in})
 	}
 	return targets.Pick(sortNodes(insts), t.Mode, nil), nil
 }

@@ -1,0 +1,239 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/store"
+	"github.com/chaosd/chaosd/experiments/runner"
+	"github.com/chaosd/chaosd/targets"
+	"github.com/chaosd/chaosd/targets/kube"
+)
+
+// kubeMode is chaosd in a Kubernetes cluster: discovery through the
+// inventory's informers, Experiment objects as the catalog, ExperimentRun
+// objects as the store, Events, and the leader Lease.
+type kubeMode struct {
+	cfg      *Kubernetes
+	lg       *zap.Logger
+	client   kubernetes.Interface
+	dyn      dynamic.Interface
+	inv      *kube.Inventory
+	store    *store.KubeStore
+	identity string
+
+	broadcaster record.EventBroadcaster
+	events      record.EventRecorder
+	cancel      context.CancelFunc
+	watcher     *experimentWatcher
+}
+
+// RestConfig returns the client configuration of the kubernetes section:
+// the kubeconfig file and context when set, else the in-cluster one.
+func RestConfig(k *Kubernetes) (*rest.Config, error) {
+	if k.Kubeconfig == "" {
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes: in-cluster config (set kubernetes.kubeconfig outside a cluster): %w", err)
+		}
+		return c, nil
+	}
+	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: k.Kubeconfig}
+	c, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: k.Context}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: kubeconfig %s: %w", k.Kubeconfig, err)
+	}
+	return c, nil
+}
+
+func newKubeMode(k *Kubernetes, agentToken string, lg *zap.Logger) (*kubeMode, error) {
+	rc, err := RestConfig(k)
+	if err != nil {
+		return nil, err
+	}
+	rc = rest.CopyConfig(rc)
+	rc.UserAgent = "chaosd"
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	inv, err := kube.New(client, kube.Config{
+		Cluster:        k.Cluster,
+		AgentNamespace: k.Agents.Namespace, AgentSelector: k.Agents.Selector, AgentPort: k.Agents.Port, AgentScheme: k.Agents.Scheme,
+		ServiceNamespace: k.Services.Namespace, ServiceLabel: k.Services.LabelKey,
+		ActuatorPort: k.Services.ActuatorPort, ActuatorScheme: k.Services.Scheme,
+		AgentToken: agentToken,
+	}, lg.Named("inventory"))
+	if err != nil {
+		return nil, err
+	}
+	id := os.Getenv("POD_NAME")
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	return &kubeMode{cfg: k, lg: lg, client: client, dyn: dyn, inv: inv, store: store.NewKubeStore(dyn, k.Namespace), identity: id}, nil
+}
+
+// start syncs the inventory's caches, starts the Event recorder and the
+// watch of Experiment objects (which fills cat).
+func (km *kubeMode) start(ctx context.Context, cat *catalog) error {
+	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	km.cancel = cancel
+	t0 := time.Now()
+	if err := km.inv.Start(kctx); err != nil {
+		cancel()
+		return fmt.Errorf("kubernetes inventory: %w", err)
+	}
+	km.lg.Info("inventory synced", zap.Duration("took", time.Since(t0)), zap.Int("agents", len(km.inv.AgentPods())))
+	km.broadcaster = record.NewBroadcaster(record.WithContext(kctx))
+	km.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: km.client.CoreV1().Events("")})
+	km.events = km.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "chaosd", Host: km.identity})
+	km.watcher = newExperimentWatcher(km.dyn, km.cfg.Namespace, cat, km.events, km.lg.Named("experiments"))
+	if err := km.watcher.start(kctx); err != nil {
+		cancel()
+		return err
+	}
+	return nil
+}
+
+func (km *kubeMode) stop() {
+	if km.cancel != nil {
+		km.cancel()
+	}
+	km.inv.Shutdown()
+	if km.watcher != nil {
+		km.watcher.shutdown()
+	}
+	if km.broadcaster != nil {
+		km.broadcaster.Shutdown()
+	}
+}
+
+// elect runs lead while this chaosd holds the Lease; it returns when ctx
+// ends or leadership is lost.
+func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.Context)) error {
+	le := km.cfg.LeaderElection
+	dur := func(s string) time.Duration { d, _ := time.ParseDuration(s); return d }
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: km.cfg.Namespace, Name: le.LeaseName},
+		Client:     km.client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: km.identity, EventRecorder: km.events},
+	}
+	lost := make(chan struct{})
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   dur(le.LeaseDuration),
+		RenewDeadline:   dur(le.RenewDeadline),
+		RetryPeriod:     dur(le.RetryPeriod),
+		ReleaseOnCancel: true,
+		Name:            "chaosd",
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				l.set(true, km.identity)
+				lead(ctx)
+			},
+			OnStoppedLeading: func() {
+				select {
+				case <-ctx.Done():
+				default:
+					km.lg.Warn("leadership lost")
+					close(lost)
+				}
+			},
+			OnNewLeader: func(id string) {
+				if id != km.identity {
+					l.set(false, id)
+					km.lg.Info("new leader", zap.String("leader", id))
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	elector.Run(ctx)
+	select {
+	case <-lost:
+		return errors.New("lost the leader Lease")
+	default:
+		return nil
+	}
+}
+
+// fleet is the agent DaemonSet's pods.
+func (km *kubeMode) fleet() fleet { return kubeFleet{km} }
+
+type kubeFleet struct{ km *kubeMode }
+
+func (f kubeFleet) Agent(cluster, node string) (runner.Agent, error) {
+	return f.km.inv.Agent(cluster, node)
+}
+
+func (f kubeFleet) agents(cluster string) []fleetAgent {
+	if cluster != "" && cluster != f.km.cfg.Cluster {
+		return nil
+	}
+	var out []fleetAgent
+	for _, a := range f.km.inv.AgentPods() {
+		out = append(out, fleetAgent{cluster: f.km.cfg.Cluster, node: a.Node, client: a.Client, err: a.Err})
+	}
+	return out
+}
+
+func (f kubeFleet) hasCluster(name string) bool { return name == f.km.cfg.Cluster }
+
+// Event records a run's event on its ExperimentRun object and, for a
+// target, on the target's pod (or node) too (runner.Recorder).
+func (km *kubeMode) Event(run api.Run, target *targets.Node, warning bool, reason, message string) {
+	if km.events == nil {
+		return
+	}
+	typ := corev1.EventTypeNormal
+	if warning {
+		typ = corev1.EventTypeWarning
+	}
+	runRef := &corev1.ObjectReference{APIVersion: store.ExperimentRuns.GroupVersion().String(), Kind: "ExperimentRun",
+		Namespace: km.cfg.Namespace, Name: run.ID}
+	if target == nil {
+		km.events.Event(runRef, typ, reason, message)
+		return
+	}
+	var ref *corev1.ObjectReference
+	if in := target.Instance; in != nil && in.Pod != nil {
+		ref = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: in.Pod.Namespace, Name: in.Pod.Name, UID: types.UID(in.Pod.UID)}
+	} else {
+		ref = &corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: target.Name, UID: types.UID(target.UID)}
+	}
+	km.events.Event(ref, typ, reason, message)
+	km.events.Event(runRef, typ, reason, fmt.Sprintf("%s %s: %s", strings.ToLower(ref.Kind), targetName(ref), message))
+}
+
+func targetName(ref *corev1.ObjectReference) string {
+	if ref.Namespace != "" {
+		return ref.Namespace + "/" + ref.Name
+	}
+	return ref.Name
+}
