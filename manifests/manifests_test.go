@@ -25,7 +25,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -133,7 +135,7 @@ type metaOnly struct {
 func newScheme(t *testing.T) *runtime.Scheme {
 	t.Helper()
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, apiextensionsv1.AddToScheme, policyv1.AddToScheme} {
 		if err := add(s); err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +336,7 @@ func TestEveryFileDecodesStrictly(t *testing.T) {
 	for f, objs := range tr.objects {
 		for _, o := range objs {
 			switch o.meta.Kind {
-			case "Namespace", "ClusterRole", "ClusterRoleBinding":
+			case "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition":
 			default:
 				if o.meta.Metadata.Namespace != namespace {
 					t.Errorf("%s: %s %s: namespace %q, want %q", f, o.meta.Kind, o.meta.Metadata.Name, o.meta.Metadata.Namespace, namespace)
