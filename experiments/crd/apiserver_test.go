@@ -181,8 +181,8 @@ func TestAPIServerExperimentRunStatus(t *testing.T) {
 	run := api.Run{
 		ID: created.GetName(), Experiment: "partition-c1-c2", Trigger: api.TriggerManual,
 		Phase: api.PhaseDone, Verdict: api.VerdictPass, CreatedAt: now, FinishedAt: &now,
-		Times: api.Times{Started: &now, Injected: &now},
-		RTO:   api.RTO{MeasuredSeconds: &rto, TargetSeconds: 900, ResolutionSeconds: 1},
+		Times:  api.Times{Started: &now, Injected: &now},
+		RTO:    api.RTO{MeasuredSeconds: &rto, TargetSeconds: 900, ResolutionSeconds: 1},
 		Faults: []api.FaultRecord{{Name: "cut-tgw", Kind: "partition", Cluster: "c1", Node: "n1", AgentFaultID: "f1", InjectedAt: &now, Verified: true}},
 		Phases: []api.PhaseResult{{Phase: api.PhaseSteadyState, Probes: []api.ProbeSummary{{
 			Name: "p", Query: "up", Condition: "== 1", Evaluations: 3,
