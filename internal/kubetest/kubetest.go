@@ -40,6 +40,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -98,6 +99,7 @@ type Server struct {
 	caPEM   []byte
 	config  *rest.Config
 	client  kubernetes.Interface
+	dynamic dynamic.Interface
 	etcd    *process
 	api     *process
 	startup time.Duration
@@ -265,8 +267,14 @@ func (s *Server) start(ctx context.Context, opts Options) error {
 		QPS:             200,
 		Burst:           400,
 		Timeout:         30 * time.Second,
+		// Warnings (e.g. Pod Security's "would violate") are for people;
+		// tests that want them set their own handler on Config().
+		WarningHandler: rest.NoWarnings{},
 	}
-	s.client, err = kubernetes.NewForConfig(s.config)
+	if s.client, err = kubernetes.NewForConfig(s.config); err != nil {
+		return err
+	}
+	s.dynamic, err = dynamic.NewForConfig(s.config)
 	return err
 }
 

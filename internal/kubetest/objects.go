@@ -96,7 +96,7 @@ func (s *Server) InstallCRDs(ctx context.Context, crds ...*apiextensionsv1.Custo
 // Dynamic returns a dynamic client for cfg (the admin's when nil).
 func (s *Server) Dynamic(cfg *rest.Config) (dynamic.Interface, error) {
 	if cfg == nil {
-		cfg = s.config
+		return s.dynamic, nil
 	}
 	return dynamic.NewForConfig(cfg)
 }
@@ -105,6 +105,30 @@ func (s *Server) Dynamic(cfg *rest.Config) (dynamic.Interface, error) {
 // DryRun: []string{metav1.DryRunAll}), finding its resource through
 // discovery.
 func (s *Server) Create(ctx context.Context, obj *unstructured.Unstructured, opts metav1.CreateOptions) (*unstructured.Unstructured, error) {
+	r, err := s.resource(obj)
+	if err != nil {
+		return nil, err
+	}
+	return r.Create(ctx, obj, opts)
+}
+
+// Apply applies obj as the admin with a server-side apply (what
+// `kubectl apply --server-side` does; opts.FieldManager defaults to
+// "kubetest"; DryRun: []string{metav1.DryRunAll} for a server-side dry
+// run). Unlike Create it works whether or not the object exists.
+func (s *Server) Apply(ctx context.Context, obj *unstructured.Unstructured, opts metav1.ApplyOptions) (*unstructured.Unstructured, error) {
+	r, err := s.resource(obj)
+	if err != nil {
+		return nil, err
+	}
+	if opts.FieldManager == "" {
+		opts.FieldManager = "kubetest"
+	}
+	return r.Apply(ctx, obj.GetName(), obj, opts)
+}
+
+// resource returns the dynamic client of obj's resource (and namespace).
+func (s *Server) resource(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
 	m, err := s.mapping(obj)
 	if err != nil {
 		return nil, err
@@ -113,11 +137,10 @@ func (s *Server) Create(ctx context.Context, obj *unstructured.Unstructured, opt
 	if err != nil {
 		return nil, err
 	}
-	var r dynamic.ResourceInterface = d.Resource(m.Resource)
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		r = d.Resource(m.Resource).Namespace(obj.GetNamespace())
+		return d.Resource(m.Resource).Namespace(obj.GetNamespace()), nil
 	}
-	return r.Create(ctx, obj, opts)
+	return d.Resource(m.Resource), nil
 }
 
 // mapping finds the resource of an object's kind, refreshing discovery
