@@ -1,8 +1,9 @@
 // Package manifests holds the Kubernetes manifests (kustomize base and the
 // c1/c2 overlays), the Prometheus rules and the Grafana dashboard. This
 // test decodes every file strictly into its type and checks the safety
-// properties the design promises; it does not run a kustomize build (the
-// kustomize API module is heavy), it checks what the build would read.
+// properties the design promises; apiserver_test.go renders the overlays
+// with kustomize's library and applies them (dry run) to a real API
+// server, and checks chaosd's RBAC there.
 package manifests
 
 import (
