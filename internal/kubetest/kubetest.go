@@ -222,7 +222,8 @@ func (s *Server) start(ctx context.Context, opts Options) error {
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
-	plain := &http.Client{Timeout: 2 * time.Second}
+	plain := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{}}
+	defer plain.CloseIdleConnections()
 	if err := waitReady(readyCtx, s.etcd, plain, clientURL+"/health", ""); err != nil {
 		return fmt.Errorf("etcd: %w", s.etcd.explain(err))
 	}

@@ -116,6 +116,9 @@ func TestAPIServerStartStop(t *testing.T) {
 	if _, err := s.Create(ctx, objs[0], metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 		t.Errorf("dry-run create of a Widget: %v", err)
 	}
+	if _, err := s.Apply(ctx, objs[0], metav1.ApplyOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("server-side apply (dry run) of a Widget: %v", err)
+	}
 	objs[0].Object["spec"] = map[string]any{"size": "three"}
 	if _, err := s.Create(ctx, objs[0], metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsInvalid(err) {
 		t.Errorf("a Widget of the wrong type: want Invalid, got %v", err)
