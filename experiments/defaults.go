@@ -13,6 +13,9 @@ import (
 // field that was written keeps its value, even a zero one, so that
 // validation can reject it ("rto: 0s" is an error, not a request for 15m).
 func applyDefaults(e *Experiment, written func(path string) bool) {
+	if e.Metadata.Description == "" {
+		e.Metadata.Description = e.Metadata.Annotations[DescriptionAnnotation]
+	}
 	s := &e.Spec
 	if s.ProbeInterval == 0 && !written("spec.probeInterval") {
 		s.ProbeInterval = Duration(DefaultProbeInterval * time.Second)

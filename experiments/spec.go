@@ -96,11 +96,22 @@ type Experiment struct {
 	Source string `yaml:"-" json:"source,omitempty"`
 }
 
-// Metadata names and describes an experiment.
+// DescriptionAnnotation is the annotation that describes an experiment in
+// a file that is also a Kubernetes object (`kubectl apply -f` of an
+// Experiment): a Kubernetes object's metadata has no description field.
+const DescriptionAnnotation = "chaosd.io/description"
+
+// Metadata names and describes an experiment. It is the part of a
+// Kubernetes object's metadata that experiment files use.
 type Metadata struct {
-	Name        string            `yaml:"name" json:"name"`
+	Name string `yaml:"name" json:"name"`
+	// Description is what the experiment is for. Files meant for
+	// Kubernetes too write it as the annotation chaosd.io/description
+	// (metadata.description is not a Kubernetes field); the loader copies
+	// that annotation here when description is left out.
 	Description string            `yaml:"description,omitempty" json:"description,omitempty"`
 	Labels      map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty" json:"annotations,omitempty"`
 }
 
 // Spec is what the experiment does.

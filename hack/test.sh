@@ -6,6 +6,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHAOSD_BIN_DIR="${CHAOSD_BIN_DIR:-$PWD/bin}"
+# The real kube-apiserver and etcd for the Kubernetes tests
+# (internal/kubetest): built once per version into a cache (the first
+# build takes ~7-10 min on 2 cores; later runs only check the cache).
+# CHAOSD_K8S_REQUIRED turns a missing binary into a failure, not a skip.
+if [[ -z ${CHAOSD_K8S_BIN_DIR:-} ]]; then
+  k8s_start=$SECONDS
+  CHAOSD_K8S_BIN_DIR=$(hack/k8s-bins.sh)
+  echo "kube-apiserver and etcd: $CHAOSD_K8S_BIN_DIR ($((SECONDS - k8s_start))s)"
+fi
+export CHAOSD_K8S_BIN_DIR CHAOSD_K8S_REQUIRED=1
 # -p 1: the privileged suites start Prometheus, agents and whole labs; on a
 # 2-core machine running them side by side only makes them slower and flaky.
 go test -count=1 -p 1 -timeout 40m "$@" ./...

@@ -1,8 +1,9 @@
 // Package manifests holds the Kubernetes manifests (kustomize base and the
 // c1/c2 overlays), the Prometheus rules and the Grafana dashboard. This
 // test decodes every file strictly into its type and checks the safety
-// properties the design promises; it does not run a kustomize build (the
-// kustomize API module is heavy), it checks what the build would read.
+// properties the design promises; apiserver_test.go renders the overlays
+// with kustomize's library and applies them (dry run) to a real API
+// server, and checks chaosd's RBAC there.
 package manifests
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -25,7 +27,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -133,7 +138,7 @@ type metaOnly struct {
 func newScheme(t *testing.T) *runtime.Scheme {
 	t.Helper()
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, apiextensionsv1.AddToScheme, policyv1.AddToScheme} {
 		if err := add(s); err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +339,7 @@ func TestEveryFileDecodesStrictly(t *testing.T) {
 	for f, objs := range tr.objects {
 		for _, o := range objs {
 			switch o.meta.Kind {
-			case "Namespace", "ClusterRole", "ClusterRoleBinding":
+			case "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition":
 			default:
 				if o.meta.Metadata.Namespace != namespace {
 					t.Errorf("%s: %s %s: namespace %q, want %q", f, o.meta.Kind, o.meta.Metadata.Name, o.meta.Metadata.Namespace, namespace)
@@ -456,14 +461,10 @@ func TestOverlaysSetTheirCluster(t *testing.T) {
 		if cfg == nil {
 			t.Fatalf("%s: chaosd config not loaded", dir)
 		}
-		if len(cfg.Clusters) != 1 || cfg.Clusters[0].Name != name {
-			t.Errorf("%s: chaosd config clusters %+v, want exactly cluster %s", dir, cfg.Clusters, name)
-			continue
-		}
-		for _, a := range cfg.Clusters[0].Agents {
-			if a.Labels["topology.kubernetes.io/region"] != want.region {
-				t.Errorf("%s: agent %s region label %q, want %q", dir, a.Node, a.Labels["topology.kubernetes.io/region"], want.region)
-			}
+		// In-cluster, chaosd discovers agents and service pods through
+		// the API: no hand-written cluster (and no placeholder agent).
+		if len(cfg.Clusters) != 0 || cfg.Kubernetes == nil || cfg.Kubernetes.Cluster != name {
+			t.Errorf("%s: chaosd config must use kubernetes: with cluster %s and no clusters:, got clusters %+v kubernetes %+v", dir, name, cfg.Clusters, cfg.Kubernetes)
 		}
 	}
 	// The base's generator is what the overlays replace.
@@ -576,10 +577,9 @@ func TestAgentDaemonSet(t *testing.T) {
 func TestChaosdDeployment(t *testing.T) {
 	tr := load(t)
 	d := find[*appsv1.Deployment](t, tr, "Deployment", daemonName)
-	// One replica until leader election lands (see the manifest's comment):
-	// two schedulers would both fire every cron schedule.
-	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		t.Error("chaosd: replicas 1 with strategy Recreate until leader election is implemented")
+	// Two replicas behind a Lease election, replaced one at a time.
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 || d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+		t.Error("chaosd: replicas 2 with strategy RollingUpdate (the replicas elect a leader)")
 	}
 	ps := d.Spec.Template.Spec
 	if ps.ServiceAccountName != daemonName {
@@ -598,6 +598,22 @@ func TestChaosdDeployment(t *testing.T) {
 	args := flags(t, "chaosd", c.Args, "serve")
 	if args["--config"] != "/etc/chaosd/chaosd.yaml" {
 		t.Errorf("chaosd: --config %q", args["--config"])
+	}
+	// The leader election's identity and namespace, from the downward API.
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if env["POD_NAME"] != "metadata.name" || env["POD_NAMESPACE"] != "metadata.namespace" {
+		t.Errorf("chaosd: env POD_NAME/POD_NAMESPACE must come from metadata.name/metadata.namespace, got %v", env)
+	}
+	// A PodDisruptionBudget keeps a replica up through drains, and can be met.
+	pdb := find[*policyv1.PodDisruptionBudget](t, tr, "PodDisruptionBudget", daemonName)
+	if pdb.Spec.Selector == nil || !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, d.Spec.Selector.MatchLabels) ||
+		pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() < 1 || pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
+		t.Errorf("PodDisruptionBudget chaosd: want the Deployment's selector and 1 <= minAvailable < replicas, got %+v", pdb.Spec)
 	}
 	sc := c.SecurityContext
 	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
@@ -687,48 +703,86 @@ func TestChaosdDeployment(t *testing.T) {
 	}
 }
 
+// permissions expands RBAC rules into "group resource[name] verb" lines.
+func permissions(rules []rbacv1.PolicyRule) []string {
+	var out []string
+	for _, r := range rules {
+		names := r.ResourceNames
+		if len(names) == 0 {
+			names = []string{""}
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				for _, n := range names {
+					what := res
+					if n != "" {
+						what += "[" + n + "]"
+					}
+					for _, v := range r.Verbs {
+						out = append(out, g+" "+what+" "+v)
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func expand(group string, resources, verbs []string) []string {
+	var out []string
+	for _, r := range resources {
+		for _, v := range verbs {
+			out = append(out, group+" "+r+" "+v)
+		}
+	}
+	return out
+}
+
+// wantClusterPermissions is what chaosd needs in every namespace.
+func wantClusterPermissions() []string {
+	return slices.Concat(
+		expand("", []string{"pods", "nodes"}, []string{"get", "list", "watch"}),
+		expand("", []string{"events"}, []string{"create", "patch"}),
+		expand("events.k8s.io", []string{"events"}, []string{"create", "patch"}),
+	)
+}
+
+// wantRolePermissions is what chaosd needs in its own namespace besides.
+func wantRolePermissions() []string {
+	return slices.Concat(
+		expand("chaosd.io", []string{"experiments"}, []string{"get", "list", "watch"}),
+		expand("chaosd.io", []string{"experiments/status"}, []string{"update", "patch"}),
+		expand("chaosd.io", []string{"experimentruns", "experimentruns/status"}, []string{"create", "get", "list", "watch", "update", "patch", "delete"}),
+		expand("coordination.k8s.io", []string{"leases"}, []string{"create"}),
+		expand("coordination.k8s.io", []string{"leases[" + daemon.DefaultLeaseName + "]"}, []string{"get", "update"}),
+	)
+}
+
+// comparePermissions reports every permission granted but not wanted and
+// wanted but not granted.
+func comparePermissions(t *testing.T, who string, got, want []string) {
+	t.Helper()
+	for _, p := range got {
+		if !slices.Contains(want, p) {
+			t.Errorf("%s grants %q, which is more than wanted", who, p)
+		}
+	}
+	for _, p := range want {
+		if !slices.Contains(got, p) {
+			t.Errorf("%s lacks %q", who, p)
+		}
+	}
+}
+
+// TestRBACLeastPrivilege: chaosd's roles grant exactly what it needs,
+// nothing more (TestAPIServerRBAC checks the same on a real API server).
 func TestRBACLeastPrivilege(t *testing.T) {
 	tr := load(t)
 	cr := find[*rbacv1.ClusterRole](t, tr, "ClusterRole", daemonName)
 	role := find[*rbacv1.Role](t, tr, "Role", daemonName)
-	for _, rules := range [][]rbacv1.PolicyRule{cr.Rules, role.Rules} {
-		for _, r := range rules {
-			for _, v := range slices.Concat(r.Verbs, r.Resources, r.APIGroups) {
-				if v == "*" {
-					t.Errorf("RBAC: wildcard in %+v", r)
-				}
-			}
-			if slices.Contains(r.Resources, "secrets") {
-				t.Errorf("RBAC: chaosd must not read Secrets: %+v", r)
-			}
-		}
-	}
-	allows := func(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
-		return slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool {
-			return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb)
-		})
-	}
-	for _, want := range []struct{ group, resource, verb string }{
-		{"", "pods", "list"}, {"", "pods", "watch"}, {"", "nodes", "get"}, {"", "nodes", "list"}, {"", "events", "create"},
-	} {
-		if !allows(cr.Rules, want.group, want.resource, want.verb) {
-			t.Errorf("ClusterRole chaosd: missing %s %s/%s", want.verb, want.group, want.resource)
-		}
-	}
-	for _, want := range []struct{ group, resource, verb string }{
-		{"coordination.k8s.io", "leases", "get"}, {"coordination.k8s.io", "leases", "create"}, {"coordination.k8s.io", "leases", "update"},
-		{"", "configmaps", "list"}, {"", "configmaps", "watch"},
-	} {
-		if !allows(role.Rules, want.group, want.resource, want.verb) {
-			t.Errorf("Role chaosd: missing %s %s/%s", want.verb, want.group, want.resource)
-		}
-	}
-	// Leases and ConfigMaps only in chaosd's own namespace, never cluster-wide.
-	for _, res := range []string{"leases", "configmaps"} {
-		if slices.ContainsFunc(cr.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, res) }) {
-			t.Errorf("ClusterRole chaosd: %s must be namespaced (Role)", res)
-		}
-	}
+	comparePermissions(t, "ClusterRole chaosd", permissions(cr.Rules), wantClusterPermissions())
+	comparePermissions(t, "Role chaosd", permissions(role.Rules), wantRolePermissions())
 	crb := find[*rbacv1.ClusterRoleBinding](t, tr, "ClusterRoleBinding", daemonName)
 	rb := find[*rbacv1.RoleBinding](t, tr, "RoleBinding", daemonName)
 	for _, b := range []struct {
@@ -740,11 +794,84 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			t.Errorf("%sBinding: must bind %s chaosd to ServiceAccount chaosd/chaosd, got %+v %+v", b.kind, b.kind, b.ref, b.subj)
 		}
 	}
+	// No other role or binding: the agent gets nothing.
+	for f, objs := range tr.objects {
+		for _, o := range objs {
+			switch o.meta.Kind {
+			case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding":
+				if o.meta.Metadata.Name != daemonName {
+					t.Errorf("%s: unexpected %s %s", f, o.meta.Kind, o.meta.Metadata.Name)
+				}
+			}
+		}
+	}
 	find[*corev1.ServiceAccount](t, tr, "ServiceAccount", daemonName)
-	find[*corev1.ServiceAccount](t, tr, "ServiceAccount", agentName)
-	cm := find[*corev1.ConfigMap](t, tr, "ConfigMap", "chaosd-experiments")
-	if cm.Labels["chaosd.io/experiment"] != "true" {
-		t.Error("ConfigMap chaosd-experiments: want label chaosd.io/experiment=true")
+	agent := find[*corev1.ServiceAccount](t, tr, "ServiceAccount", agentName)
+	if agent.AutomountServiceAccountToken == nil || *agent.AutomountServiceAccountToken {
+		t.Error("ServiceAccount chaosd-agent: automountServiceAccountToken must be false (the agent needs no API access)")
+	}
+}
+
+// TestKubernetesConfigMatchesManifests: what each chaosd config's
+// kubernetes section names exists in the manifests: the agents' selector,
+// namespace and port are the DaemonSet's, the leader Lease is the one the
+// Role grants, the Deployment passes the pod's identity.
+func TestKubernetesConfigMatchesManifests(t *testing.T) {
+	tr := load(t)
+	ds := find[*appsv1.DaemonSet](t, tr, "DaemonSet", agentName)
+	role := find[*rbacv1.Role](t, tr, "Role", daemonName)
+	var leaseNames []string
+	for _, r := range role.Rules {
+		if slices.Contains(r.Resources, "leases") {
+			leaseNames = append(leaseNames, r.ResourceNames...)
+		}
+	}
+	for f, cfg := range tr.configs {
+		k := cfg.Kubernetes
+		if k == nil || len(cfg.Clusters) != 0 {
+			t.Errorf("%s: want a kubernetes: section and no clusters:", f)
+			continue
+		}
+		if k.Namespace != namespace || k.Agents.Namespace != ds.Namespace {
+			t.Errorf("%s: namespace %q, agents in %q; want %q (where the manifests put them)", f, k.Namespace, k.Agents.Namespace, namespace)
+		}
+		sel, err := labels.Parse(k.Agents.Selector)
+		if err != nil || !sel.Matches(labels.Set(ds.Spec.Template.Labels)) {
+			t.Errorf("%s: agents selector %q does not match the agent pods' labels %v", f, k.Agents.Selector, ds.Spec.Template.Labels)
+		}
+		var port bool
+		for _, cp := range ds.Spec.Template.Spec.Containers[0].Ports {
+			port = port || cp.Name == k.Agents.Port || strconv.Itoa(int(cp.ContainerPort)) == k.Agents.Port
+		}
+		if !port {
+			t.Errorf("%s: agents port %q is not a port of the agent container", f, k.Agents.Port)
+		}
+		if k.LeaderElection.Disabled || !slices.Contains(leaseNames, k.LeaderElection.LeaseName) {
+			t.Errorf("%s: leader election must be on, with a Lease the Role grants (%v), got %+v", f, leaseNames, k.LeaderElection)
+		}
+		if k.Services.Namespace == "" {
+			t.Errorf("%s: kubernetes.services.namespace: name PetClinic's namespace", f)
+		}
+		if k.Kubeconfig != "" || k.Context != "" {
+			t.Errorf("%s: in-cluster chaosd uses its ServiceAccount, not a kubeconfig", f)
+		}
+	}
+}
+
+// TestNoPlaceholderAgents: no file keeps the .invalid placeholder agents
+// of the time before discovery.
+func TestNoPlaceholderAgents(t *testing.T) {
+	err := filepath.WalkDir(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (filepath.Ext(p) != ".yaml" && filepath.Ext(p) != ".yml") {
+			return err
+		}
+		if bytes.Contains(read(t, p), []byte(".invalid")) {
+			t.Errorf("%s: still names a .invalid placeholder", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

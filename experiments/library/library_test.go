@@ -21,6 +21,13 @@ func TestLoad(t *testing.T) {
 	if len(exps) != len(files) || len(exps) == 0 {
 		t.Fatalf("loaded %d experiments from %d files", len(exps), len(files))
 	}
+	// Each file is also a Kubernetes object (kubectl apply -f): its
+	// description is the annotation, which the loader reads.
+	for _, e := range exps {
+		if e.Metadata.Description == "" || e.Metadata.Annotations[experiments.DescriptionAnnotation] != e.Metadata.Description {
+			t.Errorf("%s: want a description in the annotation %s, got %q", e.Source, experiments.DescriptionAnnotation, e.Metadata.Description)
+		}
+	}
 }
 
 func TestPartitionC1C2(t *testing.T) {

@@ -1,0 +1,177 @@
+package kubetest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+func TestBinDirMissing(t *testing.T) {
+	t.Setenv(EnvBinDir, "")
+	if _, err := BinDir(); !errors.Is(err, ErrNoBinaries) || !strings.Contains(err.Error(), "hack/k8s-bins.sh") {
+		t.Errorf("unset: want ErrNoBinaries naming hack/k8s-bins.sh, got %v", err)
+	}
+	empty := t.TempDir()
+	t.Setenv(EnvBinDir, empty)
+	if _, err := BinDir(); !errors.Is(err, ErrNoBinaries) || !strings.Contains(err.Error(), "kube-apiserver") {
+		t.Errorf("empty dir: want ErrNoBinaries naming kube-apiserver, got %v", err)
+	}
+	if _, err := Start(context.Background(), Options{}); !errors.Is(err, ErrNoBinaries) {
+		t.Errorf("Start without binaries: want ErrNoBinaries, got %v", err)
+	}
+}
+
+func TestObjects(t *testing.T) {
+	objs, err := Objects([]byte("# c\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: a}\n"))
+	if err != nil || len(objs) != 2 || objs[0].GetName() != "a" || objs[1].GetNamespace() != "a" {
+		t.Fatalf("got %v, %v", objs, err)
+	}
+	if _, err := Objects([]byte("metadata: {name: x}\n")); err == nil {
+		t.Fatal("want an error for a document without apiVersion and kind")
+	}
+}
+
+// TestAPIServerStartStop starts a private server, uses it as the admin
+// and as a ServiceAccount, installs a CRD, and checks that Stop leaves no
+// process, directory or goroutine behind.
+func TestAPIServerStartStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping a test that needs a real kube-apiserver")
+	}
+	before := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := Start(ctx, Options{Logf: t.Logf})
+	if err != nil {
+		SkipOrFail(t, err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = s.Stop()
+		}
+	}()
+	t.Logf("start-up (etcd + kube-apiserver to /readyz): %s", s.StartupTime().Round(time.Millisecond))
+
+	// The admin is in system:masters.
+	review, err := s.Client().AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := review.Status.UserInfo; u.Username != "admin" || !contains(u.Groups, "system:masters") {
+		t.Errorf("admin is %q in %v", u.Username, u.Groups)
+	}
+	if _, err := s.Client().CoreV1().Secrets("default").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("admin cannot list secrets: %v", err)
+	}
+
+	// A ServiceAccount gets a token and, without RBAC bindings, nothing.
+	cfg, err := s.ServiceAccountConfig(ctx, "kubetest", "robot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	review, err = sa.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := review.Status.UserInfo.Username; u != "system:serviceaccount:kubetest:robot" {
+		t.Errorf("service account token authenticates as %q", u)
+	}
+	if _, err := sa.CoreV1().Secrets("kubetest").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("service account without bindings listing secrets: want Forbidden, got %v", err)
+	}
+	// Asking again reuses the namespace and account.
+	if _, err := s.ServiceAccountConfig(ctx, "kubetest", "robot"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A CRD installs, becomes Established, serves objects; installing it
+	// again is a no-op.
+	crd := widgetCRD()
+	for range 2 {
+		if err := s.InstallCRDs(ctx, crd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, err := Objects([]byte("apiVersion: kubetest.example/v1\nkind: Widget\nmetadata: {name: w, namespace: kubetest}\nspec: {size: 3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, objs[0], metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("dry-run create of a Widget: %v", err)
+	}
+	if _, err := s.Apply(ctx, objs[0], metav1.ApplyOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("server-side apply (dry run) of a Widget: %v", err)
+	}
+	objs[0].Object["spec"] = map[string]any{"size": "three"}
+	if _, err := s.Create(ctx, objs[0], metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsInvalid(err) {
+		t.Errorf("a Widget of the wrong type: want Invalid, got %v", err)
+	}
+
+	pids := []int{s.api.cmd.Process.Pid, s.etcd.cmd.Process.Pid}
+	dir := s.dir
+	stopped = true
+	if err := s.Stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d still exists after Stop (kill 0: %v)", pid, err)
+		}
+	}
+	if _, err := os.Stat(dir); os.Getenv(EnvKeep) == "" && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after Stop: %v", dir, err)
+	}
+	if filepath.Dir(dir) != filepath.Clean(os.TempDir()) {
+		t.Errorf("server directory %s is not under %s", dir, os.TempDir())
+	}
+	goleak.VerifyNone(t, before)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func widgetCRD() *apiextensionsv1.CustomResourceDefinition {
+	return &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets.kubetest.example"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "kubetest.example",
+			Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: "Widget", ListKind: "WidgetList", Plural: "widgets", Singular: "widget"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object",
+					Properties: map[string]apiextensionsv1.JSONSchemaProps{
+						"spec": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"size": {Type: "integer"}}},
+					},
+				}},
+			}},
+		},
+	}
+}
