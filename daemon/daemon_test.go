@@ -31,7 +31,8 @@ import (
 // runs sees the impact.
 type fakeNode struct {
 	name   string
-	socket string
+	socket string // unix socket, or "" when it listens on TCP
+	port   int    // TCP port on 127.0.0.1 when socket is ""
 	token  string
 
 	mu      sync.Mutex
@@ -41,8 +42,14 @@ type fakeNode struct {
 }
 
 func startFakeNode(t *testing.T, dir, name, token string, healthy prometheus.Gauge) *fakeNode {
+	return startFakeNodeOn(t, filepath.Join(dir, name+".sock"), name, token, healthy)
+}
+
+// startFakeNodeOn serves the fake on the unix socket path, or on a TCP
+// port of 127.0.0.1 when path is "".
+func startFakeNodeOn(t *testing.T, path, name, token string, healthy prometheus.Gauge) *fakeNode {
 	t.Helper()
-	n := &fakeNode{name: name, socket: filepath.Join(dir, name+".sock"), token: token,
+	n := &fakeNode{name: name, socket: path, token: token,
 		active: map[string]agentapi.Fault{}, healthy: healthy}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
@@ -98,9 +105,18 @@ func startFakeNode(t *testing.T, dir, name, token string, healthy prometheus.Gau
 		n.healthy.Set(1)
 		writeJSON(w, 200, out)
 	})
-	l, err := net.Listen("unix", n.socket)
+	var l net.Listener
+	var err error
+	if n.socket != "" {
+		l, err = net.Listen("unix", n.socket)
+	} else {
+		l, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a, ok := l.Addr().(*net.TCPAddr); ok {
+		n.port = a.Port
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+token {
