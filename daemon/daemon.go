@@ -257,6 +257,9 @@ func (l *leadership) get() (bool, string) {
 // notLeading explains why this chaosd does not accept runs.
 func (d *Daemon) notLeading() string {
 	leading, leader := d.leader.get()
+	if !leading && leader == "" && d.kube != nil {
+		leader = d.kube.leaseHolder()
+	}
 	switch {
 	case leading:
 		return "chaosd is shutting down"

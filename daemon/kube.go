@@ -183,6 +183,18 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 	}
 }
 
+// leaseHolder reads who holds the leader Lease now ("" when nobody or it
+// cannot be read).
+func (km *kubeMode) leaseHolder() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := km.client.CoordinationV1().Leases(km.cfg.Namespace).Get(ctx, km.cfg.LeaderElection.LeaseName, metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == km.identity {
+		return ""
+	}
+	return *l.Spec.HolderIdentity
+}
+
 // fleet is the agent DaemonSet's pods.
 func (km *kubeMode) fleet() fleet { return kubeFleet{km} }
 
