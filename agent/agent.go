@@ -44,7 +44,15 @@ type Config struct {
 	// /run/netns/x or /proc/PID/ns/net). Empty: the agent's own namespace,
 	// as seen by the goroutine that calls Run.
 	NetNSPath string
-	Version   string
+	// CgroupRoot is where the host's cgroup hierarchy is (the memory
+	// controller's: v2 at it, else v1 at its memory/, else v2 at its
+	// unified/; see kubepod.DetectHierarchy), for memory faults and for
+	// finding pods. Empty: /sys/fs/cgroup.
+	CgroupRoot string
+	// CgroupDriver is kubelet's cgroup driver (auto, cgroupfs or
+	// systemd), for finding pods' cgroups. Empty: auto.
+	CgroupDriver string
+	Version      string
 	// Control is where Run publishes the TCP ports of its API listener,
 	// for drivers whose faults must spare the control channel
 	// (DefaultDrivers gives Control.TCP to the partition driver). nil:

@@ -118,6 +118,7 @@ type Pod struct {
 	NS        netns.NsHandle
 	node      *Node
 	cmd       *exec.Cmd
+	exited    chan struct{} // closed once cmd is reaped
 }
 
 // PID is the pod's process now.
@@ -186,35 +187,36 @@ func newNS(t testing.TB) netns.NsHandle {
 	return ns
 }
 
-// start runs `sleep` in the pod's namespace (forked from a thread inside
-// it) and moves it into the container's cgroup.
+// start runs `sleep` in the pod's namespace and moves it into the
+// container's cgroup. It is forked by a goroutine locked to its OS thread
+// switched into the pod's namespace, which then waits for it and only
+// then ends (taking the thread with it): PDEATHSIG, which fires when the
+// forking *thread* exits, can then only reach a process already gone,
+// while a test process that dies takes its pods' processes with it.
 func (p *Pod) start() {
 	t := p.node.t
 	t.Helper()
 	cmd := exec.Command("sleep", "3600")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	errc := make(chan error, 1)
+	started := make(chan error, 1)
+	exited := make(chan struct{})
 	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
+		defer close(exited)
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		err := netns.Set(p.NS)
+		if err == nil {
+			err = cmd.Start()
 		}
-		defer orig.Close()
-		if err := netns.Set(p.NS); err != nil {
-			errc <- err
-			return
+		started <- err
+		if err == nil {
+			cmd.Wait()
 		}
-		errc <- cmd.Start()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		} // else the thread stays locked and ends with this goroutine
 	}()
-	if err := <-errc; err != nil {
+	if err := <-started; err != nil {
+		<-exited
 		t.Fatalf("start the pod's process: %v", err)
 	}
-	p.cmd = cmd
+	p.cmd, p.exited = cmd, exited
 	procs := filepath.Join(p.node.Root, p.Container, "cgroup.procs")
 	if err := os.WriteFile(procs, []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
 		p.stop()
@@ -222,11 +224,17 @@ func (p *Pod) start() {
 	}
 }
 
-// stop kills the pod's process (by PID: the one this package started).
+// stop kills the pod's process (through its os.Process: the one this
+// package started, never a reused PID) and waits until it is reaped.
 func (p *Pod) stop() {
-	if p.cmd != nil && p.cmd.ProcessState == nil {
+	if p.cmd == nil {
+		return
+	}
+	select {
+	case <-p.exited:
+	default:
 		p.cmd.Process.Kill()
-		p.cmd.Wait()
+		<-p.exited
 	}
 }
 
