@@ -52,7 +52,12 @@ type Config struct {
 	// CgroupDriver is kubelet's cgroup driver (auto, cgroupfs or
 	// systemd), for finding pods' cgroups. Empty: auto.
 	CgroupDriver string
-	Version      string
+	// CgroupNS is a cgroup namespace file (e.g. /proc/1/ns/cgroup, the
+	// host's, with the host's PID namespace) the memory driver starts
+	// stressors in, so it can place them in cgroups outside the agent's
+	// own namespace (a container's on cgroup v2). Empty: the agent's own.
+	CgroupNS string
+	Version  string
 	// Control is where Run publishes the TCP ports of its API listener,
 	// for drivers whose faults must spare the control channel
 	// (DefaultDrivers gives Control.TCP to the partition driver). nil:

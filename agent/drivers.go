@@ -76,7 +76,7 @@ func DefaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func() error, error) 
 	// Owner tells this agent's stressors from those of other agents in the
 	// same PID namespace.
 	md, err := memory.New(memory.Config{ArgPrefix: []string{StressorCommand}, Owner: cfg.Node,
-		CgroupRoot: cfg.CgroupRoot, CgroupDriver: driver}, lg.Named("memory"))
+		CgroupRoot: cfg.CgroupRoot, CgroupDriver: driver, CgroupNS: cfg.CgroupNS}, lg.Named("memory"))
 	if err != nil {
 		return fail(err)
 	}

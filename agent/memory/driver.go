@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,11 @@ type Config struct {
 	// the call's context.
 	StartTimeout time.Duration
 	KillTimeout  time.Duration
+	// CgroupNS is a cgroup namespace file to start stressors in, e.g.
+	// /proc/1/ns/cgroup (the host's, with the host's PID namespace); "":
+	// the agent's own. Needed on cgroup v2 when the agent runs in a
+	// container with a cgroup namespace of its own (see fork).
+	CgroupNS string
 }
 
 // Driver runs memory stressors. It implements the agent's Driver
@@ -67,7 +73,7 @@ type Driver struct {
 	mu       sync.Mutex
 	children map[int]*child // running stressors started by this Driver
 	closed   bool
-	wg       sync.WaitGroup // reaper goroutines
+	wg       sync.WaitGroup // reaper and forker goroutines
 }
 
 // child is a stressor this Driver started and reaps.
@@ -382,28 +388,21 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 		cmd.SysProcAttr = sysProcAttr(fd)
 		return cmd
 	}
-	cmd := newCmd(cgFD)
-	placed := cgFD >= 0
-	// Fork from a fresh goroutine: PDEATHSIG fires when the forking
-	// *thread* exits, and a fresh goroutine never runs on a thread that a
-	// LockOSThread caller could make exit.
-	startErr := make(chan error, 1)
-	go func() { startErr <- cmd.Start() }()
-	err = <-startErr
-	if err != nil && placed && cloneIntoCgroupUnsupported(err) {
-		cmd, placed = newCmd(-1), false
-		go func() { startErr <- cmd.Start() }()
-		err = <-startErr
-	}
+	done := make(chan struct{})
+	res := make(chan forked, 1)
+	d.wg.Add(1)
+	go d.fork(newCmd, cgFD, dir, res, done)
+	r := <-res
 	inR.Close()
 	outW.Close()
-	if err != nil {
+	if r.err != nil {
 		inW.Close()
 		outR.Close()
-		return nil, fmt.Errorf("start stressor %s: %w", d.cfg.Exe, err)
+		return nil, fmt.Errorf("start stressor %s: %w", d.cfg.Exe, r.err)
 	}
+	cmd := r.cmd
 	c = &child{pid: cmd.Process.Pid, faultID: st.FaultID, cgroup: st.Cgroup, cmd: cmd, lifeline: inW,
-		started: make(chan struct{}), eof: make(chan struct{}), done: make(chan struct{}), placed: make(chan struct{})}
+		started: make(chan struct{}), eof: make(chan struct{}), done: done, placed: make(chan struct{})}
 	// release must not read the named result c: a failing return has set
 	// it to nil by the time deferred calls run.
 	ch := c
@@ -432,11 +431,8 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 	d.mu.Lock()
 	c.start = ps.StartTime
 	d.mu.Unlock()
-	if !placed {
-		procs := filepath.Join(dir, "cgroup.procs")
-		if err := os.WriteFile(procs, []byte(strconv.Itoa(c.pid)), 0); err != nil {
-			return fail(fmt.Errorf("move stressor %d into %s: %w", c.pid, procs, err))
-		}
+	if r.placeErr != nil {
+		return fail(r.placeErr)
 	}
 	// Membership through the target's cgroup.procs, not /proc/PID/cgroup:
 	// that path is relative to the reader's cgroup namespace root.
@@ -461,6 +457,63 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 	case <-ctx.Done():
 		return fail(fmt.Errorf("stressor %d: start abandoned: %w", c.pid, ctx.Err()))
 	}
+}
+
+// forked is what fork reports.
+type forked struct {
+	cmd      *exec.Cmd
+	err      error // the stressor could not be started
+	placeErr error // started, but not moved into its cgroup
+}
+
+// fork starts the stressor from a goroutine locked to its OS thread for
+// as long as the stressor lives (until done is closed, once it has been
+// reaped), then lets that thread end. PDEATHSIG fires when the forking
+// *thread* exits: a pooled thread could be taken and ended by any
+// goroutine that locks a thread and exits, killing a live stressor; this
+// one only ends once the stressor is gone.
+//
+// With Config.CgroupNS the thread first joins that cgroup namespace (the
+// host's): from a container's own cgroup namespace (cgroup v2, the
+// containerd default) the kernel refuses to place a process in a cgroup
+// outside it, as pods' cgroups are. The stressor inherits it.
+//
+// The stressor is cloned straight into the cgroup (cgroupFD >= 0, v2), or
+// its PID is written to dir's cgroup.procs here, on the same thread.
+func (d *Driver) fork(newCmd func(int) *exec.Cmd, cgroupFD int, dir string, res chan<- forked, done <-chan struct{}) {
+	defer d.wg.Done()
+	runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+	if d.cfg.CgroupNS != "" {
+		if err := setCgroupNS(d.cfg.CgroupNS); err != nil {
+			res <- forked{err: fmt.Errorf("join cgroup namespace %s: %w", d.cfg.CgroupNS, err)}
+			return
+		}
+	}
+	cmd, placed := newCmd(cgroupFD), cgroupFD >= 0
+	err := cmd.Start()
+	if err != nil && placed && cloneIntoCgroupUnsupported(err) {
+		cmd, placed = newCmd(-1), false
+		err = cmd.Start()
+	}
+	if err != nil {
+		if placed && errors.Is(err, syscall.ENOENT) {
+			err = fmt.Errorf("%w (cloning it into %s was refused: the cgroup is gone, or outside the agent's cgroup namespace: give the agent the host's, e.g. --cgroupns=/proc/1/ns/cgroup with the host's PID namespace)", err, dir)
+		}
+		res <- forked{err: err}
+		return
+	}
+	var placeErr error
+	if !placed {
+		procs := filepath.Join(dir, "cgroup.procs")
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			placeErr = fmt.Errorf("move stressor %d into %s: %w", cmd.Process.Pid, procs, err)
+			if errors.Is(err, syscall.ENOENT) {
+				placeErr = fmt.Errorf("%w (the cgroup is gone, or outside the agent's cgroup namespace: give the agent the host's, e.g. --cgroupns=/proc/1/ns/cgroup)", placeErr)
+			}
+		}
+	}
+	res <- forked{cmd: cmd, placeErr: placeErr}
+	<-done
 }
 
 // reap reads the stressor's reports until it exits, then waits for it so

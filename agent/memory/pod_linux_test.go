@@ -1,14 +1,17 @@
 package memory
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,3 +187,93 @@ func TestHostV1PodMemoryCgroupfs(t *testing.T) { testPodMemory(t, 1, kubepod.Dri
 func TestHostV1PodMemorySystemd(t *testing.T)  { testPodMemory(t, 1, kubepod.DriverSystemd) }
 func TestVMPodMemoryCgroupfs(t *testing.T)     { testPodMemory(t, 2, kubepod.DriverCgroupfs) }
 func TestVMPodMemorySystemd(t *testing.T)      { testPodMemory(t, 2, kubepod.DriverSystemd) }
+
+// TestVMPodMemoryFromContainerCgroupNS: an agent in a cgroup namespace of
+// its own (as in a container on cgroup v2) cannot place a stressor in a
+// pod's cgroup, which lies outside that namespace, unless it starts the
+// stressor in the host's cgroup namespace (Config.CgroupNS, the
+// DaemonSet's --cgroupns=/proc/1/ns/cgroup).
+func TestVMPodMemoryFromContainerCgroupNS(t *testing.T) {
+	n, e := podNode(t, 2, kubepod.DriverCgroupfs)
+	// The kernel makes cgroup namespaces delegation boundaries only with
+	// the nsdelegate mount option, which systemd sets on every host it
+	// mounts cgroup2 on; vmexec's /init does not. Set it for this test in
+	// the throwaway guest only (it is system wide), and clear it after.
+	if os.Getenv("CHAOSD_IN_VM") != "1" {
+		t.Skip("remounts cgroup2 with nsdelegate: only in the QEMU guest")
+	}
+	if err := syscall.Mount("", "/sys/fs/cgroup", "", syscall.MS_REMOUNT, "nsdelegate"); err != nil {
+		t.Fatalf("remount cgroup2 with nsdelegate: %v", err)
+	}
+	t.Cleanup(func() { syscall.Mount("", "/sys/fs/cgroup", "", syscall.MS_REMOUNT, "") })
+	pod := n.AddPod(kubepodtest.PodOptions{MemoryLimit: 256 * mib})
+	d := podDriver(t, n, e, kubepod.DriverAuto) // reverts what the stand-ins leave
+	agentCg := filepath.Join(n.Root, "agent-container")
+	if err := os.Mkdir(agentCg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i, hostNS := range []string{"", "/proc/1/ns/cgroup"} {
+		f := agentapi.Fault{ID: fmt.Sprintf("cgns.%d", i), RunID: "test", Kind: agentapi.KindMemory, Pod: &pod.API,
+			Memory: &agentapi.Memory{SizeBytes: 16 * mib}}
+		rep, stop := startContainedAgent(t, agentCg, testAgentConfig{CgroupRoot: n.Root, Owner: e.owner, CgroupNS: hostNS, Fault: f})
+		if hostNS == "" {
+			// A process in the host's cgroup namespace would see itself in
+			// /<node>/agent-container.
+			if rep.SelfCgroup != "0::/" {
+				t.Fatalf("stand-in agent sees itself in %q: not in a cgroup namespace rooted at its cgroup", rep.SelfCgroup)
+			}
+			t.Logf("from its own cgroup namespace: %s", rep.Error)
+			if rep.Error == "" {
+				t.Fatal("a stressor was placed in a pod's cgroup outside the agent's cgroup namespace: the test proves nothing")
+			}
+			stop()
+			continue
+		}
+		if rep.Error != "" {
+			t.Fatalf("with --cgroupns %s: %s", hostNS, rep.Error)
+		}
+		var st state
+		json.Unmarshal(rep.State, &st)
+		if !slices.Contains(n.Procs(st.Cgroup), st.PID) {
+			t.Fatalf("stressor %d not in %s", st.PID, st.Cgroup)
+		}
+		t.Logf("with the host's cgroup namespace: stressor %d in %s", st.PID, st.Cgroup)
+		stop()
+		waitDead(t, st.PID, st.StartTime, 5*time.Second)
+		if err := d.Revert(context.Background(), f, rep.State); err != nil {
+			t.Fatalf("Revert of the stand-in's fault: %v", err)
+		}
+	}
+}
+
+// startContainedAgent runs the stand-in agent (test-agent) cloned into
+// cgroup dir with a new cgroup namespace rooted there, as a container's.
+func startContainedAgent(t *testing.T, dir string, cfg testAgentConfig) (testAgentReport, func()) {
+	t.Helper()
+	fd, err := openDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFD(fd)
+	b, _ := json.Marshal(cfg)
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, "test-agent", string(b))
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd, Cloneflags: syscall.CLONE_NEWCGROUP}
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start the stand-in agent in its own cgroup namespace: %v", err)
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() } // by PID: the process this test started
+	t.Cleanup(stop)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		t.Fatalf("stand-in agent: %v", err)
+	}
+	var rep testAgentReport
+	if err := json.Unmarshal([]byte(line), &rep); err != nil {
+		t.Fatalf("stand-in agent said %q", line)
+	}
+	return rep, stop
+}

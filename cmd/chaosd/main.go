@@ -157,5 +157,6 @@ func newAgentCommand(lf *logFlags) *cobra.Command {
 	f.StringVar(&cfg.NetNSPath, "netns", "", "network namespace of the node's faults (default: the agent's own)")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "the host's cgroup hierarchy (for memory faults and finding pods): a cgroup v2 root or v1 memory hierarchy, or where the host's cgroup filesystem is mounted (v1 under memory/, hybrid v2 under unified/)")
 	f.StringVar(&cfg.CgroupDriver, "cgroup-driver", "auto", "kubelet's cgroup driver, to find pods' cgroups: auto, cgroupfs or systemd")
+	f.StringVar(&cfg.CgroupNS, "cgroupns", "", "cgroup namespace to start memory stressors in, e.g. /proc/1/ns/cgroup (the host's, needs the host's PID namespace): required on cgroup v2 when the agent runs in a container with its own cgroup namespace (default: the agent's own)")
 	return cmd
 }
