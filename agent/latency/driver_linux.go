@@ -267,7 +267,7 @@ func (d *Driver) resolve(faultID string, s Spec) (State, error) {
 		for i, pr := range s.Prefixes {
 			routes, err := d.h.RouteGet(net.IP(pr.Addr().AsSlice()))
 			if err != nil || len(routes) == 0 {
-				return State{}, fmt.Errorf("latency.cidrs[%d]: no route to %s in the agent's network namespace: %v", i, pr, err)
+				return State{}, fmt.Errorf("latency.cidrs[%d]: no route to %s in the target network namespace: %v", i, pr, err)
 			}
 			r := routes[0]
 			l, err := d.h.LinkByIndex(r.LinkIndex)
