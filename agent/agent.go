@@ -44,7 +44,20 @@ type Config struct {
 	// /run/netns/x or /proc/PID/ns/net). Empty: the agent's own namespace,
 	// as seen by the goroutine that calls Run.
 	NetNSPath string
-	Version   string
+	// CgroupRoot is where the host's cgroup hierarchy is (the memory
+	// controller's: v2 at it, else v1 at its memory/, else v2 at its
+	// unified/; see kubepod.DetectHierarchy), for memory faults and for
+	// finding pods. Empty: /sys/fs/cgroup.
+	CgroupRoot string
+	// CgroupDriver is kubelet's cgroup driver (auto, cgroupfs or
+	// systemd), for finding pods' cgroups. Empty: auto.
+	CgroupDriver string
+	// CgroupNS is a cgroup namespace file (e.g. /proc/1/ns/cgroup, the
+	// host's, with the host's PID namespace) the memory driver starts
+	// stressors in, so it can place them in cgroups outside the agent's
+	// own namespace (a container's on cgroup v2). Empty: the agent's own.
+	CgroupNS string
+	Version  string
 	// Control is where Run publishes the TCP ports of its API listener,
 	// for drivers whose faults must spare the control channel
 	// (DefaultDrivers gives Control.TCP to the partition driver). nil:

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/kubepod"
 	"github.com/chaosd/chaosd/agent/latency"
 	"github.com/chaosd/chaosd/agent/memory"
 	"github.com/chaosd/chaosd/agent/partition"
@@ -41,12 +43,24 @@ func DefaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func() error, error) 
 		closers = append(closers, close)
 	}
 
-	pd, err := partition.New(partition.Config{NetNSPath: cfg.NetNSPath, ExemptTCP: cfg.Control.TCP}, lg.Named("partition"))
+	// Pod-scoped faults (Fault.Pod): partition and latency act in the
+	// pod's network namespace, memory in the pod's cgroup, all found from
+	// the pod's UID and QoS class on this node's cgroup hierarchy.
+	driver, err := kubepod.ParseDriver(cfg.CgroupDriver)
+	if err != nil {
+		return fail(fmt.Errorf("agent: %w", err))
+	}
+	pods, err := kubepod.NewFinder(kubepod.Config{CgroupRoot: cfg.CgroupRoot, Driver: driver, NodeNetNS: cfg.NetNSPath})
+	if err != nil {
+		return fail(fmt.Errorf("agent: %w", err))
+	}
+	pd, err := partition.New(partition.Config{NetNSPath: cfg.NetNSPath, ExemptTCP: cfg.Control.TCP,
+		Pods: partition.PodAppliers(pods)}, lg.Named("partition"))
 	if err != nil {
 		return fail(err)
 	}
 	keep(pd, pd.Close)
-	ld, err := latency.New(cfg.NetNSPath, lg.Named("latency"))
+	ld, err := latency.NewWithConfig(latency.Config{NetNSPath: cfg.NetNSPath, Pods: pods}, lg.Named("latency"))
 	if err != nil {
 		return fail(err)
 	}
@@ -61,7 +75,8 @@ func DefaultDrivers(cfg Config, lg *zap.Logger) ([]Driver, func() error, error) 
 	// The stressor is this binary in a hidden mode (chaosd agent-stressor);
 	// Owner tells this agent's stressors from those of other agents in the
 	// same PID namespace.
-	md, err := memory.New(memory.Config{ArgPrefix: []string{StressorCommand}, Owner: cfg.Node}, lg.Named("memory"))
+	md, err := memory.New(memory.Config{ArgPrefix: []string{StressorCommand}, Owner: cfg.Node,
+		CgroupRoot: cfg.CgroupRoot, CgroupDriver: driver, CgroupNS: cfg.CgroupNS}, lg.Named("memory"))
 	if err != nil {
 		return fail(err)
 	}

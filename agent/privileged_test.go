@@ -180,7 +180,7 @@ func TestPrivilegedLeaseExpiry(t *testing.T) {
 	if el := time.Since(start); el < time.Second {
 		t.Fatalf("reverted after %v, before the lease ended", el)
 	}
-	all, _ := h.client.List(ctx)
+	all := waitReverted(ctx, h, 0)
 	if len(all) != 1 || all[0].RevertReason != agentapi.ReasonLease || !all[0].Verified {
 		t.Fatalf("status: %+v", all)
 	}
@@ -206,9 +206,22 @@ func TestPrivilegedLeaseExpiry(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	all, _ = h.client.List(ctx)
+	all = waitReverted(ctx, h, 1)
 	if all[1].RevertReason != agentapi.ReasonDeadline {
 		t.Fatalf("status: %+v", all[1])
+	}
+}
+
+// waitReverted lists the faults once fault i is recorded as reverted (at
+// most 2s): the kernel state goes before the revert is recorded, as
+// Remaining runs in between.
+func waitReverted(ctx context.Context, h *harness, i int) []agentapi.FaultStatus {
+	var all []agentapi.FaultStatus
+	for end := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		all, _ = h.client.List(ctx)
+		if len(all) > i && all[i].State == agentapi.StateReverted || time.Now().After(end) {
+			return all
+		}
 	}
 }
 

@@ -36,6 +36,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/chaosd/chaosd/agent/kubepod"
 	"github.com/chaosd/chaosd/daemon"
 )
 
@@ -484,8 +485,13 @@ func TestAgentDaemonSet(t *testing.T) {
 	if !ps.HostNetwork {
 		t.Error("agent: hostNetwork must be true (partitions act on the node's network namespace)")
 	}
-	if ps.HostPID {
-		t.Error("agent: hostPID must be false")
+	// Pod-scoped faults find pods' processes (cgroup.procs lists only PIDs
+	// the reader's PID namespace sees) and open their /proc/PID/ns/net.
+	if !ps.HostPID {
+		t.Error("agent: hostPID must be true (pod-scoped faults open pods' processes' namespaces)")
+	}
+	if ps.HostIPC {
+		t.Error("agent: hostIPC must be false")
 	}
 	if ps.TerminationGracePeriodSeconds == nil || *ps.TerminationGracePeriodSeconds < 30 {
 		t.Error("agent: terminationGracePeriodSeconds must be >= 30 so SIGTERM can revert every fault")
@@ -540,6 +546,18 @@ func TestAgentDaemonSet(t *testing.T) {
 	}
 	// The ledger lives on the host at /var/lib/chaosd, so a restarted agent
 	// reverts what a killed one left; the socket under /run/chaosd.
+	// The cgroup root is the host's cgroup filesystem, writable (the memory
+	// stressor's leaf cgroup in a pod's cgroup).
+	if m := mountFor(c.VolumeMounts, args["--cgroup-root"]+"/x"); m == nil || hostPaths[m.Name] != "/sys/fs/cgroup" || m.ReadOnly ||
+		strings.TrimSuffix(m.MountPath, "/") != strings.TrimSuffix(args["--cgroup-root"], "/") {
+		t.Errorf("agent: --cgroup-root %q must be a writable hostPath mount of /sys/fs/cgroup", args["--cgroup-root"])
+	}
+	if _, err := kubepod.ParseDriver(args["--cgroup-driver"]); err != nil {
+		t.Errorf("agent: --cgroup-driver: %v", err)
+	}
+	if ns := args["--cgroupns"]; ns != "/proc/1/ns/cgroup" {
+		t.Errorf("agent: --cgroupns %q, want /proc/1/ns/cgroup (the host's, through hostPID)", ns)
+	}
 	for flag, hostDir := range map[string]string{"--ledger": "/var/lib/chaosd", "--socket": "/run/chaosd"} {
 		m := mountFor(c.VolumeMounts, args[flag])
 		if m == nil || hostPaths[m.Name] != hostDir || m.ReadOnly {
@@ -554,12 +572,13 @@ func TestAgentDaemonSet(t *testing.T) {
 	if sc == nil || sc.Capabilities == nil {
 		t.Fatal("agent: no securityContext.capabilities")
 	}
-	if !slices.Contains(sc.Capabilities.Add, "NET_ADMIN") {
-		t.Error("agent: needs capability NET_ADMIN (nftables through netlink)")
-	}
-	// SYS_ADMIN is only for switching into another network namespace.
-	if _, netns := args["--netns"]; slices.Contains(sc.Capabilities.Add, "SYS_ADMIN") != netns {
-		t.Errorf("agent: SYS_ADMIN must be added if and only if --netns is used (add %v)", sc.Capabilities.Add)
+	// Exactly what the faults need: NET_ADMIN (nftables, tc), SYS_ADMIN
+	// (setns into pods' network namespaces and the host's cgroup
+	// namespace), SYS_PTRACE (open other processes' namespace files).
+	added := slices.Clone(sc.Capabilities.Add)
+	slices.Sort(added)
+	if want := []corev1.Capability{"NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"}; !slices.Equal(added, want) {
+		t.Errorf("agent: capabilities add %v, want exactly %v", sc.Capabilities.Add, want)
 	}
 	if !slices.Contains(sc.Capabilities.Drop, "ALL") {
 		t.Error("agent: capabilities must drop ALL")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
 // ProbeLink is the name of the dummy link Probe creates (and deletes) in
@@ -25,15 +27,32 @@ import (
 // one left behind by a crash.
 const ProbeLink = "cdlat-probe"
 
-// Driver is the latency fault driver for one network namespace. Its
+// Driver is the latency fault driver for the node's network namespace
+// and, for faults with Fault.Pod set, pods' namespaces. Per namespace its
 // methods serialise on one lock (faults on the same interface share the
 // agent's HTB root), and a call waiting for it gives up when its context
 // ends. Netlink requests themselves are short and not interruptible.
+//
+// A pod's namespace is served by a Driver of its own (netlink socket and
+// lock), shared by the calls in flight on that namespace through a small
+// cache keyed by the namespace's identity and closed when the last call
+// returns: no descriptor of a pod's namespace is held between calls, so
+// the agent never keeps a dead pod's namespace alive.
 type Driver struct {
 	lock chan struct{} // holds one token while a method runs
 	ns   netns.NsHandle
 	h    *netlink.Handle // nil once closed
 	lg   *zap.Logger
+
+	pods  PodNetNS // nil: pod-scoped faults are refused
+	podMu sync.Mutex
+	byNS  map[kubepod.NSID]*podDriver
+}
+
+// podDriver is a Driver in one pod's namespace and the calls using it.
+type podDriver struct {
+	d    *Driver
+	refs int
 }
 
 // acquire takes the driver's lock, or fails when ctx ends first or the
@@ -54,10 +73,37 @@ func (d *Driver) acquire(ctx context.Context) error {
 func (d *Driver) release() { <-d.lock }
 
 // New opens the network namespace at nsPath (the calling thread's current
-// one when empty) and a netlink socket inside it. lg may be nil.
+// one when empty) and a netlink socket inside it. lg may be nil. Faults
+// with Fault.Pod set are refused (see NewWithConfig).
 func New(nsPath string, lg *zap.Logger) (*Driver, error) {
+	return NewWithConfig(Config{NetNSPath: nsPath}, lg)
+}
+
+// NewWithConfig builds the driver for the node's namespace and, with
+// cfg.Pods, pods' namespaces. lg may be nil.
+func NewWithConfig(cfg Config, lg *zap.Logger) (*Driver, error) {
+	d, err := newAt(cfg.NetNSPath, -1, lg)
+	if err != nil {
+		return nil, err
+	}
+	d.pods = cfg.Pods
+	d.byNS = map[kubepod.NSID]*podDriver{}
+	return d, nil
+}
+
+// newAt opens a driver in the namespace at nsPath, or, with fd >= 0, in a
+// duplicate of that namespace descriptor.
+func newAt(nsPath string, fd int, lg *zap.Logger) (*Driver, error) {
 	if lg == nil {
 		lg = zap.NewNop()
+	}
+	if fd >= 0 {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("duplicate network namespace fd %d: %w", fd, err)
+		}
+		nsPath = fmt.Sprintf("/proc/self/fd/%d", dup)
+		defer unix.Close(dup)
 	}
 	var ns netns.NsHandle
 	var err error
@@ -166,6 +212,21 @@ func (d *Driver) Prepare(ctx context.Context, f *agentapi.Fault) (json.RawMessag
 	if err != nil {
 		return nil, err
 	}
+	if f.Pod != nil {
+		var out json.RawMessage
+		err := d.inPod(ctx, *f, nil, func(sub *Driver, pf agentapi.Fault, id kubepod.NSID) error {
+			raw, err := sub.Prepare(ctx, &pf)
+			if err != nil {
+				return err
+			}
+			out, err = withNetNS(raw, id)
+			return err
+		})
+		if err != nil {
+			return nil, podErr(f.Pod, err)
+		}
+		return out, nil
+	}
 	if err := d.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -206,7 +267,7 @@ func (d *Driver) resolve(faultID string, s Spec) (State, error) {
 		for i, pr := range s.Prefixes {
 			routes, err := d.h.RouteGet(net.IP(pr.Addr().AsSlice()))
 			if err != nil || len(routes) == 0 {
-				return State{}, fmt.Errorf("latency.cidrs[%d]: no route to %s in the agent's network namespace: %v", i, pr, err)
+				return State{}, fmt.Errorf("latency.cidrs[%d]: no route to %s in the target network namespace: %v", i, pr, err)
 			}
 			r := routes[0]
 			l, err := d.h.LinkByIndex(r.LinkIndex)
@@ -465,6 +526,21 @@ func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, state json.RawMess
 	if err != nil {
 		return nil, err
 	}
+	if f.Pod != nil {
+		var out json.RawMessage
+		err := d.inPod(ctx, f, st.NetNS, func(sub *Driver, pf agentapi.Fault, id kubepod.NSID) error {
+			raw, err := sub.Apply(ctx, pf, state)
+			if err != nil {
+				return err
+			}
+			out, err = withNetNS(raw, id)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("apply latency fault %s: %w", f.ID, podErr(f.Pod, err))
+		}
+		return out, nil
+	}
 	if err := d.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -530,6 +606,20 @@ func (d *Driver) Revert(ctx context.Context, f agentapi.Fault, state json.RawMes
 	if err != nil {
 		return err
 	}
+	if f.Pod != nil {
+		err := d.inPod(ctx, f, st.NetNS, func(sub *Driver, pf agentapi.Fault, _ kubepod.NSID) error {
+			return sub.Revert(ctx, pf, state)
+		})
+		if kubepod.IsGone(err) {
+			d.lg.Info("latency fault's pod network namespace is gone; nothing to revert",
+				zap.String("run", f.RunID), zap.String("fault", f.ID), zap.String("podUID", f.Pod.UID), zap.Error(err))
+			return nil
+		}
+		if err != nil {
+			return podErr(f.Pod, err)
+		}
+		return nil
+	}
 	if err := d.acquire(ctx); err != nil {
 		return err
 	}
@@ -572,6 +662,20 @@ func (d *Driver) Remaining(ctx context.Context, f agentapi.Fault, state json.Raw
 	st, err := DecodeState(state)
 	if err != nil {
 		return "", err
+	}
+	if f.Pod != nil {
+		var left string
+		err := d.inPod(ctx, f, st.NetNS, func(sub *Driver, pf agentapi.Fault, id kubepod.NSID) error {
+			l, err := sub.Remaining(ctx, pf, state)
+			if l != "" {
+				left = fmt.Sprintf("pod %s/%s network namespace %s: %s", f.Pod.Namespace, f.Pod.Name, id, l)
+			}
+			return err
+		})
+		if kubepod.IsGone(err) {
+			return "", nil // the namespace, and the fault in it, are gone
+		}
+		return left, err
 	}
 	if err := d.acquire(ctx); err != nil {
 		return "", err
@@ -624,9 +728,12 @@ func describeSlot(iface string, cur Current, slot int) []string {
 	return left
 }
 
-// Prune removes every slot in an agent root (cd00:) that no state in keep
-// owns, and the root itself once it holds no slot (so the kernel's
-// default root qdisc comes back), plus a leftover probe link.
+// Prune removes every slot in an agent root (cd00:) of the node's
+// namespace that no node-scoped state in keep owns, and the root itself
+// once it holds no slot (so the kernel's default root qdisc comes back),
+// plus a leftover probe link. Pods' namespaces are not swept: a
+// pod-scoped fault's intent, with its namespace, is in the ledger before
+// anything is installed, so start-up recovery reverts it.
 func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, error) {
 	owned := Owned(keep)
 	if err := d.acquire(ctx); err != nil {
@@ -698,4 +805,84 @@ func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, e
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// inPod runs fn with the Driver of the pod's network namespace: the
+// namespace id recorded in the state (an error wrapping kubepod.ErrGone
+// when it no longer exists), or, with id nil, the pod's namespace now.
+// fn gets the fault without its pod, as that Driver acts in the pod's
+// namespace as if it were its own. Calls on one namespace share its
+// Driver, so they serialise on its lock.
+func (d *Driver) inPod(ctx context.Context, f agentapi.Fault, id *kubepod.NSID, fn func(sub *Driver, f agentapi.Fault, id kubepod.NSID) error) error {
+	if err := kubepod.ValidatePod(f.Pod); err != nil {
+		return err
+	}
+	if d.pods == nil {
+		return errors.New("this agent cannot reach pods' network namespaces (no pod lookup configured)")
+	}
+	var ns *kubepod.NetNS
+	var err error
+	if id == nil {
+		ns, err = d.pods.OpenNetNS(ctx, *f.Pod)
+	} else {
+		ns, err = d.pods.FindNetNS(ctx, *f.Pod, *id)
+	}
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	pd, err := d.podDriver(ns, *f.Pod)
+	if err != nil {
+		return err
+	}
+	defer d.releasePod(ns.ID)
+	pf := f
+	pf.Pod = nil
+	return fn(pd, pf, ns.ID)
+}
+
+// podDriver returns the shared Driver of the open namespace ns, opening
+// one if no call is using that namespace now.
+func (d *Driver) podDriver(ns *kubepod.NetNS, pod agentapi.Pod) (*Driver, error) {
+	d.podMu.Lock()
+	defer d.podMu.Unlock()
+	if pd := d.byNS[ns.ID]; pd != nil {
+		pd.refs++
+		return pd.d, nil
+	}
+	lg := d.lg.With(zap.String("podNamespace", pod.Namespace), zap.String("pod", pod.Name),
+		zap.String("podUID", pod.UID), zap.Stringer("netns", ns.ID))
+	sub, err := newAt("", ns.Fd(), lg)
+	if err != nil {
+		return nil, err
+	}
+	d.byNS[ns.ID] = &podDriver{d: sub, refs: 1}
+	return sub, nil
+}
+
+func (d *Driver) releasePod(id kubepod.NSID) {
+	d.podMu.Lock()
+	defer d.podMu.Unlock()
+	pd := d.byNS[id]
+	if pd == nil {
+		return
+	}
+	if pd.refs--; pd.refs == 0 {
+		delete(d.byNS, id)
+		pd.d.Close()
+	}
+}
+
+// withNetNS adds the namespace identity to a state.
+func withNetNS(raw json.RawMessage, id kubepod.NSID) (json.RawMessage, error) {
+	st, err := DecodeState(raw)
+	if err != nil {
+		return nil, err
+	}
+	st.NetNS = &id
+	return json.Marshal(st)
+}
+
+func podErr(p *agentapi.Pod, err error) error {
+	return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
 }

@@ -20,6 +20,9 @@ type Driver struct{}
 // New fails off Linux.
 func New(nsPath string, lg *zap.Logger) (*Driver, error) { return nil, errNotLinux }
 
+// NewWithConfig fails off Linux.
+func NewWithConfig(cfg Config, lg *zap.Logger) (*Driver, error) { return nil, errNotLinux }
+
 // Kind returns agentapi.KindLatency.
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindLatency }
 

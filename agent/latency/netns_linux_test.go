@@ -31,6 +31,27 @@ func requireRoot(t testing.TB) {
 	}
 }
 
+// wrapNS is a testNS for a namespace someone else made (a fake pod's): it
+// holds a duplicate of h, closed at cleanup.
+func wrapNS(t testing.TB, h netns.NsHandle) *testNS {
+	t.Helper()
+	fd, err := unix.FcntlInt(uintptr(h), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := netns.NsHandle(fd)
+	nh, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		ns.Close()
+		t.Fatalf("netlink handle: %v", err)
+	}
+	t.Cleanup(func() { nh.Close(); ns.Close() })
+	if lo, err := nh.LinkByName("lo"); err == nil {
+		nh.LinkSetUp(lo)
+	}
+	return &testNS{ns: ns, h: nh, Path: fmt.Sprintf("/proc/self/fd/%d", fd)}
+}
+
 func newTestNS(t testing.TB) *testNS {
 	t.Helper()
 	runtime.LockOSThread()
@@ -136,7 +157,13 @@ type pair struct{ A, B *testNS }
 
 func newPair(t testing.TB) pair {
 	t.Helper()
-	p := pair{A: newTestNS(t), B: newTestNS(t)}
+	return newPairFrom(t, newTestNS(t))
+}
+
+// newPairFrom builds the pair topology with a as the agent's side.
+func newPairFrom(t testing.TB, a *testNS) pair {
+	t.Helper()
+	p := pair{A: a, B: newTestNS(t)}
 	la := netlink.NewLinkAttrs()
 	la.Name = "a0"
 	la.TxQLen = 1000

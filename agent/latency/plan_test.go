@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -224,8 +225,10 @@ func TestHandlesStayInTag(t *testing.T) {
 func TestStateOwned(t *testing.T) {
 	a, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "eth0", Slot: 2}, {Name: "eth1", Slot: 3}, {Name: "eth2"}}})
 	b, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "eth0", Slot: 5}}})
-	o := Owned([]json.RawMessage{a, b, json.RawMessage(`{bad`), nil})
-	if !o["eth0"][2] || !o["eth0"][5] || !o["eth1"][3] || len(o["eth2"]) != 0 || o["eth1"][2] {
+	// A pod-scoped fault's slot is on the pod's eth0, not the node's.
+	pod, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "eth0", Slot: 7}}, NetNS: &kubepod.NSID{Dev: 4, Ino: 4026532000}})
+	o := Owned([]json.RawMessage{a, b, pod, json.RawMessage(`{bad`), nil})
+	if !o["eth0"][2] || !o["eth0"][5] || !o["eth1"][3] || len(o["eth2"]) != 0 || o["eth1"][2] || o["eth0"][7] {
 		t.Fatalf("owned = %v", o)
 	}
 	if _, err := DecodeState(json.RawMessage(`{"interfaces":[{"name":"x","slot":999}]}`)); err == nil {

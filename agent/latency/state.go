@@ -3,6 +3,8 @@ package latency
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
 // State is the driver's ledger state for one fault: per interface, the
@@ -10,6 +12,10 @@ import (
 // slot the fault occupies in the agent's HTB root.
 type State struct {
 	Interfaces []IfaceState `json:"interfaces"`
+	// NetNS is the identity of the pod's network namespace the fault is
+	// in (pod-scoped faults only; the pod itself is in the fault). Its
+	// interfaces are the pod's, not the node's.
+	NetNS *kubepod.NSID `json:"netns,omitempty"`
 }
 
 // IfaceState is one shaped interface of a fault.
@@ -43,12 +49,14 @@ func DecodeState(raw json.RawMessage) (State, error) {
 	return st, nil
 }
 
-// Owned returns, per interface name, the slots the given states hold.
+// Owned returns, per interface name of the node's namespace, the slots the
+// given states hold (states of pod-scoped faults are in other namespaces
+// and own nothing here).
 func Owned(states []json.RawMessage) map[string]map[int]bool {
 	owned := map[string]map[int]bool{}
 	for _, raw := range states {
 		st, err := DecodeState(raw)
-		if err != nil {
+		if err != nil || st.NetNS != nil {
 			continue
 		}
 		for _, is := range st.Interfaces {

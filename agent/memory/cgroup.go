@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
 // cgroupFS is the memory controller's hierarchy: the unified hierarchy
@@ -19,31 +21,21 @@ type cgroupFS struct {
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// detectCgroup finds the hierarchy that holds the memory controller. With
-// root set, only that directory is considered. Otherwise, in order: v2 at
-// /sys/fs/cgroup (cgroup.controllers there), v1 at /sys/fs/cgroup/memory,
-// v2 at /sys/fs/cgroup/unified (hybrid) if it has the memory controller.
+// detectCgroup finds the hierarchy that holds the memory controller at or
+// below root ("" is /sys/fs/cgroup), as kubepod.DetectHierarchy does: root
+// itself as a v2 hierarchy or a v1 memory hierarchy, else root/memory
+// (v1), else root/unified if it has the memory controller. root may be
+// where the host's cgroup filesystem is mounted in the agent's container.
 func detectCgroup(root string) (cgroupFS, error) {
-	if root != "" {
-		switch {
-		case exists(filepath.Join(root, "cgroup.controllers")):
-			return cgroupFS{root, 2}, nil
-		case exists(filepath.Join(root, "memory.limit_in_bytes")):
-			return cgroupFS{root, 1}, nil
-		}
-		return cgroupFS{}, fmt.Errorf("%s is neither a cgroup v2 root (no cgroup.controllers) nor a cgroup v1 memory hierarchy (no memory.limit_in_bytes)", root)
+	h, err := kubepod.DetectHierarchy(root)
+	if err != nil {
+		return cgroupFS{}, err
 	}
-	const base = "/sys/fs/cgroup"
-	if exists(filepath.Join(base, "cgroup.controllers")) {
-		return cgroupFS{base, 2}, nil
-	}
-	if v1 := filepath.Join(base, "memory"); exists(filepath.Join(v1, "memory.limit_in_bytes")) {
-		return cgroupFS{v1, 1}, nil
-	}
-	if u := filepath.Join(base, "unified"); controllerListed(filepath.Join(u, "cgroup.controllers"), "memory") {
-		return cgroupFS{u, 2}, nil
-	}
-	return cgroupFS{}, errors.New("no memory cgroup: no cgroup v2 at /sys/fs/cgroup, no cgroup v1 memory controller at /sys/fs/cgroup/memory, no memory controller in /sys/fs/cgroup/unified")
+	return cgroupFS{h.Root, h.Version}, nil
+}
+
+func (c cgroupFS) hierarchy() kubepod.Hierarchy {
+	return kubepod.Hierarchy{Root: c.Root, Version: c.Version}
 }
 
 func controllerListed(file, ctrl string) bool {
@@ -120,6 +112,19 @@ func (c cgroupFS) checkTarget(rel string) error {
 	return nil
 }
 
+// checkPod verifies a pod's cgroup still exists and has the memory
+// controller, so a leaf inside it is charged to it.
+func (c cgroupFS) checkPod(rel string) error {
+	dir := c.Dir(rel)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("pod cgroup %s does not exist: %w", dir, kubepod.ErrGone)
+	}
+	if !exists(filepath.Join(dir, c.limitFile())) {
+		return fmt.Errorf("pod cgroup %s has no memory controller (no %s)", dir, c.limitFile())
+	}
+	return nil
+}
+
 // ownLimit is the limit set on rel itself; ok is false for none.
 func (c cgroupFS) ownLimit(rel string) (uint64, bool, error) {
 	data, err := os.ReadFile(filepath.Join(c.Dir(rel), c.limitFile()))
@@ -171,30 +176,4 @@ func (c cgroupFS) oomKills(rel string) (uint64, bool) {
 		return 0, false
 	}
 	return parseKeyed(data, "oom_kill")
-}
-
-// procCgroup reads the cgroup path of pid in this hierarchy from
-// /proc/PID/cgroup ("0::/a/b" in v2, "N:...memory...:/a/b" in v1).
-func (c cgroupFS) procCgroup(procRoot string, pid int) (string, error) {
-	data, err := os.ReadFile(filepath.Join(procRoot, fmt.Sprint(pid), "cgroup"))
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if c.Version == 2 && parts[0] == "0" && parts[1] == "" {
-			return parts[2], nil
-		}
-		if c.Version == 1 {
-			for _, ctl := range strings.Split(parts[1], ",") {
-				if ctl == "memory" {
-					return parts[2], nil
-				}
-			}
-		}
-	}
-	return "", fmt.Errorf("pid %d: no cgroup v%d memory entry in /proc/%d/cgroup", pid, c.Version, pid)
 }

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
 // Config configures the memory driver.
@@ -30,10 +34,14 @@ type Config struct {
 	// ArgPrefix goes before the stressor's own arguments, e.g.
 	// ["agent-stressor"] for the agent's hidden command.
 	ArgPrefix []string
-	// CgroupRoot is the hierarchy holding the memory controller; default:
-	// autodetected (v2 at /sys/fs/cgroup, else v1 at /sys/fs/cgroup/memory,
-	// else v2 at /sys/fs/cgroup/unified if it has the memory controller).
+	// CgroupRoot is the hierarchy holding the memory controller, or where
+	// to look for it (kubepod.DetectHierarchy: v2 at the directory, else
+	// v1 at its memory/, else v2 at its unified/ if it has the memory
+	// controller); default /sys/fs/cgroup.
 	CgroupRoot string
+	// CgroupDriver is kubelet's cgroup driver, for faults with Fault.Pod
+	// set ("" or auto: both layouts).
+	CgroupDriver kubepod.CgroupDriver
 	// ProcRoot is procfs of the agent's own PID namespace; default /proc.
 	ProcRoot string
 	// Owner is written on every stressor's command line; Prune only kills
@@ -46,6 +54,11 @@ type Config struct {
 	// the call's context.
 	StartTimeout time.Duration
 	KillTimeout  time.Duration
+	// CgroupNS is a cgroup namespace file to start stressors in, e.g.
+	// /proc/1/ns/cgroup (the host's, with the host's PID namespace); "":
+	// the agent's own. Needed on cgroup v2 when the agent runs in a
+	// container with a cgroup namespace of its own (see fork).
+	CgroupNS string
 }
 
 // Driver runs memory stressors. It implements the agent's Driver
@@ -60,7 +73,7 @@ type Driver struct {
 	mu       sync.Mutex
 	children map[int]*child // running stressors started by this Driver
 	closed   bool
-	wg       sync.WaitGroup // reaper goroutines
+	wg       sync.WaitGroup // reaper and forker goroutines
 }
 
 // child is a stressor this Driver started and reaps.
@@ -88,14 +101,21 @@ type child struct {
 // state is the driver's ledger state: Prepare fills the target, Apply adds
 // the process identity.
 type state struct {
-	FaultID       string  `json:"faultId"`
-	Cgroup        string  `json:"cgroup"`
-	CgroupVersion int     `json:"cgroupVersion"`
-	LimitBytes    uint64  `json:"limitBytes"`
-	LimitSource   string  `json:"limitSource"` // "cgroup <path>" or "node"
-	TargetBytes   uint64  `json:"targetBytes"`
-	RampSeconds   float64 `json:"rampSeconds,omitempty"`
-	PID           int     `json:"pid,omitempty"`
+	FaultID       string `json:"faultId"`
+	Cgroup        string `json:"cgroup"`
+	CgroupVersion int    `json:"cgroupVersion"`
+	LimitBytes    uint64 `json:"limitBytes"`
+	LimitSource   string `json:"limitSource"` // "cgroup <path>" or "node"
+	TargetBytes   uint64 `json:"targetBytes"`
+	// PodCgroup is the pod's cgroup (pod-scoped faults). The stressor then
+	// runs in Cgroup, a leaf the driver creates inside it (LeafCgroup):
+	// its memory counts against the pod's limit, it joins no container's
+	// cgroup (no container OOM group takes the workload with it), and v2's
+	// no-internal-processes rule is kept. Revert removes the leaf.
+	PodCgroup   string  `json:"podCgroup,omitempty"`
+	LeafCgroup  bool    `json:"leafCgroup,omitempty"`
+	RampSeconds float64 `json:"rampSeconds,omitempty"`
+	PID         int     `json:"pid,omitempty"`
 	// StartTime is field 22 of /proc/PID/stat (clock ticks after boot):
 	// with BootID it names the process, not just the PID.
 	StartTime uint64 `json:"startTime,omitempty"`
@@ -130,6 +150,11 @@ func New(cfg Config, lg *zap.Logger) (*Driver, error) {
 	if cfg.KillTimeout <= 0 {
 		cfg.KillTimeout = 5 * time.Second
 	}
+	drv, err := kubepod.ParseDriver(string(cfg.CgroupDriver))
+	if err != nil {
+		return nil, fmt.Errorf("memory driver: %w", err)
+	}
+	cfg.CgroupDriver = drv
 	d := &Driver{cfg: cfg, lg: lg, page: os.Getpagesize(), children: map[int]*child{}}
 	d.cg, d.cgErr = detectCgroup(cfg.CgroupRoot)
 	return d, nil
@@ -195,14 +220,29 @@ func (d *Driver) plan(f agentapi.Fault) (state, error) {
 		return state{}, d.cgErr
 	}
 	m := f.Memory
-	if err := d.cg.checkTarget(m.Cgroup); err != nil {
+	st := state{FaultID: f.ID, Cgroup: m.Cgroup, CgroupVersion: d.cg.Version, RampSeconds: m.RampSeconds}
+	limitAt := m.Cgroup
+	if f.Pod != nil && m.Cgroup == "" {
+		if err := kubepod.ValidatePod(f.Pod); err != nil {
+			return state{}, err
+		}
+		pod, err := kubepod.FindPodCgroup(d.cg.hierarchy(), d.cfg.CgroupDriver, *f.Pod)
+		if err != nil {
+			return state{}, fmt.Errorf("pod: %w", err)
+		}
+		if err := d.cg.checkPod(pod); err != nil {
+			return state{}, err
+		}
+		st.PodCgroup, st.Cgroup, st.LeafCgroup = pod, path.Join(pod, d.leafName(f.ID)), true
+		limitAt = pod
+	} else if err := d.cg.checkTarget(m.Cgroup); err != nil {
 		return state{}, err
 	}
 	total, err := d.memTotal()
 	if err != nil {
 		return state{}, err
 	}
-	limit, source, err := d.cg.effectiveLimit(m.Cgroup, total)
+	limit, source, err := d.cg.effectiveLimit(limitAt, total)
 	if err != nil {
 		return state{}, err
 	}
@@ -210,11 +250,36 @@ func (d *Driver) plan(f agentapi.Fault) (state, error) {
 	if err != nil {
 		return state{}, err
 	}
-	return state{
-		FaultID: f.ID, Cgroup: m.Cgroup, CgroupVersion: d.cg.Version,
-		LimitBytes: limit, LimitSource: source,
-		TargetBytes: target, RampSeconds: m.RampSeconds,
-	}, nil
+	st.LimitBytes, st.LimitSource, st.TargetBytes = limit, source, target
+	return st, nil
+}
+
+// leafPrefix starts the names of the leaf cgroups this driver's owner
+// creates in pods' cgroups.
+func (d *Driver) leafPrefix() string {
+	h := fnv.New32a()
+	h.Write([]byte(d.cfg.Owner))
+	return fmt.Sprintf("%smem-%08x-", kubepod.OwnPrefix, h.Sum32())
+}
+
+// leafName is the stressor's leaf cgroup of a fault: the owner's prefix,
+// the fault ID with characters outside [A-Za-z0-9_.] replaced (cut to 40)
+// and a hash of the raw ID, so distinct faults never share a leaf.
+func (d *Driver) leafName(faultID string) string {
+	var b strings.Builder
+	for _, r := range faultID {
+		if b.Len() >= 40 {
+			break
+		}
+		if r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(faultID))
+	return fmt.Sprintf("%s%s-%08x", d.leafPrefix(), b.String(), h.Sum32())
 }
 
 func (d *Driver) parseState(f agentapi.Fault, raw json.RawMessage) state {
@@ -246,11 +311,25 @@ func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessag
 		}
 	} else if d.cgErr != nil {
 		return nil, d.cgErr
+	} else if st.LeafCgroup {
+		if err := d.cg.checkPod(st.PodCgroup); err != nil {
+			return nil, fmt.Errorf("pod: %w", err)
+		}
 	} else if err := d.cg.checkTarget(st.Cgroup); err != nil {
 		return nil, err
 	}
+	if st.LeafCgroup {
+		if err := os.Mkdir(d.cg.Dir(st.Cgroup), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create the stressor's cgroup in the pod's: %w", err)
+		}
+	}
 	c, err := d.start(ctx, st)
 	if err != nil {
+		if st.LeafCgroup {
+			if rerr := d.removeLeaf(ctx, st); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
 		return nil, err
 	}
 	st.PID, st.StartTime, st.BootID = c.pid, c.start, d.bootID()
@@ -309,28 +388,21 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 		cmd.SysProcAttr = sysProcAttr(fd)
 		return cmd
 	}
-	cmd := newCmd(cgFD)
-	placed := cgFD >= 0
-	// Fork from a fresh goroutine: PDEATHSIG fires when the forking
-	// *thread* exits, and a fresh goroutine never runs on a thread that a
-	// LockOSThread caller could make exit.
-	startErr := make(chan error, 1)
-	go func() { startErr <- cmd.Start() }()
-	err = <-startErr
-	if err != nil && placed && cloneIntoCgroupUnsupported(err) {
-		cmd, placed = newCmd(-1), false
-		go func() { startErr <- cmd.Start() }()
-		err = <-startErr
-	}
+	done := make(chan struct{})
+	res := make(chan forked, 1)
+	d.wg.Add(1)
+	go d.fork(newCmd, cgFD, dir, res, done)
+	r := <-res
 	inR.Close()
 	outW.Close()
-	if err != nil {
+	if r.err != nil {
 		inW.Close()
 		outR.Close()
-		return nil, fmt.Errorf("start stressor %s: %w", d.cfg.Exe, err)
+		return nil, fmt.Errorf("start stressor %s: %w", d.cfg.Exe, r.err)
 	}
+	cmd := r.cmd
 	c = &child{pid: cmd.Process.Pid, faultID: st.FaultID, cgroup: st.Cgroup, cmd: cmd, lifeline: inW,
-		started: make(chan struct{}), eof: make(chan struct{}), done: make(chan struct{}), placed: make(chan struct{})}
+		started: make(chan struct{}), eof: make(chan struct{}), done: done, placed: make(chan struct{})}
 	// release must not read the named result c: a failing return has set
 	// it to nil by the time deferred calls run.
 	ch := c
@@ -359,18 +431,13 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 	d.mu.Lock()
 	c.start = ps.StartTime
 	d.mu.Unlock()
-	if !placed {
-		procs := filepath.Join(dir, "cgroup.procs")
-		if err := os.WriteFile(procs, []byte(strconv.Itoa(c.pid)), 0); err != nil {
-			return fail(fmt.Errorf("move stressor %d into %s: %w", c.pid, procs, err))
-		}
+	if r.placeErr != nil {
+		return fail(r.placeErr)
 	}
-	got, err := d.cg.procCgroup(d.cfg.ProcRoot, c.pid)
-	if err != nil {
-		return fail(fmt.Errorf("check stressor cgroup: %w", err))
-	}
-	if want := "/" + st.Cgroup; got != want {
-		return fail(fmt.Errorf("stressor %d is in cgroup %s, want %s (is the cgroup fs the host's, outside any cgroup namespace?)", c.pid, got, want))
+	// Membership through the target's cgroup.procs, not /proc/PID/cgroup:
+	// that path is relative to the reader's cgroup namespace root.
+	if !kubepod.InCgroup(dir, c.pid) {
+		return fail(fmt.Errorf("stressor %d is not in %s after being placed there (is %s the host's cgroup filesystem?)", c.pid, dir, d.cg.Root))
 	}
 	if _, err := inW.Write([]byte{goByte}); err != nil {
 		return fail(fmt.Errorf("start stressor %d: %w", c.pid, err))
@@ -390,6 +457,63 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 	case <-ctx.Done():
 		return fail(fmt.Errorf("stressor %d: start abandoned: %w", c.pid, ctx.Err()))
 	}
+}
+
+// forked is what fork reports.
+type forked struct {
+	cmd      *exec.Cmd
+	err      error // the stressor could not be started
+	placeErr error // started, but not moved into its cgroup
+}
+
+// fork starts the stressor from a goroutine locked to its OS thread for
+// as long as the stressor lives (until done is closed, once it has been
+// reaped), then lets that thread end. PDEATHSIG fires when the forking
+// *thread* exits: a pooled thread could be taken and ended by any
+// goroutine that locks a thread and exits, killing a live stressor; this
+// one only ends once the stressor is gone.
+//
+// With Config.CgroupNS the thread first joins that cgroup namespace (the
+// host's): from a container's own cgroup namespace (cgroup v2, the
+// containerd default) the kernel refuses to place a process in a cgroup
+// outside it, as pods' cgroups are. The stressor inherits it.
+//
+// The stressor is cloned straight into the cgroup (cgroupFD >= 0, v2), or
+// its PID is written to dir's cgroup.procs here, on the same thread.
+func (d *Driver) fork(newCmd func(int) *exec.Cmd, cgroupFD int, dir string, res chan<- forked, done <-chan struct{}) {
+	defer d.wg.Done()
+	runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+	if d.cfg.CgroupNS != "" {
+		if err := setCgroupNS(d.cfg.CgroupNS); err != nil {
+			res <- forked{err: fmt.Errorf("join cgroup namespace %s: %w", d.cfg.CgroupNS, err)}
+			return
+		}
+	}
+	cmd, placed := newCmd(cgroupFD), cgroupFD >= 0
+	err := cmd.Start()
+	if err != nil && placed && cloneIntoCgroupUnsupported(err) {
+		cmd, placed = newCmd(-1), false
+		err = cmd.Start()
+	}
+	if err != nil {
+		if placed && errors.Is(err, syscall.ENOENT) {
+			err = fmt.Errorf("%w (cloning it into %s was refused: the cgroup is gone, or outside the agent's cgroup namespace: give the agent the host's, e.g. --cgroupns=/proc/1/ns/cgroup with the host's PID namespace)", err, dir)
+		}
+		res <- forked{err: err}
+		return
+	}
+	var placeErr error
+	if !placed {
+		procs := filepath.Join(dir, "cgroup.procs")
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+			placeErr = fmt.Errorf("move stressor %d into %s: %w", cmd.Process.Pid, procs, err)
+			if errors.Is(err, syscall.ENOENT) {
+				placeErr = fmt.Errorf("%w (the cgroup is gone, or outside the agent's cgroup namespace: give the agent the host's, e.g. --cgroupns=/proc/1/ns/cgroup)", placeErr)
+			}
+		}
+	}
+	res <- forked{cmd: cmd, placeErr: placeErr}
+	<-done
 }
 
 // reap reads the stressor's reports until it exits, then waits for it so
@@ -542,6 +666,9 @@ func (d *Driver) Revert(ctx context.Context, f agentapi.Fault, raw json.RawMessa
 			errs = append(errs, d.kill(ctx, p.pid, p.start, p.FaultID))
 		}
 	}
+	if st.LeafCgroup && errors.Join(errs...) == nil {
+		errs = append(errs, d.removeLeaf(ctx, st))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("revert memory fault %s: %w", f.ID, err)
 	}
@@ -567,7 +694,43 @@ func (d *Driver) Remaining(_ context.Context, f agentapi.Fault, raw json.RawMess
 			left = append(left, fmt.Sprintf("memory stressor pid %d", p.pid))
 		}
 	}
+	if st.LeafCgroup && d.isLeaf(st.Cgroup) && (st.BootID == "" || st.BootID == d.bootID()) {
+		if _, serr := os.Stat(d.cg.Dir(st.Cgroup)); serr == nil {
+			left = append(left, "cgroup "+st.Cgroup)
+		}
+	}
 	return strings.Join(left, ", "), err
+}
+
+// isLeaf says rel is a leaf cgroup of this driver's owner (so removing it
+// can never remove anyone else's cgroup, whatever a ledger says).
+func (d *Driver) isLeaf(rel string) bool {
+	return rel != "" && strings.HasPrefix(path.Base(rel), d.leafPrefix())
+}
+
+// removeLeaf removes the stressor's leaf cgroup; gone already is success.
+// A cgroup whose last process just died may still count as populated for
+// a moment (EBUSY): it retries until KillTimeout or ctx ends.
+func (d *Driver) removeLeaf(ctx context.Context, st state) error {
+	if !d.isLeaf(st.Cgroup) {
+		return fmt.Errorf("refusing to remove %q: not a stressor cgroup of this agent", st.Cgroup)
+	}
+	dir := d.cg.Dir(st.Cgroup)
+	deadline := time.Now().Add(d.cfg.KillTimeout)
+	for {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("remove the stressor's cgroup %s: %w", dir, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove the stressor's cgroup %s: %w (%w)", dir, err, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Prune kills stressors of this owner that no kept fault owns (by fault ID
@@ -607,7 +770,57 @@ func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, e
 		d.lg.Info("memory stressor pruned", zap.String("fault", p.FaultID), zap.Int("pid", p.pid))
 		removed = append(removed, fmt.Sprintf("memory stressor pid %d (fault %s)", p.pid, p.FaultID))
 	}
+	// Leaf cgroups of this owner in pods' cgroups that no kept fault owns.
+	keepLeaves := map[string]bool{}
+	for _, raw := range keep {
+		var st state
+		if json.Unmarshal(raw, &st) == nil && st.LeafCgroup {
+			keepLeaves[st.Cgroup] = true
+		}
+	}
+	for _, leaf := range d.leaves() {
+		if keepLeaves[leaf] {
+			continue
+		}
+		if err := d.removeLeaf(ctx, state{Cgroup: leaf}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.lg.Info("memory stressor cgroup pruned", zap.String("cgroup", leaf))
+		removed = append(removed, "cgroup "+leaf)
+	}
 	return removed, errors.Join(errs...)
+}
+
+// leaves lists this owner's leaf cgroups under the kubepods roots (pod
+// cgroups are two or three levels below a root).
+func (d *Driver) leaves() []string {
+	if d.cgErr != nil {
+		return nil
+	}
+	var out []string
+	var walk func(rel string, depth int)
+	walk = func(rel string, depth int) {
+		ents, err := os.ReadDir(d.cg.Dir(rel))
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			child := path.Join(rel, e.Name())
+			if d.isLeaf(child) {
+				out = append(out, child)
+			} else if depth > 0 && !strings.HasPrefix(e.Name(), kubepod.OwnPrefix) {
+				walk(child, depth-1)
+			}
+		}
+	}
+	for _, root := range (kubepod.Layout{Driver: kubepod.DriverAuto}).Roots() {
+		walk(root, 3)
+	}
+	return out
 }
 
 // Close kills every stressor this Driver still runs (the agent reverts

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
 // The test binary doubles as the agent's binary: "agent-stressor" is the
@@ -32,9 +33,11 @@ func TestMain(m *testing.M) {
 
 // testAgentConfig is the stand-in agent's job.
 type testAgentConfig struct {
-	CgroupRoot string
-	Owner      string
-	Fault      agentapi.Fault
+	CgroupRoot   string
+	CgroupDriver string
+	CgroupNS     string
+	Owner        string
+	Fault        agentapi.Fault
 	// LeakLifeline hands the stressor's stdin write end to a `sleep`
 	// child, so only PDEATHSIG can kill the stressor when this agent dies.
 	LeakLifeline bool
@@ -42,13 +45,17 @@ type testAgentConfig struct {
 
 // testAgentReport is the stand-in agent's one line of output.
 type testAgentReport struct {
-	State    json.RawMessage
-	SleepPID int
-	Error    string
+	// SelfCgroup is the stand-in's /proc/self/cgroup, as it sees it.
+	SelfCgroup string
+	State      json.RawMessage
+	SleepPID   int
+	Error      string
 }
 
 func testAgentMain(cfgJSON string) int {
 	report := func(r testAgentReport) {
+		self, _ := os.ReadFile("/proc/self/cgroup")
+		r.SelfCgroup = strings.TrimSpace(string(self))
 		b, _ := json.Marshal(r)
 		fmt.Println(string(b))
 	}
@@ -57,7 +64,8 @@ func testAgentMain(cfgJSON string) int {
 		report(testAgentReport{Error: err.Error()})
 		return 2
 	}
-	d, err := New(Config{ArgPrefix: []string{"agent-stressor"}, CgroupRoot: cfg.CgroupRoot, Owner: cfg.Owner}, nil)
+	d, err := New(Config{ArgPrefix: []string{"agent-stressor"}, CgroupRoot: cfg.CgroupRoot, Owner: cfg.Owner,
+		CgroupDriver: kubepod.CgroupDriver(cfg.CgroupDriver), CgroupNS: cfg.CgroupNS}, nil)
 	if err != nil {
 		report(testAgentReport{Error: err.Error()})
 		return 1

@@ -99,3 +99,14 @@ func openDir(p string) (int, error) {
 }
 
 func closeFD(fd int) { unix.Close(fd) }
+
+// setCgroupNS moves the calling thread into the cgroup namespace at path
+// (the caller holds the thread locked and lets it end afterwards).
+func setCgroupNS(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Setns(fd, unix.CLONE_NEWCGROUP)
+}

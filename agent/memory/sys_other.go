@@ -19,3 +19,4 @@ func killIf(int, func() bool) (bool, error) { return false, errUnsupported }
 func writable(string) error                 { return errUnsupported }
 func openDir(string) (int, error)           { return -1, errUnsupported }
 func closeFD(int)                           {}
+func setCgroupNS(string) error              { return errUnsupported }

@@ -43,6 +43,16 @@ func NewApplier(nsPath string) (*Applier, error) {
 	return &Applier{ns: h}, nil
 }
 
+// NewApplierFd returns an Applier in the network namespace of the open
+// descriptor fd. It keeps a duplicate of fd: the caller closes its own.
+func NewApplierFd(fd int) (*Applier, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicate network namespace fd %d: %w", fd, err)
+	}
+	return &Applier{ns: netns.NsHandle(dup)}, nil
+}
+
 // Close releases the namespace handle; later operations fail.
 func (a *Applier) Close() error {
 	a.mu.Lock()

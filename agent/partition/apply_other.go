@@ -15,6 +15,9 @@ type Applier struct{}
 // NewApplier fails outside Linux.
 func NewApplier(string) (*Applier, error) { return nil, errNotLinux }
 
+// NewApplierFd fails outside Linux.
+func NewApplierFd(int) (*Applier, error) { return nil, errNotLinux }
+
 // Close does nothing.
 func (a *Applier) Close() error { return nil }
 

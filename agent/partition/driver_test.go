@@ -76,3 +76,86 @@ func TestDriverOnFake(t *testing.T) {
 		t.Fatalf("Apply with an ended context: %v (installed: %v)", err, k.Has(f.ID))
 	}
 }
+
+// TestDriverPodScopedOnFake: a pod-scoped partition lands in the pod's
+// namespace only, without the node's control-port exemption; its state
+// names the namespace; a pod gone or a namespace recreated counts as
+// reverted and the new namespace is never touched.
+func TestDriverPodScopedOnFake(t *testing.T) {
+	ctx := context.Background()
+	node := NewFake()
+	pods := NewFakePods()
+	podK := pods.Add("uid-1")
+	d, err := New(Config{Backend: node, Pods: pods, ExemptTCP: func() []uint16 { return []uint16{7070} }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &agentapi.Pod{Namespace: "petclinic", Name: "visits-0", UID: "uid-1", QOSClass: "Burstable"}
+	f := agentapi.Fault{ID: "run.pod", Kind: agentapi.KindPartition, Pod: pod,
+		Partition: &agentapi.Partition{CIDRs: []string{"10.0.0.0/16"}}, Deadline: time.Now().Add(time.Minute), LeaseSeconds: 5}
+	st, err := d.Prepare(ctx, &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s state
+	if err := json.Unmarshal(st, &s); err != nil || s.NetNS == nil || s.Table != TableName(f.ID) {
+		t.Fatalf("state %s: %v", st, err)
+	}
+	if _, err := d.Apply(ctx, f, st); err != nil {
+		t.Fatal(err)
+	}
+	if node.Has(f.ID) || !podK.Has(f.ID) {
+		t.Fatalf("table in node %v, in pod %v; want only in the pod", node.Has(f.ID), podK.Has(f.ID))
+	}
+	p, _ := podK.Plan(TableName(f.ID))
+	if strings.Contains(p.String(), "7070") {
+		t.Fatalf("the node's control port is exempt in a pod's namespace:\n%s", p)
+	}
+	left, err := d.Remaining(ctx, f, st)
+	if err != nil || !strings.Contains(left, "petclinic/visits-0") {
+		t.Fatalf("Remaining = %q, %v", left, err)
+	}
+	// The node's Prune never removes a pod fault's table, nor keeps a
+	// node table because a pod fault has the same name.
+	node.Apply(ctx, Plan{Table: TableName(f.ID)})
+	if removed, err := d.Prune(ctx, []json.RawMessage{st}); err != nil || len(removed) != 1 || !podK.Has(f.ID) {
+		t.Fatalf("Prune = %v, %v; pod table kept: %v", removed, err, podK.Has(f.ID))
+	}
+	if err := d.Revert(ctx, f, st); err != nil || podK.Has(f.ID) {
+		t.Fatalf("Revert: %v (still there: %v)", err, podK.Has(f.ID))
+	}
+
+	// Recreated sandbox: the old namespace is gone with its table; the new
+	// one is not touched.
+	if _, err := d.Apply(ctx, f, st); err != nil {
+		t.Fatal(err)
+	}
+	newK := pods.Add("uid-1")
+	if err := d.Revert(ctx, f, st); err != nil {
+		t.Fatalf("Revert after the namespace changed: %v", err)
+	}
+	if left, err := d.Remaining(ctx, f, st); err != nil || left != "" {
+		t.Fatalf("Remaining after the namespace changed = %q, %v", left, err)
+	}
+	if _, err := d.Apply(ctx, f, st); err == nil || newK.Has(f.ID) {
+		t.Fatalf("Apply into a recreated namespace: %v (installed in the new one: %v)", err, newK.Has(f.ID))
+	}
+
+	// Pod gone: revert succeeds.
+	pods.Remove("uid-1")
+	if err := d.Revert(ctx, f, st); err != nil {
+		t.Fatalf("Revert of a gone pod: %v", err)
+	}
+	if _, err := d.Prepare(ctx, &f); err == nil || !strings.HasPrefix(err.Error(), "pod:") {
+		t.Fatalf("Prepare for a pod not on this node: %v", err)
+	}
+	bad := f
+	bad.Pod = &agentapi.Pod{UID: "../x"}
+	if _, err := d.Prepare(ctx, &bad); err == nil || !strings.HasPrefix(err.Error(), "pod.uid") {
+		t.Fatalf("Prepare with a bad uid: %v", err)
+	}
+	noPods, _ := New(Config{Backend: node}, nil)
+	if _, err := noPods.Prepare(ctx, &f); err == nil || !strings.Contains(err.Error(), "cannot reach pods") {
+		t.Fatalf("Prepare without pod lookup: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/chaosd/chaosd/agent"
+	"github.com/chaosd/chaosd/agent/kubepod"
 	"github.com/chaosd/chaosd/agent/memory"
 	"github.com/chaosd/chaosd/daemon"
 )
@@ -136,6 +137,9 @@ func newAgentCommand(lf *logFlags) *cobra.Command {
 			if cfg.Node == "" || cfg.Socket == "" || cfg.TokenFile == "" || cfg.LedgerPath == "" {
 				return usageError{errors.New("--node, --socket, --token-file and --ledger are required")}
 			}
+			if _, err := kubepod.ParseDriver(cfg.CgroupDriver); err != nil {
+				return usageError{fmt.Errorf("--cgroup-driver: %w", err)}
+			}
 			lg, err := lf.logger()
 			if err != nil {
 				return err
@@ -150,6 +154,9 @@ func newAgentCommand(lf *logFlags) *cobra.Command {
 	f.StringVar(&cfg.TCPAddr, "listen-tcp", "", "optional host:port to serve the API on as well")
 	f.StringVar(&cfg.TokenFile, "token-file", "", "file holding the bearer token callers must send")
 	f.StringVar(&cfg.LedgerPath, "ledger", "", "path of the write-ahead fault ledger")
-	f.StringVar(&cfg.NetNSPath, "netns", "", "network namespace to act in (default: the agent's own)")
+	f.StringVar(&cfg.NetNSPath, "netns", "", "network namespace of the node's faults (default: the agent's own)")
+	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "the host's cgroup hierarchy (for memory faults and finding pods): a cgroup v2 root or v1 memory hierarchy, or where the host's cgroup filesystem is mounted (v1 under memory/, hybrid v2 under unified/)")
+	f.StringVar(&cfg.CgroupDriver, "cgroup-driver", "auto", "kubelet's cgroup driver, to find pods' cgroups: auto, cgroupfs or systemd")
+	f.StringVar(&cfg.CgroupNS, "cgroupns", "", "cgroup namespace to start memory stressors in, e.g. /proc/1/ns/cgroup (the host's, needs the host's PID namespace): required on cgroup v2 when the agent runs in a container with its own cgroup namespace (default: the agent's own)")
 	return cmd
 }

@@ -1,0 +1,3 @@
+// Package kubepodtest builds fake Kubernetes pods for privileged tests of
+// the agent (Linux only; see kubepodtest.go).
+package kubepodtest
