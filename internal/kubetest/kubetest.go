@@ -127,9 +127,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	dir, err := os.MkdirTemp("", "kubetest-")
+	sweep(logf)
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("make the server's directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("write the server's owner: %w", err)
 	}
 	s := &Server{dir: dir, logf: logf, crds: map[string]string{}}
 	if err := s.writeCredentials(); err != nil {
@@ -154,6 +159,34 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s.startup = time.Since(began)
 	logf("kubetest: kube-apiserver ready at %s in %s", s.url, s.startup.Round(time.Millisecond))
 	return s, nil
+}
+
+const (
+	dirPrefix = "kubetest-"
+	ownerFile = "owner.pid" // the test binary's PID
+	keptFile  = "kept"      // present when EnvKeep kept the directory
+)
+
+// sweep removes the directories of servers whose test binary died without
+// stopping them (a panic skips Stop; the kernel killed the processes, see
+// sysProcAttr, but the directory stays).
+func sweep(logf func(string, ...any)) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, keptFile)); err == nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue // not ours to judge (or being made right now)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || !alive(pid) {
+			if err := os.RemoveAll(d); err == nil {
+				logf("kubetest: removed %s, left by a test binary that died", d)
+			}
+		}
+	}
 }
 
 // errPortTaken marks a start that failed because a port was in use.
@@ -400,6 +433,7 @@ func (s *Server) removeDir() {
 		return
 	}
 	if os.Getenv(EnvKeep) != "" {
+		_ = os.WriteFile(filepath.Join(s.dir, keptFile), nil, 0o600)
 		s.logf("kubetest: kept %s (%s is set)", s.dir, EnvKeep)
 		return
 	}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -134,8 +134,8 @@ func TestAPIServerStartStop(t *testing.T) {
 		t.Errorf("second stop: %v", err)
 	}
 	for _, pid := range pids {
-		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-			t.Errorf("process %d still exists after Stop (kill 0: %v)", pid, err)
+		if alive(pid) {
+			t.Errorf("process %d still exists after Stop", pid)
 		}
 	}
 	if _, err := os.Stat(dir); os.Getenv(EnvKeep) == "" && !errors.Is(err, os.ErrNotExist) {
@@ -173,5 +173,35 @@ func widgetCRD() *apiextensionsv1.CustomResourceDefinition {
 				}},
 			}},
 		},
+	}
+}
+
+// A directory left by a test binary that died is removed by the next
+// Start; one whose owner lives, or that was kept, is not.
+func TestSweep(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	mk := func(owner string, kept bool) string {
+		d, err := os.MkdirTemp("", dirPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, ownerFile), []byte(owner), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if kept {
+			if err := os.WriteFile(filepath.Join(d, keptFile), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	dead := mk("2147483646", false) // above any pid_max: no such process
+	live := mk(strconv.Itoa(os.Getpid()), false)
+	kept := mk("2147483646", true)
+	sweep(t.Logf)
+	for d, want := range map[string]bool{dead: false, live: true, kept: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", d, err == nil, want)
+		}
 	}
 }
