@@ -72,7 +72,7 @@ type KubeAgents struct {
 	// Selector is a label selector (default app.kubernetes.io/name=chaosd-agent).
 	Selector string `yaml:"selector,omitempty"`
 	// Port is the agent API's port: a number or a named container port
-	// (default "api").
+	// (default "agent", the DaemonSet's port name).
 	Port string `yaml:"port,omitempty"`
 	// Scheme is http or https (default http).
 	Scheme string `yaml:"scheme,omitempty"`
@@ -244,7 +244,7 @@ func (c *Config) validate() error {
 const (
 	DefaultNamespace     = "chaosd"
 	DefaultAgentSelector = "app.kubernetes.io/name=chaosd-agent"
-	DefaultAgentPort     = "api"
+	DefaultAgentPort     = "agent"
 	DefaultServiceLabel  = "app.kubernetes.io/name"
 	DefaultActuatorPort  = "http"
 	DefaultLeaseName     = "chaosd-leader"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -143,6 +144,23 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 		LockConfig: resourcelock.ResourceLockConfig{Identity: km.identity, EventRecorder: km.events},
 	}
 	lost := make(chan struct{})
+	// client-go runs OnStartedLeading in a goroutine of its own and does
+	// not wait for it: wait here, so a run in progress has reverted before
+	// elect returns, and never start leading once elect is done.
+	var (
+		mu     sync.Mutex
+		closed bool
+		done   chan struct{}
+	)
+	defer func() {
+		mu.Lock()
+		closed = true
+		d := done
+		mu.Unlock()
+		if d != nil {
+			<-d
+		}
+	}()
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   dur(le.LeaseDuration),
@@ -152,6 +170,15 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 		Name:            "chaosd",
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
+				mu.Lock()
+				if closed || ctx.Err() != nil {
+					mu.Unlock()
+					return
+				}
+				done = make(chan struct{})
+				d := done
+				mu.Unlock()
+				defer close(d)
 				l.set(true, km.identity)
 				lead(ctx)
 			},

@@ -108,7 +108,7 @@ func newKubeWorld(t *testing.T, ctx context.Context, ns string, healthy promethe
 		}
 		t.Cleanup(func() { _ = w.admin.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
 		w.runningPod(t, ctx, ns, "agent-"+name, name, map[string]string{"app.kubernetes.io/name": "chaosd-agent"},
-			corev1.ContainerPort{Name: "api", ContainerPort: int32(n.port)}, "127.0.0.1")
+			corev1.ContainerPort{Name: DefaultAgentPort, ContainerPort: int32(n.port)}, "127.0.0.1")
 	}
 	return w
 }
@@ -305,6 +305,17 @@ func TestIntegrationKubeModeDiscoversRunsAndRecords(t *testing.T) {
 			t.Errorf("fault left on %s", n.name)
 		}
 	}
+	// From a new Experiment object to its run: the watch hands it to the
+	// catalog (Ready condition), and the leader runs it.
+	created := time.Now()
+	w.createExperiment(t, ctx, experimentObject(t, w.ns, "cut-new", "1s", ""))
+	var second api.Run
+	waitFor(t, 30*time.Second, "the new experiment runs", func() bool {
+		second, err = c.StartRun(ctx, api.StartRequest{Experiment: "cut-new", DryRun: true})
+		return err == nil
+	})
+	t.Logf("Experiment object created → run %s accepted after %s", second.ID, time.Since(created).Round(time.Millisecond))
+
 	// The record is an ExperimentRun object.
 	ks := store.NewKubeStore(mustDynamic(t, w.srv), w.ns)
 	rec, err := ks.Get(run.ID)

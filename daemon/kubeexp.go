@@ -30,14 +30,15 @@ var Experiments = schema.GroupVersionResource{Group: "chaosd.io", Version: "v1al
 // (ObjectMeta has no description field).
 const DescriptionAnnotation = "chaosd.io/description"
 
-// ConditionValid is the Experiment status condition saying whether the
-// object passed chaosd's validation.
-const ConditionValid = "Valid"
+// ConditionReady is the Experiment status condition saying whether the
+// object passed chaosd's validation, so chaosd can run it (the CRD's
+// Ready column).
+const ConditionReady = "Ready"
 
 // experimentWatcher keeps the catalog in step with the Experiment objects
 // of a namespace. Every object goes through the same strict validation as
 // a file; an invalid one is left out of the catalog (never a partial run)
-// and gets a Valid=False condition and a Warning Event naming the field.
+// and gets a Ready=False condition (reason Invalid) and a Warning Event naming the field.
 type experimentWatcher struct {
 	res     dynamic.ResourceInterface
 	factory dynamicinformer.DynamicSharedInformerFactory
@@ -87,7 +88,7 @@ func (w *experimentWatcher) apply(ctx context.Context, obj any) {
 		return
 	}
 	e, err := ExperimentFromObject(u)
-	cond := metav1.Condition{Type: ConditionValid, Status: metav1.ConditionTrue, Reason: "Valid",
+	cond := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: "Valid",
 		Message: "the experiment passed validation; chaosd can run it", ObservedGeneration: u.GetGeneration()}
 	if err != nil {
 		w.cat.remove(u.GetName())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +16,7 @@ import (
 
 func testConfig() Config {
 	return Config{
-		Cluster: "c1", AgentNamespace: "chaosd", AgentSelector: "app.kubernetes.io/name=chaosd-agent", AgentPort: "api", AgentScheme: "http",
+		Cluster: "c1", AgentNamespace: "chaosd", AgentSelector: "app.kubernetes.io/name=chaosd-agent", AgentPort: "agent", AgentScheme: "http",
 		ServiceNamespace: "petclinic", ServiceLabel: "app.kubernetes.io/name", ActuatorPort: "http", ActuatorScheme: "http", AgentToken: "t",
 	}
 }
@@ -58,7 +57,7 @@ func started(t *testing.T, cs kubernetes.Interface) *Inventory {
 }
 
 func TestResolve(t *testing.T) {
-	api := corev1.ContainerPort{Name: "api", ContainerPort: 7070}
+	api := corev1.ContainerPort{Name: "agent", ContainerPort: 7070}
 	http := corev1.ContainerPort{Name: "http", ContainerPort: 8081}
 	cs := fake.NewClientset(
 		node("n1", "a"), node("n2", "b"), node("n3", "b"),
@@ -123,7 +122,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestAgents(t *testing.T) {
-	api := corev1.ContainerPort{Name: "api", ContainerPort: 7070}
+	api := corev1.ContainerPort{Name: "agent", ContainerPort: 7070}
 	cs := fake.NewClientset(node("n1", "a"), node("n2", "a"), node("n3", "a"),
 		pod("chaosd", "agent-1", "n1", "chaosd-agent", "192.0.2.1", true, api),
 		pod("chaosd", "agent-3", "n3", "chaosd-agent", "192.0.2.3", false, api),
@@ -142,41 +141,5 @@ func TestAgents(t *testing.T) {
 	pods := inv.AgentPods()
 	if len(pods) != 2 || pods[0].Node != "n1" || pods[0].Err != nil || pods[1].Node != "n3" || pods[1].Err == nil {
 		t.Errorf("agent pods %+v", pods)
-	}
-}
-
-func TestWatchReportsAVanishingTarget(t *testing.T) {
-	http := corev1.ContainerPort{Name: "http", ContainerPort: 8081}
-	p0 := pod("petclinic", "customers-0", "n2", "customers-service", "10.0.2.10", true, http)
-	p1 := pod("petclinic", "customers-1", "n3", "customers-service", "10.0.3.10", true, http)
-	cs := fake.NewClientset(node("n2", "a"), node("n3", "a"), p0, p1)
-	inv := started(t, cs)
-	nodes, err := inv.Resolve(context.Background(), experiments.Target{Cluster: "c1", Service: "customers-service", Mode: experiments.BlastRadius{Kind: experiments.BlastAll}})
-	if err != nil || len(nodes) != 2 {
-		t.Fatalf("resolve: %v %v", nodes, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch := inv.Watch(ctx, nodes)
-	p1u := p1.DeepCopy()
-	p1u.Status.Conditions[0].Status = corev1.ConditionFalse
-	if _, err := cs.CoreV1().Pods("petclinic").UpdateStatus(ctx, p1u, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := cs.CoreV1().Pods("petclinic").Delete(ctx, "customers-0", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for len(got) < 2 {
-		select {
-		case c := <-ch:
-			got = append(got, c.Key+": "+c.Message)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("changes seen: %v, want 2", got)
-		}
-	}
-	joined := strings.Join(got, "\n")
-	if !strings.Contains(joined, "n2/customers-0: target pod petclinic/customers-0 on node n2 was deleted") || !strings.Contains(joined, "n3/customers-1: target pod petclinic/customers-1 on node n3 is no longer Ready") {
-		t.Errorf("changes %v", got)
 	}
 }
