@@ -82,7 +82,7 @@ func newRootCommand() *cobra.Command {
 }
 
 func newServeCommand(lf *logFlags) *cobra.Command {
-	var configPath string
+	var configPath, kubeconfig, kubeContext string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run chaosd: API, scheduler and runner",
@@ -100,6 +100,17 @@ func newServeCommand(lf *logFlags) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if kubeconfig != "" || kubeContext != "" {
+				if cfg.Kubernetes == nil {
+					return usageError{errors.New("--kubeconfig and --context need a kubernetes: section in the config")}
+				}
+				if kubeconfig != "" {
+					cfg.Kubernetes.Kubeconfig = kubeconfig
+				}
+				if kubeContext != "" {
+					cfg.Kubernetes.Context = kubeContext
+				}
+			}
 			d, err := daemon.New(cfg, lg.Named("chaosd"))
 			if err != nil {
 				return err
@@ -108,6 +119,8 @@ func newServeCommand(lf *logFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "path to the chaosd config file (YAML)")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (Kubernetes mode; overrides kubernetes.kubeconfig; default: in-cluster)")
+	cmd.Flags().StringVar(&kubeContext, "context", "", "kubeconfig context (overrides kubernetes.context)")
 	return cmd
 }
 
