@@ -37,7 +37,8 @@ type fakeNode struct {
 
 	mu      sync.Mutex
 	active  map[string]agentapi.Fault
-	history []string // "inject ID" / "revert ID"
+	last    agentapi.Fault // the last fault injected
+	history []string       // "inject ID" / "revert ID"
 	healthy prometheus.Gauge
 }
 
@@ -63,6 +64,7 @@ func startFakeNodeOn(t *testing.T, path, name, token string, healthy prometheus.
 		}
 		n.mu.Lock()
 		n.active[f.ID] = f
+		n.last = f
 		n.history = append(n.history, "inject "+f.ID)
 		n.healthy.Set(0)
 		n.mu.Unlock()
@@ -128,6 +130,12 @@ func startFakeNodeOn(t *testing.T, path, name, token string, healthy prometheus.
 	go srv.Serve(l) //nolint:errcheck
 	t.Cleanup(func() { srv.Close() })
 	return n
+}
+
+func (n *fakeNode) lastFault() agentapi.Fault {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.last
 }
 
 func (n *fakeNode) activeCount() int {

@@ -316,6 +316,36 @@ func TestIntegrationKubeModeDiscoversRunsAndRecords(t *testing.T) {
 	})
 	t.Logf("Experiment object created → run %s accepted after %s", second.ID, time.Since(created).Round(time.Millisecond))
 
+	// A service target resolves to the service's Ready pods; faults name
+	// the pod, and Events land on the pod too.
+	podObj := w.runningPod(t, ctx, w.ns, "customers-service-0", w.nodes[0].name,
+		map[string]string{"app.kubernetes.io/name": "customers-service"}, corev1.ContainerPort{Name: "http", ContainerPort: 8081}, "10.0.2.10")
+	svc := experimentObject(t, w.ns, "fill-customers", "2s", "")
+	_ = unstructured.SetNestedSlice(svc.Object, []any{map[string]any{"name": "customers", "cluster": "c1", "service": "customers-service"}}, "spec", "targets")
+	_ = unstructured.SetNestedSlice(svc.Object, []any{map[string]any{"name": "fill", "kind": "memory", "target": "customers",
+		"memory": map[string]any{"fraction": 0.5}}}, "spec", "faults")
+	w.createExperiment(t, ctx, svc)
+	var svcRun api.Run
+	waitFor(t, 30*time.Second, "the service experiment runs", func() bool {
+		svcRun, err = c.StartRun(ctx, api.StartRequest{Experiment: "fill-customers"})
+		return err == nil
+	})
+	waitFor(t, 60*time.Second, "the service run ends", func() bool {
+		r, err := c.Run(ctx, svcRun.ID)
+		svcRun = r
+		return err == nil && r.Phase == api.PhaseDone
+	})
+	if len(svcRun.Faults) != 1 || svcRun.Faults[0].Instance != "customers-service/customers-service-0" || svcRun.Verdict != api.VerdictPass {
+		t.Fatalf("service run: verdict %s (%s) faults %+v", svcRun.Verdict, svcRun.Reason, svcRun.Faults)
+	}
+	if f := w.nodes[0].lastFault(); f.Pod == nil || f.Pod.UID != string(podObj.UID) || f.Pod.Name != podObj.Name || f.Memory == nil {
+		t.Errorf("the agent was not asked to scope the fault to the pod: %+v", f)
+	}
+	waitFor(t, 10*time.Second, "events on the pod", func() bool {
+		ev := strings.Join(w.events(t, ctx, w.ns, "Pod", podObj.Name), "\n")
+		return strings.Contains(ev, "FaultInjected") && strings.Contains(ev, "FaultReverted")
+	})
+
 	// The record is an ExperimentRun object.
 	ks := store.NewKubeStore(mustDynamic(t, w.srv), w.ns)
 	rec, err := ks.Get(run.ID)
