@@ -53,7 +53,14 @@ type Config struct {
 	StartControlPlane bool
 	// LoadRPS is the load generator's rate (default 20).
 	LoadRPS int
-	Logger  *zap.Logger
+	// Kube runs the control plane in Kubernetes mode: etcd and
+	// kube-apiserver in the mgmt namespace, C1's nodes, agents and
+	// services registered as Node and Pod objects, the experiments as
+	// Experiment objects, and chaosd discovering them for cluster c1.
+	Kube bool
+	// KubeBinDir holds kube-apiserver and etcd (default: CHAOSD_K8S_BIN_DIR).
+	KubeBinDir string
+	Logger     *zap.Logger
 }
 
 var (
@@ -113,6 +120,13 @@ type Lab struct {
 	// ServiceCgroups maps each service to its memory cgroup, relative to
 	// the memory hierarchy's root.
 	ServiceCgroups map[string]string
+	// Kubeconfig is the admin's kubeconfig of the lab's API server
+	// (Kubernetes mode): valid inside the mgmt namespace; from the host
+	// use KubeConfig.
+	Kubeconfig string
+	// KubeAPIURL is the API server's address on the mgmt namespace's
+	// loopback (Kubernetes mode).
+	KubeAPIURL string
 
 	cfg   Config
 	cg    cgroupFS
@@ -134,6 +148,7 @@ func newLab(cfg Config) *Lab {
 	l.AgentTokenFile = l.path("agent-token")
 	l.ChaosdConfig = l.path("chaosd.yaml")
 	l.TruthFile = l.path("truth.csv")
+	l.Kubeconfig = l.path("kubeconfig")
 	l.PrometheusURL = fmt.Sprintf("http://%s:%d", MgmtIP, PrometheusPort)
 	gw, _ := NodeByName("c1-n1")
 	l.GatewayURL = fmt.Sprintf("http://%s:%d", gw.MgmtIP, GatewayPort)
@@ -172,7 +187,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := os.Chmod(l.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	l.state = &State{Name: l.Name, Prefix: l.Prefix, CreatedAt: time.Now().UTC()}
+	l.state = &State{Name: l.Name, Prefix: l.Prefix, CreatedAt: time.Now().UTC(), Kube: cfg.Kube}
 	defer func() {
 		if err != nil {
 			l.log.Warn("lab up failed, cleaning up", zap.Error(err))
@@ -231,6 +246,17 @@ func (l *Lab) preflight() error {
 		bins = append(bins, filepath.Join(l.BinDir, "chaosd"))
 		if l.ExperimentsDir == "" {
 			return errors.New("experiments dir is not set")
+		}
+	}
+	if l.cfg.Kube {
+		if !l.cfg.StartControlPlane {
+			return errors.New("kubernetes mode needs the control plane")
+		}
+		if err := l.kubePreflight(); err != nil {
+			return err
+		}
+		if _, err := exec.LookPath("nsenter"); err != nil {
+			return fmt.Errorf("util-linux nsenter not found: %w", err)
 		}
 	}
 	for _, b := range bins {
@@ -418,6 +444,11 @@ func (l *Lab) targetsUp(ctx context.Context, client *http.Client) (map[string]bo
 
 func (l *Lab) startControlPlane(ctx context.Context) error {
 	bin := filepath.Join(l.BinDir, "chaosd")
+	if l.cfg.Kube {
+		if err := l.startKube(ctx); err != nil {
+			return err
+		}
+	}
 	for _, n := range Nodes {
 		argv := []string{bin, "agent", "--node", n.Name, "--socket", l.AgentSockets[n.Name],
 			"--listen-tcp", fmt.Sprintf("%s:%d", n.MgmtIP, AgentTCPPort), "--token-file", l.AgentTokenFile,
