@@ -118,6 +118,9 @@ func kubePods() []*corev1.Pod {
 	return out
 }
 
+// podRef is what kubelet names a pod's cgroup after.
+type podRef struct{ UID, QOS string }
+
 // startKube starts etcd and kube-apiserver in the mgmt namespace (where
 // chaosd reaches them on loopback), records them in the state so Down
 // stops them, writes the kubeconfig chaosd uses and registers the lab in
@@ -203,9 +206,14 @@ func (l *Lab) registerKube(ctx context.Context, srv *kubeapi.Server) error {
 			return err
 		}
 	}
+	l.pods = map[string]podRef{}
 	for _, p := range kubePods() {
-		if err := createPod(ctx, c, p); err != nil {
+		got, err := createPod(ctx, c, p)
+		if err != nil {
 			return err
+		}
+		if p.Namespace == PodNamespace {
+			l.pods[p.Labels[ServiceLabel]] = podRef{UID: string(got.UID), QOS: string(got.Status.QOSClass)}
 		}
 	}
 	if l.ExperimentsDir == "" {
@@ -253,10 +261,10 @@ func createNode(ctx context.Context, c kubernetes.Interface, want *corev1.Node) 
 
 // createPod creates a Pod and writes the status a kubelet would (the QoS
 // class stays what the API server computed: it is immutable).
-func createPod(ctx context.Context, c kubernetes.Interface, want *corev1.Pod) error {
+func createPod(ctx context.Context, c kubernetes.Interface, want *corev1.Pod) (*corev1.Pod, error) {
 	p, err := c.CoreV1().Pods(want.Namespace).Create(ctx, want, metav1.CreateOptions{})
 	if err != nil {
-		return fmt.Errorf("create pod %s/%s: %w", want.Namespace, want.Name, err)
+		return nil, fmt.Errorf("create pod %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	qos := p.Status.QOSClass
 	p.Status = *want.Status.DeepCopy()
@@ -272,10 +280,11 @@ func createPod(ctx context.Context, c kubernetes.Interface, want *corev1.Pod) er
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 		})
 	}
-	if _, err := c.CoreV1().Pods(want.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("write the status of pod %s/%s: %w", want.Namespace, want.Name, err)
+	p, err = c.CoreV1().Pods(want.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("write the status of pod %s/%s: %w", want.Namespace, want.Name, err)
 	}
-	return nil
+	return p, nil
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -128,8 +128,10 @@ type Lab struct {
 	// loopback (Kubernetes mode).
 	KubeAPIURL string
 
-	cfg   Config
-	cg    cgroupFS
+	cfg Config
+	cg  cgroupFS
+	// pods are the registered Pods of the services (Kubernetes mode).
+	pods  map[string]podRef
 	log   *zap.Logger
 	mu    sync.Mutex
 	state *State
@@ -209,6 +211,13 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	}
 	if l.cg, err = detectCgroupFS(); err != nil {
 		return nil, fmt.Errorf("lab services run in memory cgroups: %w", err)
+	}
+	if cfg.Kube {
+		// First: the services run in the pod cgroups of the pods
+		// registered (kubelet's layout, named by the pods' UIDs).
+		if err := l.startKube(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.startServices(ctx); err != nil {
 		return nil, err
@@ -333,6 +342,12 @@ func (l *Lab) startServices(ctx context.Context) error {
 		}
 		// Like a pod, each service runs in its own memory cgroup with a
 		// limit (the target of memory faults).
+		if pod := l.podCgroup(s.name); pod != "" {
+			// The pod's own cgroup carries the pod's limit, as kubelet's does.
+			if _, err := l.makeCgroup(pod, DefaultServiceMemoryLimit); err != nil {
+				return err
+			}
+		}
 		dir, err := l.makeCgroup(l.serviceCgroup(s.name), DefaultServiceMemoryLimit)
 		if err != nil {
 			return err
@@ -366,6 +381,10 @@ func (l *Lab) startCAdvisor() error {
 	for _, s := range services {
 		argv = append(argv, "--container", fmt.Sprintf("%s/%s/%s@%s=%s", PodNamespace, podName(s.name), s.name, s.node,
 			filepath.Join(l.cg.Root, l.serviceCgroup(s.name))))
+		if pod := l.podCgroup(s.name); pod != "" {
+			// cAdvisor's pod-level series (container="").
+			argv = append(argv, "--container", fmt.Sprintf("%s/%s/@%s=%s", PodNamespace, podName(s.name), s.node, filepath.Join(l.cg.Root, pod)))
+		}
 	}
 	return l.start("cadvisor", RoleMgmt, argv)
 }
@@ -444,15 +463,15 @@ func (l *Lab) targetsUp(ctx context.Context, client *http.Client) (map[string]bo
 
 func (l *Lab) startControlPlane(ctx context.Context) error {
 	bin := filepath.Join(l.BinDir, "chaosd")
-	if l.cfg.Kube {
-		if err := l.startKube(ctx); err != nil {
-			return err
-		}
-	}
 	for _, n := range Nodes {
 		argv := []string{bin, "agent", "--node", n.Name, "--socket", l.AgentSockets[n.Name],
 			"--listen-tcp", fmt.Sprintf("%s:%d", n.MgmtIP, AgentTCPPort), "--token-file", l.AgentTokenFile,
 			"--ledger", l.path("ledger-" + n.Name + ".jsonl")}
+		if l.cfg.Kube {
+			// The lab's kubepods hierarchy stands for the node's: the agent
+			// finds pods' cgroups there from their UID and QoS class.
+			argv = append(argv, "--cgroup-root", filepath.Join(l.cg.Root, l.kubeCgroupRoot()), "--cgroup-driver", "cgroupfs")
+		}
 		if err := l.start("agent-"+n.Name, n.Role, argv); err != nil {
 			return err
 		}
