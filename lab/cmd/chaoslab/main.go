@@ -195,6 +195,9 @@ func newStatusCommand(o *options, stdout, stderr io.Writer) *cobra.Command {
 			for _, j := range jobs {
 				fmt.Fprintf(stdout, "  job   %-18s %s\n", j, map[bool]string{true: "up", false: "DOWN"}[s.Targets[j]])
 			}
+			if s.KubeAPIURL != "" {
+				fmt.Fprintf(stdout, "  kube-apiserver %s in %s-mgmt (kubeconfig %s)\n", s.KubeAPIURL, s.Prefix, s.Kubeconfig)
+			}
 			for _, e := range s.Env {
 				fmt.Fprintf(stdout, "export %s\n", e)
 			}
