@@ -4,7 +4,7 @@ BIN     ?= bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test demo lab-up lab-down lint bench deps clean
+.PHONY: all build test demo demo-kube lab-up lab-down lint bench deps clean
 
 all: build
 
@@ -20,6 +20,9 @@ test: deps build
 
 demo: deps build
 	hack/demo.sh
+
+demo-kube: deps build
+	hack/demo-kube.sh
 
 lab-up: deps build
 	$(BIN)/chaoslab up --bin-dir $(BIN) --experiments-dir experiments/library

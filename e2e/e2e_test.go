@@ -83,12 +83,20 @@ func repoPath(t *testing.T, rel string) string {
 
 func startLab(t *testing.T, name, prefix, experimentsDir string, knobs map[string][]string) *lab.Lab {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	l, err := lab.Up(ctx, lab.Config{
+	return startLabConfig(t, lab.Config{
 		Name: name, Prefix: prefix, BinDir: binDir, ExperimentsDir: experimentsDir,
 		StartControlPlane: true, Knobs: knobs, Logger: zaptest.NewLogger(t),
 	})
+}
+
+// startLabConfig brings up the lab cfg describes and takes it down when
+// the test ends, checking that no namespace is left.
+func startLabConfig(t *testing.T, cfg lab.Config) *lab.Lab {
+	t.Helper()
+	prefix := cfg.Prefix
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := lab.Up(ctx, cfg)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}
@@ -187,6 +195,14 @@ func TestIntegrationPartitionC1C2PassesWithRTOMatchingGroundTruth(t *testing.T) 
 	if len(run.Faults) != 2 {
 		t.Errorf("partition-c1-c2 targets both C1 nodes; got %d fault records", len(run.Faults))
 	}
+	checkRTOAgainstTruth(t, l, run)
+}
+
+// checkRTOAgainstTruth checks that a partition run shows impact and
+// recovery and that its measured RTO is within one probe interval of what
+// the load generator's users saw.
+func checkRTOAgainstTruth(t *testing.T, l *lab.Lab, run api.Run) {
+	t.Helper()
 	tm := run.Times
 	if tm.Injected == nil || tm.FirstImpact == nil || tm.Reverted == nil || tm.Recovered == nil || run.RTO.MeasuredSeconds == nil {
 		t.Fatalf("a partition of the TGW path must show impact and recovery: times %+v rto %+v", tm, run.RTO)

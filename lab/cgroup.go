@@ -37,7 +37,31 @@ func detectCgroupFS() (cgroupFS, error) {
 // serviceCgroup is the cgroup of a lab service, relative to the memory
 // hierarchy's root (what chaosd's config and the memory fault use).
 func (l *Lab) serviceCgroup(svc string) string {
+	if pod := l.podCgroup(svc); pod != "" {
+		return filepath.Join(pod, svc)
+	}
 	return filepath.Join("chaosd-lab", l.Name, svc)
+}
+
+// kubeCgroupRoot stands for a node's cgroup root in Kubernetes mode: it
+// holds kubelet's cgroupfs layout, kubepods/<qos>/pod<uid>/<container>.
+func (l *Lab) kubeCgroupRoot() string { return filepath.Join("chaosd-lab", l.Name, "k8s") }
+
+// podCgroup is the cgroup of a service's registered pod in Kubernetes
+// mode (kubelet's cgroupfs layout under kubeCgroupRoot), "" otherwise.
+func (l *Lab) podCgroup(svc string) string {
+	p, ok := l.pods[svc]
+	if !ok {
+		return ""
+	}
+	parts := []string{l.kubeCgroupRoot(), "kubepods"}
+	switch p.QOS {
+	case "Burstable":
+		parts = append(parts, "burstable")
+	case "BestEffort":
+		parts = append(parts, "besteffort")
+	}
+	return filepath.Join(append(parts, "pod"+p.UID)...)
 }
 
 // makeCgroup creates dir (recording it in the state first, so Down

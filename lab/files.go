@@ -116,6 +116,19 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 	c.DataDir = l.path("chaosd-data")
 	c.ExperimentsDir = l.ExperimentsDir
 	c.Prometheus.URL = l.PrometheusURL
+	c.AgentTokenFile = l.AgentTokenFile
+	if l.cfg.Kube {
+		// Kubernetes mode for C1: agents and services are discovered from
+		// the lab's API server; no clusters: section.
+		c.Kubernetes = &daemon.Kubernetes{
+			Kubeconfig: l.Kubeconfig,
+			Cluster:    KubeCluster,
+			Namespace:  ChaosdNamespace,
+			Agents:     daemon.KubeAgents{Port: AgentPortName},
+			Services:   daemon.KubeServices{Namespace: PodNamespace, LabelKey: ServiceLabel, ActuatorPort: ActuatorPortName},
+		}
+		return marshalChaosdConfig(c)
+	}
 	for _, cl := range []string{"c1", "c2"} {
 		cc := daemon.Cluster{Name: cl}
 		for _, n := range Nodes {
@@ -134,7 +147,11 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 		}
 		c.Clusters = append(c.Clusters, cc)
 	}
-	c.AgentTokenFile = l.AgentTokenFile
+	return marshalChaosdConfig(c)
+}
+
+// marshalChaosdConfig renders c and checks it with chaosd's own parser.
+func marshalChaosdConfig(c daemon.Config) ([]byte, error) {
 	b, err := yaml.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("chaosd config: %w", err)

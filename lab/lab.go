@@ -53,7 +53,14 @@ type Config struct {
 	StartControlPlane bool
 	// LoadRPS is the load generator's rate (default 20).
 	LoadRPS int
-	Logger  *zap.Logger
+	// Kube runs the control plane in Kubernetes mode: etcd and
+	// kube-apiserver in the mgmt namespace, C1's nodes, agents and
+	// services registered as Node and Pod objects, the experiments as
+	// Experiment objects, and chaosd discovering them for cluster c1.
+	Kube bool
+	// KubeBinDir holds kube-apiserver and etcd (default: CHAOSD_K8S_BIN_DIR).
+	KubeBinDir string
+	Logger     *zap.Logger
 }
 
 var (
@@ -113,9 +120,18 @@ type Lab struct {
 	// ServiceCgroups maps each service to its memory cgroup, relative to
 	// the memory hierarchy's root.
 	ServiceCgroups map[string]string
+	// Kubeconfig is the admin's kubeconfig of the lab's API server
+	// (Kubernetes mode): valid inside the mgmt namespace; from the host
+	// use KubeConfig.
+	Kubeconfig string
+	// KubeAPIURL is the API server's address on the mgmt namespace's
+	// loopback (Kubernetes mode).
+	KubeAPIURL string
 
-	cfg   Config
-	cg    cgroupFS
+	cfg Config
+	cg  cgroupFS
+	// pods are the registered Pods of the services (Kubernetes mode).
+	pods  map[string]podRef
 	log   *zap.Logger
 	mu    sync.Mutex
 	state *State
@@ -134,6 +150,7 @@ func newLab(cfg Config) *Lab {
 	l.AgentTokenFile = l.path("agent-token")
 	l.ChaosdConfig = l.path("chaosd.yaml")
 	l.TruthFile = l.path("truth.csv")
+	l.Kubeconfig = l.path("kubeconfig")
 	l.PrometheusURL = fmt.Sprintf("http://%s:%d", MgmtIP, PrometheusPort)
 	gw, _ := NodeByName("c1-n1")
 	l.GatewayURL = fmt.Sprintf("http://%s:%d", gw.MgmtIP, GatewayPort)
@@ -172,7 +189,7 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := os.Chmod(l.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
-	l.state = &State{Name: l.Name, Prefix: l.Prefix, CreatedAt: time.Now().UTC()}
+	l.state = &State{Name: l.Name, Prefix: l.Prefix, CreatedAt: time.Now().UTC(), Kube: cfg.Kube}
 	defer func() {
 		if err != nil {
 			l.log.Warn("lab up failed, cleaning up", zap.Error(err))
@@ -194,6 +211,13 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	}
 	if l.cg, err = detectCgroupFS(); err != nil {
 		return nil, fmt.Errorf("lab services run in memory cgroups: %w", err)
+	}
+	if cfg.Kube {
+		// First: the services run in the pod cgroups of the pods
+		// registered (kubelet's layout, named by the pods' UIDs).
+		if err := l.startKube(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.startServices(ctx); err != nil {
 		return nil, err
@@ -231,6 +255,17 @@ func (l *Lab) preflight() error {
 		bins = append(bins, filepath.Join(l.BinDir, "chaosd"))
 		if l.ExperimentsDir == "" {
 			return errors.New("experiments dir is not set")
+		}
+	}
+	if l.cfg.Kube {
+		if !l.cfg.StartControlPlane {
+			return errors.New("kubernetes mode needs the control plane")
+		}
+		if err := l.kubePreflight(); err != nil {
+			return err
+		}
+		if _, err := exec.LookPath("nsenter"); err != nil {
+			return fmt.Errorf("util-linux nsenter not found: %w", err)
 		}
 	}
 	for _, b := range bins {
@@ -307,6 +342,12 @@ func (l *Lab) startServices(ctx context.Context) error {
 		}
 		// Like a pod, each service runs in its own memory cgroup with a
 		// limit (the target of memory faults).
+		if pod := l.podCgroup(s.name); pod != "" {
+			// The pod's own cgroup carries the pod's limit, as kubelet's does.
+			if _, err := l.makeCgroup(pod, DefaultServiceMemoryLimit); err != nil {
+				return err
+			}
+		}
 		dir, err := l.makeCgroup(l.serviceCgroup(s.name), DefaultServiceMemoryLimit)
 		if err != nil {
 			return err
@@ -340,6 +381,10 @@ func (l *Lab) startCAdvisor() error {
 	for _, s := range services {
 		argv = append(argv, "--container", fmt.Sprintf("%s/%s/%s@%s=%s", PodNamespace, podName(s.name), s.name, s.node,
 			filepath.Join(l.cg.Root, l.serviceCgroup(s.name))))
+		if pod := l.podCgroup(s.name); pod != "" {
+			// cAdvisor's pod-level series (container="").
+			argv = append(argv, "--container", fmt.Sprintf("%s/%s/@%s=%s", PodNamespace, podName(s.name), s.node, filepath.Join(l.cg.Root, pod)))
+		}
 	}
 	return l.start("cadvisor", RoleMgmt, argv)
 }
@@ -422,6 +467,11 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 		argv := []string{bin, "agent", "--node", n.Name, "--socket", l.AgentSockets[n.Name],
 			"--listen-tcp", fmt.Sprintf("%s:%d", n.MgmtIP, AgentTCPPort), "--token-file", l.AgentTokenFile,
 			"--ledger", l.path("ledger-" + n.Name + ".jsonl")}
+		if l.cfg.Kube {
+			// The lab's kubepods hierarchy stands for the node's: the agent
+			// finds pods' cgroups there from their UID and QoS class.
+			argv = append(argv, "--cgroup-root", filepath.Join(l.cg.Root, l.kubeCgroupRoot()), "--cgroup-driver", "cgroupfs")
+		}
 		if err := l.start("agent-"+n.Name, n.Role, argv); err != nil {
 			return err
 		}

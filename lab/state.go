@@ -22,6 +22,10 @@ type State struct {
 	Procs      []Proc    `json:"procs"`
 	// Cgroups the lab made (absolute paths), removed by Down.
 	Cgroups []string `json:"cgroups,omitempty"`
+	// Kube is set in Kubernetes mode; KubeAPIURL is the API server's
+	// address on the mgmt namespace's loopback once it is up.
+	Kube       bool   `json:"kube,omitempty"`
+	KubeAPIURL string `json:"kubeAPIURL,omitempty"`
 }
 
 // Proc is one process the lab started.

@@ -21,6 +21,9 @@ type Status struct {
 	Procs                  []ProcStatus
 	Targets                map[string]bool // Prometheus job → up (nil when unreachable)
 	Env                    []string
+	// KubeAPIURL is the API server's address in the mgmt namespace
+	// (Kubernetes mode), Kubeconfig its admin kubeconfig.
+	KubeAPIURL, Kubeconfig string
 }
 
 // GetStatus reads the lab's state directory and checks what still runs.
@@ -42,6 +45,9 @@ func GetStatus(ctx context.Context, cfg Config) (*Status, error) {
 	s := &Status{Name: st.Name, Prefix: st.Prefix, StateDir: cfg.StateDir, CreatedAt: st.CreatedAt, Namespaces: map[string]bool{}, Env: l.Env()}
 	for _, ns := range st.Namespaces {
 		s.Namespaces[ns] = slices.Contains(existing, ns)
+	}
+	if st.KubeAPIURL != "" {
+		s.KubeAPIURL, s.Kubeconfig = st.KubeAPIURL, l.Kubeconfig
 	}
 	for _, p := range st.Procs {
 		s.Procs = append(s.Procs, ProcStatus{Proc: p, Running: procMatches(p.PID, p.Argv)})

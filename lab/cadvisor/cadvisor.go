@@ -26,7 +26,9 @@ type Container struct {
 	Dir string
 }
 
-// ParseContainer parses "namespace/pod/container@node=/sys/fs/cgroup/...".
+// ParseContainer parses "namespace/pod/container@node=/sys/fs/cgroup/...";
+// an empty container ("namespace/pod/@node=...") is the pod's own cgroup,
+// which cAdvisor exports with container="".
 func ParseContainer(s string) (Container, error) {
 	id, dir, ok := strings.Cut(s, "=")
 	if !ok || dir == "" {
@@ -34,7 +36,7 @@ func ParseContainer(s string) (Container, error) {
 	}
 	id, node, _ := strings.Cut(id, "@")
 	parts := strings.Split(id, "/")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
 		return Container{}, fmt.Errorf("container %q: want namespace/pod/container@node=CGROUP_DIR", s)
 	}
 	return Container{Namespace: parts[0], Pod: parts[1], Container: parts[2], Node: node, Dir: filepath.Clean(dir)}, nil

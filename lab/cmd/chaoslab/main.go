@@ -36,7 +36,8 @@ func main() {
 type options struct {
 	name, prefix, stateDir, binDir, experimentsDir string
 	knobs                                          []string
-	build                                          bool
+	build, kube                                    bool
+	kubeBinDir                                     string
 	rps                                            int
 	verbose                                        bool
 }
@@ -71,6 +72,7 @@ func (o *options) config(stderr io.Writer) (lab.Config, error) {
 	cfg := lab.Config{
 		Name: o.name, Prefix: o.prefix, StateDir: o.stateDir, BinDir: o.binDir, ExperimentsDir: o.experimentsDir,
 		StartControlPlane: true, LoadRPS: o.rps, Logger: o.logger(stderr), Knobs: map[string][]string{},
+		Kube: o.kube, KubeBinDir: o.kubeBinDir,
 	}
 	for _, k := range o.knobs {
 		proc, flag, ok := strings.Cut(k, "=")
@@ -125,6 +127,10 @@ func newUpCommand(o *options, stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "# prometheus: ip netns exec %s curl %s/api/v1/targets\n", l.Namespaces[lab.RoleMgmt], l.PrometheusURL)
 			fmt.Fprintf(stdout, "# ground truth: %s\n", l.TruthFile)
+			if l.KubeAPIURL != "" {
+				fmt.Fprintf(stdout, "# kube-apiserver %s (mgmt loopback): ip netns exec %s kubectl --kubeconfig %s get nodes,pods -A\n",
+					l.KubeAPIURL, l.Namespaces[lab.RoleMgmt], l.Kubeconfig)
+			}
 			return nil
 		},
 	}
@@ -133,6 +139,8 @@ func newUpCommand(o *options, stdout, stderr io.Writer) *cobra.Command {
 	cmd.Flags().StringArrayVar(&o.knobs, "knob", nil, "extra flag for a process, PROCESS=--flag[=value] (repeatable), e.g. visits-service=--customers-reconnect=never")
 	cmd.Flags().BoolVar(&o.build, "build", false, "go build the binaries into --bin-dir first")
 	cmd.Flags().IntVar(&o.rps, "rps", 20, "load generator rate")
+	cmd.Flags().BoolVar(&o.kube, "kube", false, "Kubernetes mode: etcd + kube-apiserver in the mgmt namespace, C1 registered as Nodes and Pods, chaosd discovering them")
+	cmd.Flags().StringVar(&o.kubeBinDir, "kube-bin-dir", "", "directory with kube-apiserver and etcd (default $CHAOSD_K8S_BIN_DIR; hack/k8s-bins.sh builds them)")
 	return cmd
 }
 
@@ -186,6 +194,9 @@ func newStatusCommand(o *options, stdout, stderr io.Writer) *cobra.Command {
 			sort.Strings(jobs)
 			for _, j := range jobs {
 				fmt.Fprintf(stdout, "  job   %-18s %s\n", j, map[bool]string{true: "up", false: "DOWN"}[s.Targets[j]])
+			}
+			if s.KubeAPIURL != "" {
+				fmt.Fprintf(stdout, "  kube-apiserver %s in %s-mgmt (kubeconfig %s)\n", s.KubeAPIURL, s.Prefix, s.Kubeconfig)
 			}
 			for _, e := range s.Env {
 				fmt.Fprintf(stdout, "export %s\n", e)

@@ -1,16 +1,21 @@
-package kubetest
+package kubeapi
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,6 +51,16 @@ func TestObjects(t *testing.T) {
 // TestAPIServerStartStop starts a private server, uses it as the admin
 // and as a ServiceAccount, installs a CRD, and checks that Stop leaves no
 // process, directory or goroutine behind.
+// skipOrFail ends a test that could not get a server (see
+// kubetest.SkipOrFail, which this package cannot import).
+func skipOrFail(t *testing.T, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNoBinaries) && os.Getenv(EnvRequired) == "" {
+		t.Skipf("no real API server: %v", err)
+	}
+	t.Fatalf("start the API server: %v", err)
+}
+
 func TestAPIServerStartStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping a test that needs a real kube-apiserver")
@@ -55,7 +70,7 @@ func TestAPIServerStartStop(t *testing.T) {
 	defer cancel()
 	s, err := Start(ctx, Options{Logf: t.Logf})
 	if err != nil {
-		SkipOrFail(t, err)
+		skipOrFail(t, err)
 	}
 	stopped := false
 	defer func() {
@@ -203,5 +218,69 @@ func TestSweep(t *testing.T) {
 		if _, err := os.Stat(d); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", d, err == nil, want)
 		}
+	}
+}
+
+// TestStartWrappedDetached checks the options the lab uses: a Wrap prefix
+// that execs the server in place (the recorded PID and argv are the
+// server's), every connection through DialContext, OnStart called for
+// each process before it is ready, a Dir of the caller's, and Detach (a
+// session of its own).
+func TestStartWrappedDetached(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping a test that needs a real kube-apiserver")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var dials atomic.Int32
+	var procs []Process
+	dir := filepath.Join(t.TempDir(), "server")
+	s, err := Start(ctx, Options{
+		Logf: t.Logf, Dir: dir, Detach: true,
+		Wrap: []string{"env", "--"},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+		OnStart: func(p Process) error { procs = append(procs, p); return nil },
+	})
+	if err != nil {
+		skipOrFail(t, err)
+	}
+	defer s.Stop()
+	if len(procs) != 2 || procs[0].Name != "etcd" || procs[1].Name != "kube-apiserver" {
+		t.Fatalf("OnStart saw %+v", procs)
+	}
+	for _, p := range procs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
+		if err != nil {
+			t.Fatalf("%s (pid %d): %v", p.Name, p.PID, err)
+		}
+		if got := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"); !slices.Equal(got, p.Argv) {
+			t.Errorf("%s: /proc/%d/cmdline %q, recorded %q", p.Name, p.PID, got, p.Argv)
+		}
+		if sid, _ := unix.Getsid(p.PID); sid != p.PID {
+			t.Errorf("%s: session %d, want its own (%d)", p.Name, sid, p.PID)
+		}
+		if !strings.HasPrefix(p.Log, dir+"/") {
+			t.Errorf("%s logs to %s, outside Dir %s", p.Name, p.Log, dir)
+		}
+	}
+	before := dials.Load()
+	if before == 0 {
+		t.Error("the readiness checks did not dial through DialContext")
+	}
+	if _, err := s.Client().CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if dials.Load() == before {
+		t.Error("the returned configuration does not dial through DialContext")
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Dir %s left after Stop: %v", dir, err)
 	}
 }
