@@ -144,37 +144,13 @@ func kubePartition(t *testing.T, ctx context.Context, l *lab.Lab, dyn dynamic.In
 
 }
 
-// kubeMemory runs memory-pressure-customers against the customers pod:
-// the agent finds the pod's cgroup from its UID and QoS class (the lab
-// runs the service in kubelet's cgroupfs layout) and fills it. The run
-// uses a copy of the library experiment whose effects probe reads the
-// pod-level series (container=""): the stressor runs in a leaf of the
-// pod's cgroup, outside the container's, so the library's probe on the
-// container series does not see it in Kubernetes mode.
+// kubeMemory runs the library's memory-pressure-customers against the
+// customers pod: the agent finds the pod's cgroup from its UID and QoS
+// class (the lab runs the service in kubelet's cgroupfs layout) and fills
+// it; the effects probe reads cAdvisor's pod-level series.
 func kubeMemory(t *testing.T, ctx context.Context, l *lab.Lab, dyn dynamic.Interface) {
-	data, err := os.ReadFile(repoPath(t, "experiments/library/memory-pressure-customers.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := kubetest.Objects(data)
-	if err != nil || len(objs) != 1 {
-		t.Fatalf("decode the library experiment: %v (%d objects)", err, len(objs))
-	}
-	exp := objs[0]
-	const name = "memory-pressure-customers-pod"
-	exp.SetName(name)
-	exp.SetNamespace(lab.ChaosdNamespace)
-	probes, _, _ := unstructured.NestedSlice(exp.Object, "spec", "effects", "probes")
-	if len(probes) != 1 {
-		t.Fatalf("effects probes %v", probes)
-	}
-	p := probes[0].(map[string]any)
-	p["query"] = strings.ReplaceAll(p["query"].(string), `container="customers-service"`, `container=""`)
-	_ = unstructured.SetNestedSlice(exp.Object, probes, "spec", "effects", "probes")
+	const name = "memory-pressure-customers"
 	res := dyn.Resource(daemon.Experiments).Namespace(lab.ChaosdNamespace)
-	if _, err := res.Create(ctx, exp, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create Experiment %s: %v", name, err)
-	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cur, err := res.Get(ctx, name, metav1.GetOptions{})

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHAOSD_BIN_DIR="${CHAOSD_BIN_DIR:-$PWD/bin}"
 # The real kube-apiserver and etcd for the Kubernetes tests
-# (internal/kubetest): built once per version into a cache (the first
+# (internal/kubeapi, internal/kubetest): built once per version into a cache (the first
 # build takes ~7-10 min on 2 cores; later runs only check the cache).
 # CHAOSD_K8S_REQUIRED turns a missing binary into a failure, not a skip.
 if [[ -z ${CHAOSD_K8S_BIN_DIR:-} ]]; then

@@ -381,10 +381,13 @@ func (l *Lab) startCAdvisor() error {
 	for _, s := range services {
 		argv = append(argv, "--container", fmt.Sprintf("%s/%s/%s@%s=%s", PodNamespace, podName(s.name), s.name, s.node,
 			filepath.Join(l.cg.Root, l.serviceCgroup(s.name))))
-		if pod := l.podCgroup(s.name); pod != "" {
-			// cAdvisor's pod-level series (container="").
-			argv = append(argv, "--container", fmt.Sprintf("%s/%s/@%s=%s", PodNamespace, podName(s.name), s.node, filepath.Join(l.cg.Root, pod)))
+		// cAdvisor's pod-level series (container=""): the pod cgroup in
+		// Kubernetes mode; in standalone mode the service's cgroup is both.
+		pod := l.podCgroup(s.name)
+		if pod == "" {
+			pod = l.serviceCgroup(s.name)
 		}
+		argv = append(argv, "--container", fmt.Sprintf("%s/%s/@%s=%s", PodNamespace, podName(s.name), s.node, filepath.Join(l.cg.Root, pod)))
 	}
 	return l.start("cadvisor", RoleMgmt, argv)
 }
