@@ -467,3 +467,36 @@ func TestLedgerCompactsWhileRunning(t *testing.T) {
 		t.Fatalf("list holds %d faults, want %d", len(all), keepReverted+1)
 	}
 }
+
+// TestRenewFindsAVanishedFault: a fault whose kernel state disappears
+// behind the agent's back (someone flushes nftables, a node reboots) is
+// never renewed as if it held: the next renewal answers 410, the fault
+// ends reverted with reason vanished, and the ledger forgets it.
+func TestRenewFindsAVanishedFault(t *testing.T) {
+	k := partition.NewFake()
+	h := startAgent(t, k, nil)
+	ctx := context.Background()
+	if _, err := h.client.Inject(ctx, pfault("run-1.cut", 30, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Renew(ctx, "run-1.cut", time.Minute); err != nil {
+		t.Fatalf("renew of a fault in place: %v", err)
+	}
+	plan, ok := k.Plan(partition.TableName("run-1.cut"))
+	if !ok {
+		t.Fatal("no table for the fault")
+	}
+	if err := k.Remove(ctx, plan.Table); err != nil { // flushed behind the agent's back
+		t.Fatal(err)
+	}
+	st, err := h.client.Renew(ctx, "run-1.cut", time.Minute)
+	var ae *agentapi.APIError
+	if !errors.As(err, &ae) || ae.Status != 410 || ae.Fault == nil || ae.Fault.RevertReason != agentapi.ReasonVanished ||
+		st.State != agentapi.StateReverted || !strings.Contains(ae.Message, "no longer in place") {
+		t.Fatalf("renew of a vanished fault: %+v %v", st, err)
+	}
+	s, err := h.client.Status(ctx)
+	if err != nil || len(s.Faults) != 0 {
+		t.Fatalf("active faults after the vanish: %+v %v", s.Faults, err)
+	}
+}

@@ -335,16 +335,63 @@ func (a *Agent) expire(fl *fault, gen uint64) {
 // renew extends an active fault's lease (never past its deadline). It
 // never waits for a driver: a fault still being injected answers 409 (its
 // lease starts when it is applied), one being reverted 410.
-func (a *Agent) renew(id string, lease float64) (agentapi.FaultStatus, error) {
+// verifyTimeout bounds the check, on each renewal, that a fault is still
+// in place.
+const verifyTimeout = 5 * time.Second
+
+func (a *Agent) renew(ctx context.Context, id string, lease float64) (agentapi.FaultStatus, error) {
 	if !(lease > 0) || math.IsInf(lease, 0) {
 		return agentapi.FaultStatus{}, errf(400, "leaseSeconds: %v must be > 0", lease)
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	fl, ok := a.faults[id]
 	if !ok {
+		a.mu.Unlock()
 		return agentapi.FaultStatus{}, errf(404, "fault %q is not known", id)
 	}
+	if st, err := a.renewableLocked(fl); err != nil {
+		a.mu.Unlock()
+		return st, err
+	}
+	f, state := fl.status.Fault, fl.state
+	a.mu.Unlock()
+
+	// Verify the fault is still there before extending its lease, without
+	// holding the lock across the driver: a fault that vanished (flushed
+	// tables, a restarted service, a killed stressor) must not be reported
+	// as held. A check that cannot be made renews anyway (the fault may
+	// well be there); it is logged.
+	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	left, verr := fl.drv.Remaining(vctx, f, state)
+	cancel()
+	if verr == nil && left == "" {
+		a.lg.Warn("fault vanished", a.logFields(f, agentapi.ReasonVanished)...)
+		st, err := a.revertFault(ctx, fl, agentapi.ReasonVanished)
+		if err != nil {
+			return st, errf(500, "fault %q vanished and cleaning up after it failed: %v", id, err)
+		}
+		return st, &apiError{code: 410, msg: fmt.Sprintf("fault %q is %s (%s): it was no longer in place", id, st.State, st.RevertReason), status: &st}
+	}
+	if verr != nil {
+		a.lg.Warn("could not verify fault on renewal", append(a.logFields(f, ""), zap.Error(verr))...)
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st, err := a.renewableLocked(fl); err != nil {
+		return st, err
+	}
+	fl.status.LeaseExpires = minTime(fl.status.Fault.Deadline, time.Now().Add(leaseDuration(lease))).UTC()
+	if !a.closing {
+		a.arm(fl, time.Until(fl.status.LeaseExpires))
+	}
+	return fl.status, nil
+}
+
+// renewableLocked says why a fault's lease cannot be renewed (nil error
+// when it is active). Called with a.mu held.
+func (a *Agent) renewableLocked(fl *fault) (agentapi.FaultStatus, error) {
+	id := fl.status.Fault.ID
 	switch fl.phase {
 	case phaseInjecting:
 		return agentapi.FaultStatus{}, errf(409, "fault %q is still being injected; its lease starts once it is applied", id)
@@ -355,11 +402,7 @@ func (a *Agent) renew(id string, lease float64) (agentapi.FaultStatus, error) {
 		st := fl.status
 		return st, &apiError{code: 410, msg: fmt.Sprintf("fault %q is %s (%s)", id, st.State, st.RevertReason), status: &st}
 	}
-	fl.status.LeaseExpires = minTime(fl.status.Fault.Deadline, time.Now().Add(leaseDuration(lease))).UTC()
-	if !a.closing {
-		a.arm(fl, time.Until(fl.status.LeaseExpires))
-	}
-	return fl.status, nil
+	return agentapi.FaultStatus{}, nil
 }
 
 // revert reverts one fault (DELETE /v1/faults/{id}) and waits for the

@@ -76,7 +76,7 @@ func (a *Agent) handleRenew(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	st, err := a.renew(r.PathValue("id"), req.LeaseSeconds)
+	st, err := a.renew(r.Context(), r.PathValue("id"), req.LeaseSeconds)
 	if err != nil {
 		writeAPIError(w, err)
 		return

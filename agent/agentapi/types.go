@@ -35,6 +35,11 @@ const (
 	ReasonShutdown  = "shutdown"         // SIGTERM
 	ReasonStartup   = "startup-recovery" // found in the ledger at start
 	ReasonHalt      = "halt"             // POST /v1/halt
+	// ReasonVanished: a renewal found the fault's state gone from the
+	// kernel or the service (flushed tables, a restarted service, a killed
+	// stressor): the fault did not hold to its end, and the agent cleaned
+	// up whatever was left of it.
+	ReasonVanished = "vanished"
 )
 
 // Fault is what chaosd asks an agent to apply.

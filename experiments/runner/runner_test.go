@@ -37,6 +37,7 @@ type system struct {
 
 	failInjectOn string // node whose inject fails
 	goneOnRenew  bool   // renewals answer 410, as after a lease expiry
+	goneWhy      string // the 410's message (default: reverted: lease-expired)
 	pingErr      error
 	unhealthy    bool // unhealthy from the start
 	abortValue   float64
@@ -140,7 +141,11 @@ func (a fakeAgent) Renew(_ context.Context, id string, _ time.Duration) (agentap
 	defer a.s.mu.Unlock()
 	if a.s.goneOnRenew {
 		delete(a.s.active, id+"@"+a.node)
-		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 410, Message: "reverted: lease-expired"}
+		why := a.s.goneWhy
+		if why == "" {
+			why = "reverted: lease-expired"
+		}
+		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 410, Message: why}
 	}
 	return agentapi.FaultStatus{State: agentapi.StateActive}, nil
 }
@@ -271,6 +276,10 @@ func TestRunVerdicts(t *testing.T) {
 			verdict: api.VerdictAborted, reason: "aborted by user", injected: true},
 		{name: "lost lease is a tool error", setup: func(s *system) { s.goneOnRenew = true },
 			verdict: api.VerdictError, reason: "fault ended early", injected: true},
+		{name: "a fault that vanished is never a pass", setup: func(s *system) {
+			s.goneOnRenew, s.goneWhy, s.healthyAlso = true, `fault "r-1.cut" is reverted (vanished): it was no longer in place`, true
+		},
+			verdict: api.VerdictError, reason: "vanished", injected: true},
 		{name: "shutdown mid-run reverts", setup: func(s *system) { s.recoverAfter = 0 }, cancelAfter: 150 * time.Millisecond,
 			verdict: api.VerdictError, reason: "interrupted", injected: true},
 		{name: "no impact gives RTO 0", setup: func(s *system) { s.healthyAlso = true },
