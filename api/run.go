@@ -63,6 +63,10 @@ type Run struct {
 	Reason string `json:"reason,omitempty"`
 	// Interrupted is set when chaosd restarted while the run was going.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// BlindSeconds is how long the probes could not be evaluated
+	// (Prometheus unreachable or failing queries) while the run judged the
+	// system: those rounds count neither for nor against it.
+	BlindSeconds float64 `json:"blindSeconds,omitempty"`
 
 	CreatedAt  time.Time  `json:"createdAt"`
 	FinishedAt *time.Time `json:"finishedAt,omitempty"`

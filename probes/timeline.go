@@ -2,6 +2,30 @@ package probes
 
 import "time"
 
+// Blind returns the results that could not be evaluated at all (Err set:
+// the backend did not answer or failed the query): they say nothing about
+// the system under test.
+func Blind(res []Result) []Result {
+	var out []Result
+	for _, r := range res {
+		if r.Err != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Judged returns the results that were evaluated (Err not set), held or not.
+func Judged(res []Result) []Result {
+	var out []Result
+	for _, r := range res {
+		if r.Err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Failing returns the results that did not hold.
 func Failing(res []Result) []Result {
 	var out []Result

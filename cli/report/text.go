@@ -69,6 +69,10 @@ func (p *printer) header(r api.Run) {
 	p.printf("Run         %s\n", run)
 	p.printf("%s\n", wrap("Verdict     ", Verdict(r), Width))
 	p.printf("RTO         %s\n", RTOLine(r))
+	if r.BlindSeconds > 0 {
+		p.printf("Blind       %s: the probes could not be evaluated (counted neither for nor against the system)\n",
+			secondsDuration(r.BlindSeconds))
+	}
 }
 
 // Verdict is the one-line verdict: the verdict in capitals, then the reason.

@@ -82,6 +82,12 @@ func (r *Runner) recover(ctx context.Context) (api.Verdict, string) {
 			return r.verdict(start)
 		}
 		if now.After(deadline) {
+			if !r.recoveryJudgeable() {
+				// The tool could not look, so it cannot say the system
+				// failed: an error, with how long it was blind.
+				return api.VerdictError, fmt.Sprintf("recovery could not be judged: the probes were blind for %s of the %s after the revert (%s)",
+					(time.Duration(r.rec.BlindSeconds * float64(time.Second))).Round(time.Millisecond), rc.Timeout.D(), describeFailures(probes.Blind(res)))
+			}
 			return api.VerdictFail, fmt.Sprintf("not recovered: recovery probes did not hold for %s within %s of the revert (%s)",
 				rc.HoldFor.D(), rc.Timeout.D(), describeFailures(probes.Failing(res)))
 		}

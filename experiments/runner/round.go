@@ -26,6 +26,7 @@ func (r *Runner) observeRound(ctx context.Context, ob *observation) (api.Verdict
 	spec := &r.exp.Spec
 	slo := r.evalAll(ctx, spec.SteadyState.Probes)
 	r.recordRound(api.PhaseObserving, spec.SteadyState.Probes, slo, false)
+	r.noteBlind(slo)
 	r.noteImpact(ctx, slo)
 	r.feedRecovery(ctx, slo)
 
@@ -43,7 +44,7 @@ func (r *Runner) observeRound(ctx context.Context, ob *observation) (api.Verdict
 				spec.Effects.Within.D(), describeFailures(failed))
 		}
 	} else if spec.SteadyState.MustHoldDuringFault {
-		if failed := probes.Failing(slo); len(failed) > 0 {
+		if failed := probes.Failing(probes.Judged(slo)); len(failed) > 0 {
 			return api.VerdictFail, "steady state violated while the faults were in place: " + describeFailures(failed)
 		}
 	}
@@ -72,6 +73,7 @@ func (r *Runner) recoveryRound(ctx context.Context) []probes.Result {
 	ps := r.exp.Spec.Recovery.Probes
 	res := r.evalAll(ctx, ps)
 	r.recordRound(api.PhaseRecovering, ps, res, false)
+	r.noteBlind(res)
 	r.noteImpact(ctx, res)
 	r.feedRecovery(ctx, res)
 	return res

@@ -280,6 +280,10 @@ func (r *Runner) steadyState(ctx context.Context) (api.Verdict, string) {
 	r.setPhase(api.PhaseSteadyState, "judging steady state")
 	results := r.evalAll(ctx, ps)
 	r.recordRound(api.PhaseSteadyState, ps, results, false)
+	if blind := probes.Blind(results); len(blind) > 0 {
+		// Not evidence against the system: the tool could not look.
+		return api.VerdictError, "steady state could not be judged: " + describeFailures(blind)
+	}
 	if failed := probes.Failing(results); len(failed) > 0 {
 		return api.VerdictFail, "steady state not met before inject: " + describeFailures(failed)
 	}

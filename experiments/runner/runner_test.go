@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -47,7 +48,10 @@ type system struct {
 	// the system healed (recoverAfter after the last revert).
 	impairedFrom, impairedUntil time.Time
 	unavailable                 map[string]string // kind → why the agents cannot run it
-	injectedF                   []agentapi.Fault  // what the agents were asked to apply
+	// blind, when set, says whether Prometheus answers at t (false: the
+	// query fails with ErrUnreachable).
+	blind     func(s *system, t time.Time) bool
+	injectedF []agentapi.Fault // what the agents were asked to apply
 }
 
 func newSystem() *system { return &system{active: map[string]string{}} }
@@ -86,6 +90,12 @@ func (s *system) Ping(context.Context) error { return s.pingErr }
 
 func (s *system) Eval(_ context.Context, p probes.Probe, at time.Time) probes.Result {
 	r := probes.Result{Probe: p.Name, Time: at}
+	if s.blind != nil && s.blind(s, at) {
+		r.Value = math.NaN()
+		r.Err = fmt.Errorf("%w: no answer within 5s", probes.ErrUnreachable)
+		r.Error = r.Err.Error()
+		return r
+	}
 	switch p.Name {
 	case "abort":
 		r.Value = s.abortValue
@@ -280,6 +290,20 @@ func TestRunVerdicts(t *testing.T) {
 			s.goneOnRenew, s.goneWhy, s.healthyAlso = true, `fault "r-1.cut" is reverted (vanished): it was no longer in place`, true
 		},
 			verdict: api.VerdictError, reason: "vanished", injected: true},
+		{name: "Prometheus blind in steady state is a tool error", setup: func(s *system) {
+			s.blind = func(*system, time.Time) bool { return true }
+		},
+			verdict: api.VerdictError, reason: "steady state could not be judged: slo: prometheus unreachable"},
+		{name: "Prometheus blind through recovery is a tool error, not a fail", setup: func(s *system) {
+			s.recoverAfter = 0
+			s.blind = func(s *system, _ time.Time) bool { s.mu.Lock(); defer s.mu.Unlock(); return !s.lastRevert.IsZero() }
+		},
+			verdict: api.VerdictError, reason: "recovery could not be judged: the probes were blind", injected: true},
+		{name: "Prometheus blind during the fault is no impact", setup: func(s *system) {
+			s.recoverAfter = 0
+			s.blind = func(s *system, _ time.Time) bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.active) > 0 }
+		},
+			verdict: api.VerdictPass, reason: "no impact", injected: true},
 		{name: "shutdown mid-run reverts", setup: func(s *system) { s.recoverAfter = 0 }, cancelAfter: 150 * time.Millisecond,
 			verdict: api.VerdictError, reason: "interrupted", injected: true},
 		{name: "no impact gives RTO 0", setup: func(s *system) { s.healthyAlso = true },
@@ -526,6 +550,38 @@ func TestTargetChangesAreRecorded(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("no event for the vanished target")
+		}
+	})
+}
+
+func TestBlindSpellInRecoveryIsRecordedNotBlamed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSystem()
+		s.recoverAfter = 0
+		// Prometheus does not answer for the first 700ms after the revert.
+		s.blind = func(s *system, at time.Time) bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return !s.lastRevert.IsZero() && at.Before(s.lastRevert.Add(700*time.Millisecond))
+		}
+		final, _ := run(t, context.Background(), experiment(nil), s, nil)
+		if final.Verdict != api.VerdictPass {
+			t.Fatalf("verdict %s: %s", final.Verdict, final.Reason)
+		}
+		if final.BlindSeconds < 0.6 || final.BlindSeconds > 0.8 {
+			t.Errorf("blindSeconds %v, want about 0.7", final.BlindSeconds)
+		}
+		var paused, resumed bool
+		for _, ev := range final.Events {
+			paused = paused || strings.Contains(ev.Message, "probes blind, judging paused")
+			resumed = resumed || strings.Contains(ev.Message, "judging resumed")
+		}
+		if !paused || !resumed {
+			t.Errorf("events do not say when judging paused and resumed: %+v", final.Events)
+		}
+		// The recovery is placed after the blind spell, never inside it.
+		if final.Times.Recovered == nil || final.Times.Recovered.Before(final.Times.Reverted.Add(700*time.Millisecond)) {
+			t.Errorf("recovered at %v, reverted at %v: a blind spell was counted as recovered", final.Times.Recovered, final.Times.Reverted)
 		}
 	})
 }

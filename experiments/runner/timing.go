@@ -25,6 +25,56 @@ type timing struct {
 	lastSLO        time.Time
 	lastRecovery   time.Time
 	lastRecoveryOK bool
+	// blindSince is when the probes stopped answering (zero: they answer);
+	// blindTotal the time they were blind before that.
+	blindSince time.Time
+	blindTotal time.Duration
+	// blindEnded is when the last blind stretch ended.
+	blindEnded time.Time
+}
+
+// recoveryJudgeable reports whether, since the probes last answered
+// again, there was time enough (holdFor) to see the system recover: if
+// not, a recovery that did not show is the tool's blindness, not the
+// system's failure.
+func (r *Runner) recoveryJudgeable() bool {
+	tm := &r.timing
+	if !tm.blindSince.IsZero() {
+		return false
+	}
+	return tm.blindEnded.IsZero() || !time.Now().Before(tm.blindEnded.Add(r.exp.Spec.Recovery.HoldFor.D()))
+}
+
+// noteBlind tracks how long the probes could not be evaluated: a round
+// with any blind result starts (or continues) a blind stretch, a fully
+// evaluated round ends it. The record says for how long, and events say
+// when judging stopped and resumed.
+func (r *Runner) noteBlind(res []probes.Result) (blind bool) {
+	tm := &r.timing
+	b := probes.Blind(res)
+	now := time.Now()
+	if len(res) > 0 {
+		now = res[0].Time
+	}
+	switch {
+	case len(b) > 0 && tm.blindSince.IsZero():
+		tm.blindSince = now
+		r.event("probes blind, judging paused: " + describeFailures(b))
+	case len(b) == 0 && !tm.blindSince.IsZero():
+		d := now.Sub(tm.blindSince)
+		tm.blindTotal += d
+		tm.blindSince = time.Time{}
+		tm.blindEnded = now
+		r.event(fmt.Sprintf("probes answer again after %s blind; judging resumed", d.Round(time.Millisecond)))
+	}
+	total := tm.blindTotal
+	if !tm.blindSince.IsZero() {
+		total += now.Sub(tm.blindSince)
+	}
+	if secs := total.Seconds(); secs != r.rec.BlindSeconds {
+		r.update(func(rec *api.Run) { rec.BlindSeconds = secs })
+	}
+	return len(b) > 0
 }
 
 // chooseResolution decides how precisely the run times changes: to the
@@ -85,7 +135,9 @@ func (r *Runner) noteImpact(ctx context.Context, res []probes.Result) {
 	if r.rec.Times.FirstImpact != nil {
 		return
 	}
-	f := probes.Failing(res)
+	// A probe that could not be evaluated is no impact: only judged
+	// results count.
+	f := probes.Failing(probes.Judged(res))
 	if len(f) == 0 {
 		return
 	}
@@ -118,6 +170,11 @@ func (r *Runner) feedRecovery(ctx context.Context, slo []probes.Result) {
 	t := time.Now()
 	if len(res) > 0 {
 		t = res[0].Time
+	}
+	if len(probes.Blind(res)) > 0 {
+		// Blind: no evidence either way; the streak neither grows nor
+		// breaks, and the next judged round is placed from here.
+		return
 	}
 	ok := len(probes.Failing(res)) == 0
 	if _, done := tm.recovery.Recovered(); done && !ok {
