@@ -94,7 +94,9 @@ func Verdict(r api.Run) string {
 	return v
 }
 
-// RTOLine is "14.0s (target 15m0s) — resolution ±1s (probe interval)".
+// RTOLine is "14.0s (target 15m0s) — resolution ±250ms" (the probe
+// interval, or Prometheus' scrape interval when changes between rounds
+// were placed by range queries).
 func RTOLine(r api.Run) string {
 	rto := r.RTO
 	var measured string
@@ -110,7 +112,7 @@ func RTOLine(r api.Run) string {
 	}
 	s := fmt.Sprintf("%s (target %s)", measured, secondsDuration(rto.TargetSeconds))
 	if rto.ResolutionSeconds > 0 {
-		s += fmt.Sprintf(" — resolution ±%s (probe interval)", secondsDuration(rto.ResolutionSeconds))
+		s += fmt.Sprintf(" — resolution ±%s", secondsDuration(rto.ResolutionSeconds))
 	}
 	return s
 }
@@ -207,7 +209,13 @@ func (p *printer) phases(r api.Run) {
 			if i > 0 {
 				phase = ""
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", phase, s.Name, s.Condition, s.Evaluations, s.Failures, ProbeValue(s.Last))
+			last := ProbeValue(s.Last)
+			if ph.Phase == api.PhaseAbort {
+				// An abort condition describes the bad state: FAILS counts
+				// firing rounds, and the last round fired or stayed quiet.
+				last = AbortValue(s.Last)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\n", phase, s.Name, s.Condition, s.Evaluations, s.Failures, last)
 		}
 	}
 	tw.Flush()
@@ -230,6 +238,24 @@ func (p *printer) events(r api.Run) {
 		prefix := fmt.Sprintf("  %s  %8s  %-*s  ", e.Time.Format(time.RFC3339), offset(e.Time, ref), phaseW, e.Phase)
 		p.printf("%s\n", wrap(prefix, e.Message, Width))
 	}
+}
+
+// AbortValue is an abort condition's last round: "0.62 firing", "0.01
+// quiet", "firing (prometheus unreachable …)" — it fires when its
+// condition (the bad state) holds or cannot be judged.
+func AbortValue(res api.ProbeResult) string {
+	if res.Time.IsZero() && res.Probe == "" {
+		return "-"
+	}
+	switch {
+	case res.Error != "":
+		return "firing (" + res.Error + ")"
+	case len(res.Series) == 0 || math.IsNaN(res.Value):
+		return "quiet (empty)"
+	case res.OK:
+		return FormatValue(res.Value) + " firing"
+	}
+	return FormatValue(res.Value) + " quiet"
 }
 
 // ProbeValue is "0.998 ok", "0.41 FAIL" or "FAIL (empty result)".

@@ -160,7 +160,7 @@ func TestSeconds(t *testing.T) {
 
 func TestRTOLine(t *testing.T) {
 	got := RTOLine(api.Run{Verdict: api.VerdictPass, RTO: api.RTO{MeasuredSeconds: ptr(14.0), TargetSeconds: 900, ResolutionSeconds: 1}})
-	if want := "14.0s (target 15m0s) — resolution ±1s (probe interval)"; got != want {
+	if want := "14.0s (target 15m0s) — resolution ±1s"; got != want {
 		t.Errorf("RTOLine = %q, want %q", got, want)
 	}
 }
@@ -176,5 +176,26 @@ func TestTextNamesServiceInstances(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "c2/c2-n1 visits-service/visits-service-0") {
 		t.Fatalf("report does not name the instance:\n%s", b.String())
+	}
+}
+
+func TestAbortValue(t *testing.T) {
+	at := time.Unix(100, 0)
+	series := []api.SeriesValue{{Labels: "{}", Value: 0.7}}
+	tests := []struct {
+		name string
+		res  api.ProbeResult
+		want string
+	}{
+		{"condition holds: firing", api.ProbeResult{Probe: "a", Time: at, OK: true, Value: 0.7, Series: series}, "0.7 firing"},
+		{"condition does not hold: quiet", api.ProbeResult{Probe: "a", Time: at, OK: false, Value: 0.1, Series: series}, "0.1 quiet"},
+		{"cannot be judged: firing", api.ProbeResult{Probe: "a", Time: at, Value: math.NaN(), Error: "prometheus unreachable"}, "firing (prometheus unreachable)"},
+		{"empty with onEmpty pass: quiet", api.ProbeResult{Probe: "a", Time: at, OK: true, Value: math.NaN()}, "quiet (empty)"},
+		{"never evaluated", api.ProbeResult{}, "-"},
+	}
+	for _, tt := range tests {
+		if got := AbortValue(tt.res); got != tt.want {
+			t.Errorf("%s: AbortValue = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

@@ -202,7 +202,9 @@ func (r *Runner) verdict(recovered time.Time) (api.Verdict, string) {
 		rec.RTO.MeasuredSeconds = &secs
 	})
 	target := r.exp.Spec.Recovery.RTO.D()
-	res := r.exp.Spec.ProbeInterval.D()
+	// The resolution achieved: the scrape interval when changes were
+	// placed by range queries, else the probe interval.
+	res := time.Duration(r.rec.RTO.ResolutionSeconds * float64(time.Second))
 	if rto > target {
 		return api.VerdictFail, fmt.Sprintf("recovered, but measured RTO %s exceeds the target %s (resolution ±%s)", rto.Round(time.Millisecond), target, res)
 	}
