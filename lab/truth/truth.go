@@ -135,6 +135,18 @@ const Slack = time.Second
 // ok is true when an impact was found and the data ends recovered. With
 // no impact, firstImpact is zero and recovered is still reported.
 func Analyze(secs []Second, injected time.Time) (firstImpact, recovered time.Time, ok bool) {
+	return AnalyzeHold(secs, injected, DefaultHold)
+}
+
+// DefaultHold is how long the final clean run of seconds must last for
+// Analyze to call it a recovery. Callers that judge data which may stop
+// mid-outage (chaoslab truth) ask for more with AnalyzeHold: a short clean
+// gap at the end of the data is no recovery.
+const DefaultHold = time.Second
+
+// AnalyzeHold is Analyze with the clean run required to last hold (whole
+// seconds, at least one).
+func AnalyzeHold(secs []Second, injected time.Time, hold time.Duration) (firstImpact, recovered time.Time, ok bool) {
 	from := injected.Add(-Slack).Unix()
 	for _, s := range secs {
 		if s.Unix >= from && s.Failed > 0 {
@@ -153,7 +165,8 @@ func Analyze(secs []Second, injected time.Time) (firstImpact, recovered time.Tim
 	for i > 0 && secs[i-1].Failed == 0 && secs[i-1].OK > 0 {
 		i--
 	}
-	if i < end {
+	need := max(int((hold+time.Second-1)/time.Second), 1)
+	if end-i >= need {
 		recovered = secs[i].Start()
 		if i > 0 && !secs[i-1].LastFailed.IsZero() {
 			recovered = secs[i-1].LastFailed

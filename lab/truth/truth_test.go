@@ -144,3 +144,15 @@ func TestRead(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+func TestAnalyzeHoldShortCleanTailIsNoRecovery(t *testing.T) {
+	const base = 1000
+	data := secs(base, [2]int{20, 0}, [2]int{0, 20}, [2]int{0, 20}, [2]int{0, 20}, [2]int{20, 0}, [2]int{20, 0})
+	injected := time.Unix(base+1, 0)
+	if _, rec, ok := AnalyzeHold(data, injected, 3*time.Second); ok || !rec.IsZero() {
+		t.Errorf("2 clean seconds with hold 3s: recovered %v ok %v, want no recovery", rec, ok)
+	}
+	if _, rec, ok := AnalyzeHold(data, injected, 2*time.Second); !ok || rec.Unix() != base+4 {
+		t.Errorf("2 clean seconds with hold 2s: recovered %v ok %v, want recovery at %d", rec, ok, base+4)
+	}
+}

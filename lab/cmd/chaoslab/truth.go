@@ -20,7 +20,8 @@ import (
 // newTruthCommand compares a run's measured impact, recovery and RTO with
 // the load generator's ground truth: what users actually saw.
 func newTruthCommand(o *options, stdout io.Writer) *cobra.Command {
-	return &cobra.Command{
+	var hold time.Duration
+	cmd := &cobra.Command{
 		Use:   "truth RUN_ID",
 		Short: "Compare a run's measured RTO with the load generator's ground truth",
 		Args:  cobra.ExactArgs(1),
@@ -50,14 +51,14 @@ func newTruthCommand(o *options, stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			impact, recovered, ok := truth.Analyze(secs, *run.Times.Injected)
+			impact, recovered, ok := truth.AnalyzeHold(secs, *run.Times.Injected, hold)
 			fmt.Fprintf(stdout, "ground truth (%s, what the load generator's users saw):\n", filepath.Join(stateDir, "truth.csv"))
 			if impact.IsZero() {
 				fmt.Fprintln(stdout, "  no failed user request after the inject")
 				return nil
 			}
 			if !ok {
-				fmt.Fprintf(stdout, "  first failed request sent %s; users still failing at the end of the data\n", impact.Format(time.RFC3339Nano))
+				fmt.Fprintf(stdout, "  first failed request sent %s; not recovered: no clean %s at the end of the data\n", impact.Format(time.RFC3339Nano), hold)
 				return nil
 			}
 			gt := recovered.Sub(impact).Seconds()
@@ -69,4 +70,6 @@ func newTruthCommand(o *options, stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&hold, "hold", 3*time.Second, "how long users must see no failure at the end of the data for it to count as recovered")
+	return cmd
 }
