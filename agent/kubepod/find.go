@@ -42,7 +42,9 @@ func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func isDir(p string) bool { fi, err := os.Stat(p); return err == nil && fi.IsDir() }
 
-func controllerListed(file, ctrl string) bool {
+// ControllerListed reports whether a cgroup v2 controller list file
+// (cgroup.controllers, cgroup.subtree_control) names ctrl.
+func ControllerListed(file, ctrl string) bool {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return false
@@ -75,7 +77,7 @@ func DetectHierarchy(dir string) (Hierarchy, error) {
 	if v1 := filepath.Join(dir, "memory"); exists(filepath.Join(v1, "memory.limit_in_bytes")) {
 		return Hierarchy{v1, 1}, nil
 	}
-	if u := filepath.Join(dir, "unified"); controllerListed(filepath.Join(u, "cgroup.controllers"), "memory") {
+	if u := filepath.Join(dir, "unified"); ControllerListed(filepath.Join(u, "cgroup.controllers"), "memory") {
 		return Hierarchy{u, 2}, nil
 	}
 	return Hierarchy{}, fmt.Errorf("%s is neither a cgroup v2 root (no cgroup.controllers) nor a cgroup v1 memory hierarchy (no memory.limit_in_bytes), and holds none (no memory/ hierarchy, no unified/ with the memory controller)", dir)

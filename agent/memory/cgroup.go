@@ -12,12 +12,10 @@ import (
 	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
-// cgroupFS is the memory controller's hierarchy: the unified hierarchy
-// (version 2) or the v1 memory controller's mount (version 1).
-type cgroupFS struct {
-	Root    string
-	Version int
-}
+// cgroupFS is the memory controller's hierarchy (kubepod.Hierarchy): the
+// unified hierarchy (version 2) or the v1 memory controller's mount
+// (version 1), with what the memory driver reads and writes in it.
+type cgroupFS kubepod.Hierarchy
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
@@ -31,28 +29,13 @@ func detectCgroup(root string) (cgroupFS, error) {
 	if err != nil {
 		return cgroupFS{}, err
 	}
-	return cgroupFS{h.Root, h.Version}, nil
+	return cgroupFS(h), nil
 }
 
-func (c cgroupFS) hierarchy() kubepod.Hierarchy {
-	return kubepod.Hierarchy{Root: c.Root, Version: c.Version}
-}
-
-func controllerListed(file, ctrl string) bool {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return false
-	}
-	for _, c := range strings.Fields(string(data)) {
-		if c == ctrl {
-			return true
-		}
-	}
-	return false
-}
+func (c cgroupFS) hierarchy() kubepod.Hierarchy { return kubepod.Hierarchy(c) }
 
 // Dir is the directory of the cgroup at rel ("" = root).
-func (c cgroupFS) Dir(rel string) string { return filepath.Join(c.Root, filepath.FromSlash(rel)) }
+func (c cgroupFS) Dir(rel string) string { return c.hierarchy().Dir(rel) }
 
 func (c cgroupFS) limitFile() string {
 	if c.Version == 2 {
@@ -71,10 +54,10 @@ func (c cgroupFS) usageFile() string {
 // probe says what is missing for the memory fault in this hierarchy.
 func (c cgroupFS) probe() error {
 	if c.Version == 2 {
-		if !controllerListed(filepath.Join(c.Root, "cgroup.controllers"), "memory") {
+		if !kubepod.ControllerListed(filepath.Join(c.Root, "cgroup.controllers"), "memory") {
 			return fmt.Errorf("cgroup v2 at %s has no memory controller (not in cgroup.controllers)", c.Root)
 		}
-		if !controllerListed(filepath.Join(c.Root, "cgroup.subtree_control"), "memory") {
+		if !kubepod.ControllerListed(filepath.Join(c.Root, "cgroup.subtree_control"), "memory") {
 			return fmt.Errorf("cgroup v2 at %s: memory controller not enabled for children (add +memory to cgroup.subtree_control)", c.Root)
 		}
 	} else if !exists(filepath.Join(c.Root, "memory.limit_in_bytes")) {

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/kubepod"
 )
 
 const mib = 1 << 20
@@ -45,7 +46,7 @@ func hostV1(t testing.TB) testEnv {
 
 func vmV2(t testing.TB) testEnv {
 	t.Helper()
-	if os.Getenv("CHAOSD_IN_VM") != "1" || !controllerListed("/sys/fs/cgroup/cgroup.subtree_control", "memory") {
+	if os.Getenv("CHAOSD_IN_VM") != "1" || !kubepod.ControllerListed("/sys/fs/cgroup/cgroup.subtree_control", "memory") {
 		t.Skip("needs cgroup v2 with the memory controller: run via hack/vmtest.sh (make test does)")
 	}
 	return testEnv{cg: cgroupFS{"/sys/fs/cgroup", 2}, owner: fmt.Sprintf("chaosd-test-%d", os.Getpid()), slow: 4}
