@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -47,20 +46,7 @@ const (
 // unnamedNS creates a network namespace held by an fd of this process.
 func unnamedNS(t testing.TB, name string) (testNS, netns.NsHandle) {
 	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatalf("back to the original netns: %v", err)
-	}
+	ns := kubepodtest.NewNS(t)
 	t.Cleanup(func() { ns.Close() })
 	return testNS{name: name, path: fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))}, ns
 }

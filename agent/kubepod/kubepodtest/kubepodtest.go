@@ -160,15 +160,16 @@ func (n *Node) AddPod(o PodOptions) *Pod {
 		}
 	}
 	n.mkdirs(p.Container, true)
-	p.NS = newNS(t)
+	p.NS = NewNS(t)
 	t.Cleanup(func() { p.NS.Close() })
 	p.start()
 	t.Cleanup(p.stop)
 	return p
 }
 
-// newNS creates a network namespace without entering it.
-func newNS(t testing.TB) netns.NsHandle {
+// NewNS creates a network namespace without entering it, held by the
+// returned handle (the caller closes it).
+func NewNS(t testing.TB) netns.NsHandle {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
