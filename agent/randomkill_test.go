@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,12 +19,12 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/agentclient"
+	"github.com/chaosd/chaosd/agent/kubepod/kubepodtest"
 	"github.com/chaosd/chaosd/agent/partition"
 	"github.com/chaosd/chaosd/lab/petclinic"
 )
@@ -73,23 +72,10 @@ func newWorld(t testing.TB, caps map[string]bool) *world {
 
 	// An unnamed namespace that lives as long as this process holds its fd;
 	// the agent process opens it through /proc/<pid>/fd/<fd>.
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err == nil {
-		err = netns.Set(orig)
-	}
-	orig.Close()
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
+	ns := kubepodtest.NewNS(t)
 	t.Cleanup(func() { ns.Close() })
 	w.nsPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))
+	var err error
 	w.nlh, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)

@@ -7,17 +7,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/kubepod/kubepodtest"
 	"github.com/chaosd/chaosd/agent/ledger"
 	"github.com/chaosd/chaosd/agent/partition"
 )
@@ -187,21 +186,7 @@ func kernelNFT(t testing.TB) nftWorld {
 // process holds its fd (closed at cleanup) and returns its path.
 func unnamedNetNS(t testing.TB) string {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	ns, err := netns.New()
-	if err == nil {
-		err = netns.Set(orig)
-	}
-	orig.Close()
-	runtime.UnlockOSThread()
-	if err != nil {
-		t.Fatalf("new netns: %v", err)
-	}
+	ns := kubepodtest.NewNS(t)
 	t.Cleanup(func() { ns.Close() })
 	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), int(ns))
 }
