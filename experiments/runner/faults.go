@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -198,8 +198,10 @@ func (r *Runner) watchTargets(ctx context.Context, plan []liveFault) (stop func(
 		return func() {}
 	}
 	nodes := make([]targets.Node, len(plan))
+	faultsOf := map[string][]string{} // target key → agent fault IDs
 	for i, lf := range plan {
 		nodes[i] = lf.node
+		faultsOf[lf.node.Key()] = append(faultsOf[lf.node.Key()], lf.fault.ID)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	changes := w.Watch(wctx, nodes)
@@ -213,13 +215,7 @@ func (r *Runner) watchTargets(ctx context.Context, plan []liveFault) (stop func(
 				r.lg.Warn("target changed during the run", zap.String("target", c.Key), zap.String("change", c.Message))
 				r.update(func(rec *api.Run) {
 					for i := range rec.Faults {
-						fr := &rec.Faults[i]
-						key := fr.Node
-						if fr.Instance != "" {
-							_, inst, _ := strings.Cut(fr.Instance, "/")
-							key += "/" + inst
-						}
-						if key == c.Key {
+						if fr := &rec.Faults[i]; slices.Contains(faultsOf[c.Key], fr.AgentFaultID) {
 							fr.TargetChanged = joinReasons(fr.TargetChanged, c.Message)
 						}
 					}
