@@ -22,7 +22,7 @@ demo: deps build
 	hack/demo.sh
 
 demo-kube: deps build
-	hack/demo-kube.sh
+	hack/demo.sh --kube
 
 lab-up: deps build
 	$(BIN)/chaoslab up --bin-dir $(BIN) --experiments-dir experiments/library
