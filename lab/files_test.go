@@ -10,21 +10,27 @@ import (
 	"github.com/chaosd/chaosd/daemon"
 )
 
-func TestChaosdConfig(t *testing.T) {
-	cfg := Config{Name: "x", StateDir: "/run/chaosd-lab/x", ExperimentsDir: "/repo/experiments/library"}
+// chaosdConfigOf renders lab x's chaosd config and reads it back with
+// chaosd's own parser (the file is what chaosd itself reads).
+func chaosdConfigOf(t *testing.T, kube bool) (*daemon.Config, []byte) {
+	t.Helper()
+	cfg := Config{Name: "x", StateDir: "/run/chaosd-lab/x", ExperimentsDir: "/repo/experiments/library", Kube: kube}
 	if err := cfg.complete(); err != nil {
 		t.Fatal(err)
 	}
-	l := newLab(cfg)
-	b, err := l.chaosdConfig()
+	b, err := newLab(cfg).chaosdConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The file is what chaosd itself reads.
 	c, err := daemon.ParseConfig(b, "chaosd.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, b
+}
+
+func TestChaosdConfig(t *testing.T) {
+	c, _ := chaosdConfigOf(t, false)
 	if c.Listen.Socket != "/run/chaosd-lab/x/chaosd.sock" || c.Listen.TCP != "10.254.0.2:7080" || c.TokenFile != "/run/chaosd-lab/x/token" ||
 		c.DataDir != "/run/chaosd-lab/x/chaosd-data" || c.ExperimentsDir != "/repo/experiments/library" ||
 		c.Prometheus.URL != "http://10.254.0.2:9090" || c.AgentTokenFile != "/run/chaosd-lab/x/agent-token" {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-
-	"github.com/chaosd/chaosd/daemon"
 )
 
 func TestKubeObjects(t *testing.T) {
@@ -48,19 +46,7 @@ func TestKubeObjects(t *testing.T) {
 }
 
 func TestChaosdConfigKube(t *testing.T) {
-	cfg := Config{Name: "x", StateDir: "/run/chaosd-lab/x", ExperimentsDir: "/repo/experiments/library", Kube: true}
-	if err := cfg.complete(); err != nil {
-		t.Fatal(err)
-	}
-	l := newLab(cfg)
-	b, err := l.chaosdConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := daemon.ParseConfig(b, "chaosd.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, b := chaosdConfigOf(t, true)
 	k := c.Kubernetes
 	if k == nil || len(c.Clusters) != 0 {
 		t.Fatalf("kubernetes mode: want kubernetes: and no clusters:, got %s", b)
