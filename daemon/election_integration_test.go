@@ -123,7 +123,7 @@ func TestIntegrationLeaderKilledMidRun(t *testing.T) {
 	waitFor(t, 30*time.Second, "both replicas answer", func() bool { return lc.Health(ctx) == nil && fc.Health(ctx) == nil })
 
 	// The follower says who leads instead of running.
-	if _, err := fc.StartRun(ctx, api.StartRequest{Experiment: "cut"}); err == nil || !contains(err.Error(), leader+" leads") {
+	if _, err := fc.StartRun(ctx, api.StartRequest{Experiment: "cut"}); err == nil || !strings.Contains(err.Error(), leader+" leads") {
 		t.Errorf("follower's answer to a run: %v, want it to name the leader %s", err, leader)
 	}
 	var run api.Run
@@ -168,8 +168,6 @@ func TestIntegrationLeaderKilledMidRun(t *testing.T) {
 	t.Logf("leader %s killed: %s took the Lease after %s (lease %s), its faults were reverted after %s",
 		leader, follower, takeover.Round(time.Millisecond), leaseDuration, reverted.Round(time.Millisecond))
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func tail(s string, n int) string {
 	if len(s) <= n {
