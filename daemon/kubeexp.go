@@ -26,10 +26,6 @@ import (
 // Experiments is the resource of Experiment objects.
 var Experiments = schema.GroupVersionResource{Group: "chaosd.io", Version: "v1alpha1", Resource: "experiments"}
 
-// DescriptionAnnotation carries an Experiment object's description
-// (ObjectMeta has no description field).
-const DescriptionAnnotation = "chaosd.io/description"
-
 // ConditionReady is the Experiment status condition saying whether the
 // object passed chaosd's validation, so chaosd can run it (the CRD's
 // Ready column).
@@ -141,8 +137,10 @@ func ExperimentFromObject(u *unstructured.Unstructured) (*experiments.Experiment
 	if l := u.GetLabels(); len(l) > 0 {
 		meta["labels"] = l
 	}
-	if d := u.GetAnnotations()[DescriptionAnnotation]; d != "" {
-		meta["description"] = d
+	// The description rides in an annotation (ObjectMeta has no
+	// description field); the loader reads it from there as for a file.
+	if d := u.GetAnnotations()[experiments.DescriptionAnnotation]; d != "" {
+		meta["annotations"] = map[string]string{experiments.DescriptionAnnotation: d}
 	}
 	doc := map[string]any{"apiVersion": u.GetAPIVersion(), "kind": u.GetKind(), "metadata": meta}
 	if spec, ok := u.Object["spec"]; ok {

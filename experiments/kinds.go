@@ -69,13 +69,6 @@ func kindNames() string {
 	return strings.Join(names, ", ")
 }
 
-// NeedsService reports whether faults of kind k act on service instances
-// (their target must name a service).
-func NeedsService(k agentapi.Kind) bool {
-	kd := kindOf(k)
-	return kd != nil && kd.needsService
-}
-
 // Placement is where one fault lands, as far as a kind's conversion needs
 // to know: the service instance (zero for a node target).
 type Placement struct {
