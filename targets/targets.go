@@ -95,14 +95,14 @@ func Pick(nodes []Node, m experiments.BlastRadius, r *rand.Rand) []Node {
 		n = min(m.N, n)
 	case experiments.BlastPercent:
 		n = min(int(math.Ceil(float64(n)*m.Percent/100)), n)
-	default:
-		return nodes
 	}
-	shuffle := rand.Shuffle
-	if r != nil {
-		shuffle = r.Shuffle
+	if n < len(nodes) {
+		shuffle := rand.Shuffle
+		if r != nil {
+			shuffle = r.Shuffle
+		}
+		shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
 	}
-	shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
 	out := nodes[:n]
 	slices.SortFunc(out, func(a, b Node) int { return cmp.Compare(a.Key(), b.Key()) })
 	return out

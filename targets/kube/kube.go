@@ -162,7 +162,7 @@ func (inv *Inventory) Resolve(_ context.Context, t experiments.Target) ([]target
 		sel = append(sel, targets.Node{Cluster: t.Cluster, Name: n.Name, UID: string(n.UID)})
 	}
 	if t.Service == "" {
-		return targets.Pick(sortNodes(sel), t.Mode, nil), nil
+		return targets.Pick(sel, t.Mode, nil), nil
 	}
 	pods, err := inv.services.List(labels.SelectorFromSet(labels.Set{inv.cfg.ServiceLabel: t.Service}))
 	if err != nil {
@@ -183,7 +183,7 @@ func (inv *Inventory) Resolve(_ context.Context, t experiments.Target) ([]target
 		}
 		insts = append(insts, targets.Node{Cluster: t.Cluster, Name: p.Spec.NodeName, UID: nodeUID, Instance: in})
 	}
-	return targets.Pick(sortNodes(insts), t.Mode, nil), nil
+	return targets.Pick(insts, t.Mode, nil), nil
 }
 
 func (inv *Inventory) inNamespace() string {
@@ -323,9 +323,4 @@ func containerPort(p *corev1.Pod, port string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no container port named %q", port)
-}
-
-func sortNodes(ns []targets.Node) []targets.Node {
-	sort.Slice(ns, func(i, j int) bool { return ns[i].Key() < ns[j].Key() })
-	return ns
 }
