@@ -6,8 +6,11 @@
 // lifetime; runs.go is the registry of runs in progress; schedule.go the
 // cron triggers; recover.go the restart recovery; agents.go the fleet of
 // node agents (listing, halt, and the runner's Agents); metrics.go the
-// Prometheus metrics; service.go the API's Service; config.go the
-// configuration. Target resolution is package targets; a run itself is
+// Prometheus metrics; service.go the API's Service; leader.go what the
+// leader does and what the other replicas answer; catalog.go the
+// experiments; kube.go and kubeexp.go the Kubernetes mode (inventory,
+// Experiment objects, Events, the Lease); config.go the configuration.
+// Target resolution is package targets; a run itself is
 // package experiments/runner.
 package daemon
 
@@ -206,67 +209,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		serveErr = nil
 	}
 	return serveErr
-}
-
-// lead is what the leader does until ctx ends (after recovering the runs
-// an earlier leader left: recoverInterrupted): run schedules and accept
-// runs; at the end, stop schedules and let every run revert.
-func (d *Daemon) lead(ctx context.Context) {
-	d.lg.Info("leading")
-	// Runs get their own context: cancelled when leading ends, and then
-	// they revert on contexts of their own.
-	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRuns()
-	d.runs.setContext(runCtx)
-	d.startSchedules()
-	<-ctx.Done()
-	d.runs.setContext(nil)
-	d.stopSchedules()
-	cancelRuns()
-	if !d.runs.wait(shutdownRuns) {
-		d.lg.Warn("runs did not finish reverting in time; agents revert on lease expiry", zap.Duration("waited", shutdownRuns))
-	}
-	if d.kube != nil {
-		if err := d.kube.store.Flush(); err != nil {
-			d.lg.Warn("flush run records", zap.Error(err))
-		}
-	}
-	d.leader.set(false, "")
-	d.lg.Info("no longer leading")
-}
-
-// leadership says whether this chaosd leads and, if not, who does.
-type leadership struct {
-	mu      sync.Mutex
-	leading bool
-	leader  string
-}
-
-func (l *leadership) set(leading bool, leader string) {
-	l.mu.Lock()
-	l.leading, l.leader = leading, leader
-	l.mu.Unlock()
-}
-
-func (l *leadership) get() (bool, string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.leading, l.leader
-}
-
-// notLeading explains why this chaosd does not accept runs.
-func (d *Daemon) notLeading() string {
-	leading, leader := d.leader.get()
-	if !leading && leader == "" && d.kube != nil {
-		leader = d.kube.leaseHolder()
-	}
-	switch {
-	case leading:
-		return "chaosd is shutting down"
-	case leader == "":
-		return "this chaosd is not the leader and no leader is elected yet; retry shortly"
-	}
-	return fmt.Sprintf("this chaosd is not the leader; %s leads: send the request to it", leader)
 }
 
 // listen opens the unix socket (mode 0600) and the optional TCP listener.
