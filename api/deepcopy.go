@@ -25,6 +25,19 @@ func (r Run) DeepCopy() Run {
 			cp.Phases[i] = p.DeepCopy()
 		}
 	}
+	if r.Alerts != nil {
+		cp.Alerts = make([]AlertCheck, len(r.Alerts))
+		for i, a := range r.Alerts {
+			cp.Alerts[i] = a.DeepCopy()
+		}
+	}
+	if r.Silences != nil {
+		cp.Silences = make([]Silence, len(r.Silences))
+		for i, s := range r.Silences {
+			cp.Silences[i] = s.DeepCopy()
+		}
+	}
+	cp.DataLoss = r.DataLoss.DeepCopy()
 	cp.Current = cloneResults(r.Current)
 	cp.Events = slices.Clone(r.Events)
 	return cp

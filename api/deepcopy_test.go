@@ -22,6 +22,10 @@ func full() Run {
 		Phases:  []PhaseResult{{Phase: PhaseSteadyState, Probes: []ProbeSummary{{Name: "p", Evaluations: 1, Failures: 1, FirstFailure: t(3), Last: res}}}},
 		Current: []ProbeResult{res},
 		Events:  []Event{{Time: *t(2), Phase: PhaseInjecting, Message: "in"}},
+		Alerts: []AlertCheck{{Name: "A", Labels: map[string]string{"k": "v"}, Expected: true, PendingAt: t(3), FiredAt: t(3),
+			ResolvedAt: t(5), TTASeconds: &rto, TTRSeconds: &rto, OK: true}},
+		Silences: []Silence{{ID: "s", Matchers: []string{`alertname="A"`}, EndsAt: *t(9), ExpiredAt: t(8)}},
+		DataLoss: &DataLoss{TargetSeconds: 300, Writes: 3, Acknowledged: 3, Lost: 1, FirstLost: t(3), LastLost: t(3), MeasuredSeconds: &rto},
 	}
 }
 
@@ -44,6 +48,12 @@ func TestDeepCopySharesNothing(t *testing.T) {
 	cp.Phases[0].Probes[0].Failures = 99
 	cp.Current[0].Series[0].Labels = "x"
 	cp.Events[0].Message = "x"
+	cp.Alerts[0].Labels["k"] = "x"
+	*cp.Alerts[0].PendingAt, *cp.Alerts[0].FiredAt, *cp.Alerts[0].ResolvedAt = time.Time{}, time.Time{}, time.Time{}
+	*cp.Alerts[0].TTASeconds, *cp.Alerts[0].TTRSeconds = -1, -1
+	cp.Silences[0].Matchers[0] = "x"
+	*cp.Silences[0].ExpiredAt = time.Time{}
+	*cp.DataLoss.FirstLost, *cp.DataLoss.LastLost, *cp.DataLoss.MeasuredSeconds = time.Time{}, time.Time{}, -1
 	got, _ := json.Marshal(orig)
 	if string(got) != string(want) {
 		t.Fatalf("changing the copy changed the original:\n got %s\nwant %s", got, want)
@@ -52,7 +62,8 @@ func TestDeepCopySharesNothing(t *testing.T) {
 
 func TestDeepCopyKeepsNil(t *testing.T) {
 	cp := Run{ID: "r"}.DeepCopy()
-	if cp.Faults != nil || cp.Phases != nil || cp.Current != nil || cp.Events != nil || cp.FinishedAt != nil {
+	if cp.Faults != nil || cp.Phases != nil || cp.Current != nil || cp.Events != nil || cp.FinishedAt != nil ||
+		cp.Alerts != nil || cp.Silences != nil || cp.DataLoss != nil {
 		t.Fatalf("nil fields became non-nil: %+v", cp)
 	}
 }

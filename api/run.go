@@ -76,6 +76,12 @@ type Run struct {
 
 	Faults []FaultRecord `json:"faults"`
 	Phases []PhaseResult `json:"phases"`
+	// Alerts are the expected and forbidden alerts and what they did;
+	// Silences the Alertmanager silences the run created.
+	Alerts   []AlertCheck `json:"alerts,omitempty"`
+	Silences []Silence    `json:"silences,omitempty"`
+	// DataLoss is the RPO check, when the experiment has one.
+	DataLoss *DataLoss `json:"dataLoss,omitempty"`
 	// Current holds the latest result of every probe evaluated in the
 	// current phase (live progress).
 	Current []ProbeResult `json:"current,omitempty"`
