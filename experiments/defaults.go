@@ -34,6 +34,9 @@ func applyDefaults(e *Experiment, written func(path string) bool) {
 			kd.defaults(f, func(field string) bool { return written(block + field) })
 		}
 	}
+	if s.SteadyState.Baseline == 0 && !written("spec.steadyState.baseline") {
+		s.SteadyState.Baseline = Duration(DefaultBaseline * time.Second)
+	}
 	if ef := s.Effects; ef != nil && ef.Within == 0 && !written("spec.effects.within") {
 		ef.Within = Duration(DefaultEffectsWithin * time.Second)
 	}

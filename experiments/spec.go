@@ -77,6 +77,9 @@ const (
 	// DefaultLevel is the level of exception and appLatency when left
 	// out: every request is attacked.
 	DefaultLevel = 1
+	// DefaultBaseline is spec.steadyState.baseline when left out, in
+	// seconds.
+	DefaultBaseline = 30
 	// DefaultEffectsWithin is spec.effects.within when left out, in seconds.
 	DefaultEffectsWithin = 30
 	// MinProbeInterval is the shortest spec.probeInterval accepted.
@@ -217,6 +220,12 @@ type Effects struct {
 // the fault the first failing one marks the first impact.
 type SteadyState struct {
 	Probes []probes.Probe `yaml:"probes" json:"probes"`
+	// Baseline is the window before the inject over which the steady
+	// state is judged: every probe must hold at every step of it (every
+	// scrape, when Prometheus scrapes more often than probeInterval), so
+	// a system that failed some requests in the last Baseline is not in
+	// its steady state. Default 30s.
+	Baseline Duration `yaml:"baseline,omitempty" json:"baseline,omitempty"`
 	// MustHoldDuringFault makes any failing round while the faults are in
 	// place (after Effects, if any, held) fail the run: the system must
 	// survive the fault, not merely recover from it. Default false: the

@@ -10,6 +10,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/chaosd/chaosd/probes"
+	"github.com/chaosd/chaosd/probes/promql"
 )
 
 // dns1123Label is a Kubernetes DNS-1123 label (length checked apart).
@@ -107,7 +108,10 @@ func (v *validator) spec(s *Spec) {
 	if len(s.SteadyState.Probes) == 0 {
 		v.addf("spec.steadyState.probes", "at least one probe is required")
 	}
-	v.probeList("spec.steadyState.probes", s.SteadyState.Probes)
+	v.probeList("spec.steadyState.probes", s.SteadyState.Probes, true)
+	if s.SteadyState.Baseline < s.ProbeInterval {
+		v.addf("spec.steadyState.baseline", "must be at least probeInterval (%s), not %s", s.ProbeInterval, s.SteadyState.Baseline)
+	}
 	if s.Effects != nil {
 		v.effects(s.Effects, s.Duration)
 	}
@@ -116,7 +120,7 @@ func (v *validator) spec(s *Spec) {
 	for i := range s.AbortWhen {
 		a := &s.AbortWhen[i]
 		path := fmt.Sprintf("spec.abortWhen[%d]", i)
-		v.probe(path, &a.Probe, abortNames, i)
+		v.probe(path, &a.Probe, abortNames, i, false)
 		switch {
 		case !v.written(path + ".for"):
 			v.addf(path+".for", "required: how long the condition must hold before the abort fires (0s fires at once)")
@@ -162,16 +166,41 @@ func (v *validator) target(path string, t *Target, seen map[string]int, i int) {
 	}
 }
 
-func (v *validator) probeList(path string, list []probes.Probe) {
+// probeList checks a list of probes; slo marks the probes that judge what
+// users saw (steady state, recovery), held to the rules of coverage.
+func (v *validator) probeList(path string, list []probes.Probe, slo bool) {
 	seen := map[string]int{}
 	for i := range list {
-		v.probe(fmt.Sprintf("%s[%d]", path, i), &list[i], seen, i)
+		v.probe(fmt.Sprintf("%s[%d]", path, i), &list[i], seen, i, slo)
+	}
+}
+
+// sampleFunctions judge only the last two samples of their window: at any
+// evaluation they skip every request before those two.
+var sampleFunctions = []string{"irate", "idelta"}
+
+// query checks that a probe's query is PromQL and, for an SLO probe, that
+// it cannot skip requests by construction.
+func (v *validator) query(path, q string, slo bool) {
+	info, err := promql.Analyze(q)
+	if err != nil {
+		v.addf(path, "not a PromQL expression: %v", err)
+		return
+	}
+	if !slo {
+		return
+	}
+	for _, fn := range sampleFunctions {
+		if info.Calls(fn) {
+			v.addf(path, "%s() looks only at the last two samples of its window, so an SLO probe built on it skips the requests "+
+				"between evaluations; use rate(...[%s]) (or increase) so every request is judged", fn, promql.RateInterval)
+		}
 	}
 }
 
 var knownOps = []probes.Op{probes.OpLT, probes.OpLE, probes.OpGT, probes.OpGE, probes.OpEQ, probes.OpNE, probes.OpBetween}
 
-func (v *validator) probe(path string, p *probes.Probe, seen map[string]int, i int) {
+func (v *validator) probe(path string, p *probes.Probe, seen map[string]int, i int, slo bool) {
 	switch j, dup := seen[p.Name]; {
 	case p.Name == "":
 		v.addf(path+".name", "required")
@@ -182,6 +211,8 @@ func (v *validator) probe(path string, p *probes.Probe, seen map[string]int, i i
 	}
 	if strings.TrimSpace(p.Query) == "" {
 		v.addf(path+".query", "required: a PromQL expression")
+	} else {
+		v.query(path+".query", p.Query, slo)
 	}
 	known := false
 	for _, op := range knownOps {
@@ -237,7 +268,7 @@ func (v *validator) effects(ef *Effects, duration Duration) {
 	if len(ef.Probes) == 0 {
 		v.addf("spec.effects.probes", "at least one probe is required: what shows the faults took hold")
 	}
-	v.probeList("spec.effects.probes", ef.Probes)
+	v.probeList("spec.effects.probes", ef.Probes, false)
 	switch {
 	case ef.Within <= 0:
 		v.addf("spec.effects.within", "must be > 0, not %s", ef.Within)
@@ -269,7 +300,7 @@ func (v *validator) recovery(r *Recovery, interval Duration) {
 	if len(r.Probes) == 0 {
 		v.addf("spec.recovery.probes", "must not be empty; leave it out to use the steady-state probes")
 	}
-	v.probeList("spec.recovery.probes", r.Probes)
+	v.probeList("spec.recovery.probes", r.Probes, true)
 }
 
 func (v *validator) schedule(s *Schedule) {

@@ -85,8 +85,8 @@ func TestPartitionC1C2(t *testing.T) {
 		threshold       float64
 	}{
 		{"owner-details-breaker-closed", `max(resilience4j_circuitbreaker_state{job="api-gateway",name="getOwnerDetails",state="closed"})`, "==", 1},
-		{"gateway-to-visits-success", `sum(irate(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service",outcome="SUCCESS"}[5s])) / sum(irate(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service"}[5s]))`, ">=", 0.99},
-		{"gateway-success", `sum(irate(http_server_requests_seconds_count{job="api-gateway",outcome="SUCCESS"}[5s])) / sum(irate(http_server_requests_seconds_count{job="api-gateway"}[5s]))`, ">=", 0.99},
+		{"gateway-to-visits-success", `sum(rate(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service",outcome="SUCCESS"}[$__rate_interval])) / sum(rate(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service"}[$__rate_interval]))`, ">=", 0.99},
+		{"gateway-success", `sum(rate(http_server_requests_seconds_count{job="api-gateway",outcome="SUCCESS"}[$__rate_interval])) / sum(rate(http_server_requests_seconds_count{job="api-gateway"}[$__rate_interval]))`, ">=", 0.99},
 	}
 	for i, w := range wantProbes {
 		p := s.SteadyState.Probes[i]
@@ -94,7 +94,7 @@ func TestPartitionC1C2(t *testing.T) {
 			t.Errorf("steady probe %d = %+v, want %+v", i, p, w)
 		}
 	}
-	if got, want := s.AbortWhen[0].Query, `sum(irate(http_server_requests_seconds_count{job="api-gateway",outcome="SERVER_ERROR"}[5s])) / sum(irate(http_server_requests_seconds_count{job="api-gateway"}[5s]))`; got != want {
+	if got, want := s.AbortWhen[0].Query, `sum(rate(http_server_requests_seconds_count{job="api-gateway",outcome="SERVER_ERROR"}[$__rate_interval])) / sum(rate(http_server_requests_seconds_count{job="api-gateway"}[$__rate_interval]))`; got != want {
 		t.Errorf("abort query = %s, want %s", got, want)
 	}
 }
