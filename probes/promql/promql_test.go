@@ -15,7 +15,7 @@ func TestAnalyze(t *testing.T) {
 		rateVar  bool
 		lookback time.Duration // with $__rate_interval = 1s
 	}{
-		{q: `max(breaker_state{state="closed"})`, },
+		{q: `max(breaker_state{state="closed"})`},
 		{q: `sum(irate(x[5s])) / sum(irate(y[5s]))`, fns: []string{"irate"}, windows: []time.Duration{5 * time.Second, 5 * time.Second}, lookback: 5 * time.Second},
 		{q: `sum(rate(x{a="[1m]"}[$__rate_interval]))`, fns: []string{"rate"}, rateVar: true, lookback: time.Second},
 		{q: `max_over_time(rate(x[30s])[5m:1m])`, fns: []string{"max_over_time", "rate"}, windows: []time.Duration{5 * time.Minute, 30 * time.Second}, lookback: 5 * time.Minute},
