@@ -9,7 +9,7 @@ import "time"
 //
 // The recovery time is the START of the passing streak, not the moment the
 // streak became long enough: the system was healthy from then on, and the
-// hold only confirms it. Its resolution is the probe interval.
+// hold only confirms it. Its resolution is the spacing of the rounds fed.
 type RecoveryTracker struct {
 	// HoldFor is how long the probes must hold without a failing round.
 	HoldFor time.Duration
@@ -24,6 +24,14 @@ type RecoveryTracker struct {
 // the tracker stays recovered and ignores further rounds; rounds earlier
 // than the previous one are ignored too.
 func (r *RecoveryTracker) Observe(t time.Time, ok bool) {
+	r.ObserveSince(t, t, ok)
+}
+
+// ObserveSince is Observe for a round whose probes, when they hold, vouch
+// for the time since `since` (<= t), not only for t: a rate over a window
+// that held at t says every request in the window succeeded. When such a
+// round starts a streak, the streak (and the recovery) starts at since.
+func (r *RecoveryTracker) ObserveSince(t, since time.Time, ok bool) {
 	if r.recovered || (!r.last.IsZero() && t.Before(r.last)) {
 		return
 	}
@@ -34,6 +42,9 @@ func (r *RecoveryTracker) Observe(t time.Time, ok bool) {
 	}
 	if !r.streak {
 		r.streak, r.start = true, t
+		if since.Before(t) {
+			r.start = since
+		}
 	}
 	if t.Sub(r.start) >= r.HoldFor {
 		r.recovered = true

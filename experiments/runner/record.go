@@ -77,6 +77,24 @@ func (r *Runner) recordRound(phase api.Phase, ps []probes.Probe, res []probes.Re
 	})
 }
 
+// recordSteps adds the steps a round judged besides its own results (the
+// scrapes between two rounds, the baseline) to the phase's summaries.
+func (r *Runner) recordSteps(phase api.Phase, ps []probes.Probe, rows probes.Grid) {
+	if len(rows) == 0 {
+		return
+	}
+	r.update(func(rec *api.Run) {
+		pr := phaseResult(rec, phase)
+		for _, row := range rows {
+			for i, p := range ps {
+				if i < len(row) {
+					addSummary(pr, p, row[i], !row[i].OK)
+				}
+			}
+		}
+	})
+}
+
 func (r *Runner) recordAbortRound(ps []probes.Probe, res []probes.Result) {
 	r.update(func(rec *api.Run) {
 		pr := phaseResult(rec, api.PhaseAbort)

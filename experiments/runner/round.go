@@ -25,10 +25,12 @@ type observation struct {
 func (r *Runner) observeRound(ctx context.Context, ob *observation) (api.Verdict, string) {
 	spec := &r.exp.Spec
 	slo := r.evalAll(ctx, spec.SteadyState.Probes)
-	r.recordRound(api.PhaseObserving, spec.SteadyState.Probes, slo, false)
-	r.noteBlind(slo)
-	r.noteImpact(ctx, slo)
-	r.feedRecovery(ctx, slo)
+	rows := r.cover(ctx, spec.SteadyState.Probes, &r.timing.lastSLO, slo)
+	r.recordSteps(api.PhaseObserving, spec.SteadyState.Probes, rows[:len(rows)-1])
+	r.recordRound(api.PhaseObserving, spec.SteadyState.Probes, rows[len(rows)-1], false)
+	r.noteBlind(rows[len(rows)-1])
+	r.noteImpact(rows)
+	r.feedRecovery(ctx, rows)
 
 	if !ob.proven {
 		eff := spec.Effects.Probes
@@ -44,8 +46,10 @@ func (r *Runner) observeRound(ctx context.Context, ob *observation) (api.Verdict
 				spec.Effects.Within.D(), describeFailures(failed))
 		}
 	} else if spec.SteadyState.MustHoldDuringFault {
-		if failed := probes.Failing(probes.Judged(slo)); len(failed) > 0 {
-			return api.VerdictFail, "steady state violated while the faults were in place: " + describeFailures(failed)
+		for _, row := range rows {
+			if failed := probes.Failing(probes.Judged(row)); len(failed) > 0 {
+				return api.VerdictFail, "steady state violated while the faults were in place: " + describeFailures(failed)
+			}
 		}
 	}
 
@@ -67,16 +71,20 @@ func (r *Runner) observeRound(ctx context.Context, ob *observation) (api.Verdict
 	return "", ""
 }
 
-// recoveryRound evaluates the recovery probes once after the revert and
-// feeds the impact and recovery bookkeeping.
+// recoveryRound evaluates the recovery probes once after the revert,
+// with every step since the previous round, and feeds the impact and
+// recovery bookkeeping. It returns the round's own results.
 func (r *Runner) recoveryRound(ctx context.Context) []probes.Result {
 	ps := r.exp.Spec.Recovery.Probes
 	res := r.evalAll(ctx, ps)
-	r.recordRound(api.PhaseRecovering, ps, res, false)
-	r.noteBlind(res)
-	r.noteImpact(ctx, res)
-	r.feedRecovery(ctx, res)
-	return res
+	rows := r.cover(ctx, ps, &r.timing.lastSLO, res)
+	last := rows[len(rows)-1]
+	r.recordSteps(api.PhaseRecovering, ps, rows[:len(rows)-1])
+	r.recordRound(api.PhaseRecovering, ps, last, false)
+	r.noteBlind(last)
+	r.noteImpact(rows)
+	r.feedRecovery(ctx, rows)
+	return last
 }
 
 // evalAll evaluates probes concurrently at one instant.

@@ -251,6 +251,9 @@ func (r *Runner) preflight(ctx context.Context) ([]liveFault, api.Verdict, strin
 		return nil, api.VerdictError, fmt.Sprintf("preflight: Prometheus: %v", err)
 	}
 	r.chooseResolution(ctx)
+	if why := r.prepareProbes(); why != "" {
+		return nil, api.VerdictError, "preflight: " + why
+	}
 	plan, err := r.plan(ctx)
 	if err != nil {
 		return nil, api.VerdictError, fmt.Sprintf("preflight: %v", err)
@@ -271,21 +274,4 @@ func (r *Runner) preflight(ctx context.Context) ([]liveFault, api.Verdict, strin
 		return nil, api.VerdictError, "cancelled before inject"
 	}
 	return plan, "", ""
-}
-
-// steadyState judges the steady-state probes once: they must hold before
-// anything is injected.
-func (r *Runner) steadyState(ctx context.Context) (api.Verdict, string) {
-	ps := r.exp.Spec.SteadyState.Probes
-	r.setPhase(api.PhaseSteadyState, "judging steady state")
-	results := r.evalAll(ctx, ps)
-	r.recordRound(api.PhaseSteadyState, ps, results, false)
-	if blind := probes.Blind(results); len(blind) > 0 {
-		// Not evidence against the system: the tool could not look.
-		return api.VerdictError, "steady state could not be judged: " + describeFailures(blind)
-	}
-	if failed := probes.Failing(results); len(failed) > 0 {
-		return api.VerdictFail, "steady state not met before inject: " + describeFailures(failed)
-	}
-	return "", ""
 }

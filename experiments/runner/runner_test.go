@@ -19,6 +19,7 @@ import (
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/probes"
+	"github.com/chaosd/chaosd/probes/promql"
 	"github.com/chaosd/chaosd/targets"
 )
 
@@ -52,6 +53,9 @@ type system struct {
 	// query fails with ErrUnreachable).
 	blind     func(s *system, t time.Time) bool
 	injectedF []agentapi.Fault // what the agents were asked to apply
+	// failsAt, when set, makes requests fail at the instants it says
+	// (a flaky system), faults or not.
+	failsAt func(t time.Time) bool
 }
 
 func newSystem() *system { return &system{active: map[string]string{}} }
@@ -61,7 +65,7 @@ func (s *system) healthyAt(t time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.unhealthy:
+	case s.unhealthy, s.failsAt != nil && s.failsAt(t):
 		return false
 	case s.healthyAlso, s.impairedFrom.IsZero(), t.Before(s.impairedFrom):
 		return true
@@ -69,6 +73,26 @@ func (s *system) healthyAt(t time.Time) bool {
 		return false
 	}
 	return !t.Before(s.impairedUntil)
+}
+
+// healthyOver judges a probe at t the way Prometheus would: a query over
+// a range window (rate(x[1s])) sees every scrape in the window, a query
+// without one only the latest scrape.
+func (s *system) healthyOver(p probes.Probe, t time.Time) bool {
+	info, err := promql.Analyze(p.Query)
+	if err != nil {
+		panic(err)
+	}
+	w, scrape := info.Lookback(0), s.scrape
+	if scrape <= 0 {
+		scrape = time.Millisecond
+	}
+	for back := time.Duration(0); back == 0 || back <= w-scrape; back += scrape {
+		if !s.healthyAt(t.Add(-back)) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *system) ScrapeInterval(context.Context) (time.Duration, error) {
@@ -106,7 +130,7 @@ func (s *system) Eval(_ context.Context, p probes.Probe, at time.Time) probes.Re
 		}
 		s.mu.Unlock()
 	default:
-		if s.healthyAt(at) {
+		if s.healthyOver(p, at) {
 			r.Value = 1
 		}
 	}

@@ -20,11 +20,21 @@ type timing struct {
 	// probe rounds is placed (the backend's scrape interval); 0 measures
 	// at the probe interval.
 	refineStep time.Duration
-	// lastSLO is the time of the last SLO round; lastRecovery and
-	// lastRecoveryOK the last round fed to the recovery tracker.
-	lastSLO        time.Time
-	lastRecovery   time.Time
-	lastRecoveryOK bool
+	// scrape is Prometheus' scrape interval (0: unknown).
+	scrape time.Duration
+	// lag is, per recovery probe, how long before an evaluation that
+	// holds its answer vouches for: its range window less one scrape (a
+	// rate over the last minute that holds says the last minute's
+	// requests succeeded); 0 for a probe of the latest value (a gauge).
+	lag map[string]time.Duration
+	// lastSLO is the time of the last SLO round, lastRecoveryRound of the
+	// last round of distinct recovery probes during the fault; the next
+	// round judges every step since.
+	lastSLO           time.Time
+	lastRecoveryRound time.Time
+	// lastFailing names the recovery probes that failed at the last step
+	// fed to the recovery tracker.
+	lastFailing []string
 	// blindSince is when the probes stopped answering (zero: they answer);
 	// blindTotal the time they were blind before that.
 	blindSince time.Time
@@ -77,83 +87,119 @@ func (r *Runner) noteBlind(res []probes.Result) (blind bool) {
 	return len(b) > 0
 }
 
-// chooseResolution decides how precisely the run times changes: to the
-// backend's scrape interval when that is shorter than the probe interval
-// (a change between two rounds is then placed with a range query), else
-// to the probe interval.
+// chooseResolution decides how precisely the run judges and times
+// changes: at every scrape when Prometheus scrapes more often than the
+// probe interval (each round then judges the steps since the previous one
+// with range queries), else at every probe round.
 func (r *Runner) chooseResolution(ctx context.Context) {
 	interval := r.exp.Spec.ProbeInterval.D()
 	si, err := r.deps.Prober.ScrapeInterval(ctx)
-	switch {
-	case err != nil:
-		r.event(fmt.Sprintf("times measured to ±%s, the probe interval (scrape interval unknown: %v)", interval, err))
+	if err != nil {
+		r.event(fmt.Sprintf("judged every probe round, times measured to ±%s (scrape interval unknown: %v)", interval, err))
 		return
-	case si <= 0 || si >= interval:
-		r.event(fmt.Sprintf("times measured to ±%s, the probe interval (Prometheus scrapes every %s)", interval, si))
+	}
+	r.timing.scrape = si
+	if si <= 0 || si >= interval {
+		r.event(fmt.Sprintf("judged every probe round, times measured to ±%s, the probe interval (Prometheus scrapes every %s)", interval, si))
 		return
 	}
 	r.timing.refineStep = si
 	r.update(func(rec *api.Run) { rec.RTO.ResolutionSeconds = si.Seconds() })
-	r.event(fmt.Sprintf("times measured to ±%s, Prometheus' scrape interval (probes every %s; changes between rounds placed by range queries)", si, interval))
+	r.event(fmt.Sprintf("judged at every scrape, times measured to ±%s, Prometheus' scrape interval (probe rounds every %s; the scrapes between rounds by range queries)", si, interval))
 }
 
-// refine evaluates ps at every refine step in (from, to), or returns nil
-// when refinement is off or fails (the round times stand then).
-func (r *Runner) refine(ctx context.Context, ps []probes.Probe, from, to time.Time) probes.Grid {
+// judgeStep is the spacing of the results the run judges: the scrape
+// interval when rounds are filled in by range queries, else the probe
+// interval.
+func (r *Runner) judgeStep() time.Duration {
+	if r.timing.refineStep > 0 {
+		return r.timing.refineStep
+	}
+	return r.exp.Spec.ProbeInterval.D()
+}
+
+// steps evaluates ps at every judging step in (from, to), one range query
+// per probe; nil when the rounds are the judging steps (or from is unset).
+func (r *Runner) steps(ctx context.Context, ps []probes.Probe, from, to time.Time) (probes.Grid, error) {
 	step := r.timing.refineStep
 	if step <= 0 || from.IsZero() || to.Sub(from) <= step {
-		return nil
+		return nil, nil
 	}
-	start := from.Add(step)
+	return r.evalGrid(ctx, ps, from.Add(step), to.Add(-step/2), step)
+}
+
+// evalGrid evaluates ps at start, start+step, … up to end.
+func (r *Runner) evalGrid(ctx context.Context, ps []probes.Probe, start, end time.Time, step time.Duration) (probes.Grid, error) {
 	var grid probes.Grid
 	for _, p := range ps {
-		rs, err := r.deps.Prober.EvalRange(ctx, p, start, to.Add(-step/2), step)
+		rs, err := r.deps.Prober.EvalRange(ctx, p, start, end, step)
 		if err != nil {
-			r.lg.Warn("refine: range query failed; keeping the probe round's time", zap.String("probe", p.Name), zap.Error(err))
-			return nil
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
 		}
 		if grid == nil {
 			grid = make(probes.Grid, len(rs))
 		}
 		if len(rs) != len(grid) {
-			return nil
+			return nil, fmt.Errorf("%s: range query returned %d steps, want %d", p.Name, len(rs), len(grid))
 		}
 		for i := range rs {
 			grid[i] = append(grid[i], rs[i])
 		}
 	}
-	return grid
+	return grid, nil
 }
 
-// noteImpact marks the first failing SLO round, placed between the
-// previous round and this one when the resolution allows.
-func (r *Runner) noteImpact(ctx context.Context, res []probes.Result) {
-	prev := r.timing.lastSLO
-	if len(res) > 0 {
-		r.timing.lastSLO = res[0].Time
+// cover turns one round of ps (res, evaluated now) into the rows it
+// judges: every step since the previous round of the same probes (*last),
+// then the round itself, so no scrape between two rounds goes unjudged.
+// When the steps cannot be evaluated the round counts as blind: what
+// happened between the rounds was not seen.
+func (r *Runner) cover(ctx context.Context, ps []probes.Probe, last *time.Time, res []probes.Result) probes.Grid {
+	if len(res) == 0 {
+		return nil
 	}
+	prev := *last
+	*last = res[0].Time
+	if len(probes.Blind(res)) > 0 {
+		return probes.Grid{res}
+	}
+	grid, err := r.steps(ctx, ps, prev, res[0].Time)
+	if err != nil {
+		r.lg.Warn("range query over the last round failed; the round counts as blind", zap.Error(err))
+		blind := make([]probes.Result, len(res))
+		for i, x := range res {
+			x.OK, x.Err = false, fmt.Errorf("%w: steps since the last round: %w", probes.ErrQuery, err)
+			x.Error = x.Err.Error()
+			blind[i] = x
+		}
+		return probes.Grid{blind}
+	}
+	return append(grid, res)
+}
+
+// noteImpact marks the first failing step of the SLO probes. A probe that
+// could not be evaluated is no impact: only judged results count.
+func (r *Runner) noteImpact(rows probes.Grid) {
 	if r.rec.Times.FirstImpact != nil {
 		return
 	}
-	// A probe that could not be evaluated is no impact: only judged
-	// results count.
-	f := probes.Failing(probes.Judged(res))
-	if len(f) == 0 {
+	for _, row := range rows {
+		f := probes.Failing(probes.Judged(row))
+		if len(f) == 0 {
+			continue
+		}
+		t := f[0].Time
+		r.update(func(rec *api.Run) { rec.Times.FirstImpact = &t })
+		r.event("first impact: " + describeFailures(f))
 		return
 	}
-	t := f[0].Time
-	if at, ok := r.refine(ctx, r.exp.Spec.SteadyState.Probes, prev, t).FirstFailure(); ok {
-		t = at
-	}
-	r.update(func(rec *api.Run) { rec.Times.FirstImpact = &t })
-	r.event("first impact: " + describeFailures(f))
 }
 
-// feedRecovery feeds the recovery tracker from the first impact on. The
-// recovery probes are evaluated here too when they differ from the SLO
-// probes, so a system that heals while the fault is still active gets
-// credit for it.
-func (r *Runner) feedRecovery(ctx context.Context, slo []probes.Result) {
+// feedRecovery feeds the recovery tracker from the first impact on, one
+// row per judging step. The recovery probes are evaluated here too when
+// they differ from the SLO probes, so a system that heals while the fault
+// is still active gets credit for it.
+func (r *Runner) feedRecovery(ctx context.Context, slo probes.Grid) {
 	spec := &r.exp.Spec
 	if r.rec.Times.FirstImpact == nil && r.rec.Phase != api.PhaseRecovering {
 		return
@@ -163,34 +209,50 @@ func (r *Runner) feedRecovery(ctx context.Context, slo []probes.Result) {
 	if tm.recovery == nil {
 		tm.recovery = &probes.RecoveryTracker{HoldFor: hold}
 	}
-	res := slo
+	rows := slo
 	if r.rec.Phase != api.PhaseRecovering && !sameProbes(spec.Recovery.Probes, spec.SteadyState.Probes) {
-		res = r.evalAll(ctx, spec.Recovery.Probes)
+		res := r.evalAll(ctx, spec.Recovery.Probes)
+		rows = r.cover(ctx, spec.Recovery.Probes, &tm.lastRecoveryRound, res)
 	}
-	t := time.Now()
-	if len(res) > 0 {
-		t = res[0].Time
+	for _, row := range rows {
+		if len(row) == 0 || len(probes.Blind(row)) > 0 {
+			// Blind: no evidence either way; the streak neither grows
+			// nor breaks.
+			continue
+		}
+		failing := probes.Failing(row)
+		ok := len(failing) == 0
+		t := row[0].Time
+		if _, done := tm.recovery.Recovered(); done && !ok {
+			// Healed during the fault, then failed again: start over.
+			tm.recovery = &probes.RecoveryTracker{HoldFor: hold}
+		}
+		since := t
+		if ok && len(tm.lastFailing) > 0 {
+			// A streak starts. A probe that failed at the last step and
+			// holds now vouches for its whole window: users were fine
+			// from the start of the window of the last of them to heal.
+			since = t.Add(-r.vouchesFor(tm.lastFailing))
+		}
+		tm.lastFailing = tm.lastFailing[:0]
+		for _, f := range failing {
+			tm.lastFailing = append(tm.lastFailing, f.Probe)
+		}
+		tm.recovery.ObserveSince(t, since, ok)
 	}
-	if len(probes.Blind(res)) > 0 {
-		// Blind: no evidence either way; the streak neither grows nor
-		// breaks, and the next judged round is placed from here.
-		return
-	}
-	ok := len(probes.Failing(res)) == 0
-	if _, done := tm.recovery.Recovered(); done && !ok {
-		// Healed during the fault, then failed again: start over.
-		tm.recovery = &probes.RecoveryTracker{HoldFor: hold}
-	}
-	at := t
-	if ok && !tm.lastRecoveryOK && !tm.lastRecovery.IsZero() {
-		// A streak starts: place its start at the first step from which
-		// every recovery probe held through this round.
-		if s, found := r.refine(ctx, spec.Recovery.Probes, tm.lastRecovery, t).StreakStart(); found {
-			at = s
+}
+
+// vouchesFor is how far before a holding evaluation the probes named
+// vouch for, at least: the shortest of their lags.
+func (r *Runner) vouchesFor(names []string) time.Duration {
+	d := time.Duration(-1)
+	for _, n := range names {
+		l := r.timing.lag[n]
+		if d < 0 || l < d {
+			d = l
 		}
 	}
-	tm.lastRecovery, tm.lastRecoveryOK = t, ok
-	tm.recovery.Observe(at, ok)
+	return max(d, 0)
 }
 
 // verdict judges a recovery that started at recovered against the RTO.
