@@ -120,8 +120,9 @@ func startLabConfig(t *testing.T, cfg lab.Config) *lab.Lab {
 			}
 		}
 	})
-	// The probes use irate over 5s windows: give the load a few scrapes.
-	time.Sleep(8 * time.Second)
+	// The steady state is judged over the 30s before the inject
+	// (spec.steadyState.baseline): let the load fill it.
+	time.Sleep(31 * time.Second)
 	return l
 }
 

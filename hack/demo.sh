@@ -50,6 +50,10 @@ if $KUBE; then
   echo "==> agents chaosd discovered from pods"
   "$BIN/chaosctl" get agents || true
 fi
+# The steady state is judged at every scrape of the 30s before the inject
+# (spec.steadyState.baseline): a fresh lab needs that much traffic first.
+echo "==> letting 30s of user traffic fill the steady-state baseline"
+sleep 31
 echo "==> chaosctl run partition-c1-c2 --wait"
 "$BIN/chaosctl" run partition-c1-c2 --wait
 rc=$?

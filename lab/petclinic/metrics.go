@@ -193,6 +193,10 @@ type router struct {
 	mux     *http.ServeMux
 	metrics *Metrics
 	chaos   *ChaosMonkey
+	// errorRate is the share of controller requests that fail with a
+	// 500 on their own (a flaky service, independent of any fault).
+	errorRate float64
+	rnd       func() float64
 }
 
 // healthComponent is what the actuatorHealth watcher attacks.
@@ -221,7 +225,14 @@ func newRouter(m *Metrics, cm *ChaosMonkey) *router {
 // Monkey's request assaults.
 func (r *router) controller(method, uri string, c Component, h http.HandlerFunc) {
 	c.Target = TargetRestController
-	r.handle(method, uri, r.chaos.wrap(c, h))
+	h = r.chaos.wrap(c, h)
+	r.handle(method, uri, func(w http.ResponseWriter, req *http.Request) {
+		if r.errorRate > 0 && r.rnd() < r.errorRate {
+			springError(w, req, http.StatusInternalServerError, "IllegalStateException")
+			return
+		}
+		h(w, req)
+	})
 }
 
 // handle registers h for METHOD and a Spring-style uri template; "*"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -33,6 +35,9 @@ type Config struct {
 	// ChaosMonkey configures the Chaos Monkey for Spring Boot actuator
 	// (disabled with CMSB's defaults unless set).
 	ChaosMonkey ChaosMonkeyConfig
+	// ErrorRate is the share (0..1) of API requests that fail with a 500
+	// whatever happens (a knob for a flaky service); 0 by default.
+	ErrorRate float64
 }
 
 // DefaultConfig returns the defaults for service.
@@ -65,7 +70,11 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 	}
 	m := NewMetrics()
 	cm := NewChaosMonkey(cfg.ChaosMonkey, m, log.Named("chaosmonkey"))
+	if cfg.ErrorRate < 0 || cfg.ErrorRate > 1 || math.IsNaN(cfg.ErrorRate) {
+		return nil, fmt.Errorf("error rate must be between 0 and 1, got %g", cfg.ErrorRate)
+	}
 	r := newRouter(m, cm)
+	r.errorRate, r.rnd = cfg.ErrorRate, rand.Float64
 	s := &Server{cfg: cfg, Metrics: m, ChaosMonkey: cm, handler: r, log: log}
 	switch cfg.Service {
 	case CustomersService:

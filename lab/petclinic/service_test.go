@@ -2,10 +2,13 @@ package petclinic
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -243,3 +246,49 @@ func TestParseReconnect(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestErrorRateKnob: a flaky service fails its share of API requests
+// with a 500 counted as SERVER_ERROR, and never its actuator.
+func TestErrorRateKnob(t *testing.T) {
+	if _, err := New(Config{Service: CustomersService, ErrorRate: 1.5}, nil); err == nil {
+		t.Fatal("an error rate above 1 was accepted")
+	}
+	_, ts := newService(t, Config{Service: CustomersService, ErrorRate: 0.25})
+	n, failed := 400, 0
+	for range n {
+		resp, err := http.Get(ts.URL + "/owners/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusInternalServerError {
+			failed++
+		} else if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	// Binomial(400, 0.25): 100 ± 8.7; 60..140 is more than 4.5 sigma.
+	if failed < 60 || failed > 140 {
+		t.Errorf("%d of %d requests failed, want about a quarter", failed, n)
+	}
+	for range 20 {
+		resp, err := http.Get(ts.URL + "/actuator/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("actuator answered %d: the knob must only touch the API", resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(ts.URL + "/actuator/prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := fmt.Sprintf(`http_server_requests_seconds_count{error="IllegalStateException",exception="IllegalStateException",method="GET",outcome="SERVER_ERROR",status="500",uri="/owners/{ownerId}"} %d`, failed)
+	if !strings.Contains(string(body), want) {
+		t.Errorf("metrics lack %s", want)
+	}
+}

@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Breaker.FailureRateThreshold, "breaker-failure-rate", cfg.Breaker.FailureRateThreshold, "circuit breaker failureRateThreshold (percent)")
 	fs.DurationVar(&cfg.Breaker.WaitDurationInOpenState, "breaker-wait-open", cfg.Breaker.WaitDurationInOpenState, "circuit breaker waitDurationInOpenState")
 	fs.IntVar(&cfg.Breaker.PermittedNumberOfCallsInHalfOpenState, "breaker-half-open-calls", cfg.Breaker.PermittedNumberOfCallsInHalfOpenState, "circuit breaker permittedNumberOfCallsInHalfOpenState")
+	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "share (0..1) of API requests that fail with a 500 whatever happens (a flaky service)")
 	fs.StringVar(&reconnect, "customers-reconnect", "immediate", "visits-service after a failed customers call: immediate | never | after:DURATION")
 	if err := fs.Parse(args); err != nil {
 		return err
