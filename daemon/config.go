@@ -32,6 +32,9 @@ type Config struct {
 	Prometheus     struct {
 		URL string `yaml:"url"`
 	} `yaml:"prometheus"`
+	// Alertmanager, when set, is where chaosd silences the alerts an
+	// experiment expects (spec.silence). Optional.
+	Alertmanager AlertmanagerConfig `yaml:"alertmanager,omitempty"`
 	// AgentTokenFile holds the token chaosd sends to agents.
 	AgentTokenFile string `yaml:"agentTokenFile"`
 	// Clusters lists nodes, agents and service instances by hand
@@ -44,6 +47,12 @@ type Config struct {
 	// Lease is the agent lease chaosd renews while it watches a run
 	// (default 5s).
 	Lease string `yaml:"lease,omitempty"`
+}
+
+// AlertmanagerConfig locates Alertmanager.
+type AlertmanagerConfig struct {
+	// URL of Alertmanager's HTTP API, e.g. http://alertmanager:9093.
+	URL string `yaml:"url"`
 }
 
 // Kubernetes configures chaosd in a Kubernetes cluster.
@@ -177,6 +186,9 @@ func (c *Config) validate() error {
 	req(c.AgentTokenFile, "agentTokenFile")
 	if u, err := url.Parse(c.Prometheus.URL); c.Prometheus.URL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
 		errs = append(errs, "prometheus.url: not an absolute URL")
+	}
+	if u, err := url.Parse(c.Alertmanager.URL); c.Alertmanager.URL != "" && (err != nil || u.Scheme == "" || u.Host == "") {
+		errs = append(errs, "alertmanager.url: not an absolute URL")
 	}
 	switch {
 	case len(c.Clusters) == 0 && c.Kubernetes == nil:

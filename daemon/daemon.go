@@ -32,6 +32,7 @@ import (
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/experiments/library"
 	"github.com/chaosd/chaosd/experiments/runner"
+	"github.com/chaosd/chaosd/probes/alertmanager"
 	"github.com/chaosd/chaosd/probes/prom"
 )
 
@@ -50,6 +51,8 @@ type Daemon struct {
 	token string
 
 	prober    runner.Prober
+	alerts    runner.AlertHistory
+	silencer  runner.Silencer // nil: no Alertmanager configured
 	inventory runner.Inventory
 	fleet     fleet
 	recorder  runner.Recorder // nil: no Kubernetes Events
@@ -93,7 +96,14 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, token: token, prober: prober}
+	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, token: token, prober: prober, alerts: prober}
+	if cfg.Alertmanager.URL != "" {
+		am, err := alertmanager.New(cfg.Alertmanager.URL, nil)
+		if err != nil {
+			return nil, err
+		}
+		d.silencer = am
+	}
 	d.runs.init()
 	d.metrics = newMetrics(d.runs.count, d.runs.faultsActive)
 	if cfg.Kubernetes != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/client"
 	"github.com/chaosd/chaosd/daemon/store"
+	"github.com/chaosd/chaosd/internal/amtest"
+	"github.com/chaosd/chaosd/probes/alertmanager"
 	"github.com/chaosd/chaosd/probes/promtest"
 )
 
@@ -448,6 +450,49 @@ func TestDaemonRestartMarksInterruptedRunAndRevertsItsFaults(t *testing.T) {
 	}
 	if !strings.Contains(h.get("/metrics"), `chaosd_runs_total{experiment="cut",verdict="error"} 1`) {
 		t.Errorf("interrupted run not counted in metrics")
+	}
+}
+
+// TestDaemonRestartExpiresSilencesOfInterruptedRuns: a chaosd that died
+// mid-run left an Alertmanager silence; the restarted one expires it (in
+// a real Alertmanager) and the record says who did.
+func TestDaemonRestartExpiresSilencesOfInterruptedRuns(t *testing.T) {
+	amURL := amtest.Start(t)
+	h := newHarness(t, "", nil, map[string]string{"cut": fmt.Sprintf(testExperiment, "cut", "4s", "")})
+	h.cfg.Alertmanager.URL = amURL
+	am, err := alertmanager.New(amURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := time.Now().Add(time.Hour)
+	id, err := am.CreateSilence(context.Background(), map[string]string{"alertname": "PetClinicVisitsCallsFailing"}, ends, "chaosd run r-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(h.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute)
+	old := api.Run{ID: "r-old", Experiment: "cut", Trigger: api.TriggerManual, Phase: api.PhaseRecovering, CreatedAt: at,
+		Times:    api.Times{Injected: &at, Reverted: &at},
+		Silences: []api.Silence{{ID: id, Matchers: []string{`alertname="PetClinicVisitsCallsFailing"`}, EndsAt: ends, CreatedAt: at}}}
+	if err := st.Save(old); err != nil {
+		t.Fatal(err)
+	}
+	if s := amtest.Get(t, amURL, id); s.Status.State != "active" {
+		t.Fatalf("silence %s before the restart", s.Status.State)
+	}
+	h.start()
+	got, err := h.client.Run(context.Background(), "r-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Silences[0]; s.ExpiredAt == nil || s.ExpiredBy != "chaosd restart" || s.Error != "" {
+		t.Errorf("silence record after restart: %+v", s)
+	}
+	if s := amtest.Get(t, amURL, id); s.Status.State != "expired" {
+		t.Errorf("silence %s in Alertmanager after the restart, want expired", s.Status.State)
 	}
 }
 

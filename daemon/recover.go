@@ -45,6 +45,7 @@ func (d *Daemon) recoverInterrupted(ctx context.Context) {
 			d.lg.Info("fault reverted", zap.String("run", r.ID), zap.String("fault", f.AgentFaultID), zap.String("node", f.Node),
 				zap.String("reason", "restart-recovery"), zap.Bool("verified", f.Verified))
 		}
+		d.expireLeftSilences(ctx, &r)
 		now := time.Now()
 		r.Phase = api.PhaseDone
 		r.Verdict = api.VerdictError
@@ -58,5 +59,32 @@ func (d *Daemon) recoverInterrupted(ctx context.Context) {
 		}
 		d.metrics.finished(r)
 		d.lg.Warn("run was interrupted by a restart", zap.String("run", r.ID), zap.String("phase", string(phase)))
+	}
+}
+
+// expireLeftSilences ends the Alertmanager silences an interrupted run
+// left: the on-call team must hear about real trouble again as soon as
+// the planned chaos is over, not when the silence lapses.
+func (d *Daemon) expireLeftSilences(ctx context.Context, r *api.Run) {
+	for i := range r.Silences {
+		s := &r.Silences[i]
+		if s.ExpiredAt != nil {
+			continue
+		}
+		if d.silencer == nil {
+			s.Error = fmt.Sprintf("chaosd restarted without an Alertmanager configured; the silence lapses at %s", s.EndsAt.UTC().Format(time.RFC3339))
+			continue
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restartRevertTimeout)
+		err := d.silencer.ExpireSilence(cctx, s.ID)
+		cancel()
+		if err != nil {
+			s.Error = fmt.Sprintf("expire after restart: %v (it lapses at %s)", err, s.EndsAt.UTC().Format(time.RFC3339))
+			d.lg.Error("expire silence after restart", zap.String("run", r.ID), zap.String("silence", s.ID), zap.Error(err))
+			continue
+		}
+		now := time.Now()
+		s.ExpiredAt, s.ExpiredBy = &now, "chaosd restart"
+		d.lg.Info("silence expired", zap.String("run", r.ID), zap.String("silence", s.ID), zap.String("reason", "restart-recovery"))
 	}
 }

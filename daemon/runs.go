@@ -96,7 +96,8 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 	rec := api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now()}
 	lg := d.lg.Named("runner")
 	save := d.saver(lg)
-	rn := runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder},
+	rn := runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder,
+		Alerts: d.alerts, Silencer: d.silencer},
 		lg, runner.Options{Lease: d.cfg.lease()})
 	first := rn.Record()
 	save(first)

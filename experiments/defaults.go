@@ -53,6 +53,14 @@ func applyDefaults(e *Experiment, written func(path string) bool) {
 	if len(r.Probes) == 0 && !written("spec.recovery.probes") {
 		r.Probes = cloneProbes(s.SteadyState.Probes)
 	}
+	for i := range s.ExpectAlerts {
+		if s.ExpectAlerts[i].Within == 0 && !written(fmt.Sprintf("spec.expectAlerts[%d].within", i)) {
+			s.ExpectAlerts[i].Within = Duration(DefaultAlertWithin * time.Second)
+		}
+	}
+	if sl := s.Silence; sl != nil && sl.Grace == 0 && !written("spec.silence.grace") {
+		sl.Grace = Duration(DefaultSilenceGrace * time.Second)
+	}
 	if sc := s.Schedule; sc != nil && sc.TimeZone == "" && !written("spec.schedule.timeZone") {
 		sc.TimeZone = DefaultTimeZone
 	}

@@ -80,6 +80,10 @@ const (
 	// DefaultBaseline is spec.steadyState.baseline when left out, in
 	// seconds.
 	DefaultBaseline = 30
+	// DefaultAlertWithin is expectAlerts[].within when left out, in
+	// seconds; DefaultSilenceGrace silence.grace.
+	DefaultAlertWithin  = 5 * 60
+	DefaultSilenceGrace = 5 * 60
 	// DefaultEffectsWithin is spec.effects.within when left out, in seconds.
 	DefaultEffectsWithin = 30
 	// MinProbeInterval is the shortest spec.probeInterval accepted.
@@ -140,6 +144,15 @@ type Spec struct {
 	Recovery Recovery `yaml:"recovery" json:"recovery"`
 	// Schedule, when set, runs the experiment on a cron schedule.
 	Schedule *Schedule `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	// ExpectAlerts are the alerts the run must set off: each must fire
+	// (Prometheus' ALERTS series, alertstate firing) within its Within of
+	// the first impact, or the verdict fails. ForbidAlerts must not fire
+	// at all from the inject to the end of the run.
+	ExpectAlerts []AlertRule `yaml:"expectAlerts,omitempty" json:"expectAlerts,omitempty"`
+	ForbidAlerts []AlertRule `yaml:"forbidAlerts,omitempty" json:"forbidAlerts,omitempty"`
+	// Silence, when set, silences the expected alerts in Alertmanager for
+	// the run, so the on-call team is not paged for what was planned.
+	Silence *Silence `yaml:"silence,omitempty" json:"silence,omitempty"`
 }
 
 // Target returns the target named name.
@@ -231,6 +244,26 @@ type SteadyState struct {
 	// survive the fault, not merely recover from it. Default false: the
 	// fault may hurt, and the run judges recovery and RTO.
 	MustHoldDuringFault bool `yaml:"mustHoldDuringFault,omitempty" json:"mustHoldDuringFault,omitempty"`
+}
+
+// AlertRule names an alert by its alertname and, optionally, labels its
+// ALERTS series must carry (equality).
+type AlertRule struct {
+	Name   string            `yaml:"name" json:"name"`
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// Within is, for an expected alert, how long after the first impact
+	// (the inject, when there was no impact) it may take to fire.
+	// Default 5m. Not allowed in forbidAlerts.
+	Within Duration `yaml:"within,omitempty" json:"within,omitempty"`
+}
+
+// Silence configures the Alertmanager silence of the expected alerts.
+type Silence struct {
+	// Grace is added to the run's longest possible end (inject +
+	// duration + recovery timeout) to form the silence's own end, so it
+	// lapses by itself even if chaosd dies; chaosd expires it as soon as
+	// the run ends. Default 5m.
+	Grace Duration `yaml:"grace,omitempty" json:"grace,omitempty"`
 }
 
 // AbortProbe is an abort condition checked while the faults are in place.

@@ -129,6 +129,7 @@ func (v *validator) spec(s *Spec) {
 		}
 	}
 	v.recovery(&s.Recovery, s.ProbeInterval)
+	v.alerts(s)
 	if s.Schedule != nil {
 		v.schedule(s.Schedule)
 	}
@@ -301,6 +302,48 @@ func (v *validator) recovery(r *Recovery, interval Duration) {
 		v.addf("spec.recovery.probes", "must not be empty; leave it out to use the steady-state probes")
 	}
 	v.probeList("spec.recovery.probes", r.Probes, true)
+}
+
+// alertName is Prometheus' metric and label name syntax, which alert
+// names follow.
+var alertName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+func (v *validator) alerts(s *Spec) {
+	seen := map[string]string{}
+	check := func(list string, rules []AlertRule, expected bool) {
+		for i, a := range rules {
+			path := fmt.Sprintf("spec.%s[%d]", list, i)
+			if !alertName.MatchString(a.Name) {
+				v.addf(path+".name", "%q is not an alert name (letters, digits and _, not starting with a digit)", a.Name)
+			}
+			for k := range a.Labels {
+				if !alertName.MatchString(k) || k == "alertname" || k == "alertstate" {
+					v.addf(path+".labels", "%q is not a label to match (a label name other than alertname and alertstate)", k)
+				}
+			}
+			key := a.Name + fmt.Sprint(a.Labels)
+			if other, dup := seen[key]; dup {
+				v.addf(path, "the same alert is already listed at %s", other)
+			}
+			seen[key] = path
+			switch {
+			case !expected && a.Within != 0:
+				v.addf(path+".within", "only expected alerts have a deadline")
+			case expected && a.Within <= 0:
+				v.addf(path+".within", "must be > 0, not %s", a.Within)
+			}
+		}
+	}
+	check("expectAlerts", s.ExpectAlerts, true)
+	check("forbidAlerts", s.ForbidAlerts, false)
+	if sl := s.Silence; sl != nil {
+		if len(s.ExpectAlerts) == 0 {
+			v.addf("spec.silence", "silences the expected alerts, and spec.expectAlerts is empty")
+		}
+		if sl.Grace < 0 {
+			v.addf("spec.silence.grace", "must be >= 0, not %s", sl.Grace)
+		}
+	}
 }
 
 func (v *validator) schedule(s *Schedule) {

@@ -91,6 +91,10 @@ type Deps struct {
 	Agents    Agents
 	// Recorder, when set, records injects, reverts, aborts and the verdict.
 	Recorder Recorder
+	// Alerts reads alert states for expectAlerts/forbidAlerts; Silencer
+	// silences expected alerts (nil: no Alertmanager configured).
+	Alerts   AlertHistory
+	Silencer Silencer
 	// Save is called with a copy of the record after every change; it must
 	// not block for long. Nil: records are not saved.
 	Save func(api.Run)
@@ -202,6 +206,10 @@ func (r *Runner) Run(ctx context.Context) api.Run {
 	now := time.Now()
 	r.update(func(rec *api.Run) { rec.Times.Started = &now })
 	verdict, reason := r.run(ctx)
+	verdict, reason = r.judgeAlerts(ctx, verdict, reason)
+	if r.deps.Silencer != nil {
+		r.expireSilences(ctx)
+	}
 	r.finish(verdict, reason)
 	return r.Record()
 }
@@ -226,6 +234,9 @@ func (r *Runner) run(ctx context.Context) (api.Verdict, string) {
 	stopWatch := r.watchTargets(ctx, plan)
 	defer stopWatch()
 
+	if err := r.silenceAlerts(ctx); err != nil {
+		return api.VerdictError, "preflight: " + err.Error()
+	}
 	// Inject. From here on every path goes through revertAll.
 	r.setPhase(api.PhaseInjecting, fmt.Sprintf("injecting %d fault(s)", len(plan)))
 	if err := r.injectAll(ctx, plan); err != nil {
@@ -240,6 +251,27 @@ func (r *Runner) run(ctx context.Context) (api.Verdict, string) {
 		return verdict, reason
 	}
 	return r.recover(ctx)
+}
+
+// judgeAlerts adds the alert checks to a run that injected: a failed
+// check turns a pass into a fail; alerts that cannot be read turn a pass
+// into an error. Other verdicts stand, with the checks recorded.
+func (r *Runner) judgeAlerts(ctx context.Context, verdict api.Verdict, reason string) (api.Verdict, string) {
+	// A pass or a fail waits for expected alerts still due; an aborted
+	// or broken run only records what fired.
+	wait := verdict == api.VerdictPass || verdict == api.VerdictFail
+	failed, toolErr := r.checkAlerts(ctx, wait)
+	switch {
+	case toolErr != "" && verdict == api.VerdictPass:
+		return api.VerdictError, toolErr
+	case toolErr != "":
+		return verdict, joinReasons(reason, toolErr)
+	case failed != "" && verdict == api.VerdictPass:
+		return api.VerdictFail, failed
+	case failed != "":
+		return verdict, joinReasons(reason, failed)
+	}
+	return verdict, reason
 }
 
 // preflight checks that the backend answers, resolves the targets into a

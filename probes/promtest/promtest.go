@@ -47,6 +47,9 @@ type Options struct {
 	// StartTimeout bounds start-up: readiness plus every target up;
 	// default 30s.
 	StartTimeout time.Duration
+	// Rules, when set, is a Prometheus rules file (groups: ...) the
+	// server evaluates every ScrapeInterval.
+	Rules string
 }
 
 // Server is a running Prometheus.
@@ -103,6 +106,11 @@ func StartWith(t testing.TB, o Options) *Server {
 	}
 	dir := t.TempDir() // removed after our stop (cleanups run last-in first-out)
 
+	if o.Rules != "" {
+		if err := os.WriteFile(filepath.Join(dir, "rules.yml"), []byte(o.Rules), 0o644); err != nil {
+			t.Fatalf("write rules: %v", err)
+		}
+	}
 	cfg := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfg, config(o), 0o644); err != nil {
 		t.Fatalf("write prometheus config: %v", err)
@@ -131,6 +139,9 @@ func config(o Options) []byte {
 	var b bytes.Buffer
 	iv := o.ScrapeInterval.String()
 	fmt.Fprintf(&b, "global:\n  scrape_interval: %s\n  scrape_timeout: %s\n  evaluation_interval: %s\n", iv, iv, iv)
+	if o.Rules != "" {
+		b.WriteString("rule_files: [rules.yml]\n")
+	}
 	b.WriteString("scrape_configs:\n  - job_name: test\n    static_configs:\n      - targets: [")
 	for i, tg := range o.Targets {
 		if i > 0 {
