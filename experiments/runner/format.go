@@ -10,6 +10,18 @@ import (
 
 // describeFailures lists failing results for a reason or an event.
 func describeFailures(res []probes.Result) string {
+	if len(res) > 1 && res[0].Error != "" {
+		// One cause for all (Prometheus down): say it once.
+		same := true
+		names := make([]string, len(res))
+		for i, r := range res {
+			same = same && r.Error == res[0].Error
+			names[i] = r.Probe
+		}
+		if same {
+			return fmt.Sprintf("%s: %s", strings.Join(names, ", "), res[0].Error)
+		}
+	}
 	parts := make([]string, len(res))
 	for i, r := range res {
 		if r.Error != "" {
