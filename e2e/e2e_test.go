@@ -126,6 +126,15 @@ func startLabConfig(t *testing.T, cfg lab.Config) *lab.Lab {
 	return l
 }
 
+// settle waits until the previous run is a whole steady-state baseline
+// (30s) in the past: the next run's baseline must not judge the previous
+// run's fault.
+func settle(run api.Run) {
+	if run.FinishedAt != nil {
+		time.Sleep(time.Until(run.FinishedAt.Add(31 * time.Second)))
+	}
+}
+
 func tailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -285,8 +294,10 @@ func TestIntegrationFaultKindsInTheLab(t *testing.T) {
 	_, assaultsBefore := get(visits + "/assaults")
 	statusBefore, _ := get(visits + "/status")
 
+	var last api.Run
 	t.Run("exceptions-visits", func(t *testing.T) {
 		code, run, stderr := runJSON(t, l, "exceptions-visits")
+		last = run
 		if code != 0 || run.Verdict != api.VerdictPass {
 			t.Fatalf("exit %d verdict %s: %s\n%s", code, run.Verdict, run.Reason, stderr)
 		}
@@ -301,6 +312,7 @@ func TestIntegrationFaultKindsInTheLab(t *testing.T) {
 	})
 
 	t.Run("memory-pressure-customers", func(t *testing.T) {
+		settle(last)
 		code, run, stderr := runJSON(t, l, "memory-pressure-customers")
 		if code != 0 || run.Verdict != api.VerdictPass {
 			t.Fatalf("exit %d verdict %s: %s\n%s", code, run.Verdict, run.Reason, stderr)

@@ -98,7 +98,8 @@ func TestIntegrationKubeMode(t *testing.T) {
 		t.Fatalf("agent pods: %v (%d)", err, len(pods.Items))
 	}
 
-	t.Run("partition-c1-c2", func(t *testing.T) { kubePartition(t, ctx, l, dyn) })
+	var partition api.Run
+	t.Run("partition-c1-c2", func(t *testing.T) { partition = kubePartition(t, ctx, l, dyn) })
 	t.Run("c2-refused", func(t *testing.T) {
 		// This chaosd runs for C1 only (C2 would have its own API server
 		// and chaosd): an experiment on C2 ends in preflight.
@@ -108,10 +109,13 @@ func TestIntegrationKubeMode(t *testing.T) {
 				code, run.Verdict, run.Times.Injected, run.Reason)
 		}
 	})
-	t.Run("memory-pressure-pod", func(t *testing.T) { kubeMemory(t, ctx, l, dyn) })
+	t.Run("memory-pressure-pod", func(t *testing.T) {
+		settle(partition)
+		kubeMemory(t, ctx, l, dyn)
+	})
 }
 
-func kubePartition(t *testing.T, ctx context.Context, l *lab.Lab, dyn dynamic.Interface) {
+func kubePartition(t *testing.T, ctx context.Context, l *lab.Lab, dyn dynamic.Interface) api.Run {
 	code, run, stderr := runJSON(t, l, "partition-c1-c2")
 	t.Logf("chaosctl stderr:\n%s", stderr)
 	if code != 0 || run.Verdict != api.VerdictPass {
@@ -141,7 +145,7 @@ func kubePartition(t *testing.T, ctx context.Context, l *lab.Lab, dyn dynamic.In
 	if verdict != string(api.VerdictPass) || exp != "partition-c1-c2" {
 		t.Errorf("ExperimentRun %s: spec.experiment %q, status.verdict %q", run.ID, exp, verdict)
 	}
-
+	return run
 }
 
 // kubeMemory runs the library's memory-pressure-customers against the
