@@ -47,6 +47,14 @@
 // read. Kind names are agentapi.Kind constants; CIDRs and ports follow
 // agentapi's rules, the same the agent's drivers apply.
 //
+// # Data loss (RPO)
+//
+// spec.dataLoss ([DataLoss]) makes chaosd write to the system under test
+// during the run (HTTP requests templated with a per-write marker) and
+// read the writes back after recovery; the span of acknowledged writes
+// that were lost is the measured RPO, judged against spec.recovery.rpo.
+// The runner does the writing and judging (runner/dataloss.go).
+//
 // # Probe conditions
 //
 // A probe's condition (op with threshold, or between min and max) says when
