@@ -92,8 +92,8 @@ func (r *Runner) startWrites(ctx context.Context) (*dataCheck, api.Verdict, stri
 		}
 	}
 	if n, acked, last := dc.counts(); acked == 0 {
-		return dc, api.VerdictError, fmt.Sprintf("data-loss check: none of the %d writes answered in the %s before the inject was acknowledged (last: %s); it could measure nothing",
-			n, spec.LeadIn.D(), last)
+		return dc, api.VerdictError, fmt.Sprintf("data-loss check: no write was acknowledged in the %s before the inject (%d answered, last: %s); it could measure nothing",
+			spec.LeadIn.D(), n, last)
 	}
 	return dc, "", ""
 }
@@ -154,7 +154,7 @@ func (dc *dataCheck) counts() (n, acked int, last string) {
 			acked++
 		}
 	}
-	last = "none answered yet"
+	last = "none"
 	if len(dc.writes) > 0 {
 		last = dc.writes[len(dc.writes)-1].outcome
 	}
@@ -215,7 +215,7 @@ func (dc *dataCheck) judge(ctx context.Context, verdict api.Verdict, reason stri
 	save := func() { r.update(func(rec *api.Run) { rec.DataLoss = &dl }) }
 
 	if verdict != api.VerdictPass && verdict != api.VerdictFail {
-		dl.Error = fmt.Sprintf("not read back: the run ended %s before recovery was judged", verdict)
+		dl.Error = fmt.Sprintf("not read back: the run ended (%s) before recovery was judged", verdict)
 		save()
 		return verdict, reason
 	}
