@@ -53,6 +53,7 @@ type Daemon struct {
 	prober    runner.Prober
 	alerts    runner.AlertHistory
 	silencer  runner.Silencer // nil: no Alertmanager configured
+	data      runner.DataClient
 	inventory runner.Inventory
 	fleet     fleet
 	recorder  runner.Recorder // nil: no Kubernetes Events
@@ -96,7 +97,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, token: token, prober: prober, alerts: prober}
+	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, token: token, prober: prober, alerts: prober, data: newDataClient()}
 	if cfg.Alertmanager.URL != "" {
 		am, err := alertmanager.New(cfg.Alertmanager.URL, nil)
 		if err != nil {

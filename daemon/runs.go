@@ -97,7 +97,7 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 	lg := d.lg.Named("runner")
 	save := d.saver(lg)
 	rn := runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder,
-		Alerts: d.alerts, Silencer: d.silencer},
+		Alerts: d.alerts, Silencer: d.silencer, Data: d.data},
 		lg, runner.Options{Lease: d.cfg.lease()})
 	first := rn.Record()
 	save(first)

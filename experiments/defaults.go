@@ -44,6 +44,9 @@ func applyDefaults(e *Experiment, written func(path string) bool) {
 	if r.RTO == 0 && !written("spec.recovery.rto") {
 		r.RTO = Duration(DefaultRTO * time.Second)
 	}
+	if r.RPO == 0 && !written("spec.recovery.rpo") {
+		r.RPO = Duration(DefaultRPO * time.Second)
+	}
 	if r.HoldFor == 0 && !written("spec.recovery.holdFor") {
 		r.HoldFor = DefaultHoldForProbeIntervals * s.ProbeInterval
 	}
@@ -60,6 +63,9 @@ func applyDefaults(e *Experiment, written func(path string) bool) {
 	}
 	if sl := s.Silence; sl != nil && sl.Grace == 0 && !written("spec.silence.grace") {
 		sl.Grace = Duration(DefaultSilenceGrace * time.Second)
+	}
+	if d := s.DataLoss; d != nil {
+		dataLossDefaults(d, func(field string) bool { return written("spec.dataLoss." + field) })
 	}
 	if sc := s.Schedule; sc != nil && sc.TimeZone == "" && !written("spec.schedule.timeZone") {
 		sc.TimeZone = DefaultTimeZone

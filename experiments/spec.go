@@ -31,9 +31,11 @@
 //
 // Fields left out (or null) get: probeInterval 2s, target mode all,
 // partition direction both, exception.level and appLatency.level 1,
-// effects.within 30s, recovery.rto 15m, recovery.holdFor 3 probe
-// intervals, recovery.timeout rto + holdFor, recovery.probes a copy of the
-// steady-state probes, schedule.timeZone UTC. A field written with a zero
+// effects.within 30s, recovery.rto 15m, recovery.rpo 5m,
+// recovery.holdFor 3 probe intervals, recovery.timeout rto + holdFor,
+// recovery.probes a copy of the steady-state probes, schedule.timeZone
+// UTC, dataLoss.interval 1s, dataLoss.leadIn 10s, dataLoss.timeout 2s,
+// dataLoss.write.method POST, dataLoss.read.method GET. A field written with a zero
 // value keeps it and is then rejected where zero is invalid.
 //
 // # Fault kinds
@@ -44,6 +46,14 @@
 // table (kinds.go) that decoding, defaults, validation and the runner
 // read. Kind names are agentapi.Kind constants; CIDRs and ports follow
 // agentapi's rules, the same the agent's drivers apply.
+//
+// # Data loss (RPO)
+//
+// spec.dataLoss ([DataLoss]) makes chaosd write to the system under test
+// during the run (HTTP requests templated with a per-write marker) and
+// read the writes back after recovery; the span of acknowledged writes
+// that were lost is the measured RPO, judged against spec.recovery.rpo.
+// The runner does the writing and judging (runner/dataloss.go).
 //
 // # Probe conditions
 //
@@ -67,6 +77,8 @@ const APIVersion = "chaosd.io/v1alpha1"
 const (
 	// DefaultRTO is spec.recovery.rto when left out, in seconds (15m).
 	DefaultRTO = 15 * 60
+	// DefaultRPO is spec.recovery.rpo when left out, in seconds (5m).
+	DefaultRPO = 5 * 60
 	// DefaultProbeInterval is spec.probeInterval when left out, in seconds.
 	DefaultProbeInterval = 2
 	// DefaultHoldForProbeIntervals is spec.recovery.holdFor when left out,
@@ -153,6 +165,9 @@ type Spec struct {
 	// Silence, when set, silences the expected alerts in Alertmanager for
 	// the run, so the on-call team is not paged for what was planned.
 	Silence *Silence `yaml:"silence,omitempty" json:"silence,omitempty"`
+	// DataLoss, when set, is the data-loss (RPO) check: writes made
+	// during the run are read back after recovery; see DataLoss.
+	DataLoss *DataLoss `yaml:"dataLoss,omitempty" json:"dataLoss,omitempty"`
 }
 
 // Target returns the target named name.
@@ -283,6 +298,10 @@ type AbortProbe struct {
 type Recovery struct {
 	// RTO is the recovery time objective (default 15m).
 	RTO Duration `yaml:"rto,omitempty" json:"rto"`
+	// RPO is the recovery point objective (default 5m): the longest span
+	// of acknowledged writes the system may lose. Only spec.dataLoss
+	// measures it.
+	RPO Duration `yaml:"rpo,omitempty" json:"rpo"`
 	// HoldFor is how long the probes must hold continuously to count as
 	// recovered (default 3 probe intervals).
 	HoldFor Duration `yaml:"holdFor,omitempty" json:"holdFor"`

@@ -133,6 +133,9 @@ func (v *validator) spec(s *Spec) {
 	if s.Schedule != nil {
 		v.schedule(s.Schedule)
 	}
+	if s.DataLoss != nil {
+		v.dataLoss(s.DataLoss)
+	}
 }
 
 func (v *validator) target(path string, t *Target, seen map[string]int, i int) {
@@ -286,6 +289,9 @@ func (v *validator) effects(ef *Effects, duration Duration) {
 func (v *validator) recovery(r *Recovery, interval Duration) {
 	if r.RTO <= 0 {
 		v.addf("spec.recovery.rto", "must be > 0, not %s", r.RTO)
+	}
+	if r.RPO <= 0 {
+		v.addf("spec.recovery.rpo", "must be > 0, not %s", r.RPO)
 	}
 	if r.HoldFor < interval {
 		v.addf("spec.recovery.holdFor", "must be at least probeInterval (%s), not %s", interval, r.HoldFor)

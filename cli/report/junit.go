@@ -12,8 +12,9 @@ import (
 // JUnit writes a run as a JUnit XML test suite, for CI systems that gate
 // on test reports: one test case per criterion of the verdict (steady
 // state before inject, effects proven, no abort, faults reverted and
-// verified, recovered, RTO within target), failed or errored as the run
-// decided, with the human report as the suite's output.
+// verified, recovered, RTO within target, and RPO within target when the
+// run has a data-loss check), failed or errored as the run decided, with
+// the human report as the suite's output.
 func JUnit(w io.Writer, r api.Run) error {
 	suite := junitSuite{Name: "chaosd." + r.Experiment, Timestamp: r.CreatedAt.UTC().Format("2006-01-02T15:04:05")}
 	if r.FinishedAt != nil {
@@ -49,6 +50,9 @@ func JUnit(w io.Writer, r api.Run) error {
 		for _, name := range []string{"no abort condition fired", "faults reverted and verified", "recovered", "RTO within target"} {
 			skipped(name, "nothing was injected")
 		}
+		if r.DataLoss != nil {
+			skipped(rpoCase, "nothing was injected")
+		}
 		return writeSuite(w, suite, r)
 	}
 	if hasPhase(r, api.PhaseEffects) {
@@ -77,6 +81,9 @@ func JUnit(w io.Writer, r api.Run) error {
 	if r.Verdict == api.VerdictAborted {
 		skipped("recovered", "the run was aborted")
 		skipped("RTO within target", "the run was aborted")
+		if r.DataLoss != nil {
+			skipped(rpoCase, "the run was aborted")
+		}
 		return writeSuite(w, suite, r)
 	}
 	rec := ""
@@ -84,14 +91,41 @@ func JUnit(w io.Writer, r api.Run) error {
 		rec = r.Reason
 	}
 	add("recovered", rec, errIf(toolErr, r.Times.Recovered == nil && rec == ""))
+	rpo, rpoErr, dataLost := dataLossCase(r)
 	rto := ""
 	if m := r.RTO.MeasuredSeconds; m != nil && *m > r.RTO.TargetSeconds {
 		rto = fmt.Sprintf("measured RTO %.3fs exceeds the target %.0fs", *m, r.RTO.TargetSeconds)
-	} else if r.Verdict == api.VerdictFail && r.Times.Recovered != nil {
+	} else if r.Verdict == api.VerdictFail && r.Times.Recovered != nil && !dataLost {
 		rto = r.Reason // e.g. the steady state did not hold during the fault
 	}
 	add("RTO within target", rto, "")
+	if r.DataLoss != nil {
+		add(rpoCase, rpo, rpoErr)
+	}
 	return writeSuite(w, suite, r)
+}
+
+// rpoCase is the test case of the data-loss check.
+const rpoCase = "RPO within target"
+
+// dataLossCase judges the data-loss check: failed when the measured RPO
+// is over its target, errored when it could not be measured.
+func dataLossCase(r api.Run) (fail, errored string, lost bool) {
+	d := r.DataLoss
+	switch {
+	case d == nil:
+		return "", "", false
+	case d.MeasuredSeconds == nil:
+		msg := d.Error
+		if msg == "" {
+			msg = "not measured"
+		}
+		return "", "data-loss check: " + msg, false
+	case *d.MeasuredSeconds > d.TargetSeconds:
+		return fmt.Sprintf("measured RPO %.3fs exceeds the target %gs: %d of %d acknowledged writes lost",
+			*d.MeasuredSeconds, d.TargetSeconds, d.Lost, d.Acknowledged), "", true
+	}
+	return "", "", false
 }
 
 func errIf(msg string, cond bool) string {

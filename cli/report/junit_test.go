@@ -52,6 +52,21 @@ func TestJUnit(t *testing.T) {
 			r.Faults = nil
 			return r
 		}(), tests: 5, errors: 1, skipped: 4, wantFailing: "steady state holds before inject"},
+		{name: "RPO over target", run: func() api.Run {
+			r := base(api.VerdictFail, "data lost: 10 of 19 acknowledged writes lost, spanning 4.5s, more than the RPO 1s; recovered in 31s")
+			r.DataLoss = &api.DataLoss{TargetSeconds: 1, Writes: 37, Acknowledged: 19, Lost: 10, MeasuredSeconds: secs(4.5)}
+			return r
+		}(), tests: 6, failures: 1, wantFailing: "RPO within target"},
+		{name: "RPO within target", run: func() api.Run {
+			r := base(api.VerdictPass, "recovered in 31s; 0 of 19 acknowledged writes lost")
+			r.DataLoss = &api.DataLoss{TargetSeconds: 1, Writes: 37, Acknowledged: 19, MeasuredSeconds: secs(0)}
+			return r
+		}(), tests: 6},
+		{name: "RPO not measurable", run: func() api.Run {
+			r := base(api.VerdictError, "data-loss check could not be judged: read back: HTTP 503")
+			r.DataLoss = &api.DataLoss{TargetSeconds: 1, Writes: 37, Acknowledged: 19, Error: "read back: HTTP 503"}
+			return r
+		}(), tests: 6, errors: 1, wantFailing: "RPO within target"},
 		{name: "fault not verified", run: func() api.Run {
 			r := base(api.VerdictError, "revert: agent could not verify removal")
 			r.Faults[0].Verified = false

@@ -69,6 +69,9 @@ func (p *printer) header(r api.Run) {
 	p.printf("Run         %s\n", run)
 	p.printf("%s\n", wrap("Verdict     ", Verdict(r), Width))
 	p.printf("RTO         %s\n", RTOLine(r))
+	if r.DataLoss != nil {
+		p.printf("%s\n", wrap("RPO         ", RPOLine(*r.DataLoss), Width))
+	}
 	if r.BlindSeconds > 0 {
 		p.printf("Blind       %s: the probes could not be evaluated (counted neither for nor against the system)\n",
 			secondsDuration(r.BlindSeconds))
@@ -113,6 +116,21 @@ func RTOLine(r api.Run) string {
 	s := fmt.Sprintf("%s (target %s)", measured, secondsDuration(rto.TargetSeconds))
 	if rto.ResolutionSeconds > 0 {
 		s += fmt.Sprintf(" — resolution ±%s", secondsDuration(rto.ResolutionSeconds))
+	}
+	return s
+}
+
+// RPOLine is the data-loss check: "4.5s (target 1m0s) — 9 of 31
+// acknowledged writes lost (62 writes)".
+func RPOLine(d api.DataLoss) string {
+	measured := "not measured"
+	if d.MeasuredSeconds != nil {
+		measured = Seconds(*d.MeasuredSeconds)
+	}
+	s := fmt.Sprintf("%s (target %s) — %d of %d acknowledged writes lost (%d writes)",
+		measured, secondsDuration(d.TargetSeconds), d.Lost, d.Acknowledged, d.Writes)
+	if d.Error != "" {
+		s += "; " + d.Error
 	}
 	return s
 }

@@ -96,6 +96,15 @@ func runningRun() api.Run {
 	return r
 }
 
+// dataLossRun recovered in time but lost acknowledged writes.
+func dataLossRun() api.Run {
+	r := passRun()
+	r.Verdict = api.VerdictFail
+	r.Reason = "data lost: 9 of 31 acknowledged writes lost, spanning 4.5s, more than the RPO 1s (resolution ±500ms); " + r.Reason
+	r.DataLoss = &api.DataLoss{TargetSeconds: 1, Writes: 62, Acknowledged: 31, Lost: 9, FirstLost: at(15), LastLost: at(19.5), MeasuredSeconds: ptr(4.5)}
+	return r
+}
+
 func TestTextGolden(t *testing.T) {
 	tests := []struct {
 		name string
@@ -104,6 +113,7 @@ func TestTextGolden(t *testing.T) {
 		{"pass", passRun()},
 		{"fail", failRun()},
 		{"running", runningRun()},
+		{"dataloss", dataLossRun()},
 		{"empty", api.Run{ID: "r-1", Experiment: "x", Phase: api.PhasePending, CreatedAt: t0}},
 		{"preflight-error", api.Run{
 			ID: "r-2", Experiment: "partition-c1-c2", Trigger: api.TriggerSchedule, Phase: api.PhaseDone,

@@ -98,6 +98,8 @@ type Deps struct {
 	// Save is called with a copy of the record after every change; it must
 	// not block for long. Nil: records are not saved.
 	Save func(api.Run)
+	// Data makes the data-loss check's requests (dataloss.go).
+	Data DataClient
 }
 
 // Options tune a runner; zero values take the defaults.
@@ -220,6 +222,12 @@ func (r *Runner) run(ctx context.Context) (api.Verdict, string) {
 	if verdict != "" {
 		return verdict, reason
 	}
+	// The data-loss check writes from here to the revert (dataloss.go).
+	writes, verdict, reason := r.startWrites(ctx)
+	defer writes.close()
+	if verdict != "" {
+		return verdict, reason
+	}
 	if verdict, reason := r.steadyState(ctx); verdict != "" {
 		return verdict, reason
 	}
@@ -244,13 +252,16 @@ func (r *Runner) run(ctx context.Context) (api.Verdict, string) {
 	} else {
 		verdict, reason = r.observe(ctx)
 	}
-	if err := r.revertAll(ctx); err != nil {
+	err := r.revertAll(ctx)
+	writes.stop()
+	if err != nil {
 		return api.VerdictError, joinReasons(reason, "revert: "+err.Error())
 	}
 	if verdict != "" {
 		return verdict, reason
 	}
-	return r.recover(ctx)
+	verdict, reason = r.recover(ctx)
+	return writes.judge(ctx, verdict, reason)
 }
 
 // judgeAlerts adds the alert checks to a run that injected: a failed

@@ -154,10 +154,23 @@ func (s *visitStore) byPets(ids []int) []Visit {
 }
 
 func (s *visitStore) add(v Visit) Visit {
+	v.ID = s.reserveID()
+	s.put(v)
+	return v
+}
+
+// reserveID hands out the next visit ID.
+func (s *visitStore) reserveID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v.ID = s.nextID
+	id := s.nextID
 	s.nextID++
+	return id
+}
+
+// put stores v under the ID it already has.
+func (s *visitStore) put(v Visit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.visits = append(s.visits, v)
-	return v
 }

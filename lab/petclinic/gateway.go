@@ -3,7 +3,10 @@ package petclinic
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -71,4 +74,55 @@ func (g *gateway) ownerDetails(w http.ResponseWriter, r *http.Request) {
 		out.Pets = append(out.Pets, PetDetailsWithVisits{ID: p.ID, Name: p.Name, BirthDate: p.BirthDate, Type: p.Type, Visits: vs})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// Spring Cloud Gateway routes of api-gateway (application.yml): Path
+// predicates with StripPrefix=2, and the default CircuitBreaker filter
+// whose fallback (forward:/fallback) answers 503 when the service cannot
+// be reached within the TimeLimiter's timeout.
+var gatewayRoutes = []struct{ prefix, service string }{
+	{"/api/customer/", CustomersService},
+	{"/api/visit/", VisitsService},
+}
+
+// routeURITag is the uri tag WebFlux records for requests a gateway route
+// serves: no handler pattern matched them.
+const routeURITag = "UNKNOWN"
+
+// newRoutes registers the proxy routes /api/customer/** and /api/visit/**.
+func newRoutes(r *router, customersURL, visitsURL string, timeout time.Duration, log *zap.Logger) error {
+	for _, rt := range gatewayRoutes {
+		base := customersURL
+		if rt.service == VisitsService {
+			base = visitsURL
+		}
+		target, err := url.Parse(base)
+		if err != nil {
+			return fmt.Errorf("route %s**: %w", rt.prefix, err)
+		}
+		proxy := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				// StripPrefix=2: /api/visit/owners/1/... → /owners/1/...
+				pr.Out.URL.Path = "/" + strings.TrimPrefix(pr.In.URL.Path, rt.prefix)
+				pr.Out.URL.RawPath = ""
+				pr.SetURL(target)
+				pr.SetXForwarded()
+			},
+			Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second},
+			ErrorLog:  zap.NewStdLog(log.Named("route")),
+			ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+				log.Warn("route failed, fallback", zap.String("route", rt.service), zap.String("path", req.URL.Path), zap.Error(err))
+				w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = fmt.Fprintf(w, "%s is currently unavailable. Please try again later.", rt.service)
+			},
+		}
+		r.mux.HandleFunc(rt.prefix+"{rest...}", func(w http.ResponseWriter, req *http.Request) {
+			// The CircuitBreaker filter's TimeLimiter bounds the call.
+			ctx, cancel := context.WithTimeout(req.Context(), timeout)
+			defer cancel()
+			r.serve(w, req.WithContext(ctx), routeURITag, proxy.ServeHTTP)
+		})
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,6 +33,10 @@ type Config struct {
 	VisitsTimeout time.Duration
 	Breaker       BreakerConfig
 	Reconnect     Reconnect
+	// WriteBehind, when positive, makes visits-service acknowledge new
+	// visits at once and flush them this much later; a flush that cannot
+	// reach customers-service discards the buffer (see writeBehind).
+	WriteBehind time.Duration
 	// ChaosMonkey configures the Chaos Monkey for Spring Boot actuator
 	// (disabled with CMSB's defaults unless set).
 	ChaosMonkey ChaosMonkeyConfig
@@ -61,6 +66,8 @@ type Server struct {
 	ChaosMonkey *ChaosMonkey
 	handler     http.Handler
 	log         *zap.Logger
+	// buffer is visits-service's write-behind buffer (nil when off).
+	buffer *writeBehind
 }
 
 // New builds the service described by cfg.
@@ -83,7 +90,11 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 		if cfg.CustomersURL == "" {
 			return nil, errors.New("visits-service needs a customers-service URL")
 		}
-		newVisits(r, m, newUpstream(CustomersService, cfg.CustomersURL, cfg.ClientTimeout, m).watched(cm, restTemplateComponent), cfg.Reconnect, log)
+		if cfg.WriteBehind < 0 {
+			return nil, fmt.Errorf("write-behind delay must not be negative, got %s", cfg.WriteBehind)
+		}
+		v := newVisits(r, m, newUpstream(CustomersService, cfg.CustomersURL, cfg.ClientTimeout, m).watched(cm, restTemplateComponent), cfg.Reconnect, cfg.WriteBehind, log)
+		s.buffer = v.buffer
 	case APIGateway:
 		if cfg.CustomersURL == "" || cfg.VisitsURL == "" {
 			return nil, errors.New("api-gateway needs customers-service and visits-service URLs")
@@ -98,6 +109,9 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 			return nil, err
 		}
 		s.Breaker = b
+		if err := newRoutes(r, cfg.CustomersURL, cfg.VisitsURL, cfg.VisitsTimeout, log); err != nil {
+			return nil, err
+		}
 		newGateway(r, newUpstream(CustomersService, cfg.CustomersURL, cfg.ClientTimeout, m).watched(cm, customersClientComponent),
 			newUpstream(VisitsService, cfg.VisitsURL, cfg.ClientTimeout, m).watched(cm, visitsClientComponent), b, cfg.VisitsTimeout, log)
 	default:
@@ -118,6 +132,13 @@ func (s *Server) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	if s.buffer != nil {
+		bg.Go(func() { s.buffer.run(bgCtx) })
+	}
 	s.log.Info("serving", zap.String("service", s.cfg.Service), zap.String("listen", ln.Addr().String()))
 	select {
 	case err := <-errc:

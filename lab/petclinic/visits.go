@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ func (r Reconnect) String() string {
 // customers-service (across the TGW); when that fails it answers 500.
 type visits struct {
 	store     *visitStore
+	buffer    *writeBehind // nil: writes go to the store at once
 	customers *upstream
 	reconnect Reconnect
 	timer     *timer
@@ -67,8 +69,12 @@ type visits struct {
 	downEver bool
 }
 
-func newVisits(r *router, m *Metrics, customers *upstream, rc Reconnect, log *zap.Logger) *visits {
+func newVisits(r *router, m *Metrics, customers *upstream, rc Reconnect, writeBehind time.Duration, log *zap.Logger) *visits {
 	v := &visits{store: newVisitStore(), customers: customers, reconnect: rc, timer: m.visitTimer(), log: log, now: time.Now}
+	if writeBehind > 0 {
+		v.buffer = newWriteBehind(writeBehind, v.store, v.validatePet, log.Named("writebehind"))
+		r.handle("GET", "/actuator/writebehind", v.buffer.status)
+	}
 	comp := func(m string) Component {
 		return Component{Bean: "visitResource", Class: visitResourceClass, Method: m}
 	}
@@ -155,7 +161,7 @@ func (v *visits) doReadMany(w http.ResponseWriter, r *http.Request) string {
 		springError(w, r, http.StatusInternalServerError, exc)
 		return exc
 	}
-	writeJSON(w, http.StatusOK, Visits{Items: v.store.byPets(ids)})
+	writeJSON(w, http.StatusOK, Visits{Items: v.byPets(ids)})
 	return "none"
 }
 
@@ -176,7 +182,7 @@ func (v *visits) doReadOne(w http.ResponseWriter, r *http.Request) string {
 		springError(w, r, http.StatusInternalServerError, exc)
 		return exc
 	}
-	writeJSON(w, http.StatusOK, v.store.byPets([]int{id}))
+	writeJSON(w, http.StatusOK, v.byPets([]int{id}))
 	return "none"
 }
 
@@ -211,6 +217,22 @@ func (v *visits) doCreate(w http.ResponseWriter, r *http.Request) string {
 	if in.Date == "" {
 		in.Date = time.Now().Format(time.DateOnly)
 	}
+	if v.buffer != nil {
+		writeJSON(w, http.StatusCreated, v.buffer.add(in))
+		return "none"
+	}
 	writeJSON(w, http.StatusCreated, v.store.add(in))
 	return "none"
+}
+
+// byPets returns the visits of the pets ids, the write-behind buffer's
+// included (read-your-writes), in ID order.
+func (v *visits) byPets(ids []int) []Visit {
+	out := v.store.byPets(ids)
+	if v.buffer == nil {
+		return out
+	}
+	out = append(out, v.buffer.byPets(ids)...)
+	slices.SortFunc(out, func(a, b Visit) int { return a.ID - b.ID })
+	return out
 }

@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Breaker.WaitDurationInOpenState, "breaker-wait-open", cfg.Breaker.WaitDurationInOpenState, "circuit breaker waitDurationInOpenState")
 	fs.IntVar(&cfg.Breaker.PermittedNumberOfCallsInHalfOpenState, "breaker-half-open-calls", cfg.Breaker.PermittedNumberOfCallsInHalfOpenState, "circuit breaker permittedNumberOfCallsInHalfOpenState")
 	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "share (0..1) of API requests that fail with a 500 whatever happens (a flaky service)")
+	fs.DurationVar(&cfg.WriteBehind, "write-behind", 0, "visits-service: acknowledge new visits at once and flush them this much later; a flush that cannot reach customers-service discards the buffer (0: off)")
 	fs.StringVar(&reconnect, "customers-reconnect", "immediate", "visits-service after a failed customers call: immediate | never | after:DURATION")
 	if err := fs.Parse(args); err != nil {
 		return err
