@@ -173,6 +173,7 @@ spec:
   duration: %s
   probeInterval: 1s
   steadyState:
+    baseline: 1s
     probes:
       - name: healthy
         query: min(sut_healthy)
