@@ -10,7 +10,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/chaosd ./cmd/chaosctl ./lab/cmd/petclinic ./lab/cmd/loadgen ./lab/cmd/cadvisor ./lab/cmd/chaoslab
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/chaosd ./cmd/chaosctl ./lab/cmd/petclinic ./lab/cmd/loadgen ./lab/cmd/cadvisor ./lab/cmd/alertsink ./lab/cmd/chaoslab
 
 deps:
 	hack/deps.sh

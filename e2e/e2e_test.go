@@ -50,7 +50,7 @@ func setup(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(tmp)
-	cmd := exec.Command("go", "build", "-o", tmp+"/", "../cmd/chaosd", "../cmd/chaosctl", "../lab/cmd/petclinic", "../lab/cmd/loadgen", "../lab/cmd/cadvisor")
+	cmd := exec.Command("go", "build", "-o", tmp+"/", "../cmd/chaosd", "../cmd/chaosctl", "../lab/cmd/petclinic", "../lab/cmd/loadgen", "../lab/cmd/cadvisor", "../lab/cmd/alertsink")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return 0, fmt.Errorf("build binaries: %w", err)

@@ -6,7 +6,7 @@ set -euo pipefail
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
-command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)   # the lab's Alertmanager, amtool; tests
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)       # debugging aid; the agent speaks netlink itself
 command -v curl >/dev/null || need+=(curl)
@@ -25,6 +25,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Debian's package starts a system Prometheus on :9090; the project never
-# uses it (the lab and the tests run their own), so leave it alone.
+# Debian's packages may start a system Prometheus on :9090 and a system
+# Alertmanager on :9093; the project never uses them (the lab and the
+# tests run their own, inside the lab's namespaces), so leave them alone.
 command -v go >/dev/null || { echo "hack/deps.sh: Go 1.26 is required (https://go.dev/dl)" >&2; exit 1; }

@@ -19,6 +19,12 @@ const (
 	ChaosdTCPPort  = 7080
 	AgentTCPPort   = 7070
 	CAdvisorPort   = 8085
+	// AlertmanagerPort is the lab Alertmanager's (in the mgmt namespace;
+	// Debian's package may run a system one on the host's :9093, which
+	// the lab never uses).
+	AlertmanagerPort = 9093
+	// AlertSinkPort is the lab's webhook receiver's (mgmt namespace).
+	AlertSinkPort = 9095
 )
 
 // service is one PetClinic stand-in and where it runs.
@@ -59,25 +65,54 @@ type promScrapeConfig struct {
 // ScrapeInterval is the lab Prometheus' scrape interval.
 const ScrapeInterval = "250ms"
 
+type promAlertmanagerConfig struct {
+	APIVersion    string             `yaml:"api_version"`
+	StaticConfigs []promStaticConfig `yaml:"static_configs"`
+}
+
 type promConfig struct {
 	Global struct {
 		ScrapeInterval     string `yaml:"scrape_interval"`
 		ScrapeTimeout      string `yaml:"scrape_timeout"`
 		EvaluationInterval string `yaml:"evaluation_interval"`
 	} `yaml:"global"`
+	RuleFiles []string `yaml:"rule_files,omitempty"`
+	Alerting  *struct {
+		Alertmanagers []promAlertmanagerConfig `yaml:"alertmanagers"`
+	} `yaml:"alerting,omitempty"`
 	ScrapeConfigs []promScrapeConfig `yaml:"scrape_configs"`
+}
+
+// EvaluationInterval is the lab Prometheus' rule evaluation interval.
+const EvaluationInterval = "1s"
+
+// promOptions are what the lab's Prometheus config depends on.
+type promOptions struct {
+	// ChaosdTokenFile, when set, adds the chaosd job (the control plane runs).
+	ChaosdTokenFile string
+	// RuleFiles are evaluated every EvaluationInterval.
+	RuleFiles []string
+	// Alertmanager (host:port), when set, receives the alerts.
+	Alertmanager string
 }
 
 // prometheusConfig scrapes every service over the management network, so
 // a partition between the clusters never hides metrics, and chaosd when
-// the control plane runs (with its API token).
-func prometheusConfig(chaosdTokenFile string) ([]byte, error) {
+// the control plane runs (with its API token); it evaluates the rule
+// files and sends alerts to the lab's Alertmanager.
+func prometheusConfig(o promOptions) ([]byte, error) {
 	var c promConfig
 	// A short scrape interval keeps the lag between a change in the
 	// system and its visibility to probes well under the probe interval
 	// (1s in the library), so measured times are good to about one probe
 	// interval + ScrapeInterval.
-	c.Global.ScrapeInterval, c.Global.ScrapeTimeout, c.Global.EvaluationInterval = ScrapeInterval, ScrapeInterval, "1s"
+	c.Global.ScrapeInterval, c.Global.ScrapeTimeout, c.Global.EvaluationInterval = ScrapeInterval, ScrapeInterval, EvaluationInterval
+	c.RuleFiles = o.RuleFiles
+	if o.Alertmanager != "" {
+		c.Alerting = &struct {
+			Alertmanagers []promAlertmanagerConfig `yaml:"alertmanagers"`
+		}{[]promAlertmanagerConfig{{APIVersion: "v2", StaticConfigs: []promStaticConfig{{Targets: []string{o.Alertmanager}}}}}}
+	}
 	for _, s := range services {
 		n := serviceNode(s)
 		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
@@ -94,11 +129,11 @@ func prometheusConfig(chaosdTokenFile string) ([]byte, error) {
 		MetricsPath:   "/metrics",
 		StaticConfigs: []promStaticConfig{{Targets: []string{fmt.Sprintf("%s:%d", MgmtIP, CAdvisorPort)}}},
 	})
-	if chaosdTokenFile != "" {
+	if o.ChaosdTokenFile != "" {
 		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
 			JobName:       "chaosd",
 			MetricsPath:   "/metrics",
-			Authorization: &promAuthorization{Type: "Bearer", CredentialsFile: chaosdTokenFile},
+			Authorization: &promAuthorization{Type: "Bearer", CredentialsFile: o.ChaosdTokenFile},
 			StaticConfigs: []promStaticConfig{{Targets: []string{fmt.Sprintf("%s:%d", MgmtIP, ChaosdTCPPort)}}},
 		})
 	}
@@ -116,6 +151,7 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 	c.DataDir = l.path("chaosd-data")
 	c.ExperimentsDir = l.ExperimentsDir
 	c.Prometheus.URL = l.PrometheusURL
+	c.Alertmanager.URL = l.AlertmanagerURL
 	c.AgentTokenFile = l.AgentTokenFile
 	if l.cfg.Kube {
 		// Kubernetes mode for C1: agents and services are discovered from

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goccy/go-yaml"
+	"github.com/prometheus/prometheus/promql/parser"
+
 	"github.com/chaosd/chaosd/daemon"
 )
 
@@ -33,7 +36,8 @@ func TestChaosdConfig(t *testing.T) {
 	c, _ := chaosdConfigOf(t, false)
 	if c.Listen.Socket != "/run/chaosd-lab/x/chaosd.sock" || c.Listen.TCP != "10.254.0.2:7080" || c.TokenFile != "/run/chaosd-lab/x/token" ||
 		c.DataDir != "/run/chaosd-lab/x/chaosd-data" || c.ExperimentsDir != "/repo/experiments/library" ||
-		c.Prometheus.URL != "http://10.254.0.2:9090" || c.AgentTokenFile != "/run/chaosd-lab/x/agent-token" {
+		c.Prometheus.URL != "http://10.254.0.2:9090" || c.AgentTokenFile != "/run/chaosd-lab/x/agent-token" ||
+		c.Alertmanager.URL != "http://10.254.0.2:9093" {
 		t.Errorf("chaosd config %+v", c)
 	}
 	nodes := map[string]daemon.AgentNode{}
@@ -70,34 +74,163 @@ func TestChaosdConfig(t *testing.T) {
 	}
 }
 
+// promtoolBin is Debian's promtool (package prometheus, installed by
+// hack/deps.sh), or "" when missing.
+func promtoolBin() string {
+	if p, err := exec.LookPath("promtool"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/promtool"); err == nil {
+		return "/usr/bin/promtool"
+	}
+	return ""
+}
+
 func TestPrometheusConfig(t *testing.T) {
 	for _, token := range []string{"", "/run/chaosd-lab/x/token"} {
-		b, err := prometheusConfig(token)
+		dir := t.TempDir()
+		l := newLab(Config{Name: "x", Prefix: "cl", StateDir: dir})
+		b, err := prometheusConfig(promOptions{ChaosdTokenFile: token, RuleFiles: l.RuleFiles, Alertmanager: "10.254.0.2:9093"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range []string{"job_name: api-gateway", "job_name: customers-service", "job_name: visits-service",
-			"10.254.0.11:8080", "10.254.0.12:8081", "10.254.0.13:8082", "metrics_path: /actuator/prometheus", "scrape_interval: 250ms"} {
+			"10.254.0.11:8080", "10.254.0.12:8081", "10.254.0.13:8082", "metrics_path: /actuator/prometheus", "scrape_interval: 250ms",
+			"evaluation_interval: 1s", dir + "/rules/chaosd-rules.yaml", dir + "/rules/petclinic-alerts.yaml",
+			"alertmanagers:", "- 10.254.0.2:9093"} {
 			if !strings.Contains(string(b), want) {
-				t.Errorf("prometheus.yml lacks %q", want)
+				t.Errorf("prometheus.yml lacks %q:\n%s", want, b)
 			}
 		}
 		if got := strings.Contains(string(b), "job_name: chaosd"); got != (token != "") {
 			t.Errorf("chaosd job present=%v with token %q", got, token)
 		}
-		promtool, err := exec.LookPath("promtool")
-		if err != nil {
+		promtool := promtoolBin()
+		if promtool == "" {
 			continue
 		}
-		p := filepath.Join(t.TempDir(), "prometheus.yml")
+		// promtool checks the rule files the config names too: the ones
+		// the lab writes into its state directory.
+		if err := l.writeRuleFiles(); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "prometheus.yml")
 		if token != "" {
-			tok := filepath.Join(filepath.Dir(p), "token")
+			tok := filepath.Join(dir, "token")
 			os.WriteFile(tok, []byte("x"), 0o600)
 			b = []byte(strings.ReplaceAll(string(b), token, tok))
 		}
 		os.WriteFile(p, b, 0o600)
-		if out, err := exec.Command(promtool, "check", "config", p).CombinedOutput(); err != nil {
+		out, err := exec.Command(promtool, "check", "config", p).CombinedOutput()
+		if err != nil {
 			t.Errorf("promtool check config: %v\n%s", err, out)
+		}
+		for _, want := range []string{"chaosd-rules.yaml", "petclinic-alerts.yaml"} {
+			if !strings.Contains(string(out), want) || !strings.Contains(string(out), "SUCCESS") {
+				t.Errorf("promtool check config did not check %s:\n%s", want, out)
+			}
+		}
+	}
+}
+
+func TestAlertmanagerConfig(t *testing.T) {
+	b, err := alertmanagerConfig("http://10.254.0.2:9095/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"receiver: lab-webhook", "group_wait: 1s", "group_interval: 1s", "repeat_interval: 12h",
+		"- name: lab-webhook", "url: http://10.254.0.2:9095/alerts", "send_resolved: true", "group_by:\n  - alertname"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("alertmanager.yml lacks %q:\n%s", want, b)
+		}
+	}
+	amtool, err := exec.LookPath("amtool")
+	if err != nil {
+		t.Log("amtool missing (Debian package prometheus-alertmanager, hack/deps.sh): config not checked by Alertmanager's own parser")
+		return
+	}
+	p := filepath.Join(t.TempDir(), "alertmanager.yml")
+	os.WriteFile(p, b, 0o600)
+	if out, err := exec.Command(amtool, "check-config", p).CombinedOutput(); err != nil {
+		t.Errorf("amtool check-config: %v\n%s", err, out)
+	}
+}
+
+// The rule files the lab's Prometheus evaluates: the shipped chaosd rules
+// unchanged, and the lab's PetClinic SLO alerts with the names and labels
+// tests and experiments rely on.
+func TestRuleFiles(t *testing.T) {
+	files := ruleFiles()
+	shipped, err := os.ReadFile("../manifests/prometheus/chaosd-rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(files["chaosd-rules.yaml"]) != string(shipped) {
+		t.Error("the lab's chaosd-rules.yaml differs from manifests/prometheus/chaosd-rules.yaml")
+	}
+	type rule struct {
+		Record, Alert, Expr, For string
+		Labels, Annotations      map[string]string
+	}
+	alerts := map[string]rule{}
+	for name, b := range files {
+		var f struct {
+			Groups []struct {
+				Name, Interval string
+				Rules          []rule
+			}
+		}
+		if err := yaml.UnmarshalWithOptions(b, &f, yaml.Strict()); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		for _, g := range f.Groups {
+			for _, r := range g.Rules {
+				if _, err := parser.NewParser(parser.Options{}).ParseExpr(r.Expr); err != nil {
+					t.Errorf("%s: %s%s: %v", name, r.Alert, r.Record, err)
+				}
+				if r.Alert != "" {
+					alerts[r.Alert] = r
+				}
+			}
+		}
+	}
+	for _, want := range []struct {
+		name, severity string
+		for_           string
+	}{
+		{"PetClinicVisitsCallsFailing", "page", "2s"},
+		{"PetClinicGatewayBreakerOpen", "ticket", "1s"},
+		{"PetClinicGatewayErrors", "page", "5s"},
+	} {
+		r, ok := alerts[want.name]
+		if !ok {
+			t.Errorf("no alert %s", want.name)
+			continue
+		}
+		if r.Labels["severity"] != want.severity || r.Labels["team"] != "petclinic" || r.For != want.for_ {
+			t.Errorf("%s: labels %v for %s; want severity %s, team petclinic, for %s", want.name, r.Labels, r.For, want.severity, want.for_)
+		}
+	}
+	for _, name := range []string{"ChaosdFaultActiveTooLong", "ChaosdRunFailed"} {
+		if _, ok := alerts[name]; !ok {
+			t.Errorf("no alert %s", name)
+		}
+	}
+}
+
+// The lab's alert rules pass promtool's checks and unit tests, like the
+// manifests' (manifests/manifests_test.go).
+func TestLabRulesPromtool(t *testing.T) {
+	promtool := promtoolBin()
+	if promtool == "" {
+		t.Skip("promtool not installed (Debian package prometheus, hack/deps.sh): rules checked by TestRuleFiles only")
+	}
+	for _, args := range [][]string{{"check", "rules", "petclinic-alerts.yaml"}, {"test", "rules", "petclinic-alerts.test.yaml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "prometheus"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }

@@ -45,8 +45,10 @@ type Config struct {
 	ExperimentsDir string // chaosd's experimentsDir
 	StateDir       string // default /run/chaosd-lab/<Name>
 	Prometheus     string // Prometheus binary, default /usr/bin/prometheus
+	Alertmanager   string // Alertmanager binary, default /usr/bin/prometheus-alertmanager
 	// Knobs are extra flags per process: "api-gateway", "customers-service",
-	// "visits-service", "loadgen", "prometheus", "chaosd", "agent".
+	// "visits-service", "loadgen", "prometheus", "alertmanager",
+	// "alertsink", "chaosd", "agent".
 	Knobs map[string][]string
 	// StartControlPlane starts one agent per node and chaosd. Off only for
 	// tests of the lab itself.
@@ -80,6 +82,9 @@ func (c *Config) complete() error {
 	}
 	if c.Prometheus == "" {
 		c.Prometheus = DefaultPrometheus
+	}
+	if c.Alertmanager == "" {
+		c.Alertmanager = DefaultAlertmanager
 	}
 	if c.LoadRPS == 0 {
 		c.LoadRPS = DefaultLoadRPS
@@ -117,6 +122,17 @@ type Lab struct {
 	PrometheusURL  string            // reachable from the mgmt namespace
 	GatewayURL     string            // api-gateway over the mgmt network
 	Namespaces     map[string]string // role → netns name
+	// AlertmanagerURL is the lab's Alertmanager (API v2 under
+	// /api/v2/), reachable from the mgmt namespace; chaosd's config
+	// names it and the lab's Prometheus sends its alerts there.
+	AlertmanagerURL string
+	// AlertsFile records every notification Alertmanager sent to the
+	// lab's webhook receiver, one JSON line per alert (read it with
+	// alertsink.Read).
+	AlertsFile string
+	// RuleFiles are the rule files the lab's Prometheus evaluates (copies
+	// in the state directory).
+	RuleFiles []string
 	// ServiceCgroups maps each service to its memory cgroup, relative to
 	// the memory hierarchy's root.
 	ServiceCgroups map[string]string
@@ -152,6 +168,11 @@ func newLab(cfg Config) *Lab {
 	l.TruthFile = l.path("truth.csv")
 	l.Kubeconfig = l.path("kubeconfig")
 	l.PrometheusURL = fmt.Sprintf("http://%s:%d", MgmtIP, PrometheusPort)
+	l.AlertmanagerURL = fmt.Sprintf("http://%s:%d", MgmtIP, AlertmanagerPort)
+	l.AlertsFile = l.path("alerts.jsonl")
+	for _, f := range sortedRuleFileNames() {
+		l.RuleFiles = append(l.RuleFiles, l.path("rules", f))
+	}
 	gw, _ := NodeByName("c1-n1")
 	l.GatewayURL = fmt.Sprintf("http://%s:%d", gw.MgmtIP, GatewayPort)
 	for _, n := range Nodes {
@@ -222,6 +243,9 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := l.startServices(ctx); err != nil {
 		return nil, err
 	}
+	if err := l.startAlerting(ctx); err != nil {
+		return nil, err
+	}
 	if err := l.startPrometheus(ctx); err != nil {
 		return nil, err
 	}
@@ -250,7 +274,8 @@ func (l *Lab) preflight() error {
 			return fmt.Errorf("network namespace %s already exists (another lab with prefix %q?)", ns, l.Prefix)
 		}
 	}
-	bins := []string{filepath.Join(l.BinDir, "petclinic"), filepath.Join(l.BinDir, "loadgen"), filepath.Join(l.BinDir, "cadvisor"), l.cfg.Prometheus}
+	bins := []string{filepath.Join(l.BinDir, "petclinic"), filepath.Join(l.BinDir, "loadgen"), filepath.Join(l.BinDir, "cadvisor"),
+		filepath.Join(l.BinDir, "alertsink"), l.cfg.Prometheus, l.cfg.Alertmanager}
 	if l.cfg.StartControlPlane {
 		bins = append(bins, filepath.Join(l.BinDir, "chaosd"))
 		if l.ExperimentsDir == "" {
@@ -270,7 +295,7 @@ func (l *Lab) preflight() error {
 	}
 	for _, b := range bins {
 		if st, err := os.Stat(b); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("binary %s is missing or not executable (build it first, e.g. make build)", b)
+			return fmt.Errorf("binary %s is missing or not executable (make build builds the lab's own; hack/deps.sh installs Prometheus and Alertmanager)", b)
 		}
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
@@ -404,7 +429,11 @@ func (l *Lab) startPrometheus(ctx context.Context) error {
 	if l.cfg.StartControlPlane {
 		tokenFile = l.TokenFile
 	}
-	conf, err := prometheusConfig(tokenFile)
+	if err := l.writeRuleFiles(); err != nil {
+		return err
+	}
+	conf, err := prometheusConfig(promOptions{ChaosdTokenFile: tokenFile, RuleFiles: l.RuleFiles,
+		Alertmanager: fmt.Sprintf("%s:%d", MgmtIP, AlertmanagerPort)})
 	if err != nil {
 		return fmt.Errorf("render prometheus config: %w", err)
 	}

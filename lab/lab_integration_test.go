@@ -29,6 +29,9 @@ func requireRoot(t *testing.T) {
 	if _, err := os.Stat(DefaultPrometheus); err != nil {
 		t.Fatalf("%s missing: apt-get install prometheus", DefaultPrometheus)
 	}
+	if _, err := os.Stat(DefaultAlertmanager); err != nil {
+		t.Fatalf("%s missing: apt-get install prometheus-alertmanager (hack/deps.sh)", DefaultAlertmanager)
+	}
 }
 
 // buildBins builds the lab's own binaries once per test binary.
@@ -36,7 +39,7 @@ func buildBins(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/petclinic", "./cmd/loadgen", "./cmd/cadvisor")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/petclinic", "./cmd/loadgen", "./cmd/cadvisor", "./cmd/alertsink")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build lab binaries: %v\n%s", err, out)
 	}

@@ -226,7 +226,7 @@ func findRepo() (string, error) {
 }
 
 func build(ctx context.Context, repo, binDir string, stderr io.Writer) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/chaosd", "./lab/cmd/petclinic", "./lab/cmd/loadgen", "./lab/cmd/cadvisor")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", binDir+"/", "./cmd/chaosd", "./lab/cmd/petclinic", "./lab/cmd/loadgen", "./lab/cmd/cadvisor", "./lab/cmd/alertsink")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = repo, stderr, stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build lab binaries: %w", err)
