@@ -55,7 +55,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&o.stateDir, "state-dir", "", "state directory (default /run/chaosd-lab/NAME)")
 	root.PersistentFlags().BoolVarP(&o.verbose, "verbose", "v", false, "debug logs")
 	root.AddCommand(newUpCommand(o, stdout, stderr), newDownCommand(o, stderr), newStatusCommand(o, stdout, stderr),
-		newTruthCommand(o, stdout))
+		newTruthCommand(o, stdout), newAlertsCommand(o, stdout))
 	return root
 }
 
@@ -127,6 +127,7 @@ func newUpCommand(o *options, stdout, stderr io.Writer) *cobra.Command {
 			}
 			fmt.Fprintf(stdout, "# prometheus: ip netns exec %s curl %s/api/v1/targets\n", l.Namespaces[lab.RoleMgmt], l.PrometheusURL)
 			fmt.Fprintf(stdout, "# ground truth: %s\n", l.TruthFile)
+			fmt.Fprintf(stdout, "# alertmanager %s (mgmt); notifications: %s (chaoslab alerts)\n", l.AlertmanagerURL, l.AlertsFile)
 			if l.KubeAPIURL != "" {
 				fmt.Fprintf(stdout, "# kube-apiserver %s (mgmt loopback): ip netns exec %s kubectl --kubeconfig %s get nodes,pods -A\n",
 					l.KubeAPIURL, l.Namespaces[lab.RoleMgmt], l.Kubeconfig)
