@@ -17,6 +17,7 @@ import (
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/lab"
+	"github.com/chaosd/chaosd/lab/alertsink"
 )
 
 // TestIntegrationVerdictsYouCanBetOn breaks the system, then the tool, in
@@ -128,6 +129,72 @@ func TestIntegrationVerdictsYouCanBetOn(t *testing.T) {
 			t.Errorf("blindSeconds %.1f: the probes were blind for most of the 20s recovery", run.BlindSeconds)
 		}
 		t.Logf("verdict %s: %s (blind %.1fs)", run.Verdict, run.Reason, run.BlindSeconds)
+	})
+	// Prometheus was frozen: let the next baseline be after it thawed.
+	time.Sleep(12 * time.Second)
+
+	t.Run("alerts: expected, silenced and forbidden", func(t *testing.T) {
+		code, run := runArgs(t, l, "partition-alerts")
+		t.Logf("verdict %s: %s", run.Verdict, run.Reason)
+		// The breaker's alert is forbidden and fires: the one reason.
+		if code != 1 || run.Verdict != api.VerdictFail || !strings.Contains(run.Reason, "alert PetClinicGatewayBreakerOpen fired") ||
+			strings.Contains(run.Reason, "PetClinicVisitsCallsFailing") || strings.Contains(run.Reason, "PetClinicGatewayErrors") {
+			t.Fatalf("exit %d verdict %s: %s; want exit 1 failing on the forbidden breaker alert only", code, run.Verdict, run.Reason)
+		}
+		checks := map[string]api.AlertCheck{}
+		for _, c := range run.Alerts {
+			checks[c.Name] = c
+		}
+		exp := checks["PetClinicVisitsCallsFailing"]
+		if !exp.OK || exp.FiredAt == nil || exp.PendingAt == nil || exp.TTASeconds == nil || *exp.TTASeconds > 20 {
+			t.Fatalf("expected alert: %+v", exp)
+		}
+		// The rule holds its condition for 2s before firing.
+		forSecs := exp.FiredAt.Sub(*exp.PendingAt).Seconds()
+		if forSecs < 1.5 || forSecs > 4 {
+			t.Errorf("pending %s, fired %s: %.2fs apart, want about the rule's for: 2s", exp.PendingAt, exp.FiredAt, forSecs)
+		}
+		t.Logf("TTA %.2fs after the first impact (%s); the rule's condition held at %s, %.2fs after the impact; fired %.2fs later (for: 2s)",
+			*exp.TTASeconds, run.Times.FirstImpact.Format(time.RFC3339Nano), exp.PendingAt.Format(time.RFC3339Nano),
+			exp.PendingAt.Sub(*run.Times.FirstImpact).Seconds(), forSecs)
+		if c := checks["PetClinicGatewayErrors"]; !c.OK || c.FiredAt != nil {
+			t.Errorf("PetClinicGatewayErrors: %+v", c)
+		}
+		if len(run.Silences) != 1 || run.Silences[0].ExpiredAt == nil || run.Silences[0].ExpiredBy != "run" {
+			t.Fatalf("silences %+v: want one, expired by the run", run.Silences)
+		}
+		sil := run.Silences[0]
+		var state struct {
+			Status struct{ State string } `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(httpDo(t, l.HTTPClient(5*time.Second), "GET", l.AlertmanagerURL+"/api/v2/silence/"+sil.ID, "")), &state); err != nil {
+			t.Fatal(err)
+		}
+		if state.Status.State != "expired" {
+			t.Errorf("silence %s is %s in Alertmanager after the run", sil.ID, state.Status.State)
+		}
+		// What the on-call team saw while the silence held: the breaker
+		// alert (not silenced), never the planned visits alert.
+		time.Sleep(2 * time.Second) // group_interval 1s
+		notes, err := alertsink.Read(l.AlertsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		breaker := false
+		for _, n := range notes {
+			if n.Received.Before(*run.Times.Injected) || n.Received.After(*sil.ExpiredAt) || !n.Firing() {
+				continue
+			}
+			switch n.Alertname {
+			case "PetClinicVisitsCallsFailing":
+				t.Errorf("silenced alert notified at %s: %+v", n.Received, n)
+			case "PetClinicGatewayBreakerOpen":
+				breaker = true
+			}
+		}
+		if !breaker {
+			t.Errorf("the unsilenced breaker alert never reached the webhook during the run: %+v", notes)
+		}
 	})
 }
 

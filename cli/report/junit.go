@@ -12,8 +12,9 @@ import (
 // JUnit writes a run as a JUnit XML test suite, for CI systems that gate
 // on test reports: one test case per criterion of the verdict (steady
 // state before inject, effects proven, no abort, faults reverted and
-// verified, recovered, RTO within target, and RPO within target when the
-// run has a data-loss check), failed or errored as the run decided, with
+// verified, recovered, RTO within target, RPO within target when the run
+// has a data-loss check, one case per expected or forbidden alert),
+// failed or errored as the run decided, with
 // the human report as the suite's output.
 func JUnit(w io.Writer, r api.Run) error {
 	suite := junitSuite{Name: "chaosd." + r.Experiment, Timestamp: r.CreatedAt.UTC().Format("2006-01-02T15:04:05")}
@@ -92,15 +93,26 @@ func JUnit(w io.Writer, r api.Run) error {
 	}
 	add("recovered", rec, errIf(toolErr, r.Times.Recovered == nil && rec == ""))
 	rpo, rpoErr, dataLost := dataLossCase(r)
+	alertFailed := false
+	for _, a := range r.Alerts {
+		alertFailed = alertFailed || !a.OK
+	}
 	rto := ""
 	if m := r.RTO.MeasuredSeconds; m != nil && *m > r.RTO.TargetSeconds {
 		rto = fmt.Sprintf("measured RTO %.3fs exceeds the target %.0fs", *m, r.RTO.TargetSeconds)
-	} else if r.Verdict == api.VerdictFail && r.Times.Recovered != nil && !dataLost {
+	} else if r.Verdict == api.VerdictFail && r.Times.Recovered != nil && !dataLost && !alertFailed {
 		rto = r.Reason // e.g. the steady state did not hold during the fault
 	}
 	add("RTO within target", rto, "")
 	if r.DataLoss != nil {
 		add(rpoCase, rpo, rpoErr)
+	}
+	for _, a := range r.Alerts {
+		name := "alert " + a.Name + " does not fire"
+		if a.Expected {
+			name = fmt.Sprintf("alert %s fires within %s", a.Name, secondsDuration(a.WithinSeconds))
+		}
+		add(name, errIf(a.Reason, !a.OK), "")
 	}
 	return writeSuite(w, suite, r)
 }

@@ -57,6 +57,14 @@ func TestJUnit(t *testing.T) {
 			r.DataLoss = &api.DataLoss{TargetSeconds: 1, Writes: 37, Acknowledged: 19, Lost: 10, MeasuredSeconds: secs(4.5)}
 			return r
 		}(), tests: 6, failures: 1, wantFailing: "RPO within target"},
+		{name: "forbidden alert fired", run: func() api.Run {
+			r := base(api.VerdictFail, "alert PetClinicGatewayBreakerOpen fired at 10:00:03.000 and must not")
+			r.Alerts = []api.AlertCheck{
+				{Name: "PetClinicVisitsCallsFailing", Expected: true, WithinSeconds: 20, FiredAt: at(4), OK: true},
+				{Name: "PetClinicGatewayBreakerOpen", FiredAt: at(3), Reason: "alert PetClinicGatewayBreakerOpen fired at 10:00:03.000 and must not"},
+			}
+			return r
+		}(), tests: 7, failures: 1, wantFailing: "alert PetClinicGatewayBreakerOpen does not fire"},
 		{name: "RPO within target", run: func() api.Run {
 			r := base(api.VerdictPass, "recovered in 31s; 0 of 19 acknowledged writes lost")
 			r.DataLoss = &api.DataLoss{TargetSeconds: 1, Writes: 37, Acknowledged: 19, MeasuredSeconds: secs(0)}

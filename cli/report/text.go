@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,7 @@ func Text(w io.Writer, r api.Run) error {
 	p.header(r)
 	p.times(r)
 	p.faults(r)
+	p.alerts(r)
 	p.phases(r)
 	p.events(r)
 	return p.err
@@ -208,6 +210,67 @@ func (p *printer) faults(r api.Run) {
 	for _, n := range notes {
 		p.printf("%s\n", wrap("  error: ", n, Width))
 	}
+}
+
+// alerts lists the alert checks (what each alert did, relative to the
+// same reference as the faults) and the run's silences.
+func (p *printer) alerts(r api.Run) {
+	if len(r.Alerts) == 0 && len(r.Silences) == 0 {
+		return
+	}
+	ref, _ := reference(r)
+	at := func(t *time.Time) string {
+		if t == nil {
+			return "-"
+		}
+		return offset(*t, ref)
+	}
+	p.printf("\nAlerts\n")
+	tw := p.table()
+	fmt.Fprintf(tw, "  ALERT\tFIRE\tPENDING\tFIRED\tRESOLVED\tTTA\tRESULT\n")
+	for _, a := range r.Alerts {
+		name := a.Name
+		for _, k := range sortedKeys(a.Labels) {
+			name += fmt.Sprintf(" %s=%s", k, a.Labels[k])
+		}
+		want := "never"
+		if a.Expected {
+			want = "<= " + secondsDuration(a.WithinSeconds)
+		}
+		tta := "-"
+		if a.TTASeconds != nil {
+			tta = Seconds(*a.TTASeconds)
+		}
+		result := "ok"
+		if !a.OK {
+			result = "FAIL"
+		}
+		if a.Silenced {
+			result += " (silenced)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, want, at(a.PendingAt), at(a.FiredAt), at(a.ResolvedAt), tta, result)
+	}
+	tw.Flush()
+	for _, s := range r.Silences {
+		state := "not expired: it lapses at " + s.EndsAt.UTC().Format(time.RFC3339)
+		if s.ExpiredAt != nil {
+			state = "expired " + offset(*s.ExpiredAt, ref) + " by the " + s.ExpiredBy
+		}
+		line := fmt.Sprintf("%s {%s}, %s", s.ID, strings.Join(s.Matchers, ", "), state)
+		if s.Error != "" {
+			line += "; " + s.Error
+		}
+		p.printf("%s\n", wrap("  silence: ", line, Width))
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func (p *printer) phases(r api.Run) {

@@ -105,6 +105,22 @@ func dataLossRun() api.Run {
 	return r
 }
 
+// alertsRun failed on a forbidden alert; the expected one fired in time,
+// silenced for the run.
+func alertsRun() api.Run {
+	r := passRun()
+	r.Verdict = api.VerdictFail
+	r.Reason = "alert PetClinicGatewayBreakerOpen fired at 10:00:23.000 and must not"
+	r.Alerts = []api.AlertCheck{
+		{Name: "PetClinicVisitsCallsFailing", Labels: map[string]string{"team": "petclinic"}, Expected: true, WithinSeconds: 20,
+			PendingAt: at(22.5), FiredAt: at(24.5), ResolvedAt: at(58), TTASeconds: ptr(2.5), TTRSeconds: ptr(33.5), Silenced: true, OK: true},
+		{Name: "PetClinicGatewayBreakerOpen", PendingAt: at(22), FiredAt: at(23), ResolvedAt: at(54), TTASeconds: ptr(1.0)},
+	}
+	r.Silences = []api.Silence{{ID: "5c0f0b1e", Matchers: []string{`alertname="PetClinicVisitsCallsFailing"`, `team="petclinic"`},
+		EndsAt: *at(400), CreatedAt: *at(19.9), ExpiredAt: at(70), ExpiredBy: "run"}}
+	return r
+}
+
 func TestTextGolden(t *testing.T) {
 	tests := []struct {
 		name string
@@ -114,6 +130,7 @@ func TestTextGolden(t *testing.T) {
 		{"fail", failRun()},
 		{"running", runningRun()},
 		{"dataloss", dataLossRun()},
+		{"alerts", alertsRun()},
 		{"empty", api.Run{ID: "r-1", Experiment: "x", Phase: api.PhasePending, CreatedAt: t0}},
 		{"preflight-error", api.Run{
 			ID: "r-2", Experiment: "partition-c1-c2", Trigger: api.TriggerSchedule, Phase: api.PhaseDone,
