@@ -70,6 +70,8 @@ type Error struct {
 //	POST /v1/runs                  StartRequest -> 201 Run (404 unknown experiment, 409 already running)
 //	GET  /v1/runs                  []Run (newest first, without Events/Current)
 //	GET  /v1/runs/{id}             Run
+//	GET  /v1/runs/{id}/timeline    Timeline (probe values over the run, from Prometheus; 200 with
+//	                               Timeline.Error when Prometheus cannot answer)
 //	POST /v1/runs/{id}/abort       202 Run
 //	POST /v1/halt[?cluster=NAME]   200 HaltResult (abort every run, revert every fault)
 //	GET  /v1/agents                []AgentInfo (every configured agent, asked now)

@@ -55,3 +55,29 @@ func TestResultJSONNullIsNaN(t *testing.T) {
 		t.Fatalf("Value = %v, want NaN", r.Value)
 	}
 }
+
+func TestPointJSONNonFinite(t *testing.T) {
+	in := Timeline{RunID: "r-1", Series: []ProbeSeries{{Name: "p", Phases: []Phase{PhaseAbort}, Points: []Point{
+		{Time: time.Unix(100, 0).UTC(), Value: 0.5, OK: true},
+		{Time: time.Unix(101, 0).UTC(), Value: math.NaN()},
+		{Time: time.Unix(102, 0).UTC(), Value: math.Inf(1)},
+	}}}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	for _, want := range []string{`"v":0.5`, `"v":"NaN"`, `"v":"+Inf"`, `"ok":true`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("Marshal = %s, want %s in it", b, want)
+		}
+	}
+	var out Timeline
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("Unmarshal(%s): %v", b, err)
+	}
+	ps := out.Series[0].Points
+	if len(ps) != 3 || ps[0].Value != 0.5 || !ps[0].OK || !math.IsNaN(ps[1].Value) || !math.IsInf(ps[2].Value, 1) ||
+		!ps[1].Time.Equal(in.Series[0].Points[1].Time) || !out.Series[0].Abort() {
+		t.Fatalf("round trip: got %+v", out)
+	}
+}

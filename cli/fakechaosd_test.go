@@ -188,6 +188,29 @@ func (f *fakeChaosd) Run(_ context.Context, id string) (api.Run, error) {
 	return run.states[run.next].DeepCopy(), nil
 }
 
+// Timeline answers like chaosd with its Prometheus down (the report tests
+// that need curves serve them with timelineFor).
+func (f *fakeChaosd) Timeline(ctx context.Context, id string) (api.Timeline, error) {
+	if _, err := f.runRecord(id); err != nil {
+		return api.Timeline{}, err
+	}
+	return api.Timeline{RunID: id, Error: "probe curves unavailable: prometheus unreachable"}, nil
+}
+
+// runRecord returns the current state of a run without advancing it.
+func (f *fakeChaosd) runRecord(id string) (api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return api.Run{}, err
+	}
+	run, ok := f.runs[id]
+	if !ok {
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown run %q", id)
+	}
+	return run.states[run.next].DeepCopy(), nil
+}
+
 func (f *fakeChaosd) Abort(_ context.Context, id string) (api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -349,6 +351,7 @@ func TestIntegrationDaemonRunWithRealPrometheus(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs[0].Verdict != api.VerdictPass {
 		t.Fatalf("runs %+v, %v", runs, err)
 	}
+	checkTimeline(t, h, final)
 	// Metrics.
 	body := h.get("/metrics")
 	for _, want := range []string{
@@ -361,6 +364,51 @@ func TestIntegrationDaemonRunWithRealPrometheus(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
+	}
+}
+
+// checkTimeline asks chaosd for the run's timeline: the steady-state
+// probe's curve, from the real Prometheus, is healthy before the inject and
+// failing while the fault is in place.
+func checkTimeline(t *testing.T, h *harness, run api.Run) {
+	t.Helper()
+	tl, err := h.client.Timeline(context.Background(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.Error != "" || len(tl.Series) != 1 {
+		t.Fatalf("timeline error %q, %d series; want the one probe's curve", tl.Error, len(tl.Series))
+	}
+	s := tl.Series[0]
+	if s.Name != "healthy" || s.Query != "min(sut_healthy)" || s.Condition != "== 1" || s.Threshold == nil || *s.Threshold != 1 ||
+		!slices.Equal(s.Phases, []api.Phase{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering}) || s.Error != "" {
+		t.Errorf("series %s %q %q threshold %v phases %v error %q", s.Name, s.Query, s.Condition, s.Threshold, s.Phases, s.Error)
+	}
+	if !tl.Start.Equal(run.Times.Started.Add(-30*time.Second)) || tl.StepSeconds != run.RTO.ResolutionSeconds {
+		t.Errorf("window from %s step %gs; want 30s before the start %s, at the resolution %gs",
+			tl.Start, tl.StepSeconds, run.Times.Started, run.RTO.ResolutionSeconds)
+	}
+	step := time.Duration(tl.StepSeconds * float64(time.Second))
+	if want := int(tl.End.Sub(tl.Start)/step) + 1; len(s.Points) != want {
+		t.Errorf("%d points, want one per step (%d)", len(s.Points), want)
+	}
+	var before, during int
+	for _, p := range s.Points {
+		switch {
+		case p.Time.Before(*run.Times.Injected) && !math.IsNaN(p.Value):
+			before++
+			if p.Value != 1 || !p.OK {
+				t.Errorf("before the inject at %s: %+v", run.Times.Injected, p)
+			}
+		case p.Time.After(run.Times.Injected.Add(1500*time.Millisecond)) && p.Time.Before(run.Times.Reverted.Add(-500*time.Millisecond)):
+			during++
+			if p.Value != 0 || p.OK {
+				t.Errorf("during the fault (%s..%s): %+v", run.Times.Injected, run.Times.Reverted, p)
+			}
+		}
+	}
+	if before == 0 || during == 0 {
+		t.Errorf("%d healthy points before the inject, %d during the fault; want some of each:\n%+v", before, during, s.Points)
 	}
 }
 
@@ -396,7 +444,7 @@ func TestDaemonRequiresToken(t *testing.T) {
 	}}}
 	for _, ep := range []struct{ method, path string }{
 		{"GET", "/healthz"}, {"GET", "/metrics"}, {"GET", "/v1/experiments"}, {"POST", "/v1/runs"},
-		{"GET", "/v1/runs"}, {"GET", "/v1/runs/x"}, {"POST", "/v1/runs/x/abort"}, {"GET", "/v1/skips"},
+		{"GET", "/v1/runs"}, {"GET", "/v1/runs/x"}, {"GET", "/v1/runs/x/timeline"}, {"POST", "/v1/runs/x/abort"}, {"GET", "/v1/skips"},
 	} {
 		for _, tok := range []string{"", "Bearer wrong", "secret-token"} {
 			req, _ := http.NewRequest(ep.method, "http://chaosd"+ep.path, nil)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/httpapi"
@@ -38,6 +39,18 @@ func (s service) Run(_ context.Context, id string) (api.Run, error) {
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", id)
 	}
 	return rec, err
+}
+
+// Timeline range-queries the run's probes over the run, for the report.
+// It reads the record like Run (so the same credential sees both) and
+// asks Prometheus now; Prometheus failing is in the answer, not an error.
+func (s service) Timeline(ctx context.Context, id string) (api.Timeline, error) {
+	run, err := s.Run(ctx, id)
+	if err != nil {
+		return api.Timeline{}, err
+	}
+	exp, _ := s.d.exps.get(run.Experiment)
+	return buildTimeline(ctx, s.d.prober, run, exp, time.Now()), nil
 }
 
 // Abort aborts a run in progress at a user's request.

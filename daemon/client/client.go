@@ -71,6 +71,15 @@ func (c *Client) Run(ctx context.Context, id string) (api.Run, error) {
 	return out, err
 }
 
+// Timeline returns the values of a run's probes over the run, from
+// chaosd's Prometheus. A timeline whose Error is set is still an answer:
+// Prometheus could not give (all) the curves.
+func (c *Client) Timeline(ctx context.Context, id string) (api.Timeline, error) {
+	var out api.Timeline
+	err := c.do(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id)+"/timeline", nil, &out)
+	return out, err
+}
+
 // Abort asks chaosd to abort a run (revert its faults at once).
 func (c *Client) Abort(ctx context.Context, id string) (api.Run, error) {
 	var out api.Run

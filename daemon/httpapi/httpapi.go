@@ -44,6 +44,10 @@ type Service interface {
 	Runs(ctx context.Context) ([]api.Run, error)
 	// Run returns one run (404: unknown).
 	Run(ctx context.Context, id string) (api.Run, error)
+	// Timeline returns the values of a run's probes over the run, for the
+	// report (404: unknown run). When Prometheus cannot answer, it is a
+	// Timeline with its Error set, not an error of the call.
+	Timeline(ctx context.Context, id string) (api.Timeline, error)
 	// Abort aborts a run in progress (404: unknown; 409: finished).
 	Abort(ctx context.Context, id string) (api.Run, error)
 	// Halt aborts every run and has every agent (of cluster, or all)
@@ -111,6 +115,13 @@ func Handler(svc Service, opts Options) http.Handler {
 	mux.HandleFunc("GET /v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
 		run, err := svc.Run(r.Context(), r.PathValue("id"))
 		reply(w, http.StatusOK, run, err)
+	})
+	mux.HandleFunc("GET /v1/runs/{id}/timeline", func(w http.ResponseWriter, r *http.Request) {
+		tl, err := svc.Timeline(r.Context(), r.PathValue("id"))
+		if tl.Series == nil {
+			tl.Series = []api.ProbeSeries{}
+		}
+		reply(w, http.StatusOK, tl, err)
 	})
 	mux.HandleFunc("POST /v1/runs/{id}/abort", func(w http.ResponseWriter, r *http.Request) {
 		run, err := svc.Abort(r.Context(), r.PathValue("id"))

@@ -53,6 +53,13 @@ func (s *svc) Run(_ context.Context, id string) (api.Run, error) {
 	return r, nil
 }
 
+func (s *svc) Timeline(ctx context.Context, id string) (api.Timeline, error) {
+	if _, err := s.Run(ctx, id); err != nil {
+		return api.Timeline{}, err
+	}
+	return api.Timeline{RunID: id, Error: "prometheus unreachable"}, nil
+}
+
 func (s *svc) Abort(ctx context.Context, id string) (api.Run, error) { return s.Run(ctx, id) }
 
 func (s *svc) Halt(_ context.Context, cluster string) (api.HaltResult, error) {
@@ -108,6 +115,10 @@ func TestHandler(t *testing.T) {
 		{"list is a summary", "GET", "/v1/runs", "tok", "", 200, `"phases": null`},
 		{"get", "GET", "/v1/runs/r-1", "tok", "", 200, `"message": "x"`},
 		{"get unknown", "GET", "/v1/runs/r-9", "tok", "", 404, `run \"r-9\" not found`},
+		{"timeline without token", "GET", "/v1/runs/r-1/timeline", "", "", 401, "bearer token"},
+		{"timeline", "GET", "/v1/runs/r-1/timeline", "tok", "", 200, `"series": []`},
+		{"timeline says why it has no curves", "GET", "/v1/runs/r-1/timeline", "tok", "", 200, `"error": "prometheus unreachable"`},
+		{"timeline of unknown run", "GET", "/v1/runs/r-9/timeline", "tok", "", 404, `run \"r-9\" not found`},
 		{"abort", "POST", "/v1/runs/r-1/abort", "tok", "", 202, `"id": "r-1"`},
 		{"halt unknown cluster", "POST", "/v1/halt?cluster=c9", "tok", "", 404, "c9"},
 		{"halt", "POST", "/v1/halt", "tok", "", 200, `"abortedRuns": []`},
