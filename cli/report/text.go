@@ -104,18 +104,7 @@ func Verdict(r api.Run) string {
 // were placed by range queries).
 func RTOLine(r api.Run) string {
 	rto := r.RTO
-	var measured string
-	switch {
-	case rto.MeasuredSeconds != nil:
-		measured = Seconds(*rto.MeasuredSeconds)
-	case r.Verdict == "":
-		measured = "not measured yet"
-	case r.Times.Injected != nil && r.Times.Recovered == nil:
-		measured = "not recovered"
-	default:
-		measured = "not measured"
-	}
-	s := fmt.Sprintf("%s (target %s)", measured, secondsDuration(rto.TargetSeconds))
+	s := fmt.Sprintf("%s (target %s)", measuredRTO(r), secondsDuration(rto.TargetSeconds))
 	if rto.ResolutionSeconds > 0 {
 		s += fmt.Sprintf(" — resolution ±%s", secondsDuration(rto.ResolutionSeconds))
 	}
@@ -135,6 +124,20 @@ func RPOLine(d api.DataLoss) string {
 		s += "; " + d.Error
 	}
 	return s
+}
+
+// measuredRTO is "14.0s", "not recovered", "not measured (yet)".
+func measuredRTO(r api.Run) string {
+	switch {
+	case r.RTO.MeasuredSeconds != nil:
+		return Seconds(*r.RTO.MeasuredSeconds)
+	case r.Verdict == "":
+		return "not measured yet"
+	case r.Times.Injected != nil && r.Times.Recovered == nil:
+		return "not recovered"
+	default:
+		return "not measured"
+	}
 }
 
 func (p *printer) times(r api.Run) {
