@@ -87,17 +87,17 @@ type eventRow struct {
 
 // rtoBar is the measured RTO against its target, as a bar.
 type rtoBar struct {
-	Width, Height    float64
-	X0, X1           float64
-	Measured         bool
-	MeasuredW        float64
-	Class            string
-	TargetX          float64
-	MeasuredLabel    string
-	MeasuredLabelX   float64
-	MeasuredInside   bool // the label sits on the bar
-	TargetLabel      string
-	TargetLabelX     float64
+	Width, Height  float64
+	X0, X1         float64
+	Measured       bool
+	MeasuredW      float64
+	Class          string
+	TargetX        float64
+	MeasuredLabel  string
+	MeasuredLabelX float64
+	MeasuredInside bool // the label sits on the bar
+	TargetLabel    string
+	TargetLabelX   float64
 }
 
 var statusClass = map[Status]string{

@@ -103,6 +103,6 @@ func checksRun() api.Run {
 // unavailable is the timeline of a chaosd whose Prometheus did not answer.
 func unavailable() *api.Timeline {
 	return &api.Timeline{RunID: "r-20261125-100000-a1b2", Start: *at(-30), End: *at(70), StepSeconds: 2,
-		Error: "probe curves unavailable: prometheus unreachable: Post \"http://10.2.0.10:9090/api/v1/query_range\": dial tcp 10.2.0.10:9090: connect: connection refused",
+		Error:  "probe curves unavailable: prometheus unreachable: Post \"http://10.2.0.10:9090/api/v1/query_range\": dial tcp 10.2.0.10:9090: connect: connection refused",
 		Series: []api.ProbeSeries{{Name: "gateway-to-visits-success", Condition: ">= 0.99", Phases: []api.Phase{api.PhaseSteadyState}}}}
 }
