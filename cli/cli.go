@@ -112,6 +112,7 @@ fail or aborted), 2 invalid usage or invalid spec, 3 chaosctl could not do its j
 		a.newRunCommand(),
 		a.newGetCommand(),
 		a.newDescribeCommand(),
+		a.newReportCommand(),
 		a.newAbortCommand(),
 		a.newHaltCommand(),
 		a.newValidateCommand(),

@@ -529,3 +529,101 @@ func TestRunJUnitForCIGates(t *testing.T) {
 		t.Errorf("describe -o junit: %+v", got)
 	}
 }
+
+func TestReport(t *testing.T) {
+	t.Parallel()
+	f := newFakeChaosd(t, testToken)
+	ep := f.serveTCP()
+	conn := []string{"--endpoint", ep, "--token", testToken}
+	if got := chaosctl(t, append([]string{"run", "exp-pass", "--wait", "--poll", "100ms"}, conn...)...); got.code != ExitOK {
+		t.Fatalf("run: %+v", got)
+	}
+	// The curves chaosd gives for r-0001: the probe failing during the fault.
+	tl := api.Timeline{RunID: "r-0001", Start: t0.Add(-30 * time.Second), End: t0.Add(100 * time.Second), StepSeconds: 1}
+	s := api.ProbeSeries{Name: "gateway-success", Query: "sum(rate(ok[1m]))/sum(rate(all[1m]))", Condition: ">= 0.99",
+		Op: ">=", Threshold: ptr(0.99), Phases: []api.Phase{api.PhaseSteadyState, api.PhaseRecovering}}
+	for sec := -30; sec <= 100; sec++ {
+		v := 1.0
+		if sec >= 22 && sec < 64 {
+			v = 0.2
+		}
+		s.Points = append(s.Points, api.Point{Time: t0.Add(time.Duration(sec) * time.Second), Value: v, OK: v >= 0.99})
+	}
+	tl.Series = []api.ProbeSeries{s}
+	f.mu.Lock()
+	f.timelines = map[string]api.Timeline{"r-0001": tl}
+	f.mu.Unlock()
+
+	t.Run("html", func(t *testing.T) {
+		got := chaosctl(t, append([]string{"report", "r-0001", "-o", "html"}, conn...)...)
+		if got.code != ExitOK || got.stderr != "" {
+			t.Fatalf("exit %d, stderr:\n%s", got.code, got.stderr)
+		}
+		for _, want := range []string{"<!DOCTYPE html>", `id="verdict">PASS<`, "42.0s", `data-probe="gateway-success"`,
+			`<path class="curve fail"`, `<rect class="window"`, "Verdict criteria"} {
+			if !strings.Contains(got.stdout, want) {
+				t.Errorf("HTML report lacks %q", want)
+			}
+		}
+	})
+	t.Run("markdown is the default", func(t *testing.T) {
+		got := chaosctl(t, append([]string{"report", "r-0001"}, conn...)...)
+		if got.code != ExitOK || !strings.HasPrefix(got.stdout, "# exp-pass: PASS\n") ||
+			!strings.Contains(got.stdout, "| gateway-success | `>= 0.99` |") || !strings.Contains(got.stdout, "## Verdict criteria") {
+			t.Errorf("exit %d\n%s\n%s", got.code, got.stdout, got.stderr)
+		}
+	})
+	t.Run("without Prometheus: from the record, saying why", func(t *testing.T) {
+		if got := chaosctl(t, append([]string{"run", "exp-fail", "--wait", "--poll", "100ms"}, conn...)...); got.code != ExitFailed {
+			t.Fatalf("run: %+v", got)
+		}
+		got := chaosctl(t, append([]string{"report", "r-0002", "-o", "html"}, conn...)...)
+		if got.code != ExitOK || !strings.Contains(got.stdout, `id="verdict">FAIL<`) ||
+			!strings.Contains(got.stdout, "probe curves unavailable: prometheus unreachable") ||
+			!strings.Contains(got.stderr, "warning: probe curves unavailable") {
+			t.Errorf("exit %d, stderr:\n%s", got.code, got.stderr)
+		}
+	})
+	t.Run("chaosd without the timeline", func(t *testing.T) {
+		f2 := newFakeChaosd(t, testToken)
+		ep2 := f2.serveTCP()
+		f2.timelineStatus = 404
+		conn2 := []string{"--endpoint", ep2, "--token", testToken}
+		if got := chaosctl(t, append([]string{"run", "exp-pass"}, conn2...)...); got.code != ExitOK {
+			t.Fatalf("run: %+v", got)
+		}
+		got := chaosctl(t, append([]string{"report", "r-0001", "-o", "md"}, conn2...)...)
+		if got.code != ExitOK || !strings.Contains(got.stdout, "_probe curves unavailable: chaosd could not give the run's timeline") ||
+			!strings.Contains(got.stderr, "chaosctl: warning: probe curves unavailable") {
+			t.Errorf("exit %d\n%s\n%s", got.code, got.stdout, got.stderr)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad format", []string{"report", "r-0001", "-o", "pdf"}, ExitUsage, `invalid output format "pdf": use html or md`},
+		{"no ID", []string{"report"}, ExitUsage, "exactly one run ID"},
+		{"unknown run", []string{"report", "r-9999"}, ExitUsage, `unknown run "r-9999"`},
+		{"wrong token", []string{"report", "r-0001", "--token", "nope"}, ExitTool, "401"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--endpoint", ep, "--token", testToken}, tc.args...)
+			got := chaosctl(t, args...)
+			if got.code != tc.code || !strings.Contains(got.stderr, tc.want) || got.stdout != "" {
+				t.Errorf("exit %d (want %d), stdout %q, stderr:\n%s", got.code, tc.code, got.stdout, got.stderr)
+			}
+		})
+	}
+	t.Run("describe points to it", func(t *testing.T) {
+		got := chaosctl(t, append([]string{"describe", "run", "r-0001"}, conn...)...)
+		if got.code != ExitOK || !strings.HasSuffix(got.stdout, "\nReport      chaosctl report r-0001 -o html > r-0001.html\n") {
+			t.Errorf("describe:\n%s", got.stdout)
+		}
+		if got := chaosctl(t, append([]string{"describe", "run", "r-0001", "-o", "json"}, conn...)...); strings.Contains(got.stdout, "chaosctl report") {
+			t.Errorf("describe -o json must print the record only:\n%s", got.stdout)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -60,7 +61,13 @@ func (o *DescribeRunOptions) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return wrapf(err, "get run %s", o.ID)
 	}
-	return writeReport(a.streams.Out, o.Output, run)
+	if err := writeReport(a.streams.Out, o.Output, run); err != nil {
+		return err
+	}
+	if o.Output == outputText {
+		_, err = fmt.Fprint(a.streams.Out, reportHint(run.ID))
+	}
+	return err
 }
 
 func oneID(verb string) cobra.PositionalArgs {

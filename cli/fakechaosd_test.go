@@ -32,6 +32,9 @@ type fakeChaosd struct {
 	// failGets makes the next N GET /v1/runs/{id} answer 503.
 	failGets int
 	aborts   []string
+	// timelines are the probe curves GET /v1/runs/{id}/timeline serves.
+	timelines      map[string]api.Timeline
+	timelineStatus int
 }
 
 type fakeRun struct {
@@ -188,11 +191,20 @@ func (f *fakeChaosd) Run(_ context.Context, id string) (api.Run, error) {
 	return run.states[run.next].DeepCopy(), nil
 }
 
-// Timeline answers like chaosd with its Prometheus down (the report tests
-// that need curves serve them with timelineFor).
-func (f *fakeChaosd) Timeline(ctx context.Context, id string) (api.Timeline, error) {
+// Timeline answers like chaosd: the curves set in timelines, else those
+// of a chaosd whose Prometheus is down; timelineStatus, when set, is the
+// answer instead (an older chaosd without the route answers 404).
+func (f *fakeChaosd) Timeline(_ context.Context, id string) (api.Timeline, error) {
 	if _, err := f.runRecord(id); err != nil {
 		return api.Timeline{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.timelineStatus != 0 {
+		return api.Timeline{}, httpapi.Errorf(f.timelineStatus, "404 page not found")
+	}
+	if tl, ok := f.timelines[id]; ok {
+		return tl, nil
 	}
 	return api.Timeline{RunID: id, Error: "probe curves unavailable: prometheus unreachable"}, nil
 }
