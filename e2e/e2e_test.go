@@ -21,6 +21,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/cli/report"
+	"github.com/chaosd/chaosd/internal/chromiumtest"
 	"github.com/chaosd/chaosd/lab"
 	"github.com/chaosd/chaosd/lab/truth"
 )
@@ -206,6 +208,65 @@ func TestIntegrationPartitionC1C2PassesWithRTOMatchingGroundTruth(t *testing.T) 
 		t.Errorf("partition-c1-c2 targets both C1 nodes; got %d fault records", len(run.Faults))
 	}
 	checkRTOAgainstTruth(t, l, run)
+	checkReport(t, l, run)
+}
+
+// checkReport has chaosctl write the run's HTML and Markdown reports and
+// loads the page in a real headless Chromium: the verdict, the RTO and
+// every probe's curve, from the lab's Prometheus, on a timeline with the
+// fault window. $CHAOSD_REPORT_SCREENSHOTS, when set, keeps the page and
+// a screenshot of it.
+func checkReport(t *testing.T, l *lab.Lab, run api.Run) {
+	t.Helper()
+	probes := []string{"owner-details-breaker-closed", "gateway-to-visits-success", "gateway-success", "gateway-mostly-failing"}
+	code, md, stderr := chaosctl(t, l, "report", run.ID, "-o", "md")
+	if code != 0 || strings.Contains(stderr, "warning") || !bytes.Contains(md, []byte("## Probes over time")) {
+		t.Errorf("chaosctl report -o md: exit %d, stderr %q\n%s", code, stderr, md)
+	}
+	for _, p := range probes {
+		if !bytes.Contains(md, []byte("| "+p+" | `")) {
+			t.Errorf("Markdown report has no curve row for probe %s", p)
+		}
+	}
+
+	code, page, stderr := chaosctl(t, l, "report", run.ID, "-o", "html")
+	if code != 0 || stderr != "" {
+		t.Fatalf("chaosctl report -o html: exit %d, stderr:\n%s", code, stderr)
+	}
+	t.Run("report in Chromium", func(t *testing.T) {
+		chromiumtest.Binary(t)
+		dir := t.TempDir()
+		if d := os.Getenv("CHAOSD_REPORT_SCREENSHOTS"); d != "" {
+			dir = d
+		}
+		file := filepath.Join(dir, run.ID+".html")
+		if err := os.WriteFile(file, page, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dom := chromiumtest.DumpDOM(t, file)
+		want := []string{`id="verdict">PASS<`, "RTO " + report.Seconds(*run.RTO.MeasuredSeconds) + " (target 15m0s)",
+			`<svg class="timeline"`, `<rect class="window"`, `<line class="threshold"`}
+		for _, p := range probes {
+			want = append(want, `data-probe="`+p+`"`)
+		}
+		for _, w := range want {
+			if !strings.Contains(dom, w) {
+				t.Errorf("rendered report lacks %q", w)
+			}
+		}
+		if strings.Contains(dom, "probe curves unavailable") || strings.Contains(dom, "no values in Prometheus") {
+			t.Errorf("the report has no curves from the lab's Prometheus")
+		}
+		// Curves from Prometheus: every steady-state probe drawn, and the
+		// partition visible as a failing stretch.
+		if n := strings.Count(dom, `<path class="curve ok"`); n < 3 {
+			t.Errorf("%d healthy curve segments, want one per steady-state probe at least", n)
+		}
+		if !strings.Contains(dom, `<path class="curve fail"`) && !strings.Contains(dom, `class="strip fail"`) {
+			t.Errorf("no failing stretch drawn for the partition")
+		}
+		chromiumtest.Screenshot(t, file, filepath.Join(dir, run.ID+".png"), 1200, 2600)
+	})
 }
 
 // checkRTOAgainstTruth checks that a partition run shows impact and

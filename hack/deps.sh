@@ -15,6 +15,10 @@ command -v curl >/dev/null || need+=(curl)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 { [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; } || need+=(busybox-static file)
 command -v file >/dev/null || need+=(file)
+# The HTML report is checked in a real headless browser (internal/chromiumtest),
+# with a font so screenshots show text.
+command -v chromium >/dev/null || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "hack/deps.sh: missing ${need[*]}; run as root (or apt-get install them)" >&2
