@@ -91,8 +91,11 @@ type panel struct {
 	Dots                    []dot
 	StripY                  float64
 	Strip                   []bar
+	Gaps                    []gapLabel // "no value" where the curve stops during the run
 	Note                    string
 }
+
+type gapLabel struct{ X, Y float64 }
 
 type hline struct {
 	Y     float64
@@ -181,7 +184,7 @@ func newChart(r api.Run, tl *api.Timeline) *chart {
 		}
 		x0, x1 := sc.clip(f.injected), sc.clip(end)
 		l.Bars = append(l.Bars, bar{Class: "fault", X: x0, W: math.Max(x1-x0, 2), Title: f.text})
-		l.Texts = append(l.Texts, placeText("fault-text", x0, x1, f.text))
+		l.Texts = append(l.Texts, placeText("fault-text", x0, f.text))
 		c.FaultLanes = append(c.FaultLanes, l)
 		y += laneH
 	}
@@ -396,7 +399,7 @@ func faultSpans(r api.Run) []faultSpan {
 
 // placeText puts a lane's text over its bar, from the bar's start, or
 // ending at the plot's right edge when it would run past it.
-func placeText(class string, x0, _ float64, text string) laneText {
+func placeText(class string, x0 float64, text string) laneText {
 	w := float64(len([]rune(text))) * charW
 	if x0+w > chartX1 {
 		return laneText{Class: class, X: chartX1, Anchor: "end", Text: text}
@@ -467,6 +470,10 @@ func newPanel(s api.ProbeSeries, sc xScale, step time.Duration, from, to time.Ti
 	switch {
 	case s.Error != "":
 		p.Note = "query failed: " + s.Error
+	case values == 0 && allOK(s.Points) && s.Abort():
+		p.Note = "empty result throughout: counted as not firing (onEmpty: pass)"
+	case values == 0 && allOK(s.Points):
+		p.Note = "empty result throughout: counted as healthy (onEmpty: pass)"
 	case values == 0:
 		p.Note = "no values in Prometheus for this window"
 	}
@@ -540,6 +547,24 @@ func newPanel(s api.ProbeSeries, sc xScale, step time.Duration, from, to time.Ti
 	}
 	flush()
 
+	// Long stretches without a value while the run judged the probe:
+	// say so where the curve stops.
+	gapStart := -1
+	for i := 0; i <= len(s.Points); i++ {
+		inGap := i < len(s.Points) && !finite(s.Points[i]) && !s.Points[i].OK &&
+			!s.Points[i].Time.Before(from) && !s.Points[i].Time.After(to)
+		switch {
+		case inGap && gapStart < 0:
+			gapStart = i
+		case !inGap && gapStart >= 0:
+			x0, x1 := sc.x(s.Points[gapStart].Time), sc.x(s.Points[i-1].Time)
+			if x1-x0 > 110 && p.Note == "" {
+				p.Gaps = append(p.Gaps, gapLabel{X: (x0 + x1) / 2, Y: p.Y + p.H/2 + 4})
+			}
+			gapStart = -1
+		}
+	}
+
 	// The health strip: healthy, not healthy, or no value, per step.
 	half := step / 2
 	for _, pt := range s.Points {
@@ -559,6 +584,15 @@ func newPanel(s api.ProbeSeries, sc xScale, step time.Duration, from, to time.Ti
 		p.Strip = append(p.Strip, bar{Class: class, X: x0, W: x1 - x0})
 	}
 	return p
+}
+
+func allOK(pts []api.Point) bool {
+	for _, p := range pts {
+		if !p.OK {
+			return false
+		}
+	}
+	return true
 }
 
 func curveClass(ok bool) string {
@@ -590,7 +624,7 @@ func rtoLane(r api.Run, sc xScale) []lane {
 			text = fmt.Sprintf("RTO %s (target %s)", Seconds(*m), secondsDuration(r.RTO.TargetSeconds))
 		}
 		l.Bars = append(l.Bars, bar{Class: class, X: x0, W: math.Max(x1-x0, 2), Title: text})
-		l.Texts = append(l.Texts, placeText("rto-text", x0, x1, text))
+		l.Texts = append(l.Texts, placeText("rto-text", x0, text))
 	default:
 		x1 := sc.clip(sc.hi)
 		text := "not recovered"
@@ -598,7 +632,7 @@ func rtoLane(r api.Run, sc xScale) []lane {
 			text = "recovering…"
 		}
 		l.Bars = append(l.Bars, bar{Class: "rto open", X: x0, W: math.Max(x1-x0, 2), Title: text})
-		l.Texts = append(l.Texts, placeText("rto-text", x0, x1, text))
+		l.Texts = append(l.Texts, placeText("rto-text", x0, text))
 	}
 	return []lane{l}
 }
@@ -655,7 +689,7 @@ func alertLanes(r api.Run, sc xScale) []lane {
 		if len(l.Bars) == 0 {
 			l.Texts = append(l.Texts, laneText{Class: class, X: chartX0 + 4, Anchor: "start", Text: text})
 		} else {
-			l.Texts = append(l.Texts, placeText(class, x0, x1, text))
+			l.Texts = append(l.Texts, placeText(class, x0, text))
 		}
 		out = append(out, l)
 	}
@@ -681,7 +715,7 @@ func silenceLanes(r api.Run, sc xScale) []lane {
 		}
 		x0, x1 := sc.clip(s.CreatedAt), sc.clip(end)
 		l.Bars = append(l.Bars, bar{Class: "silence", X: x0, W: math.Max(x1-x0, 2), Title: text})
-		l.Texts = append(l.Texts, placeText("silence-text", x0, x1, text))
+		l.Texts = append(l.Texts, placeText("silence-text", x0, text))
 		out = append(out, l)
 	}
 	return out
@@ -699,7 +733,7 @@ func dataLossLanes(r api.Run, sc xScale) []lane {
 	x0, x1 := sc.clip(*d.FirstLost), sc.clip(*last)
 	text := fmt.Sprintf("%d acknowledged writes lost", d.Lost)
 	l := lane{Label: "RPO", Bars: []bar{{Class: "loss", X: x0, W: math.Max(x1-x0, 2), Title: text}}}
-	l.Texts = append(l.Texts, placeText("loss-text", x0, math.Max(x1, x0+2), text))
+	l.Texts = append(l.Texts, placeText("loss-text", x0, text))
 	return []lane{l}
 }
 

@@ -384,7 +384,7 @@ func offset(t time.Time, ref *time.Time) string {
 	}
 	d := t.Sub(*ref).Seconds()
 	sign := "+"
-	if d < 0 {
+	if d < 0 && Seconds(-d) != "0.0s" { // no "-0.0s"
 		sign = "-"
 		d = -d
 	}
