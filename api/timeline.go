@@ -20,9 +20,9 @@ type Timeline struct {
 	// widened when the window would need too many points.
 	StepSeconds float64 `json:"stepSeconds"`
 	// Error says why the probe curves are unavailable (Prometheus
-	// unreachable, ...); Series then lacks the probes not queried. A
-	// timeline with an error is still an answer (200): the report renders
-	// from the run record alone and shows this.
+	// unreachable, ...); Series then still lists the probes, without
+	// points. A timeline with an error is still an answer (200): the
+	// report renders from the run record alone and shows this.
 	Error  string        `json:"error,omitempty"`
 	Series []ProbeSeries `json:"series"`
 }

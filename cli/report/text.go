@@ -384,9 +384,11 @@ func offset(t time.Time, ref *time.Time) string {
 	}
 	d := t.Sub(*ref).Seconds()
 	sign := "+"
-	if d < 0 && Seconds(-d) != "0.0s" { // no "-0.0s"
-		sign = "-"
+	if d < 0 {
 		d = -d
+		if Seconds(d) != "0.0s" { // no "-0.0s"
+			sign = "-"
+		}
 	}
 	return sign + Seconds(d)
 }

@@ -185,6 +185,19 @@ func TestSeconds(t *testing.T) {
 	}
 }
 
+func TestOffset(t *testing.T) {
+	for _, tt := range []struct {
+		in   float64
+		want string
+	}{
+		{0, "+0.0s"}, {2.04, "+2.0s"}, {-0.04, "+0.0s"}, {-0.06, "-0.1s"}, {-3, "-3.0s"}, {-124, "-2m04.0s"},
+	} {
+		if got := offset(*at(tt.in), at(0)); got != tt.want {
+			t.Errorf("offset(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestRTOLine(t *testing.T) {
 	got := RTOLine(api.Run{Verdict: api.VerdictPass, RTO: api.RTO{MeasuredSeconds: ptr(14.0), TargetSeconds: 900, ResolutionSeconds: 1}})
 	if want := "14.0s (target 15m0s) — resolution ±1s"; got != want {
