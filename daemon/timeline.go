@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
+
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/probes"
+	"github.com/chaosd/chaosd/probes/promql"
 )
 
 // The window and density of a run's timeline.
@@ -30,6 +34,7 @@ const (
 // (probes/prom's Evaluator).
 type rangeEvaluator interface {
 	EvalRange(ctx context.Context, p probes.Probe, start, end time.Time, step time.Duration) ([]probes.Result, error)
+	ScrapeInterval(ctx context.Context) (time.Duration, error)
 }
 
 // timelineProbe is one probe of a run and the phases it served in.
@@ -47,7 +52,16 @@ type timelineProbe struct {
 func buildTimeline(ctx context.Context, ev rangeEvaluator, run api.Run, exp *experiments.Experiment, now time.Time) api.Timeline {
 	start, end, step := timelineWindow(run, exp, now)
 	tl := api.Timeline{RunID: run.ID, Start: start, End: end, StepSeconds: step.Seconds(), Series: []api.ProbeSeries{}}
-	for _, tp := range timelineProbes(run, exp) {
+	// $__rate_interval as the runner writes it, for probes the run did
+	// not reach (a Prometheus that does not answer fails below anyway).
+	rateWindow := func() time.Duration {
+		scrape, err := ev.ScrapeInterval(ctx)
+		if err != nil || scrape <= 0 {
+			scrape = step
+		}
+		return promql.Window(step, scrape)
+	}
+	for _, tp := range timelineProbes(run, exp, rateWindow) {
 		s := api.ProbeSeries{Name: tp.probe.Name, Query: tp.probe.Query, Condition: tp.condition,
 			Op: string(tp.probe.Op), Threshold: tp.probe.Threshold, Min: tp.probe.Min, Max: tp.probe.Max,
 			Phases: tp.phases, Points: []api.Point{}}
@@ -106,11 +120,13 @@ func timelineWindow(run api.Run, exp *experiments.Experiment, now time.Time) (st
 }
 
 // timelineProbes lists the probes of a run. The record says what the run
-// evaluated (name, query, condition per phase); the experiment adds what
-// the record cannot (match and onEmpty rules) and the probes of phases
-// the run did not reach. A probe whose query changed in the experiment
-// since the run is taken from the record.
-func timelineProbes(run api.Run, exp *experiments.Experiment) []timelineProbe {
+// evaluated (name, query with $__rate_interval expanded, condition per
+// phase); the experiment adds what the record cannot (match and onEmpty
+// rules) and the probes of phases the run did not reach, their
+// $__rate_interval expanded as the run expanded the others (or to
+// fallbackWindow when the record shows none). A probe whose query changed
+// in the experiment since the run is taken from the record.
+func timelineProbes(run api.Run, exp *experiments.Experiment, fallbackWindow func() time.Duration) []timelineProbe {
 	spec := map[string]timelineProbe{} // by name, from the experiment
 	var specOrder []string
 	addSpec := func(p probes.Probe, phases ...api.Phase) {
@@ -149,6 +165,7 @@ func timelineProbes(run api.Run, exp *experiments.Experiment) []timelineProbe {
 
 	var out []timelineProbe
 	index := map[string]int{} // name -> position in out
+	window := ""              // what the run wrote for $__rate_interval
 	for _, ph := range run.Phases {
 		for _, sum := range ph.Probes {
 			if i, ok := index[sum.Name]; ok {
@@ -156,10 +173,15 @@ func timelineProbes(run api.Run, exp *experiments.Experiment) []timelineProbe {
 				continue
 			}
 			tp, ok := spec[sum.Name]
-			if !ok || tp.probe.Query != sum.Query || tp.condition != sum.Condition {
+			w, same := expandedAs(tp.probe.Query, sum.Query)
+			if !ok || !same || tp.condition != sum.Condition {
 				// Not (or no longer) in the experiment: what the record says.
 				tp = timelineProbe{probe: probeFromRecord(sum), condition: sum.Condition}
 			}
+			if w != "" {
+				window = w
+			}
+			tp.probe.Query = sum.Query
 			tp.phases = addPhases(tp.phases, ph.Phase)
 			index[sum.Name] = len(out)
 			out = append(out, tp)
@@ -167,10 +189,38 @@ func timelineProbes(run api.Run, exp *experiments.Experiment) []timelineProbe {
 	}
 	for _, name := range specOrder {
 		if _, ok := index[name]; !ok {
-			out = append(out, spec[name])
+			tp := spec[name]
+			if window == "" && strings.Contains(tp.probe.Query, promql.RateInterval) {
+				window = model.Duration(fallbackWindow()).String()
+			}
+			tp.probe.Query = strings.ReplaceAll(tp.probe.Query, promql.RateInterval, window)
+			out = append(out, tp)
 		}
 	}
 	return out
+}
+
+// expandedAs reports whether query is specQuery with $__rate_interval
+// written as one duration, and that duration ("" when specQuery has no
+// $__rate_interval).
+func expandedAs(specQuery, query string) (window string, same bool) {
+	if !strings.Contains(specQuery, promql.RateInterval) {
+		return "", specQuery == query
+	}
+	parts := strings.Split(specQuery, promql.RateInterval)
+	for i := range parts {
+		parts[i] = regexp.QuoteMeta(parts[i])
+	}
+	m := regexp.MustCompile("^" + strings.Join(parts, "([0-9][0-9a-z]*)") + "$").FindStringSubmatch(query)
+	if m == nil {
+		return "", false
+	}
+	for _, w := range m[2:] {
+		if w != m[1] {
+			return "", false
+		}
+	}
+	return m[1], true
 }
 
 // addPhases adds phases to have, keeping the phases' run order.

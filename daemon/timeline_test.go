@@ -40,6 +40,10 @@ spec:
         query: up
         op: ">="
         threshold: 1
+      - name: success-rate
+        query: sum(rate(ok[$__rate_interval])) / sum(rate(all[$__rate_interval]))
+        op: ">="
+        threshold: 0.99
   effects:
     probes:
       - name: cut-visible
@@ -50,7 +54,7 @@ spec:
         match: all
   abortWhen:
     - name: on-fire
-      query: sum(sut_errors)
+      query: sum(rate(errors[$__rate_interval]))
       op: ">"
       threshold: 5
       onEmpty: pass
@@ -69,12 +73,14 @@ func TestTimelineProbesMergeRecordAndExperiment(t *testing.T) {
 			{Name: "healthy", Query: "min(sut_healthy)", Condition: "== 1"},
 			{Name: "gone", Query: "sum(x)", Condition: "between 0.5 and 1e+06"},
 			{Name: "renamed-since", Query: "up{job=\"old\"}", Condition: ">= 1"},
+			{Name: "success-rate", Query: "sum(rate(ok[4s])) / sum(rate(all[4s]))", Condition: ">= 0.99"},
 		}},
 		{Phase: api.PhaseEffects, Probes: []api.ProbeSummary{
 			{Name: "cut-visible", Query: "max(sut_cut)", Condition: "between 1 and 2"},
 		}},
 	}}
-	got := timelineProbes(run, exp)
+	noFallback := func() time.Duration { t.Error("the record shows the window: no fallback needed"); return 0 }
+	got := timelineProbes(run, exp, noFallback)
 	type row struct {
 		name, query, cond string
 		match             probes.Match
@@ -89,9 +95,12 @@ func TestTimelineProbesMergeRecordAndExperiment(t *testing.T) {
 		{"healthy", "min(sut_healthy)", "== 1", "", []api.Phase{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering}},
 		{"gone", "sum(x)", "between 0.5 and 1e+06", "", []api.Phase{api.PhaseSteadyState}},
 		{"renamed-since", `up{job="old"}`, ">= 1", "", []api.Phase{api.PhaseSteadyState}},
+		// $__rate_interval as the run expanded it.
+		{"success-rate", "sum(rate(ok[4s])) / sum(rate(all[4s]))", ">= 0.99", "", []api.Phase{api.PhaseSteadyState, api.PhaseObserving, api.PhaseRecovering}},
 		{"cut-visible", "max(sut_cut)", "between 1 and 2", probes.MatchAll, []api.Phase{api.PhaseEffects}},
-		// Not reached by the run: from the experiment.
-		{"on-fire", "sum(sut_errors)", "> 5", "", []api.Phase{api.PhaseAbort}},
+		// Not reached by the run: from the experiment, $__rate_interval
+		// written as the run wrote it for the others.
+		{"on-fire", "sum(rate(errors[4s]))", "> 5", "", []api.Phase{api.PhaseAbort}},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Fatalf("timeline probes:\n got %+v\nwant %+v", rows, want)
@@ -99,13 +108,40 @@ func TestTimelineProbesMergeRecordAndExperiment(t *testing.T) {
 	if p := got[1].probe; p.Op != probes.OpBetween || *p.Min != 0.5 || *p.Max != 1e6 || p.Validate() != nil {
 		t.Errorf("probe rebuilt from the record's condition: %+v", p)
 	}
-	if got[4].probe.OnEmpty != probes.OnEmptyPass {
-		t.Errorf("abort probe lost its onEmpty rule: %+v", got[4].probe)
+	if got[5].probe.OnEmpty != probes.OnEmptyPass {
+		t.Errorf("abort probe lost its onEmpty rule: %+v", got[5].probe)
 	}
 
 	// Without the experiment (deleted since), the record alone.
-	if got := timelineProbes(run, nil); len(got) != 4 || got[0].probe.Threshold == nil || *got[0].probe.Threshold != 1 {
+	if got := timelineProbes(run, nil, noFallback); len(got) != 5 || got[0].probe.Threshold == nil || *got[0].probe.Threshold != 1 {
 		t.Errorf("record alone: %+v", got)
+	}
+
+	// A run that evaluated nothing (preflight failed): every probe from
+	// the experiment, $__rate_interval as the runner would write it.
+	got = timelineProbes(api.Run{ID: "r-2", Experiment: "cut"}, exp, func() time.Duration { return 8 * time.Second })
+	if len(got) != 5 || got[2].probe.Query != "sum(rate(ok[8s])) / sum(rate(all[8s]))" || got[4].probe.Query != "sum(rate(errors[8s]))" {
+		t.Errorf("probes of a run that evaluated none: %+v", got)
+	}
+}
+
+func TestExpandedAs(t *testing.T) {
+	for _, tt := range []struct {
+		spec, query, window string
+		same                bool
+	}{
+		{"up", "up", "", true},
+		{"up", "up{a=\"b\"}", "", false},
+		{"rate(x[$__rate_interval])", "rate(x[4s])", "4s", true},
+		{"rate(x[$__rate_interval]) / rate(y[$__rate_interval])", "rate(x[1m30s]) / rate(y[1m30s])", "1m30s", true},
+		{"rate(x[$__rate_interval]) / rate(y[$__rate_interval])", "rate(x[4s]) / rate(y[5s])", "", false},
+		{"rate(x[$__rate_interval])", "rate(z[4s])", "", false},
+		{"rate(x.y[$__rate_interval])", "rate(xzy[4s])", "", false}, // metacharacters are literal
+	} {
+		w, same := expandedAs(tt.spec, tt.query)
+		if w != tt.window || same != tt.same {
+			t.Errorf("expandedAs(%q, %q) = %q, %v; want %q, %v", tt.spec, tt.query, w, same, tt.window, tt.same)
+		}
 	}
 }
 
@@ -216,8 +252,8 @@ func TestTimelineWithoutPrometheus(t *testing.T) {
 	if !strings.Contains(tl.Error, "probe curves unavailable") || !strings.Contains(tl.Error, "unreachable") {
 		t.Errorf("timeline error %q, want it to say Prometheus is unreachable", tl.Error)
 	}
-	if len(tl.Series) != 4 || tl.Series[0].Name != "healthy" || tl.Series[0].Threshold == nil || len(tl.Series[0].Points) != 0 {
-		t.Errorf("series %+v, want the 4 probes without points", tl.Series)
+	if len(tl.Series) != 5 || tl.Series[0].Name != "healthy" || tl.Series[0].Threshold == nil || len(tl.Series[0].Points) != 0 {
+		t.Errorf("series %+v, want the 5 probes without points", tl.Series)
 	}
 	if tl.RunID != "r-1" || tl.StepSeconds != 1 || !tl.Start.Equal(started.Add(-30*time.Second)) {
 		t.Errorf("timeline %+v", tl)

@@ -34,7 +34,8 @@ type Criterion struct {
 
 // Criteria lists the criteria of a run's verdict, in the run's order:
 // steady state before inject, effects, abort conditions, faults reverted,
-// recovery, RTO, alerts, RPO. A failed (or errored) verdict whose reason
+// recovery, RTO, alerts, RPO (named as JUnit names its cases where both
+// have them). A failed (or errored) verdict whose reason
 // none of them carries gets a last row with that reason, so the table
 // never reads "all ok" under a FAIL.
 func Criteria(r api.Run) []Criterion {
@@ -295,7 +296,7 @@ func (c criteria) alerts() []Criterion {
 		if a.Silenced {
 			m = append(m, "silenced")
 		}
-		if a.Reason != "" {
+		if a.Reason != "" && !a.OK {
 			m = append(m, a.Reason)
 		}
 		cr.Measured = strings.Join(m, "; ")
@@ -330,13 +331,13 @@ func alertName(a api.AlertCheck) string {
 
 func (c criteria) rpo() Criterion {
 	d := c.r.DataLoss
-	cr := Criterion{Name: "RPO (data loss)"}
+	cr := Criterion{Name: "RPO within target"}
 	if d == nil {
-		cr.Required, cr.Measured, cr.Status = "acknowledged writes survive", "not checked", StatusNA
+		cr.Required, cr.Measured, cr.Status = "acknowledged writes survive (data-loss check)", "not checked", StatusNA
 		return cr
 	}
-	cr.Required = fmt.Sprintf("acknowledged writes lost span ≤ %s", secondsDuration(d.TargetSeconds))
-	cr.Measured = DataLossLine(*d)
+	cr.Required = fmt.Sprintf("lost acknowledged writes span ≤ %s", secondsDuration(d.TargetSeconds))
+	cr.Measured = RPOLine(*d)
 	switch {
 	case d.Error != "" || d.MeasuredSeconds == nil:
 		cr.Status = StatusError
@@ -349,27 +350,6 @@ func (c criteria) rpo() Criterion {
 		cr.Status = StatusOK
 	}
 	return cr
-}
-
-// DataLossLine says what the RPO check measured: "3 of 1200 acknowledged
-// writes lost, spanning 12.0s".
-func DataLossLine(d api.DataLoss) string {
-	var s string
-	switch {
-	case d.Lost > 0:
-		s = fmt.Sprintf("%d of %d acknowledged writes lost", d.Lost, d.Acknowledged)
-		if d.MeasuredSeconds != nil {
-			s += ", spanning " + Seconds(*d.MeasuredSeconds)
-		}
-	case d.MeasuredSeconds != nil:
-		s = fmt.Sprintf("no acknowledged write lost (%d of %d writes acknowledged)", d.Acknowledged, d.Writes)
-	default:
-		s = "not measured"
-	}
-	if d.Error != "" {
-		s += ": " + d.Error
-	}
-	return s
 }
 
 // phaseProbes returns the probe summaries of one phase of the record.

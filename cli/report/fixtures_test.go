@@ -87,16 +87,16 @@ func checksRun() api.Run {
 	r.Alerts = []api.AlertCheck{
 		{Name: "VisitsUnreachable", Labels: map[string]string{"cluster": "c1"}, Expected: true, WithinSeconds: 60,
 			PendingAt: at(25), FiredAt: at(35), ResolvedAt: at(58), TTASeconds: ptr(13.0), TTRSeconds: ptr(23.0),
-			Silenced: true, OK: true},
-		{Name: "GatewayErrorBudgetBurn", Expected: false, OK: true},
+			Silenced: true, OK: true, Reason: "VisitsUnreachable fired 13s after the first impact"},
+		{Name: "GatewayErrorBudgetBurn", Expected: false, OK: true, Reason: "GatewayErrorBudgetBurn did not fire"},
 		{Name: "GatewayDown", Expected: false, PendingAt: at(40), FiredAt: at(45), ResolvedAt: at(52), OK: false,
-			Reason: "fired although forbidden"},
+			Reason: "alert GatewayDown fired at 10:00:45.000 and must not"},
 	}
 	r.Silences = []api.Silence{{ID: "4f1c2a", Matchers: []string{`alertname="VisitsUnreachable"`, `cluster="c1"`},
 		CreatedAt: *at(19), EndsAt: *at(140), ExpiredAt: at(66), ExpiredBy: "run"}}
 	r.DataLoss = &api.DataLoss{TargetSeconds: 300, Writes: 120, Acknowledged: 118, Lost: 2,
 		FirstLost: at(48), LastLost: at(49.5), MeasuredSeconds: ptr(1.5)}
-	r.Verdict, r.Reason = api.VerdictFail, "alert GatewayDown fired although forbidden"
+	r.Verdict, r.Reason = api.VerdictFail, "alert GatewayDown fired at 10:00:45.000 and must not"
 	return r
 }
 

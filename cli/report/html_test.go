@@ -166,7 +166,7 @@ func TestIntegrationHTMLInChromium(t *testing.T) {
 		}},
 		{"checks", checksRun(), passTimeline(), []string{
 			`id="verdict">FAIL<`, "VisitsUnreachable", "GatewayDown (forbidden): fired at +25.0s", "silence alertname=",
-			"2 acknowledged writes lost", "RPO (data loss)", `<rect class="firing silenced"`,
+			"2 acknowledged writes lost", "RPO within target", `<rect class="firing silenced"`,
 		}},
 		{"prometheus-down", failRun(), unavailable(), []string{
 			`id="verdict">FAIL<`, "not recovered", "probe curves unavailable: prometheus unreachable",
