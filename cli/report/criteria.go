@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 
 	"github.com/chaosd/chaosd/api"
@@ -317,13 +316,8 @@ func alertName(a api.AlertCheck) string {
 	if len(a.Labels) == 0 {
 		return a.Name
 	}
-	keys := make([]string, 0, len(a.Labels))
-	for k := range a.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var kv []string
-	for _, k := range keys {
+	for _, k := range sortedKeys(a.Labels) {
 		kv = append(kv, fmt.Sprintf("%s=%q", k, a.Labels[k]))
 	}
 	return a.Name + "{" + strings.Join(kv, ",") + "}"

@@ -156,7 +156,7 @@ func newDocument(r api.Run, tl *api.Timeline) *document {
 		row := silenceRow{ID: s.ID, Matchers: strings.Join(s.Matchers, ", "), Created: atOffset(&s.CreatedAt, ref),
 			Ends: atOffset(&s.EndsAt, ref), Expired: atOffset(s.ExpiredAt, ref), Error: s.Error}
 		if s.ExpiredBy != "" && s.ExpiredAt != nil {
-			row.Expired += " by " + s.ExpiredBy
+			row.Expired += " by the " + s.ExpiredBy
 		}
 		d.Silences = append(d.Silences, row)
 	}
