@@ -63,3 +63,11 @@ type Driver interface {
 	// (keep lists the active faults' states) and returns what it removed.
 	Prune(ctx context.Context, keep []json.RawMessage) ([]string, error)
 }
+
+// Undoer is implemented by drivers whose faults another party can undo
+// without the agent (Chaos Monkey faults, through the service's
+// actuator): Undo returns what that takes, handed out in the fault's
+// status (agentapi.FaultStatus.Undo).
+type Undoer interface {
+	Undo(f agentapi.Fault, state json.RawMessage) (json.RawMessage, error)
+}

@@ -237,6 +237,13 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	}
 	fl.status.State = agentapi.StateActive
 	fl.status.AppliedAt = now
+	if u, ok := drv.(Undoer); ok {
+		if doc, err := u.Undo(f, fl.state); err == nil {
+			fl.status.Undo = doc
+		} else {
+			a.lg.Warn("no undo document for the fault", zap.String("fault", f.ID), zap.Error(err))
+		}
+	}
 	fl.status.LeaseExpires = minTime(f.Deadline, now.Add(leaseDuration(f.LeaseSeconds))).UTC()
 	a.lg.Info("fault injected", append(a.logFields(f, ""),
 		zap.String("kind", string(f.Kind)), zap.ByteString("state", fl.state), zap.Time("leaseExpires", fl.status.LeaseExpires),

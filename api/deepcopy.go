@@ -58,6 +58,9 @@ func (t Times) DeepCopy() Times {
 func (f FaultRecord) DeepCopy() FaultRecord {
 	f.InjectedAt = clonePtr(f.InjectedAt)
 	f.RevertedAt = clonePtr(f.RevertedAt)
+	if f.Undo != nil {
+		f.Undo = slices.Clone(f.Undo)
+	}
 	return f
 }
 

@@ -5,7 +5,10 @@
 // client is daemon/client.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Phase is where a run is.
 type Phase string
@@ -119,9 +122,18 @@ type FaultRecord struct {
 	InjectedAt   *time.Time `json:"injectedAt,omitempty"`
 	RevertedAt   *time.Time `json:"revertedAt,omitempty"`
 	RevertReason string     `json:"revertReason,omitempty"`
-	// Verified: the agent confirmed no kernel state of the fault is left.
+	// RevertedBy says who undid the fault: "agent" (asked by chaosd, or on
+	// its own at its lease or deadline), or "chaosd" (through the
+	// service's actuator, when the agent stopped answering).
+	RevertedBy string `json:"revertedBy,omitempty"`
+	// Verified: whoever reverted it checked that nothing of the fault is
+	// left (the agent: no kernel state; chaosd: the settings read back).
 	Verified bool   `json:"verified"`
 	Error    string `json:"error,omitempty"`
+	// Undo, for faults chaosd can undo without the agent (Chaos Monkey
+	// assaults), is the agent's undo document: the actuator URL and the
+	// settings to put back.
+	Undo json.RawMessage `json:"undo,omitempty"`
 	// TargetChanged says what happened to the target during the run (in
 	// Kubernetes: its pod was deleted or stopped being Ready).
 	TargetChanged string `json:"targetChanged,omitempty"`

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -375,6 +376,7 @@ func TestIntegrationFaultKindsInTheLab(t *testing.T) {
 	t.Run("memory-pressure-customers", func(t *testing.T) {
 		settle(last)
 		code, run, stderr := runJSON(t, l, "memory-pressure-customers")
+		last = run
 		if code != 0 || run.Verdict != api.VerdictPass {
 			t.Fatalf("exit %d verdict %s: %s\n%s", code, run.Verdict, run.Reason, stderr)
 		}
@@ -397,6 +399,45 @@ func TestIntegrationFaultKindsInTheLab(t *testing.T) {
 		if code != 3 || run.Verdict != api.VerdictError || !strings.Contains(run.Reason, "netem") || run.Times.Injected != nil {
 			t.Fatalf("without netem the run must end in preflight, exit 3, naming netem; got exit %d verdict %s injected %v: %s",
 				code, run.Verdict, run.Times.Injected, run.Reason)
+		}
+	})
+
+	// Last, as it kills an agent for good: the agent holding the
+	// assault dies mid-run and is never restarted; chaosd notices within
+	// a lease and undoes the assault itself through the actuator.
+	t.Run("exceptions-visits with its agent killed", func(t *testing.T) {
+		settle(last)
+		var agentPID int
+		for _, p := range l.Procs() {
+			if p.Name == "agent-c2-n1" {
+				agentPID = p.PID
+			}
+		}
+		if agentPID == 0 {
+			t.Fatalf("no agent-c2-n1 process in the lab: %+v", l.Procs())
+		}
+		since := time.Now()
+		cmd, out := startRun(t, l, "exceptions-visits")
+		waitForRun(t, l, "exceptions-visits", since, "assault in place", func(r api.Run) bool {
+			return r.Times.Injected != nil && len(r.Faults) > 0 && r.Faults[0].InjectedAt != nil
+		})
+		if err := syscall.Kill(agentPID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		code, run := finishRun(t, cmd, out)
+		if code != 3 || run.Verdict != api.VerdictError || !strings.Contains(run.Reason, "has not answered") {
+			t.Fatalf("exit %d verdict %s: %s; want exit 3, error: the agent stopped answering", code, run.Verdict, run.Reason)
+		}
+		f := run.Faults[0]
+		if f.RevertedBy != "chaosd" || !f.Verified || f.RevertedAt == nil {
+			t.Fatalf("fault record %+v: want undone and verified by chaosd", f)
+		}
+		t.Logf("agent killed; chaosd undid the assault %.1fs later (%s)", f.RevertedAt.Sub(killed).Seconds(), f.RevertReason)
+		_, assaultsAfter := get(visits + "/assaults")
+		statusAfter, _ := get(visits + "/status")
+		if assaultsAfter != assaultsBefore || statusAfter != statusBefore {
+			t.Errorf("Chaos Monkey settings not restored without the agent:\nbefore %d %s\nafter  %d %s", statusBefore, assaultsBefore, statusAfter, assaultsAfter)
 		}
 	})
 	assertNoFaultLeft(t, l)

@@ -5,7 +5,10 @@
 // is agent/agentclient.
 package agentapi
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Kind names a fault kind. The names are declared here once; the
 // experiment spec, chaosd and the agent's drivers all use these constants.
@@ -161,6 +164,22 @@ type FaultStatus struct {
 	// kernel state of the fault is left.
 	Verified bool   `json:"verified,omitempty"`
 	Error    string `json:"error,omitempty"`
+	// Undo, for faults another party can undo without the agent
+	// (exception and app-latency: a SpringBootUndo), is what that takes:
+	// chaosd keeps it in the run record and undoes the fault itself when
+	// the agent stops answering.
+	Undo json.RawMessage `json:"undo,omitempty"`
+}
+
+// SpringBootUndo undoes a Chaos Monkey fault through the service's
+// actuator: if Chaos Monkey was off, POST /disable; POST Assaults to
+// /assaults and Watchers to /watchers (the captured values of exactly the
+// fields the fault wrote); if it was on, POST /enable.
+type SpringBootUndo struct {
+	URL      string                     `json:"url"` // the service's base URL
+	Enabled  bool                       `json:"enabled"`
+	Assaults map[string]json.RawMessage `json:"assaults"`
+	Watchers map[string]json.RawMessage `json:"watchers"`
 }
 
 // Status describes an agent.

@@ -435,31 +435,116 @@ func (d *Driver) Revert(ctx context.Context, f agentapi.Fault, state json.RawMes
 			zap.String("fault", f.ID), zap.String("target", st.URL), zap.String("holder", other))
 		return nil
 	}
-	assaults, watchers, err := restoreBodies(d.kind, f.SpringBoot, st)
+	u, err := undoOf(d.kind, f.SpringBoot, st)
 	if err != nil {
 		return err
 	}
-	// Stop the attacks first when Chaos Monkey was off before.
-	if !st.Enabled {
-		if err := d.post(ctx, st.URL, "/disable", nil); err != nil {
-			return err
-		}
-	}
-	if err := d.post(ctx, st.URL, "/assaults", assaults); err != nil {
+	if err := d.undo(ctx, u); err != nil {
 		return err
-	}
-	if err := d.post(ctx, st.URL, "/watchers", watchers); err != nil {
-		return err
-	}
-	if st.Enabled {
-		if err := d.post(ctx, st.URL, "/enable", nil); err != nil {
-			return err
-		}
 	}
 	d.active.release(st.URL, f.ID)
 	d.lg.Info("chaos monkey fault reverted", zap.String("run", f.RunID), zap.String("fault", f.ID),
 		zap.String("kind", string(d.kind)), zap.String("target", st.URL), zap.Bool("enabled", st.Enabled))
 	return nil
+}
+
+// undoOf is the undo document of a fault of kind with sb, from the
+// settings captured before it.
+func undoOf(kind agentapi.Kind, sb *agentapi.SpringBoot, st State) (agentapi.SpringBootUndo, error) {
+	assaults, watchers, err := restoreBodies(kind, sb, st)
+	if err != nil {
+		return agentapi.SpringBootUndo{}, err
+	}
+	return agentapi.SpringBootUndo{URL: st.URL, Enabled: st.Enabled, Assaults: assaults, Watchers: watchers}, nil
+}
+
+// undo writes u back through the actuator.
+func (d *Driver) undo(ctx context.Context, u agentapi.SpringBootUndo) error {
+	// Stop the attacks first when Chaos Monkey was off before.
+	if !u.Enabled {
+		if err := d.post(ctx, u.URL, "/disable", nil); err != nil {
+			return err
+		}
+	}
+	if err := d.post(ctx, u.URL, "/assaults", u.Assaults); err != nil {
+		return err
+	}
+	if err := d.post(ctx, u.URL, "/watchers", u.Watchers); err != nil {
+		return err
+	}
+	if u.Enabled {
+		return d.post(ctx, u.URL, "/enable", nil)
+	}
+	return nil
+}
+
+// Undo returns the fault's undo document (agentapi.SpringBootUndo), which
+// the agent hands to chaosd in the fault's status.
+func (d *Driver) Undo(f agentapi.Fault, state json.RawMessage) (json.RawMessage, error) {
+	st, err := parseState(state)
+	if err != nil {
+		return nil, err
+	}
+	u, err := undoOf(d.kind, f.SpringBoot, st)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(u)
+}
+
+// UndoWithoutAgent undoes a Chaos Monkey fault from its undo document,
+// straight through the service's actuator (chaosd does this when the
+// agent that applied it stopped answering), then reads the settings back:
+// it returns what is still not as before ("" when everything is).
+func UndoWithoutAgent(ctx context.Context, hc *http.Client, doc json.RawMessage) (string, error) {
+	var u agentapi.SpringBootUndo
+	if err := json.Unmarshal(doc, &u); err != nil || u.URL == "" {
+		return "", fmt.Errorf("springboot undo document: %v", err)
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Second}
+	}
+	d := &Driver{hc: hc, lg: zap.NewNop(), active: &activeSet{byURL: map[string]string{}}}
+	if err := d.undo(ctx, u); err != nil {
+		return "", err
+	}
+	now, err := d.capture(ctx, u.URL)
+	if err != nil {
+		return "", err
+	}
+	var gotA, gotW map[string]json.RawMessage
+	if err := json.Unmarshal(now.Assaults, &gotA); err != nil {
+		return "", fmt.Errorf("read back assaults: %w", err)
+	}
+	if err := json.Unmarshal(now.Watchers, &gotW); err != nil {
+		return "", fmt.Errorf("read back watchers: %w", err)
+	}
+	var diffs []string
+	diffs = appendDiffs(diffs, "", u.Assaults, gotA)
+	diffs = appendDiffs(diffs, "watchers.", u.Watchers, gotW)
+	if now.Enabled != u.Enabled {
+		diffs = append(diffs, fmt.Sprintf("enabled=%v (was %v)", now.Enabled, u.Enabled))
+	}
+	if len(diffs) == 0 {
+		return "", nil
+	}
+	return "chaos monkey at " + u.URL + ": " + strings.Join(diffs, ", "), nil
+}
+
+// appendDiffs adds "prefix+key=got (was want)" for every key of want whose
+// value differs in got, in key order.
+func appendDiffs(diffs []string, prefix string, want, got map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !jsonEqual(want[k], got[k]) {
+			diffs = append(diffs, fmt.Sprintf("%s%s=%s (was %s)", prefix, k, got[k], want[k]))
+		}
+	}
+	return diffs
 }
 
 // Remaining compares the service's current settings with the captured
@@ -486,20 +571,8 @@ func (d *Driver) Remaining(ctx context.Context, f agentapi.Fault, state json.Raw
 		return "", err
 	}
 	var diffs []string
-	diff := func(prefix string, want, got map[string]json.RawMessage) {
-		var keys []string
-		for k := range want {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if !jsonEqual(want[k], got[k]) {
-				diffs = append(diffs, fmt.Sprintf("%s%s=%s (was %s)", prefix, k, got[k], want[k]))
-			}
-		}
-	}
-	diff("", wantA, gotA)
-	diff("watchers.", wantW, gotW)
+	diffs = appendDiffs(diffs, "", wantA, gotA)
+	diffs = appendDiffs(diffs, "watchers.", wantW, gotW)
 	if now.Enabled != st.Enabled {
 		diffs = append(diffs, fmt.Sprintf("enabled=%v (was %v)", now.Enabled, st.Enabled))
 	}

@@ -476,3 +476,32 @@ func TestApplyHonoursContext(t *testing.T) {
 	}
 	d.active.release(s.URL, f.ID)
 }
+
+// TestUndoWithoutAgent: the undo document the agent hands out is enough
+// to put the service back with no agent (and no driver state) at all.
+func TestUndoWithoutAgent(t *testing.T) {
+	svc := startService(t)
+	svc.must(t, "POST", ActuatorPath+"/assaults", `{"level":7,"deterministic":false}`)
+	before := svc.snapshot(t)
+	d := newDriver(t, agentapi.KindException)
+	f := exceptionFault("run1.exc", svc.url())
+	st := apply(t, d, f)
+	doc, err := d.Undo(f, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := svc.snapshot(t); after == before {
+		t.Fatal("the fault changed nothing")
+	}
+	// The agent is gone: only the document and the actuator remain.
+	rem, err := UndoWithoutAgent(context.Background(), nil, doc)
+	if err != nil || rem != "" {
+		t.Fatalf("UndoWithoutAgent = %q, %v", rem, err)
+	}
+	if after := svc.snapshot(t); after != before {
+		t.Errorf("after the undo:\n got %+v\nwant %+v", after, before)
+	}
+	if _, err := UndoWithoutAgent(context.Background(), nil, []byte(`{}`)); err == nil {
+		t.Error("an empty undo document was accepted")
+	}
+}

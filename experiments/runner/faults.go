@@ -96,7 +96,10 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		}
 		r.lg.Info("fault injected", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
 			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
-		r.update(func(rec *api.Run) { rec.Faults[lf.idx].InjectedAt = &at })
+		r.update(func(rec *api.Run) {
+			rec.Faults[lf.idx].InjectedAt = &at
+			rec.Faults[lf.idx].Undo = st.Undo
+		})
 		r.record(&lf.node, false, ReasonInjected, fmt.Sprintf("run %s: fault %s (%s) injected, deadline %s",
 			r.rec.ID, lf.name, lf.fault.Kind, lf.fault.Deadline.UTC().Format(time.RFC3339)))
 	}
@@ -114,6 +117,7 @@ func (r *Runner) renewLeases(ctx context.Context, lost chan<- string) {
 	every := r.opts.Lease / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lastOK := map[string]time.Time{} // fault@node → last renewal the agent answered
 	for {
 		select {
 		case <-ctx.Done():
@@ -127,7 +131,9 @@ func (r *Runner) renewLeases(ctx context.Context, lost chan<- string) {
 			cctx, cancel := context.WithTimeout(ctx, every)
 			_, err := lf.agent.Renew(cctx, lf.fault.ID, r.opts.Lease)
 			cancel()
+			key := lf.fault.ID + "@" + lf.node.Key()
 			if err == nil || ctx.Err() != nil {
+				lastOK[key] = time.Now()
 				continue
 			}
 			var ae *agentapi.APIError
@@ -139,8 +145,23 @@ func (r *Runner) renewLeases(ctx context.Context, lost chan<- string) {
 				return
 			}
 			// A transient failure: the next renewal may pass before the
-			// lease runs out; if not, the agent reverts on its own and the
-			// next renewal reports it gone.
+			// lease runs out. An agent silent for a whole lease may be
+			// dead: what its fault does is no longer known, so the run
+			// ends (and the revert falls back to what chaosd can undo
+			// itself).
+			since, ok := lastOK[key]
+			if !ok {
+				since = time.Now().Add(-every) // its inject, about a renewal ago
+				lastOK[key] = since
+			}
+			if time.Since(since) >= r.opts.Lease {
+				select {
+				case lost <- fmt.Sprintf("agent on node %s has not answered for %s (a whole lease): fault %s no longer watched: %v",
+					lf.node.Name, time.Since(since).Round(time.Millisecond), lf.fault.ID, err):
+				default:
+				}
+				return
+			}
 			r.lg.Warn("lease renewal failed", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name), zap.Error(err))
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/springboot"
 	"github.com/chaosd/chaosd/api"
 )
 
@@ -36,6 +37,9 @@ const UnknownToAgent = "unknown to agent"
 func RevertFault(ctx context.Context, a Reverter, fr *api.FaultRecord, timeout time.Duration) error {
 	if a == nil {
 		err := errors.New("no agent for this node: cannot confirm the revert")
+		if fr.Undo != nil {
+			return undoWithoutAgent(ctx, fr, err, timeout)
+		}
 		fr.Error = joinReasons(fr.Error, "revert: "+err.Error())
 		return err
 	}
@@ -60,16 +64,57 @@ func RevertFault(ctx context.Context, a Reverter, fr *api.FaultRecord, timeout t
 		}
 	}
 	if err != nil {
+		if fr.Undo != nil {
+			return undoWithoutAgent(ctx, fr, err, timeout)
+		}
 		fr.Error = joinReasons(fr.Error, "revert: "+err.Error())
-		return fmt.Errorf("%w (the agent reverts it by itself at its lease or deadline)", err)
+		return fmt.Errorf("%w (the agent reverts it by itself at its lease or deadline, if it is alive)", err)
 	}
 	at := st.RevertedAt
 	if at.IsZero() {
 		at = time.Now()
 	}
-	fr.RevertedAt, fr.RevertReason, fr.Verified = &at, st.RevertReason, st.Verified
+	fr.RevertedAt, fr.RevertReason, fr.Verified, fr.RevertedBy = &at, st.RevertReason, st.Verified, "agent"
 	if !st.Verified {
 		return errors.New("agent could not verify removal")
+	}
+	return nil
+}
+
+// ReasonUndoneByChaosd is the revert reason of a fault chaosd undid itself
+// because its agent did not answer.
+const ReasonUndoneByChaosd = "agent unreachable: undone by chaosd"
+
+// undoWithoutAgent undoes a fault whose agent did not answer from the
+// undo document the agent handed out at inject (Chaos Monkey assaults:
+// straight through the service's actuator), and reads the settings back.
+func undoWithoutAgent(ctx context.Context, fr *api.FaultRecord, agentErr error, timeout time.Duration) error {
+	var err error
+	var left string
+	for attempt := range revertAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(revertBackoff):
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		left, err = springboot.UndoWithoutAgent(cctx, nil, fr.Undo)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		fr.Error = joinReasons(fr.Error, fmt.Sprintf("revert: agent: %v; chaosd's own undo: %v", agentErr, err))
+		return fmt.Errorf("agent: %w; chaosd's own undo failed too: %v", agentErr, err)
+	}
+	now := time.Now()
+	fr.RevertedAt, fr.RevertReason, fr.RevertedBy, fr.Verified = &now, ReasonUndoneByChaosd, "chaosd", left == ""
+	fr.Error = joinReasons(fr.Error, "agent did not answer the revert: "+agentErr.Error())
+	if left != "" {
+		fr.Error = joinReasons(fr.Error, "still in place after chaosd's undo: "+left)
+		return fmt.Errorf("chaosd undid the fault without its agent, but %s", left)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ type system struct {
 
 	failInjectOn string // node whose inject fails
 	goneOnRenew  bool   // renewals answer 410, as after a lease expiry
+	silentRenew  bool   // renewals get no answer (the agent is unreachable)
 	goneWhy      string // the 410's message (default: reverted: lease-expired)
 	pingErr      error
 	unhealthy    bool // unhealthy from the start
@@ -173,6 +174,9 @@ func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultSt
 func (a fakeAgent) Renew(_ context.Context, id string, _ time.Duration) (agentapi.FaultStatus, error) {
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
+	if a.s.silentRenew {
+		return agentapi.FaultStatus{}, errors.New("dial unix agent.sock: connect: connection refused")
+	}
 	if a.s.goneOnRenew {
 		delete(a.s.active, id+"@"+a.node)
 		why := a.s.goneWhy
@@ -310,6 +314,8 @@ func TestRunVerdicts(t *testing.T) {
 			verdict: api.VerdictAborted, reason: "aborted by user", injected: true},
 		{name: "lost lease is a tool error", setup: func(s *system) { s.goneOnRenew = true },
 			verdict: api.VerdictError, reason: "fault ended early", injected: true},
+		{name: "an agent silent for a whole lease ends the run", setup: func(s *system) { s.silentRenew, s.healthyAlso = true, true },
+			verdict: api.VerdictError, reason: "has not answered for", injected: true},
 		{name: "a fault that vanished is never a pass", setup: func(s *system) {
 			s.goneOnRenew, s.goneWhy, s.healthyAlso = true, `fault "r-1.cut" is reverted (vanished): it was no longer in place`, true
 		},
