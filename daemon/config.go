@@ -133,8 +133,13 @@ type Service struct {
 type Instance struct {
 	Name string `yaml:"name"`
 	Node string `yaml:"node"` // must be one of the cluster's agents' nodes
-	// URL is the instance's base URL (Spring Boot actuator under /actuator).
+	// URL is the instance's base URL (Spring Boot actuator under /actuator),
+	// as the agent on its node reaches it.
 	URL string `yaml:"url,omitempty"`
+	// AdminURL is where chaosd itself reaches the instance, when that
+	// differs from URL: chaosd undoes a Chaos Monkey assault through it
+	// when the instance's agent stops answering. Empty: URL.
+	AdminURL string `yaml:"adminURL,omitempty"`
 	// Cgroup is the instance's cgroup, relative to the cgroup root.
 	Cgroup string `yaml:"cgroup,omitempty"`
 }
@@ -359,7 +364,7 @@ func (c *Config) inventory() *targets.Static {
 		for _, s := range cl.Services {
 			ts := targets.Service{Name: s.Name}
 			for _, in := range s.Instances {
-				ts.Instances = append(ts.Instances, targets.ServiceInstance{Name: in.Name, Node: in.Node, URL: in.URL, Cgroup: in.Cgroup})
+				ts.Instances = append(ts.Instances, targets.ServiceInstance{Name: in.Name, Node: in.Node, URL: in.URL, AdminURL: in.AdminURL, Cgroup: in.Cgroup})
 			}
 			tc.Services = append(tc.Services, ts)
 		}

@@ -179,6 +179,9 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 			}
 			cc.Services = append(cc.Services, daemon.Service{Name: s.name, Instances: []daemon.Instance{{
 				Name: podName(s.name), Node: n.Name, URL: fmt.Sprintf("http://%s:%d", n.IP, s.port), Cgroup: l.serviceCgroup(s.name),
+				// chaosd, in the mgmt namespace, has no path into the
+				// clusters: it reaches the actuator over mgmt.
+				AdminURL: fmt.Sprintf("http://%s:%d", n.MgmtIP, s.port),
 			}}})
 		}
 		c.Clusters = append(c.Clusters, cc)

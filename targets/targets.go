@@ -33,8 +33,12 @@ type Instance struct {
 	Service string
 	Name    string // unique within the service, e.g. the pod name
 	// URL is the instance's base URL (its Spring Boot actuator lives under
-	// URL/actuator).
+	// URL/actuator), as the agent on its node reaches it.
 	URL string
+	// AdminURL is the base URL at which chaosd itself reaches the
+	// instance, when that differs from URL (chaosd undoes a Chaos Monkey
+	// assault through it when the agent stops answering); empty: URL.
+	AdminURL string
 	// Cgroup is the instance's cgroup path relative to the cgroup root
 	// (standalone mode; in Kubernetes the agent finds it from Pod).
 	Cgroup string
@@ -129,10 +133,11 @@ type Service struct {
 
 // ServiceInstance is one instance of a service and the node it runs on.
 type ServiceInstance struct {
-	Name   string
-	Node   string
-	URL    string
-	Cgroup string
+	Name     string
+	Node     string
+	URL      string
+	AdminURL string
+	Cgroup   string
 }
 
 // Static resolves targets against a fixed list of clusters (chaosd's
@@ -195,7 +200,7 @@ func (s *Static) Resolve(_ context.Context, t experiments.Target) ([]Node, error
 			continue
 		}
 		insts = append(insts, Node{Cluster: t.Cluster, Name: in.Node,
-			Instance: &Instance{Service: svc.Name, Name: in.Name, URL: in.URL, Cgroup: in.Cgroup}})
+			Instance: &Instance{Service: svc.Name, Name: in.Name, URL: in.URL, AdminURL: in.AdminURL, Cgroup: in.Cgroup}})
 	}
 	return Pick(insts, t.Mode, s.rand), nil
 }

@@ -2,9 +2,11 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,9 +98,10 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		}
 		r.lg.Info("fault injected", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
 			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
+		undo := adminUndo(st.Undo, lf.node)
 		r.update(func(rec *api.Run) {
 			rec.Faults[lf.idx].InjectedAt = &at
-			rec.Faults[lf.idx].Undo = st.Undo
+			rec.Faults[lf.idx].Undo = undo
 		})
 		r.record(&lf.node, false, ReasonInjected, fmt.Sprintf("run %s: fault %s (%s) injected, deadline %s",
 			r.rec.ID, lf.name, lf.fault.Kind, lf.fault.Deadline.UTC().Format(time.RFC3339)))
@@ -246,4 +249,23 @@ func (r *Runner) watchTargets(ctx context.Context, plan []liveFault) (stop func(
 		}
 	})
 	return func() { cancel(); wg.Wait() }
+}
+
+// adminUndo points an agent's undo document at the address chaosd itself
+// reaches the instance at (targets.Instance.AdminURL), when it has one:
+// the agent's URL is the one the node sees.
+func adminUndo(doc json.RawMessage, n targets.Node) json.RawMessage {
+	if doc == nil || n.Instance == nil || n.Instance.AdminURL == "" {
+		return doc
+	}
+	var u agentapi.SpringBootUndo
+	if err := json.Unmarshal(doc, &u); err != nil {
+		return doc
+	}
+	u.URL = strings.TrimRight(n.Instance.AdminURL, "/")
+	out, err := json.Marshal(u)
+	if err != nil {
+		return doc
+	}
+	return out
 }
