@@ -45,6 +45,32 @@ const (
 	ReasonVanished = "vanished"
 )
 
+// What ends a fault by itself when no agent reverts it (the agent died,
+// hangs, or chaosd stopped renewing and the agent cannot act):
+// FaultStatus.SelfExpiry.
+const (
+	// SelfExpiryKernel: the fault's CIDRs and ports are nftables set
+	// elements with a timeout (partition, latency). The kernel drops them
+	// at SelfExpiresAt unless the agent renews them, and the fault ends:
+	// nothing matches its drop or mark rules any more.
+	SelfExpiryKernel = "kernel"
+	// SelfExpiryProcess: the fault is a process of its own holding its own
+	// deadline (the memory stressor). It frees its memory and exits at
+	// SelfExpiresAt unless the agent renews it (and at once when the agent
+	// dies).
+	SelfExpiryProcess = "process"
+)
+
+// LeaseEnd is when a lease of leaseSeconds taken at now ends: never after
+// deadline; a lease too long to represent ends at the deadline.
+func LeaseEnd(now, deadline time.Time, leaseSeconds float64) time.Time {
+	left := deadline.Sub(now)
+	if leaseSeconds < left.Seconds() {
+		return now.Add(time.Duration(leaseSeconds * float64(time.Second)))
+	}
+	return deadline
+}
+
 // Fault is what chaosd asks an agent to apply.
 type Fault struct {
 	// ID is unique per agent, chosen by chaosd ("<runID>.<faultName>").
@@ -169,6 +195,18 @@ type FaultStatus struct {
 	// chaosd keeps it in the run record and undoes the fault itself when
 	// the agent stops answering.
 	Undo json.RawMessage `json:"undo,omitempty"`
+	// SelfExpiry says what ends the fault without any agent:
+	// SelfExpiryKernel (partition, latency), SelfExpiryProcess (memory),
+	// or empty when nothing on the node ends it (exception, app-latency:
+	// if the agent is gone, chaosd undoes those itself with Undo).
+	SelfExpiry string `json:"selfExpiry,omitempty"`
+	// SelfExpiresAt (with SelfExpiry set) is when that mechanism ends the
+	// fault at the latest, as set by the apply or the last renewal:
+	// LeaseExpires plus the driver's margin (250 ms), so that a live
+	// agent's own revert at LeaseExpires comes first and a renewal that
+	// arrives in time always finds the fault in place. It keeps its last
+	// value after the fault ended.
+	SelfExpiresAt time.Time `json:"selfExpiresAt,omitempty"`
 }
 
 // SpringBootUndo undoes a Chaos Monkey fault through the service's
