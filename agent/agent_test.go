@@ -20,6 +20,7 @@ import (
 	"github.com/chaosd/chaosd/agent/agentclient"
 	"github.com/chaosd/chaosd/agent/ledger"
 	"github.com/chaosd/chaosd/agent/memory"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 	"github.com/chaosd/chaosd/agent/partition"
 )
 
@@ -363,9 +364,9 @@ func TestStartupRecoveryFake(t *testing.T) {
 	fh, _ := os.OpenFile(lpath, os.O_APPEND|os.O_WRONLY, 0)
 	fh.WriteString(`{"op":"intent","id":"torn","fault":{"id":"to`)
 	fh.Close()
-	k.Apply(context.Background(), partition.Plan{Table: partition.TableName("left")})
-	k.Apply(context.Background(), partition.Plan{Table: "chaosd_orphan"})
-	k.Apply(context.Background(), partition.Plan{Table: "someone_else"})
+	k.Apply(context.Background(), partition.Plan{Table: partition.TableName("left")}, time.Minute)
+	k.Apply(context.Background(), partition.Plan{Table: "chaosd_orphan"}, time.Minute)
+	k.Apply(context.Background(), partition.Plan{Table: "someone_else"}, time.Minute)
 
 	h := startAgent(t, k, func(c *Config) { c.LedgerPath = lpath })
 	if k.Has("left") {
@@ -498,5 +499,65 @@ func TestRenewFindsAVanishedFault(t *testing.T) {
 	s, err := h.client.Status(ctx)
 	if err != nil || len(s.Faults) != 0 {
 		t.Fatalf("active faults after the vanish: %+v %v", s.Faults, err)
+	}
+}
+
+// TestSelfExpiryInStatus: a partition reports that the kernel ends it by
+// itself and when (the lease's end plus the margin), which is never
+// before the kernel's own expiry; a renewal moves both; a renewal whose
+// refresh fails extends nothing (500); one that finds the sets emptied
+// answers 410 vanished.
+func TestSelfExpiryInStatus(t *testing.T) {
+	k := partition.NewFake()
+	h := startAgent(t, k, nil)
+	ctx := context.Background()
+	f := pfault("run-1.self", 2, time.Minute)
+	st, err := h.client.Inject(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := partition.TableName(f.ID)
+	check := func(what string, st agentapi.FaultStatus) {
+		t.Helper()
+		kernel, _ := k.ExpiresAt(table)
+		if st.SelfExpiry != agentapi.SelfExpiryKernel || !st.SelfExpiresAt.Equal(st.LeaseExpires.Add(nftexpiry.Margin)) {
+			t.Fatalf("%s: selfExpiry %q at %v, lease expires %v: want kernel at lease + %v", what, st.SelfExpiry, st.SelfExpiresAt, st.LeaseExpires, nftexpiry.Margin)
+		}
+		if kernel.After(st.SelfExpiresAt) || kernel.Before(st.LeaseExpires) {
+			t.Fatalf("%s: the kernel drops the elements at %v, outside [lease end %v, selfExpiresAt %v]", what, kernel, st.LeaseExpires, st.SelfExpiresAt)
+		}
+		t.Logf("%s: lease expires %s, kernel expiry %s later, reported %s later", what, st.LeaseExpires.Format(time.StampMilli),
+			kernel.Sub(st.LeaseExpires), st.SelfExpiresAt.Sub(st.LeaseExpires))
+	}
+	check("inject", st)
+	st, err = h.client.Renew(ctx, f.ID, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("renew", st)
+	if time.Until(st.LeaseExpires) < 9*time.Second {
+		t.Fatalf("renewal did not extend the lease: %v", st.LeaseExpires)
+	}
+
+	k.FailRefresh(true)
+	_, err = h.client.Renew(ctx, f.ID, time.Minute)
+	if apiStatus(err) != 500 {
+		t.Fatalf("renew whose refresh fails: %v, want 500", err)
+	}
+	k.FailRefresh(false)
+	all, _ := h.client.List(ctx)
+	if len(all) != 1 || !all[0].LeaseExpires.Equal(st.LeaseExpires) || all[0].State != agentapi.StateActive {
+		t.Fatalf("a failed refresh changed the lease: %+v (was %v)", all, st.LeaseExpires)
+	}
+	check("after failed renew", all[0])
+
+	k.EmptySets(table)
+	st, err = h.client.Renew(ctx, f.ID, time.Minute)
+	if apiStatus(err) != 410 || st.RevertReason != agentapi.ReasonVanished || k.Has(f.ID) {
+		t.Fatalf("renew of a fault whose sets were flushed: %+v %v", st, err)
+	}
+	data, _ := os.ReadFile(h.cfg.LedgerPath)
+	if !strings.Contains(string(data), `"selfExpiry":"kernel"`) {
+		t.Errorf("ledger does not say the kernel ends the fault:\n%s", data)
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 )
@@ -70,4 +71,33 @@ type Driver interface {
 // status (agentapi.FaultStatus.Undo).
 type Undoer interface {
 	Undo(f agentapi.Fault, state json.RawMessage) (json.RawMessage, error)
+}
+
+// SelfExpiring is implemented by drivers whose faults end by themselves
+// when no agent reverts them: the agent may be dead (SIGKILL, OOM kill),
+// hung or unable to act, and its own lease timer then never fires. A
+// partition's and a latency fault's CIDRs and ports are nftables set
+// elements that time out (agent/nftexpiry); the memory stressor holds a
+// deadline of its own.
+//
+// Contract: Apply sets the fault's own expiry to
+// agentapi.LeaseEnd(now, f.Deadline, f.LeaseSeconds) plus the margin, now
+// being taken during Apply (so no later than the agent's LeaseExpires plus
+// the margin); each Renew moves it to until plus the margin. The margin
+// lets the agent's own revert at the lease's end come first while it is
+// alive. The agent reports both in the fault's status (SelfExpiry,
+// SelfExpiresAt = LeaseExpires + margin, an upper bound).
+type SelfExpiring interface {
+	// SelfExpiry names what ends the driver's faults
+	// (agentapi.SelfExpiryKernel or agentapi.SelfExpiryProcess) and the
+	// most they outlive their lease by.
+	SelfExpiry() (how string, margin time.Duration)
+	// Renew checks the fault is wholly in place and moves its own expiry
+	// to until plus the margin. It returns what is in place, or "" when
+	// the fault is not (wholly) there any more: then it extended nothing,
+	// and the agent cleans up and reports it vanished. An error means the
+	// expiry may not have moved: the agent does not extend the lease.
+	// Renew runs while the fault is active, possibly at the same time as
+	// another Renew or, when the lease runs out meanwhile, its Revert.
+	Renew(ctx context.Context, f agentapi.Fault, state json.RawMessage, until time.Time) (string, error)
 }

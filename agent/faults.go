@@ -131,17 +131,6 @@ func (a *Agent) driverFor(kind agentapi.Kind) (Driver, error) {
 	return d, nil
 }
 
-func leaseDuration(s float64) time.Duration {
-	return time.Duration(s * float64(time.Second))
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
 func (a *Agent) logFields(f agentapi.Fault, reason string) []zap.Field {
 	return []zap.Field{
 		zap.String("run", f.RunID), zap.String("fault", f.ID),
@@ -225,7 +214,12 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 		st := a.runRevert(fl, reasonApplyFailed, applyErr)
 		return st, errf(500, "apply %s: %v", f.Kind, applyErr)
 	}
-	rec := ledger.Record{Op: ledger.OpApplied, ID: f.ID}
+	fl.status.LeaseExpires = agentapi.LeaseEnd(now, f.Deadline, f.LeaseSeconds).UTC()
+	if se, ok := drv.(SelfExpiring); ok {
+		how, margin := se.SelfExpiry()
+		fl.status.SelfExpiry, fl.status.SelfExpiresAt = how, fl.status.LeaseExpires.Add(margin)
+	}
+	rec := ledger.Record{Op: ledger.OpApplied, ID: f.ID, SelfExpiry: fl.status.SelfExpiry}
 	if len(applied) > 0 {
 		rec.State = applied
 	}
@@ -244,10 +238,9 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 			a.lg.Warn("no undo document for the fault", zap.String("fault", f.ID), zap.Error(err))
 		}
 	}
-	fl.status.LeaseExpires = minTime(f.Deadline, now.Add(leaseDuration(f.LeaseSeconds))).UTC()
 	a.lg.Info("fault injected", append(a.logFields(f, ""),
 		zap.String("kind", string(f.Kind)), zap.ByteString("state", fl.state), zap.Time("leaseExpires", fl.status.LeaseExpires),
-		zap.Time("deadline", f.Deadline))...)
+		zap.Time("deadline", f.Deadline), zap.String("selfExpiry", fl.status.SelfExpiry), zap.Time("selfExpiresAt", fl.status.SelfExpiresAt))...)
 	if reason := fl.pending; reason != "" {
 		// A revert was asked for while Apply ran: do it now.
 		a.mu.Unlock()
@@ -366,10 +359,21 @@ func (a *Agent) renew(ctx context.Context, id string, lease float64) (agentapi.F
 	// Verify the fault is still there before extending its lease, without
 	// holding the lock across the driver: a fault that vanished (flushed
 	// tables, a restarted service, a killed stressor) must not be reported
-	// as held. A check that cannot be made renews anyway (the fault may
-	// well be there); it is logged.
+	// as held. A fault that ends by itself (SelfExpiring) has its own
+	// expiry moved in the same call; if that fails the lease is not
+	// extended either, so the agent's timer and the kernel's (or the
+	// stressor's) stay in step. For other faults a check that cannot be
+	// made renews anyway (the fault may well be there); it is logged.
+	until := agentapi.LeaseEnd(time.Now(), f.Deadline, lease)
 	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
-	left, verr := fl.drv.Remaining(vctx, f, state)
+	var left string
+	var verr error
+	se, selfExpiring := fl.drv.(SelfExpiring)
+	if selfExpiring {
+		left, verr = se.Renew(vctx, f, state, until)
+	} else {
+		left, verr = fl.drv.Remaining(vctx, f, state)
+	}
 	cancel()
 	if verr == nil && left == "" {
 		a.lg.Warn("fault vanished", a.logFields(f, agentapi.ReasonVanished)...)
@@ -378,6 +382,14 @@ func (a *Agent) renew(ctx context.Context, id string, lease float64) (agentapi.F
 			return st, errf(500, "fault %q vanished and cleaning up after it failed: %v", id, err)
 		}
 		return st, &apiError{code: 410, msg: fmt.Sprintf("fault %q is %s (%s): it was no longer in place", id, st.State, st.RevertReason), status: &st}
+	}
+	if verr != nil && selfExpiring {
+		a.lg.Warn("could not renew fault's own expiry", append(a.logFields(f, ""), zap.Error(verr))...)
+		a.mu.Lock()
+		st := fl.status
+		a.mu.Unlock()
+		return st, &apiError{code: 500, status: &st, msg: fmt.Sprintf(
+			"renew fault %q: %v (its lease is unchanged: it ends at %s)", id, verr, st.LeaseExpires.Format(time.RFC3339Nano))}
 	}
 	if verr != nil {
 		a.lg.Warn("could not verify fault on renewal", append(a.logFields(f, ""), zap.Error(verr))...)
@@ -388,7 +400,11 @@ func (a *Agent) renew(ctx context.Context, id string, lease float64) (agentapi.F
 	if st, err := a.renewableLocked(fl); err != nil {
 		return st, err
 	}
-	fl.status.LeaseExpires = minTime(fl.status.Fault.Deadline, time.Now().Add(leaseDuration(lease))).UTC()
+	fl.status.LeaseExpires = until.UTC()
+	if selfExpiring {
+		_, margin := se.SelfExpiry()
+		fl.status.SelfExpiresAt = fl.status.LeaseExpires.Add(margin)
+	}
 	if !a.closing {
 		a.arm(fl, time.Until(fl.status.LeaseExpires))
 	}
@@ -596,7 +612,7 @@ func (a *Agent) compactLocked() error {
 	live := append([]ledger.Entry(nil), a.unrecovered...)
 	for _, fl := range a.faults {
 		if fl.inLedger {
-			live = append(live, ledger.Entry{Fault: fl.status.Fault, Applied: fl.applied, State: fl.state})
+			live = append(live, ledger.Entry{Fault: fl.status.Fault, Applied: fl.applied, State: fl.state, SelfExpiry: fl.status.SelfExpiry})
 		}
 	}
 	if err := a.led.Compact(live); err != nil {
@@ -713,7 +729,7 @@ func (a *Agent) recover(ctx context.Context, entries []ledger.Entry) error {
 		}
 		a.faults[f.ID] = &fault{drv: drv, state: e.State, phase: phaseDone, status: agentapi.FaultStatus{
 			Fault: f, State: agentapi.StateReverted, RevertedAt: now,
-			RevertReason: agentapi.ReasonStartup, Verified: verr == nil && left == "",
+			RevertReason: agentapi.ReasonStartup, Verified: verr == nil && left == "", SelfExpiry: e.SelfExpiry,
 		}}
 		a.forgetLocked(f.ID)
 		a.reverted = append(a.reverted, f.ID)

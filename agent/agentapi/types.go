@@ -206,7 +206,7 @@ type FaultStatus struct {
 	// agent's own revert at LeaseExpires comes first and a renewal that
 	// arrives in time always finds the fault in place. It keeps its last
 	// value after the fault ended.
-	SelfExpiresAt time.Time `json:"selfExpiresAt,omitempty"`
+	SelfExpiresAt time.Time `json:"selfExpiresAt,omitzero"`
 }
 
 // SpringBootUndo undoes a Chaos Monkey fault through the service's

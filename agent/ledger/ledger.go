@@ -38,6 +38,10 @@ type Record struct {
 	// State is the fault driver's state (intent: what Revert needs;
 	// applied: an update, e.g. a stressor's PID and start time).
 	State json.RawMessage `json:"state,omitempty"`
+	// SelfExpiry (applied) says what ends the fault if no agent reverts
+	// it: agentapi.SelfExpiryKernel, agentapi.SelfExpiryProcess, or empty
+	// (only an agent can).
+	SelfExpiry string `json:"selfExpiry,omitempty"`
 }
 
 // Entry is the folded state of one fault after replaying the ledger.
@@ -48,6 +52,8 @@ type Entry struct {
 	Reason   string
 	// State is the latest driver state recorded for the fault.
 	State json.RawMessage
+	// SelfExpiry is what ends the fault without an agent (see Record).
+	SelfExpiry string
 }
 
 // Ledger is an open ledger file. It is safe for concurrent use.
@@ -123,6 +129,7 @@ func Replay(data []byte) (entries []Entry, skipped int) {
 			if len(r.State) > 0 {
 				e.State = r.State
 			}
+			e.SelfExpiry = r.SelfExpiry
 		case OpReverted:
 			e.Reverted = true
 			e.Reason = r.Reason
@@ -172,7 +179,7 @@ func (l *Ledger) Compact(live []Entry) error {
 		f := e.Fault
 		recs := []Record{{Op: OpIntent, ID: f.ID, Time: now, Fault: &f, State: e.State}}
 		if e.Applied {
-			recs = append(recs, Record{Op: OpApplied, ID: f.ID, Time: now})
+			recs = append(recs, Record{Op: OpApplied, ID: f.ID, Time: now, SelfExpiry: e.SelfExpiry})
 		}
 		for _, r := range recs {
 			b, err := json.Marshal(r)

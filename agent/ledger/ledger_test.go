@@ -170,3 +170,28 @@ func sortedIDs(es []Entry) []string {
 	}
 	return out
 }
+
+// TestSelfExpirySurvivesCompaction: what ends a fault without an agent
+// is on its applied record, replayed and kept by a compaction.
+func TestSelfExpirySurvivesCompaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger")
+	l, _, _, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Append(Record{Op: OpIntent, ID: "a", Fault: fault("a")})
+	l.Append(Record{Op: OpApplied, ID: "a", SelfExpiry: agentapi.SelfExpiryKernel})
+	data, _ := os.ReadFile(path)
+	entries, _ := Replay(data)
+	if len(entries) != 1 || entries[0].SelfExpiry != agentapi.SelfExpiryKernel {
+		t.Fatalf("replayed: %+v", entries)
+	}
+	if err := l.Compact(entries); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(path)
+	if entries, _ = Replay(data); len(entries) != 1 || !entries[0].Applied || entries[0].SelfExpiry != agentapi.SelfExpiryKernel {
+		t.Fatalf("after compaction: %+v", entries)
+	}
+}

@@ -7,12 +7,15 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
 // Applier installs and removes plans in one network namespace. Every
@@ -82,31 +85,25 @@ func (a *Applier) use(ctx context.Context, fn func(c *nftables.Conn) error) erro
 	return fn(c)
 }
 
-// Apply installs the plan atomically (one netlink batch). A table of the
-// same name left behind is replaced, never merged.
-func (a *Applier) Apply(ctx context.Context, p Plan) error {
+// Apply installs the plan atomically (one netlink batch), with set
+// elements that time out after timeout. A table of the same name left
+// behind is replaced, never merged.
+func (a *Applier) Apply(ctx context.Context, p Plan, timeout time.Duration) error {
 	if !strings.HasPrefix(p.Table, TablePrefix) {
 		return fmt.Errorf("refusing to apply untagged table %q", p.Table)
 	}
-	return a.use(ctx, func(c *nftables.Conn) error { return install(c, p) })
+	return a.use(ctx, func(c *nftables.Conn) error { return install(c, p, timeout) })
 }
 
-func install(c *nftables.Conn, p Plan) error {
+func install(c *nftables.Conn, p Plan, timeout time.Duration) error {
 	t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
 	// add; delete; add: replaces any leftover in the same transaction.
 	c.AddTable(t)
 	c.DelTable(t)
 	t = c.AddTable(&nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet})
-	var set *nftables.Set
-	if len(p.Ports) > 0 {
-		set = &nftables.Set{Table: t, Name: PortSetName, KeyType: nftables.TypeInetService}
-		elems := make([]nftables.SetElement, len(p.Ports))
-		for i, port := range p.Ports {
-			elems[i] = nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(port)}
-		}
-		if err := c.AddSet(set, elems); err != nil {
-			return fmt.Errorf("add set %s: %w", PortSetName, err)
-		}
+	sets, err := nftexpiry.Add(c, t, p.Sets, timeout)
+	if err != nil {
+		return err
 	}
 	policy := nftables.ChainPolicyAccept
 	for _, pc := range p.Chains {
@@ -122,7 +119,7 @@ func install(c *nftables.Conn, p Plan) error {
 			Policy: &policy,
 		})
 		for _, r := range pc.Rules {
-			exprs, err := ruleExprs(r, set)
+			exprs, err := ruleExprs(r, sets)
 			if err != nil {
 				return fmt.Errorf("chain %s rule %q: %w", pc.Name, r, err)
 			}
@@ -135,37 +132,41 @@ func install(c *nftables.Conn, p Plan) error {
 	return nil
 }
 
-func ruleExprs(r Rule, set *nftables.Set) ([]expr.Any, error) {
+// lookup is the expression matching register 1 against set name.
+func lookup(sets map[string]*nftables.Set, name string) (expr.Any, error) {
+	s := sets[name]
+	if s == nil {
+		return nil, fmt.Errorf("set %s referenced but not in the plan", name)
+	}
+	return &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID}, nil
+}
+
+func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	var ex []expr.Any
 	if r.AddrField != Any {
-		a := r.Prefix.Addr()
 		var nfproto byte
-		var off uint32
-		switch {
-		case a.Is4():
-			nfproto, off = unix.NFPROTO_IPV4, 12
-		case a.Is6():
-			nfproto, off = unix.NFPROTO_IPV6, 8
+		var off, l uint32
+		switch r.Family {
+		case IPv4:
+			nfproto, off, l = unix.NFPROTO_IPV4, 12, 4
+		case IPv6:
+			nfproto, off, l = unix.NFPROTO_IPV6, 8, 16
 		default:
-			return nil, errors.New("invalid prefix")
+			return nil, fmt.Errorf("unknown family %d", r.Family)
 		}
-		l := uint32(a.BitLen() / 8)
 		if r.AddrField == Dst {
 			off += l
+		}
+		lk, err := lookup(sets, AddrSetName(r.Family))
+		if err != nil {
+			return nil, err
 		}
 		ex = append(ex,
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l},
+			lk,
 		)
-		if r.Prefix.Bits() < a.BitLen() {
-			mask := make([]byte, l)
-			for i := 0; i < r.Prefix.Bits(); i++ {
-				mask[i/8] |= 0x80 >> (i % 8)
-			}
-			ex = append(ex, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: l, Mask: mask, Xor: make([]byte, l)})
-		}
-		ex = append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a.AsSlice()})
 	}
 	if r.Proto != 0 {
 		ex = append(ex,
@@ -183,10 +184,11 @@ func ruleExprs(r Rule, set *nftables.Set) ([]expr.Any, error) {
 		}
 		ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2})
 		if r.PortSet {
-			if set == nil {
-				return nil, errors.New("port set referenced but plan has no ports")
+			lk, err := lookup(sets, PortSetName)
+			if err != nil {
+				return nil, err
 			}
-			ex = append(ex, &expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID})
+			ex = append(ex, lk)
 		} else {
 			ex = append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(r.Port)})
 		}
@@ -201,6 +203,23 @@ func ruleExprs(r Rule, set *nftables.Set) ([]expr.Any, error) {
 		return nil, fmt.Errorf("unknown verdict %q", r.Verdict)
 	}
 	return ex, nil
+}
+
+// Refresh checks that the plan's table is whole (every chain with its
+// rules) and gives every element of its sets a new timeout, in one
+// transaction that changes nothing when any element, set or the table is
+// missing. Missing pieces give an error wrapping nftexpiry.ErrMissing.
+func (a *Applier) Refresh(ctx context.Context, p Plan, timeout time.Duration) error {
+	if !strings.HasPrefix(p.Table, TablePrefix) {
+		return fmt.Errorf("refusing to refresh untagged table %q", p.Table)
+	}
+	return a.use(ctx, func(c *nftables.Conn) error {
+		t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
+		if err := nftexpiry.CheckRules(c, t, p.ChainRules()); err != nil {
+			return err
+		}
+		return nftexpiry.Refresh(c, t, p.Sets, timeout)
+	})
 }
 
 // Remove deletes a table. A table that is already gone counts as removed.

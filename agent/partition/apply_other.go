@@ -5,6 +5,7 @@ package partition
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 var errNotLinux = errors.New("partition: nftables needs Linux")
@@ -22,7 +23,10 @@ func NewApplierFd(int) (*Applier, error) { return nil, errNotLinux }
 func (a *Applier) Close() error { return nil }
 
 // Apply fails outside Linux.
-func (a *Applier) Apply(context.Context, Plan) error { return errNotLinux }
+func (a *Applier) Apply(context.Context, Plan, time.Duration) error { return errNotLinux }
+
+// Refresh fails outside Linux.
+func (a *Applier) Refresh(context.Context, Plan, time.Duration) error { return errNotLinux }
 
 // Remove fails outside Linux.
 func (a *Applier) Remove(context.Context, string) error { return errNotLinux }

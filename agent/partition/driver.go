@@ -5,17 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/kubepod"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
-// Backend installs, removes and lists plans: an *Applier in production,
-// a *Fake in tests without root.
+// Backend installs, refreshes, removes and lists plans: an *Applier in
+// production, a *Fake in tests without root.
 type Backend interface {
-	Apply(ctx context.Context, p Plan) error
+	// Apply installs the plan, its set elements timing out after timeout.
+	Apply(ctx context.Context, p Plan, timeout time.Duration) error
+	// Refresh gives the plan's set elements a new timeout once it checked
+	// the table is whole; an error wrapping nftexpiry.ErrMissing when it
+	// is not (or the elements timed out).
+	Refresh(ctx context.Context, p Plan, timeout time.Duration) error
 	Remove(ctx context.Context, table string) error
 	Exists(ctx context.Context, table string) (bool, error)
 	ListTagged(ctx context.Context) ([]string, error)
@@ -54,8 +61,8 @@ type Config struct {
 }
 
 // Driver is the partition fault driver: one tagged nftables table per
-// fault (see the package comment). It implements the agent's Driver
-// interface and is safe for concurrent use.
+// fault (see the package comment). It implements the agent's Driver and
+// SelfExpiring interfaces and is safe for concurrent use.
 type Driver struct {
 	be     Backend
 	exempt func() []uint16
@@ -73,6 +80,9 @@ type state struct {
 	// process of the pod; when none is left in it, the namespace is gone
 	// and the table with it.
 	NetNS *kubepod.NSID `json:"netns,omitempty"`
+	// ExemptTCP are the control channel's ports exempted at apply (node
+	// faults), so a renewal checks the table against the plan applied.
+	ExemptTCP []uint16 `json:"exemptTcp,omitempty"`
 }
 
 // New builds the driver. lg may be nil.
@@ -169,9 +179,11 @@ func (d *Driver) fields(f agentapi.Fault, st state) []zap.Field {
 	return fs
 }
 
-// Apply installs the fault's table in one netlink transaction. In the
-// node's namespace the control channel's TCP ports (as they are now) are
-// exempt; a pod's namespace carries no control channel.
+// Apply installs the fault's table in one netlink transaction, its set
+// elements timing out one lease (never past the deadline) plus
+// nftexpiry.Margin from now. In the node's namespace the control
+// channel's TCP ports (as they are now) are exempt, and recorded in the
+// state; a pod's namespace carries no control channel.
 func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessage) (json.RawMessage, error) {
 	spec, err := Parse(f.Partition)
 	if err != nil {
@@ -187,13 +199,55 @@ func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessag
 	if d.exempt != nil && f.Pod == nil {
 		exempt = d.exempt()
 	}
-	if err := be.Apply(ctx, PlanFault(f.ID, spec, exempt)); err != nil {
+	now := time.Now()
+	timeout := nftexpiry.Timeout(now, agentapi.LeaseEnd(now, f.Deadline, f.LeaseSeconds))
+	if err := be.Apply(ctx, PlanFault(f.ID, spec, exempt), timeout); err != nil {
 		return nil, fmt.Errorf("apply partition: %w", err)
 	}
 	if f.Pod != nil {
-		d.lg.Info("partition fault applied in pod network namespace", d.fields(f, st)...)
+		d.lg.Info("partition fault applied in pod network namespace", append(d.fields(f, st), zap.Duration("elementTimeout", timeout))...)
 	}
-	return nil, nil
+	st.ExemptTCP = exempt
+	return json.Marshal(st)
+}
+
+// SelfExpiry says the kernel ends a partition by itself: its set elements
+// time out nftexpiry.Margin after the lease they were set for.
+func (d *Driver) SelfExpiry() (string, time.Duration) {
+	return agentapi.SelfExpiryKernel, nftexpiry.Margin
+}
+
+// Renew checks the fault's table is whole (chains, rules, every set
+// element) and gives its set elements a timeout of until plus
+// nftexpiry.Margin, in one transaction. It returns the table's name, or
+// "" when the fault is no longer in place (a flushed table or set, a
+// deleted element, elements that timed out, a pod whose namespace is
+// gone): then nothing was changed.
+func (d *Driver) Renew(ctx context.Context, f agentapi.Fault, raw json.RawMessage, until time.Time) (string, error) {
+	spec, err := Parse(f.Partition)
+	if err != nil {
+		return "", err
+	}
+	st := d.state(f, raw)
+	be, release, err := d.backend(ctx, f, st)
+	if kubepod.IsGone(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("renew partition: %w", err)
+	}
+	defer release()
+	plan := PlanFault(f.ID, spec, st.ExemptTCP)
+	plan.Table = st.Table
+	err = be.Refresh(ctx, plan, nftexpiry.Timeout(time.Now(), until))
+	if errors.Is(err, nftexpiry.ErrMissing) {
+		d.lg.Warn("partition fault no longer in place", append(d.fields(f, st), zap.Error(err))...)
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("renew partition: %w", err)
+	}
+	return "nftables table " + st.Table, nil
 }
 
 // Revert deletes the fault's table; a table already gone is success, and

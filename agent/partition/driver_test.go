@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
 func TestDriverOnFake(t *testing.T) {
@@ -52,8 +53,8 @@ func TestDriverOnFake(t *testing.T) {
 
 	// Prune keeps the tables of kept states, removes other tagged ones
 	// and never touches untagged tables.
-	k.Apply(ctx, Plan{Table: TableName("orphan")})
-	k.Apply(ctx, Plan{Table: "someone_else"})
+	k.Apply(ctx, Plan{Table: TableName("orphan")}, time.Minute)
+	k.Apply(ctx, Plan{Table: "someone_else"}, time.Minute)
 	removed, err := d.Prune(ctx, []json.RawMessage{st})
 	if err != nil || len(removed) != 1 || removed[0] != "nftables table "+TableName("orphan") {
 		t.Fatalf("Prune = %v, %v", removed, err)
@@ -117,7 +118,7 @@ func TestDriverPodScopedOnFake(t *testing.T) {
 	}
 	// The node's Prune never removes a pod fault's table, nor keeps a
 	// node table because a pod fault has the same name.
-	node.Apply(ctx, Plan{Table: TableName(f.ID)})
+	node.Apply(ctx, Plan{Table: TableName(f.ID)}, time.Minute)
 	if removed, err := d.Prune(ctx, []json.RawMessage{st}); err != nil || len(removed) != 1 || !podK.Has(f.ID) {
 		t.Fatalf("Prune = %v, %v; pod table kept: %v", removed, err, podK.Has(f.ID))
 	}
@@ -157,5 +158,64 @@ func TestDriverPodScopedOnFake(t *testing.T) {
 	noPods, _ := New(Config{Backend: node}, nil)
 	if _, err := noPods.Prepare(ctx, &f); err == nil || !strings.Contains(err.Error(), "cannot reach pods") {
 		t.Fatalf("Prepare without pod lookup: %v", err)
+	}
+}
+
+// TestDriverRenewOnFake: Apply sets the elements' timeout to the lease
+// plus the margin; Renew moves it to until plus the margin; a table
+// whose sets were emptied, whose elements timed out, or that is gone
+// renews as not in place (""), and so does a pod whose namespace is gone.
+func TestDriverRenewOnFake(t *testing.T) {
+	ctx := context.Background()
+	k := NewFake()
+	d, err := New(Config{Backend: k, ExemptTCP: func() []uint16 { return []uint16{7070} }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if how, margin := d.SelfExpiry(); how != agentapi.SelfExpiryKernel || margin != nftexpiry.Margin {
+		t.Fatalf("SelfExpiry = %s, %v", how, margin)
+	}
+	f := agentapi.Fault{ID: "run.renew", Kind: agentapi.KindPartition, Partition: &agentapi.Partition{CIDRs: []string{"10.1.0.0/16"}, Ports: []uint16{80}},
+		Deadline: time.Now().Add(time.Minute), LeaseSeconds: 2}
+	st, err := d.Prepare(ctx, &f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if st, err = d.Apply(ctx, f, st); err != nil {
+		t.Fatal(err)
+	}
+	table := TableName(f.ID)
+	exp, _ := k.ExpiresAt(table)
+	if lo, hi := before.Add(2*time.Second+nftexpiry.Margin-time.Millisecond), time.Now().Add(2*time.Second+nftexpiry.Margin); exp.Before(lo) || exp.After(hi) {
+		t.Fatalf("elements expire at apply + %v, want lease + margin", exp.Sub(before))
+	}
+	until := time.Now().Add(10 * time.Second)
+	if left, err := d.Renew(ctx, f, st, until); err != nil || left == "" {
+		t.Fatalf("Renew of a fault in place = %q, %v", left, err)
+	}
+	if exp, _ := k.ExpiresAt(table); exp.After(until.Add(nftexpiry.Margin)) || exp.Before(until.Add(nftexpiry.Margin-time.Millisecond)) {
+		t.Fatalf("after Renew the elements expire %v after until, want the margin %v", exp.Sub(until), nftexpiry.Margin)
+	}
+	k.EmptySets(table)
+	if left, err := d.Renew(ctx, f, st, until); err != nil || left != "" {
+		t.Fatalf("Renew of a fault whose sets were flushed = %q, %v", left, err)
+	}
+
+	// Elements that timed out (the agent was too late) are not in place.
+	f.ID, f.LeaseSeconds = "run.timedout", 0.001
+	if st, err = d.Prepare(ctx, &f); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = d.Apply(ctx, f, st); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(nftexpiry.Margin + 10*time.Millisecond)
+	if left, err := d.Renew(ctx, f, st, until); err != nil || left != "" {
+		t.Fatalf("Renew after the elements timed out = %q, %v", left, err)
+	}
+	k.Remove(ctx, TableName(f.ID))
+	if left, err := d.Renew(ctx, f, st, until); err != nil || left != "" {
+		t.Fatalf("Renew of a removed table = %q, %v", left, err)
 	}
 }

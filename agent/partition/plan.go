@@ -1,9 +1,17 @@
 // Package partition is the node agent's partition fault driver (Driver):
 // it turns a partition fault into nftables state. A pure planner (Parse
 // and PlanFault, unit-tested without root) describes one inet table per
-// fault; a thin Linux applier (Applier) installs, removes and lists it
-// through netlink in a chosen network namespace; Fake stands in for the
-// applier in tests without root.
+// fault; a thin Linux applier (Applier) installs, refreshes, removes and
+// lists it through netlink in a chosen network namespace; Fake stands in
+// for the applier in tests without root.
+//
+// Kernel-side expiry. The fault's CIDRs are elements of interval sets
+// (cidrs4, cidrs6) and its ports of a set (remote_ports), all with
+// `flags timeout` (agent/nftexpiry); the drop rules look the packet up in
+// them. Every element times out one lease (plus nftexpiry.Margin) after
+// the apply or the last renewal (Driver.Renew refreshes them), so the cut
+// ends by itself even when the agent is dead; the empty table left
+// behind drops nothing and is removed at the next start-up.
 //
 // Semantics. A partition drops traffic between this network namespace (and
 // whatever it forwards for, e.g. pods behind a node) and the fault's CIDRs:
@@ -31,6 +39,7 @@ import (
 	"strings"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
 // TablePrefix tags every table the agent creates; leftovers are found by it.
@@ -109,15 +118,40 @@ const (
 	ProtoUDP uint8 = 17
 )
 
-// Rule matches: [family + address field in Prefix] [l4 proto] [port field
-// equal to Port or in the plan's port set] → Verdict.
+// Family is an IP version, of a rule's address match.
+type Family int
+
+// Families.
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+// Names of the plan's match sets. Their elements time out (see the
+// package comment).
+const (
+	AddrSet4Name = "cidrs4"       // the IPv4 CIDRs, as ranges
+	AddrSet6Name = "cidrs6"       // the IPv6 CIDRs, as ranges
+	PortSetName  = "remote_ports" // the remote ports
+)
+
+// AddrSetName is the name of a family's CIDR set.
+func AddrSetName(f Family) string {
+	if f == IPv6 {
+		return AddrSet6Name
+	}
+	return AddrSet4Name
+}
+
+// Rule matches: [family + address field in the family's CIDR set] [l4
+// proto] [port field equal to Port or in the port set] → Verdict.
 type Rule struct {
-	AddrField Field        // Any: no address match
-	Prefix    netip.Prefix // valid when AddrField != Any
-	Proto     uint8        // 0: any protocol
-	PortField Field        // Any: no port match
-	Port      uint16       // exact port, when PortSet is false
-	PortSet   bool         // match the plan's PortSetName set
+	AddrField Field  // Any: no address match
+	Family    Family // when AddrField != Any: looked up in AddrSetName(Family)
+	Proto     uint8  // 0: any protocol
+	PortField Field  // Any: no port match
+	Port      uint16 // exact port, when PortSet is false
+	PortSet   bool   // match the port set
 	Verdict   Verdict
 }
 
@@ -126,10 +160,10 @@ func (r Rule) String() string {
 	var parts []string
 	if r.AddrField != Any {
 		fam := "ip"
-		if r.Prefix.Addr().Is6() {
+		if r.Family == IPv6 {
 			fam = "ip6"
 		}
-		parts = append(parts, fmt.Sprintf("%s %s %s", fam, r.AddrField.word(), r.Prefix))
+		parts = append(parts, fmt.Sprintf("%s %s @%s", fam, r.AddrField.word(), AddrSetName(r.Family)))
 	}
 	proto := ""
 	switch r.Proto {
@@ -159,26 +193,23 @@ type Chain struct {
 	Rules    []Rule
 }
 
-// PortSetName names the set of remote ports in the table.
-const PortSetName = "remote_ports"
-
 // Plan is the complete nftables state of one partition fault.
 type Plan struct {
-	Table  string   // family inet
-	Ports  []uint16 // elements of PortSetName; empty: no set
+	Table string // family inet
+	// Sets are the match sets, in this order: cidrs4 and cidrs6 (each only
+	// with CIDRs of its family), remote_ports (only with ports). Their
+	// elements get a timeout when applied or refreshed.
+	Sets   []nftexpiry.Set
 	Chains []Chain
 }
 
-// String renders the plan roughly as `nft list table` would.
+// String renders the plan roughly as `nft list table` would (without
+// the elements' timeouts).
 func (p Plan) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", p.Table)
-	if len(p.Ports) > 0 {
-		ps := make([]string, len(p.Ports))
-		for i, v := range p.Ports {
-			ps[i] = fmt.Sprint(v)
-		}
-		fmt.Fprintf(&b, "\tset %s { type inet_service; elements = { %s } }\n", PortSetName, strings.Join(ps, ", "))
+	for _, s := range p.Sets {
+		fmt.Fprintf(&b, "\t%s\n", s)
 	}
 	for _, c := range p.Chains {
 		fmt.Fprintf(&b, "\tchain %s { type filter hook %s priority %d; policy accept;\n", c.Name, c.Hook, c.Priority)
@@ -189,6 +220,16 @@ func (p Plan) String() string {
 	}
 	b.WriteString("}\n")
 	return b.String()
+}
+
+// ChainRules is how many rules each chain holds (what a renewal checks is
+// still there).
+func (p Plan) ChainRules() []nftexpiry.ChainRules {
+	out := make([]nftexpiry.ChainRules, len(p.Chains))
+	for i, c := range p.Chains {
+		out[i] = nftexpiry.ChainRules{Chain: c.Name, Rules: len(c.Rules)}
+	}
+	return out
 }
 
 // TableName returns the tagged table name for a fault ID: the prefix, the
@@ -240,24 +281,35 @@ func Parse(p *agentapi.Partition) (Spec, error) {
 	return s, nil
 }
 
-// Plan builds the table for a fault. exemptTCP lists local TCP ports (the
+// PlanFault builds the table for a fault. exemptTCP lists local TCP ports (the
 // agent's API listener) whose traffic is accepted before any drop.
 func PlanFault(faultID string, s Spec, exemptTCP []uint16) Plan {
-	p := Plan{Table: TableName(faultID), Ports: append([]uint16(nil), s.Ports...)}
+	p := Plan{Table: TableName(faultID), Sets: nftexpiry.AddrSets(s.Prefixes, AddrSet4Name, AddrSet6Name)}
+	var fams []Family
+	for _, set := range p.Sets {
+		if set.Key == nftexpiry.KeyIPv4 {
+			fams = append(fams, IPv4)
+		} else {
+			fams = append(fams, IPv6)
+		}
+	}
+	if len(s.Ports) > 0 {
+		p.Sets = append(p.Sets, nftexpiry.PortSet(PortSetName, s.Ports))
+	}
 	egress := s.Direction == Egress || s.Direction == Both || s.Direction == ""
 	ingress := s.Direction == Ingress || s.Direction == Both || s.Direction == ""
 
-	// drops returns the drop rules for traffic whose addr field is in a CIDR;
-	// the remote port is then the port on that same side.
+	// drops returns the drop rules for traffic whose addr field is in a
+	// CIDR set; the remote port is then the port on that same side.
 	drops := func(side Field) []Rule {
 		var rs []Rule
-		for _, pr := range s.Prefixes {
+		for _, fam := range fams {
 			if len(s.Ports) == 0 {
-				rs = append(rs, Rule{AddrField: side, Prefix: pr, Verdict: Drop})
+				rs = append(rs, Rule{AddrField: side, Family: fam, Verdict: Drop})
 				continue
 			}
 			for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
-				rs = append(rs, Rule{AddrField: side, Prefix: pr, Proto: proto, PortField: side, PortSet: true, Verdict: Drop})
+				rs = append(rs, Rule{AddrField: side, Family: fam, Proto: proto, PortField: side, PortSet: true, Verdict: Drop})
 			}
 		}
 		return rs

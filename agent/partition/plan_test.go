@@ -76,37 +76,40 @@ func TestPlanFault(t *testing.T) {
 			name: "both, v4 and v6, no ports",
 			spec: Spec{Direction: Both, Prefixes: []netip.Prefix{v4, v6}},
 			want: `table inet chaosd_f1_TABLE {
+	set cidrs4 { type ipv4_addr; flags interval, timeout; elements = { 10.1.0.0/16 } }
+	set cidrs6 { type ipv6_addr; flags interval, timeout; elements = { 2001:db8::/32 } }
 	chain input { type filter hook input priority -200; policy accept;
-		ip saddr 10.1.0.0/16 drop
-		ip6 saddr 2001:db8::/32 drop
+		ip saddr @cidrs4 drop
+		ip6 saddr @cidrs6 drop
 	}
 	chain output { type filter hook output priority -200; policy accept;
-		ip daddr 10.1.0.0/16 drop
-		ip6 daddr 2001:db8::/32 drop
+		ip daddr @cidrs4 drop
+		ip6 daddr @cidrs6 drop
 	}
 	chain forward { type filter hook forward priority -200; policy accept;
-		ip daddr 10.1.0.0/16 drop
-		ip6 daddr 2001:db8::/32 drop
-		ip saddr 10.1.0.0/16 drop
-		ip6 saddr 2001:db8::/32 drop
+		ip daddr @cidrs4 drop
+		ip6 daddr @cidrs6 drop
+		ip saddr @cidrs4 drop
+		ip6 saddr @cidrs6 drop
 	}
 }
 `,
 		},
 		{
 			name:   "egress with ports and control exemption",
-			spec:   Spec{Direction: Egress, Prefixes: []netip.Prefix{v4}, Ports: []uint16{8082, 8084}},
+			spec:   Spec{Direction: Egress, Prefixes: []netip.Prefix{v4}, Ports: []uint16{8084, 8082}},
 			exempt: []uint16{7070},
 			want: `table inet chaosd_f1_TABLE {
-	set remote_ports { type inet_service; elements = { 8082, 8084 } }
+	set cidrs4 { type ipv4_addr; flags interval, timeout; elements = { 10.1.0.0/16 } }
+	set remote_ports { type inet_service; flags timeout; elements = { 8082, 8084 } }
 	chain output { type filter hook output priority -200; policy accept;
 		tcp sport 7070 accept
-		ip daddr 10.1.0.0/16 tcp dport @remote_ports drop
-		ip daddr 10.1.0.0/16 udp dport @remote_ports drop
+		ip daddr @cidrs4 tcp dport @remote_ports drop
+		ip daddr @cidrs4 udp dport @remote_ports drop
 	}
 	chain forward { type filter hook forward priority -200; policy accept;
-		ip daddr 10.1.0.0/16 tcp dport @remote_ports drop
-		ip daddr 10.1.0.0/16 udp dport @remote_ports drop
+		ip daddr @cidrs4 tcp dport @remote_ports drop
+		ip daddr @cidrs4 udp dport @remote_ports drop
 	}
 }
 `,
@@ -116,15 +119,33 @@ func TestPlanFault(t *testing.T) {
 			spec:   Spec{Direction: Ingress, Prefixes: []netip.Prefix{v4}, Ports: []uint16{53}},
 			exempt: []uint16{7070},
 			want: `table inet chaosd_f1_TABLE {
-	set remote_ports { type inet_service; elements = { 53 } }
+	set cidrs4 { type ipv4_addr; flags interval, timeout; elements = { 10.1.0.0/16 } }
+	set remote_ports { type inet_service; flags timeout; elements = { 53 } }
 	chain input { type filter hook input priority -200; policy accept;
 		tcp dport 7070 accept
-		ip saddr 10.1.0.0/16 tcp sport @remote_ports drop
-		ip saddr 10.1.0.0/16 udp sport @remote_ports drop
+		ip saddr @cidrs4 tcp sport @remote_ports drop
+		ip saddr @cidrs4 udp sport @remote_ports drop
 	}
 	chain forward { type filter hook forward priority -200; policy accept;
-		ip saddr 10.1.0.0/16 tcp sport @remote_ports drop
-		ip saddr 10.1.0.0/16 udp sport @remote_ports drop
+		ip saddr @cidrs4 tcp sport @remote_ports drop
+		ip saddr @cidrs4 udp sport @remote_ports drop
+	}
+}
+`,
+		},
+		{
+			// An interval set refuses overlapping elements: overlapping and
+			// adjacent CIDRs become one range.
+			name: "overlapping and adjacent CIDRs, IPv6 only",
+			spec: Spec{Direction: Egress, Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8::/33"),
+				netip.MustParsePrefix("2001:db8:8000::/33"), netip.MustParsePrefix("2001:db8:1::/48")}},
+			want: `table inet chaosd_f1_TABLE {
+	set cidrs6 { type ipv6_addr; flags interval, timeout; elements = { 2001:db8::/32 } }
+	chain output { type filter hook output priority -200; policy accept;
+		ip6 daddr @cidrs6 drop
+	}
+	chain forward { type filter hook forward priority -200; policy accept;
+		ip6 daddr @cidrs6 drop
 	}
 }
 `,
