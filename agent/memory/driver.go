@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"path"
@@ -61,8 +62,30 @@ type Config struct {
 	CgroupNS string
 }
 
-// Driver runs memory stressors. It implements the agent's Driver
-// interface; all methods are safe for concurrent use.
+// Margin is how much longer a stressor's own deadline runs than the
+// lease it was set or renewed for. The agent's own timer reverts the
+// fault (kills the stressor) at the end of the lease; the stressor's
+// deadline passes Margin later, so while the agent is alive the agent
+// ends the fault (logged, in the ledger, verified) and a renewal that
+// reaches the agent in time always finds the stressor still there. A
+// renewal crosses a pipe in microseconds; 250 ms covers scheduling
+// hiccups of either process and keeps a hung agent's stressor well within
+// lease + 1 s.
+const Margin = 250 * time.Millisecond
+
+// selfTimeout is the time a stressor holds on by itself for a fault held
+// until `until` (its lease end), from now: until - now + Margin, at least
+// 1 ms.
+func selfTimeout(now, until time.Time) time.Duration {
+	d := until.Sub(now)
+	if d > math.MaxInt64-Margin {
+		d = math.MaxInt64 - Margin
+	}
+	return max(d+Margin, time.Millisecond)
+}
+
+// Driver runs memory stressors. It implements the agent's Driver and
+// SelfExpiring interfaces; all methods are safe for concurrent use.
 type Driver struct {
 	cfg   Config
 	lg    *zap.Logger
@@ -296,10 +319,17 @@ func (d *Driver) parseState(f agentapi.Fault, raw json.RawMessage) state {
 // Apply starts the stressor in the target cgroup. It is placed there
 // before it allocates anything of the target (cgroup v2: cloned into the
 // cgroup; v1: its PID is written to cgroup.procs before it gets the go
-// byte), and Apply returns once it has mapped its memory. The returned
-// state adds its PID, start time and the boot ID. When ctx ends before the
-// stressor reported it started, Apply kills it and fails.
+// byte), and Apply returns once it has mapped its memory. The stressor
+// holds its own deadline from the go byte: the fault's lease (never past
+// its deadline) plus Margin, moved by each Renew. The returned state adds
+// its PID, start time and the boot ID. When ctx ends before the stressor
+// reported it started, Apply kills it and fails. A fault without a
+// deadline and a lease is refused: the stressor must hold one.
 func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessage) (json.RawMessage, error) {
+	if f.Deadline.IsZero() || !(f.LeaseSeconds > 0) {
+		return nil, errors.New("memory: the fault needs a deadline and a lease (the stressor holds its own)")
+	}
+	until := agentapi.LeaseEnd(time.Now(), f.Deadline, f.LeaseSeconds)
 	st := d.parseState(f, raw)
 	if st.PID > 0 && d.alive(st) {
 		return json.Marshal(st) // already running
@@ -323,7 +353,7 @@ func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessag
 			return nil, fmt.Errorf("create the stressor's cgroup in the pod's: %w", err)
 		}
 	}
-	c, err := d.start(ctx, st)
+	c, err := d.start(ctx, st, until)
 	if err != nil {
 		if st.LeafCgroup {
 			if rerr := d.removeLeaf(ctx, st); rerr != nil {
@@ -340,7 +370,7 @@ func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessag
 	return json.Marshal(st)
 }
 
-func (d *Driver) args(st state) []string {
+func (d *Driver) args(st state, lease time.Duration) []string {
 	a := append([]string{}, d.cfg.ArgPrefix...)
 	return append(a,
 		markerArg,
@@ -349,12 +379,13 @@ func (d *Driver) args(st state) []string {
 		"--size="+strconv.FormatUint(st.TargetBytes, 10),
 		"--ramp-seconds="+strconv.FormatFloat(st.RampSeconds, 'g', -1, 64),
 		"--parent="+strconv.Itoa(os.Getpid()),
+		"--lease-ms="+strconv.FormatInt(max(lease.Milliseconds(), 1), 10),
 	)
 }
 
 // start runs one stressor and waits until it reports it started, or ctx
-// ends.
-func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
+// ends. Its own deadline is until plus Margin.
+func (d *Driver) start(ctx context.Context, st state, until time.Time) (c *child, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -383,7 +414,7 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 		return nil, fmt.Errorf("stressor stdout pipe: %w", err)
 	}
 	newCmd := func(fd int) *exec.Cmd {
-		cmd := exec.Command(d.cfg.Exe, d.args(st)...)
+		cmd := exec.Command(d.cfg.Exe, d.args(st, selfTimeout(time.Now(), until))...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
 		cmd.SysProcAttr = sysProcAttr(fd)
 		return cmd
@@ -439,7 +470,9 @@ func (d *Driver) start(ctx context.Context, st state) (c *child, err error) {
 	if !kubepod.InCgroup(dir, c.pid) {
 		return fail(fmt.Errorf("stressor %d is not in %s after being placed there (is %s the host's cgroup filesystem?)", c.pid, dir, d.cg.Root))
 	}
-	if _, err := inW.Write([]byte{goByte}); err != nil {
+	// The go byte, and the deadline as of now (the argument's counted from
+	// before the fork).
+	if _, err := inW.Write(append([]byte{goByte}, renewLine(selfTimeout(time.Now(), until))...)); err != nil {
 		return fail(fmt.Errorf("start stressor %d: %w", c.pid, err))
 	}
 	select {
@@ -560,7 +593,9 @@ func (d *Driver) reap(c *child, out *os.File) {
 	d.mu.Unlock()
 	fields := []zap.Field{zap.String("fault", c.faultID), zap.Int("pid", c.pid),
 		zap.String("exit", c.exit), zap.Uint64("allocatedBytes", c.allocated.Load())}
-	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() &&
+	if c.cmd.ProcessState.ExitCode() == exitExpired {
+		d.lg.Warn("memory stressor's own deadline passed without a renewal; it freed its memory and exited", fields...)
+	} else if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() &&
 		ws.Signal() == syscall.SIGKILL && !c.killed.Load() {
 		// Not our kill: almost always the OOM killer of the target cgroup.
 		if n, ok := d.cg.oomKills(c.cgroup); ok {
@@ -700,6 +735,51 @@ func (d *Driver) Remaining(_ context.Context, f agentapi.Fault, raw json.RawMess
 		}
 	}
 	return strings.Join(left, ", "), err
+}
+
+// SelfExpiry says a memory fault ends by itself: the stressor exits
+// Margin after the lease it was last given.
+func (d *Driver) SelfExpiry() (string, time.Duration) {
+	return agentapi.SelfExpiryProcess, Margin
+}
+
+// Renew moves the stressor's own deadline to until plus Margin, over its
+// lifeline. It returns the stressor, or "" when it is gone (OOM-killed,
+// killed by someone, or its deadline passed). A live stressor this
+// driver did not start (no lifeline: only after a restart of the agent,
+// whose recovery reverts it anyway) cannot be renewed: an error.
+func (d *Driver) Renew(ctx context.Context, f agentapi.Fault, raw json.RawMessage, until time.Time) (string, error) {
+	st := d.parseState(f, raw)
+	c := d.ownChild(st.PID, st.StartTime)
+	if c == nil {
+		left, err := d.Remaining(ctx, f, raw)
+		if err != nil || left == "" {
+			return "", err
+		}
+		return "", fmt.Errorf("memory stressor pid %d was not started by this agent process: its own deadline cannot be renewed", st.PID)
+	}
+	select {
+	case <-c.eof:
+		return "", nil // it exited
+	default:
+	}
+	wd := time.Now().Add(time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(wd) {
+		wd = dl
+	}
+	_ = c.lifeline.SetWriteDeadline(wd) // a stressor that stopped reading must not hold us
+	if _, err := c.lifeline.Write([]byte(renewLine(selfTimeout(time.Now(), until)))); err != nil {
+		select {
+		case <-c.eof:
+			return "", nil // it exited meanwhile
+		case <-time.After(100 * time.Millisecond):
+		}
+		return "", fmt.Errorf("renew memory stressor %d: %w", c.pid, err)
+	}
+	if !d.alive(st) {
+		return "", nil
+	}
+	return fmt.Sprintf("memory stressor pid %d", c.pid), nil
 }
 
 // isLeaf says rel is a leaf cgroup of this driver's owner (so removing it

@@ -122,7 +122,7 @@ func TestStressorRefusesWhenParentIsNotTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "agent-stressor", markerArg, ownerFlag+"t", faultIDFlag+"x", "--size=4096", "--parent=1")
+	cmd := exec.Command(exe, "agent-stressor", markerArg, ownerFlag+"t", faultIDFlag+"x", "--size=4096", "--parent=1", "--lease-ms=60000")
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != exitAlone {

@@ -72,7 +72,7 @@ func testPodMemory(t *testing.T, version int, driver kubepod.CgroupDriver) {
 	ctx := context.Background()
 
 	f := agentapi.Fault{ID: "pod.mem", RunID: "test", Kind: agentapi.KindMemory, Pod: &pod.API,
-		Memory: &agentapi.Memory{Fraction: 0.25}}
+		Memory: &agentapi.Memory{Fraction: 0.25}, Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600}
 	prep, err := d.Prepare(ctx, &f)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestVMPodMemoryFromContainerCgroupNS(t *testing.T) {
 	}
 	for i, hostNS := range []string{"", "/proc/1/ns/cgroup"} {
 		f := agentapi.Fault{ID: fmt.Sprintf("cgns.%d", i), RunID: "test", Kind: agentapi.KindMemory, Pod: &pod.API,
-			Memory: &agentapi.Memory{SizeBytes: 16 * mib}}
+			Memory: &agentapi.Memory{SizeBytes: 16 * mib}, Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600}
 		rep, stop := startContainedAgent(t, agentCg, testAgentConfig{CgroupRoot: n.Root, Owner: e.owner, CgroupNS: hostNS, Fault: f})
 		if hostNS == "" {
 			// A process in the host's cgroup namespace would see itself in

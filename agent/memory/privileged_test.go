@@ -108,7 +108,8 @@ func (e testEnv) driver(t testing.TB) *Driver {
 
 func memFault(id, cg string, m agentapi.Memory) agentapi.Fault {
 	m.Cgroup = cg
-	return agentapi.Fault{ID: id, RunID: "test", Kind: agentapi.KindMemory, Memory: &m}
+	return agentapi.Fault{ID: id, RunID: "test", Kind: agentapi.KindMemory, Memory: &m,
+		Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600}
 }
 
 func apply(t testing.TB, d *Driver, f agentapi.Fault) state {
@@ -401,6 +402,64 @@ func testStartHonoursContext(t *testing.T, e testEnv) {
 		t.Fatalf("processes left in the cgroup: %q", procs)
 	}
 }
+
+// testOwnDeadline: the stressor holds its own deadline (lease + Margin
+// from the apply); Renew moves it and answers what is in place; left
+// alone it frees the cgroup's memory and exits by itself, and then Renew
+// and Remaining find nothing.
+func testOwnDeadline(t *testing.T, e testEnv) {
+	d := e.driver(t)
+	if how, m := d.SelfExpiry(); how != agentapi.SelfExpiryProcess || m != Margin {
+		t.Fatalf("SelfExpiry = %s, %v", how, m)
+	}
+	rel := e.newCgroup(t, 256*mib)
+	before, _ := e.cg.Usage(rel)
+	f := memFault("own-deadline", rel, agentapi.Memory{SizeBytes: 32 * mib})
+	f.LeaseSeconds = 1
+	st := apply(t, d, f)
+	e.waitUsage(t, rel, before+30*mib, 5*time.Second*e.slow)
+	var last time.Time
+	for range 4 { // 2s of renewals, past the first lease
+		time.Sleep(500 * time.Millisecond)
+		left, err := d.Renew(context.Background(), f, raw(st), time.Now().Add(time.Second))
+		if err != nil || left == "" {
+			t.Fatalf("Renew of a live stressor = %q, %v", left, err)
+		}
+		last = time.Now()
+	}
+	took := waitDead(t, st.PID, st.StartTime, 5*time.Second*e.slow)
+	since := time.Since(last)
+	t.Logf("stressor exited by itself %v after the last renewal (lease 1s + margin %v)", since.Round(time.Millisecond), Margin)
+	if since < time.Second || since > 2*time.Second*e.slow {
+		t.Fatalf("stressor exited %v after the last renewal (waited %v), want ~1.25s", since, took)
+	}
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		u, _ := e.cg.Usage(rel)
+		if u < before+4*mib {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("cgroup usage %d MiB after the stressor expired", u/mib)
+		}
+	}
+	if left, err := d.Renew(context.Background(), f, raw(st), time.Now().Add(time.Minute)); err != nil || left != "" {
+		t.Fatalf("Renew after the stressor expired = %q, %v", left, err)
+	}
+	if left, err := d.Remaining(context.Background(), f, raw(st)); err != nil || left != "" {
+		t.Fatalf("Remaining after the stressor expired = %q, %v", left, err)
+	}
+	if err := d.Revert(context.Background(), f, raw(st)); err != nil {
+		t.Fatal(err)
+	}
+	f2 := f
+	f2.Deadline = time.Time{}
+	if _, err := d.Apply(context.Background(), f2, raw(st)); err == nil || !strings.Contains(err.Error(), "deadline and a lease") {
+		t.Fatalf("Apply without a deadline: %v", err)
+	}
+}
+
+func TestHostV1OwnDeadline(t *testing.T) { testOwnDeadline(t, hostV1(t)) }
+func TestVMOwnDeadline(t *testing.T)     { testOwnDeadline(t, vmV2(t)) }
 
 func TestHostV1StartHonoursContext(t *testing.T) { testStartHonoursContext(t, hostV1(t)) }
 func TestVMStartHonoursContext(t *testing.T)     { testStartHonoursContext(t, vmV2(t)) }
