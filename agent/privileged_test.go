@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/agentclient"
+	"github.com/chaosd/chaosd/agent/latency"
 	"github.com/chaosd/chaosd/agent/ledger"
 	"github.com/chaosd/chaosd/agent/partition"
 )
@@ -34,18 +37,32 @@ func newPair(t testing.TB) pair {
 	return p
 }
 
-func tablesIn(t testing.TB, ns testNS) []string {
+// tablesIn lists the agent's nftables tables in ns: the partition
+// driver's (chaosd_) and the latency driver's (cdlat_).
+func tablesIn(t testing.TB, ns testNS) []string { return taggedTables(t, ns.path) }
+
+func taggedTables(t testing.TB, nsPath string) []string {
 	t.Helper()
-	ap, err := partition.NewApplier(ns.path)
+	h, err := netns.GetFromPath(nsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ap.Close()
-	ts, err := ap.ListTagged(context.Background())
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ts
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, tb := range ts {
+		if strings.HasPrefix(tb.Name, partition.TablePrefix) || strings.HasPrefix(tb.Name, latency.TablePrefix) {
+			out = append(out, tb.Name)
+		}
+	}
+	return out
 }
 
 func startReal(t testing.TB, nsPath string) *harness {

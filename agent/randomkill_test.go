@@ -25,7 +25,6 @@ import (
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/agentclient"
 	"github.com/chaosd/chaosd/agent/kubepod/kubepodtest"
-	"github.com/chaosd/chaosd/agent/partition"
 	"github.com/chaosd/chaosd/lab/petclinic"
 )
 
@@ -188,16 +187,7 @@ func (w *world) fault(kind agentapi.Kind, id string, lease time.Duration) agenta
 func (w *world) leftovers() []string {
 	w.t.Helper()
 	var out []string
-	ap, err := partition.NewApplier(w.nsPath)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	tables, err := ap.ListTagged(context.Background())
-	ap.Close()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	for _, tb := range tables {
+	for _, tb := range taggedTables(w.t, w.nsPath) {
 		out = append(out, "nftables table "+tb)
 	}
 	qs, err := w.nlh.QdiscList(nil)

@@ -318,3 +318,81 @@ func TestVMMemoryStressorExpiresWhileAgentHangs(t *testing.T) {
 	vmOnly(t)
 	testMemorySelfExpiry(t, syscall.SIGSTOP)
 }
+
+// testLatencySelfExpiry: a 100ms latency fault (node → peer) with a 2s
+// lease, renewed once, then the agent is SIGKILLed and never restarted:
+// connects to the peer are fast again one lease (plus the 250ms margin)
+// after the renewal, the kernel having dropped the marking set's
+// elements. Needs netem: the stock kernel under QEMU.
+func testLatencySelfExpiry(t *testing.T) {
+	requireRootOnly(t)
+	pn := newPodNet(t, -1)
+	pn.servers(t)
+	k := startNodeAgent(t, pn, "")
+	if st := k.start(); !st.Capabilities[string(agentapi.KindLatency)] {
+		t.Skipf("this kernel cannot run latency faults: %s", st.Unavailable[string(agentapi.KindLatency)])
+	}
+	ctx := context.Background()
+	const delay = 100 * time.Millisecond
+	rtt := func() time.Duration {
+		d, ok := dialQuick(pn.node, peerAddr+":8000", time.Second)
+		if !ok {
+			t.Fatalf("connect to the peer failed")
+		}
+		return d
+	}
+	if r := rtt(); r >= delay/2 {
+		t.Fatalf("connect RTT %v before the fault", r)
+	}
+	f := agentapi.Fault{ID: "selfexp.lat", RunID: "selfexp", Kind: agentapi.KindLatency,
+		Latency:  &agentapi.Latency{CIDRs: []string{peerCIDR}, DelayMs: float64(delay.Milliseconds()), JitterMs: 5, CorrelationPercent: 10},
+		Deadline: time.Now().Add(time.Minute), LeaseSeconds: selfExpiryLease.Seconds()}
+	st, err := k.client.Inject(ctx, f)
+	if err != nil {
+		t.Fatalf("inject: %v\n%s", err, k.stderr)
+	}
+	if st.SelfExpiry != agentapi.SelfExpiryKernel {
+		t.Fatalf("status does not say the kernel ends the latency fault: %+v", st)
+	}
+	if r := rtt(); r < delay-10*time.Millisecond {
+		t.Fatalf("connect RTT %v during a %v latency fault", r, delay)
+	}
+	time.Sleep(time.Second)
+	renewed := time.Now()
+	if st, err = k.client.Renew(ctx, f.ID, selfExpiryLease); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	stopped := time.Now()
+	k.kill9()
+
+	// Delayed until the lease the renewal gave ends (jitter 5ms).
+	for time.Until(st.LeaseExpires) > 300*time.Millisecond {
+		if r := rtt(); r < delay-10*time.Millisecond {
+			t.Fatalf("connect RTT %v %v after the agent died, before the lease ended", r, time.Since(stopped))
+		}
+	}
+	gone, ok := waitUntil(renewed.Add(selfExpiryLease+1500*time.Millisecond), func() bool { return rtt() < delay/2 })
+	if !ok {
+		t.Fatalf("connects still delayed %v after the agent died (lease %v)", time.Since(stopped), selfExpiryLease)
+	}
+	checkExpiry(t, "latency (SIGKILL)", st, renewed, stopped, gone, delay+10*time.Millisecond)
+	for range 5 {
+		if r := rtt(); r >= delay/2 {
+			t.Fatalf("connect RTT %v after the marks expired", r)
+		}
+	}
+	// The idle class and the empty table stay until an agent runs again.
+	if left := pn.tagged(t, "node"); len(left) == 0 {
+		t.Fatal("nothing of the fault left: the kernel should only have dropped the set elements")
+	}
+	k.start()
+	if left := pn.tagged(t, "node"); len(left) != 0 {
+		t.Fatalf("left after restart: %v", left)
+	}
+	k.stop()
+}
+
+func TestVMLatencyExpiresInKernelAfterSIGKILL(t *testing.T) {
+	vmOnly(t)
+	testLatencySelfExpiry(t)
+}

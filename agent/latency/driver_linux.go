@@ -9,17 +9,21 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/kubepod"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
 // ProbeLink is the name of the dummy link Probe creates (and deletes) in
@@ -41,7 +45,8 @@ const ProbeLink = "cdlat-probe"
 type Driver struct {
 	lock chan struct{} // holds one token while a method runs
 	ns   netns.NsHandle
-	h    *netlink.Handle // nil once closed
+	h    *netlink.Handle  // nil once closed
+	raw  *nl.SocketHandle // for the mark filters, which netlink.U32 cannot express
 	lg   *zap.Logger
 
 	pods  PodNetNS // nil: pod-scoped faults are refused
@@ -121,7 +126,13 @@ func newAt(nsPath string, fd int, lg *zap.Logger) (*Driver, error) {
 		ns.Close()
 		return nil, fmt.Errorf("netlink socket in namespace %q: %w", nsPath, err)
 	}
-	return &Driver{lock: make(chan struct{}, 1), ns: ns, h: h, lg: lg}, nil
+	raw, err := openRaw(ns)
+	if err != nil {
+		h.Close()
+		ns.Close()
+		return nil, fmt.Errorf("netlink socket in namespace %q: %w", nsPath, err)
+	}
+	return &Driver{lock: make(chan struct{}, 1), ns: ns, h: h, raw: raw, lg: lg}, nil
 }
 
 // Close releases the netlink socket and the namespace handle. It does not
@@ -134,6 +145,7 @@ func (d *Driver) Close() error {
 	}
 	d.h.Close()
 	d.h = nil
+	d.raw.Close()
 	return d.ns.Close()
 }
 
@@ -148,10 +160,12 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// Probe checks that the kernel can build the fault's tc layout: on a dummy
+// Probe checks that the kernel can build the fault's layout: on a dummy
 // link it creates in the target namespace (down, so no packet crosses it)
-// it adds an HTB root, a class, a netem leaf and a u32 filter, then
-// deletes the link. Without the dummy driver it falls back to looking for
+// it adds an HTB root, a class, a netem leaf and a u32 mark filter (read
+// back: a kernel without mark matching would steer every packet), and an
+// nftables table marking packets from a set whose elements time out; then
+// it deletes both. Without the dummy driver it falls back to looking for
 // sch_netem in /sys/module and the kernel's module tree.
 func (d *Driver) Probe(ctx context.Context) error {
 	if err := d.acquire(ctx); err != nil {
@@ -183,11 +197,7 @@ func (d *Driver) Probe(ctx context.Context) error {
 	if err := d.h.QdiscAdd(netemQdisc(idx, Netem{Handle: NetemHandle(FirstSlot), Parent: ClassHandle(FirstSlot), DelayUs: 1000, Limit: NetemLimit})); err != nil {
 		return fmt.Errorf("netem qdisc not supported by this kernel (%s): no sch_netem (%w)", rel, err)
 	}
-	f := Filters(FirstSlot, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, []uint16{9})[0]
-	if err := d.h.FilterAdd(u32Filter(idx, f)); err != nil {
-		return fmt.Errorf("u32 classifier not supported by this kernel (%s): %w", rel, err)
-	}
-	return nil
+	return d.probeMarks(idx, rel)
 }
 
 // probeFiles is the fallback probe when no dummy link can be created.
@@ -280,7 +290,7 @@ func (d *Driver) resolve(faultID string, s Spec) (State, error) {
 			add(l, pr)
 		}
 	}
-	var st State
+	st := State{Table: TableName(faultID)}
 	for _, g := range groups {
 		cur, err := d.current(g.link)
 		if err != nil {
@@ -386,18 +396,6 @@ func netemQdisc(idx int, n Netem) *netlink.Netem {
 		})
 }
 
-func u32Filter(idx int, f Filter) *netlink.U32 {
-	keys := make([]netlink.TcU32Key, len(f.Keys))
-	for i, k := range f.Keys {
-		keys[i] = netlink.TcU32Key{Off: k.Off, Mask: k.Mask, Val: k.Val}
-	}
-	return &netlink.U32{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: RootHandle, Priority: f.Prio, Protocol: f.Protocol},
-		ClassId:     f.ClassID,
-		Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: keys},
-	}
-}
-
 // install adds a plan; on error it removes what it added.
 func (d *Driver) install(l netlink.Link, p Plan) (err error) {
 	idx := l.Attrs().Index
@@ -434,10 +432,8 @@ func (d *Driver) install(l netlink.Link, p Plan) (err error) {
 		}
 		return fmt.Errorf("add netem qdisc %s on %s%s: %w", HandleString(p.Netem.Handle), p.Iface, msg, err)
 	}
-	for _, f := range p.Filters {
-		if err := d.h.FilterAdd(u32Filter(idx, f)); err != nil {
-			return fmt.Errorf("add u32 filter %q on %s: %w", f.Desc, p.Iface, err)
-		}
+	if err := d.addMarkFilter(idx, p.Filter); err != nil {
+		return fmt.Errorf("add u32 filter %q on %s: %w", p.Filter.Desc, p.Iface, err)
 	}
 	return nil
 }
@@ -478,11 +474,9 @@ func (d *Driver) removeSlot(l netlink.Link, slot int) (rootDeleted bool, err err
 		if pr != v4 && pr != v6 {
 			continue
 		}
-		proto := EthPIP
-		if pr == v6 {
-			proto = EthPIPv6
-		}
-		f := &netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: RootHandle, Priority: pr, Protocol: proto}}
+		// Protocol 0 deletes the prio's filters whatever their protocol
+		// (all, or ip/ipv6 from earlier agents).
+		f := &netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: RootHandle, Priority: pr}}
 		if err := d.h.FilterDel(f); !gone(err) {
 			return false, fmt.Errorf("delete u32 filters prio %d on %s: %w", pr, name, err)
 		}
@@ -516,8 +510,14 @@ func (d *Driver) removeSlot(l netlink.Link, slot int) (rootDeleted bool, err err
 	return true, nil
 }
 
-// Apply installs the fault on every interface of the state.
+// Apply installs the fault on every interface of the state (class, netem
+// leaf, mark filter), then the table that marks its packets, whose set
+// elements time out one lease (never past the deadline) plus
+// nftexpiry.Margin from now.
 func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, state json.RawMessage) (json.RawMessage, error) {
+	if f.Deadline.IsZero() || !(f.LeaseSeconds > 0) {
+		return nil, errors.New("latency: the fault needs a deadline and a lease (its marking set elements time out)")
+	}
 	s, err := Parse(f.Latency)
 	if err != nil {
 		return nil, err
@@ -550,19 +550,38 @@ func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, state json.RawMess
 			return nil, err
 		}
 	}
+	if st.Table == "" {
+		st.Table = TableName(f.ID)
+	}
 	// Applying again replaces the fault's earlier slots, never adds to them.
 	if err := d.revertLocked(f, &st); err != nil {
 		return nil, err
 	}
+	fail := func(err error) (json.RawMessage, error) {
+		if rerr := d.revertLocked(f, &st); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, fmt.Errorf("apply latency fault %s: %w", f.ID, err)
+	}
 	for i := range st.Interfaces {
-		is := &st.Interfaces[i]
-		if err := d.applyIface(f, s, is); err != nil {
-			if rerr := d.revertLocked(f, &st); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-			return nil, fmt.Errorf("apply latency fault %s: %w", f.ID, err)
+		if err := d.applyIface(f, s, &st.Interfaces[i]); err != nil {
+			return fail(err)
 		}
 	}
+	// The classes wait; the marks, whose set elements time out one lease
+	// (plus the margin) from now, send the fault's packets into them.
+	mp, err := PlanMarks(f.ID, s, st.Interfaces)
+	if err != nil {
+		return fail(err)
+	}
+	mp.Table = st.Table
+	now := time.Now()
+	timeout := nftexpiry.Timeout(now, agentapi.LeaseEnd(now, f.Deadline, f.LeaseSeconds))
+	if err := d.installMarks(mp, timeout); err != nil {
+		return fail(err)
+	}
+	d.lg.Info("latency fault marking", zap.String("run", f.RunID), zap.String("fault", f.ID),
+		zap.String("table", mp.Table), zap.Duration("elementTimeout", timeout))
 	return json.Marshal(st)
 }
 
@@ -595,7 +614,7 @@ func (d *Driver) applyIface(f agentapi.Fault, s Spec, is *IfaceState) error {
 	d.lg.Info("latency fault injected",
 		zap.String("run", f.RunID), zap.String("fault", f.ID), zap.String("interface", is.Name),
 		zap.Int("slot", p.Slot), zap.Bool("createdRoot", p.CreateRoot), zap.String("previousRoot", p.Previous.String()),
-		zap.Strings("cidrs", is.CIDRs), zap.Int("filters", len(p.Filters)))
+		zap.Strings("cidrs", is.CIDRs), zap.String("filter", p.Filter.Desc))
 	return nil
 }
 
@@ -629,6 +648,14 @@ func (d *Driver) Revert(ctx context.Context, f agentapi.Fault, state json.RawMes
 
 func (d *Driver) revertLocked(f agentapi.Fault, st *State) error {
 	var errs []error
+	// The marks first: once the table is gone nothing enters the classes.
+	table := st.Table
+	if table == "" {
+		table = TableName(f.ID)
+	}
+	if err := d.removeTable(table); err != nil {
+		errs = append(errs, fmt.Errorf("revert latency fault %s: %w", f.ID, err))
+	}
 	for i := range st.Interfaces {
 		is := &st.Interfaces[i]
 		if is.Slot == 0 {
@@ -682,6 +709,15 @@ func (d *Driver) Remaining(ctx context.Context, f agentapi.Fault, state json.Raw
 	}
 	defer d.release()
 	var left []string
+	table := st.Table
+	if table == "" {
+		table = TableName(f.ID)
+	}
+	if ok, err := d.tableExists(table); err != nil {
+		return "", err
+	} else if ok {
+		left = append(left, "nftables table "+table)
+	}
 	for _, is := range st.Interfaces {
 		if is.Slot == 0 {
 			continue
@@ -736,16 +772,31 @@ func describeSlot(iface string, cur Current, slot int) []string {
 // anything is installed, so start-up recovery reverts it.
 func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, error) {
 	owned := Owned(keep)
+	ownedTables := OwnedTables(keep)
 	if err := d.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer d.release()
-	links, err := retry(d.h.LinkList)
-	if err != nil {
-		return nil, fmt.Errorf("list links: %w", err)
-	}
 	var removed []string
 	var errs []error
+	tables, err := d.tables()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, t := range tables {
+		if ownedTables[t] {
+			continue
+		}
+		if err := d.removeTable(t); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, "nftables table "+t)
+	}
+	links, err := retry(d.h.LinkList)
+	if err != nil {
+		return removed, errors.Join(append(errs, fmt.Errorf("list links: %w", err))...)
+	}
 	for _, l := range links {
 		name := l.Attrs().Name
 		if name == ProbeLink {
@@ -885,4 +936,96 @@ func withNetNS(raw json.RawMessage, id kubepod.NSID) (json.RawMessage, error) {
 
 func podErr(p *agentapi.Pod, err error) error {
 	return fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+}
+
+// SelfExpiry says the kernel ends a latency fault by itself: the elements
+// of its marking sets time out nftexpiry.Margin after the lease they were
+// set for, and unmarked packets never reach the netem class.
+func (d *Driver) SelfExpiry() (string, time.Duration) {
+	return agentapi.SelfExpiryKernel, nftexpiry.Margin
+}
+
+// Renew checks the fault is wholly in place (on each of its interfaces
+// its class, netem leaf and mark filter; its table with every chain, rule
+// and set element) and gives the set elements a timeout of until plus
+// nftexpiry.Margin, in one transaction. It returns what is in place, or
+// "" when anything is missing (then nothing was extended).
+func (d *Driver) Renew(ctx context.Context, f agentapi.Fault, state json.RawMessage, until time.Time) (string, error) {
+	s, err := Parse(f.Latency)
+	if err != nil {
+		return "", err
+	}
+	st, err := DecodeState(state)
+	if err != nil {
+		return "", err
+	}
+	if f.Pod != nil {
+		var left string
+		err := d.inPod(ctx, f, st.NetNS, func(sub *Driver, pf agentapi.Fault, id kubepod.NSID) error {
+			l, err := sub.Renew(ctx, pf, state, until)
+			if l != "" {
+				left = fmt.Sprintf("pod %s/%s network namespace %s: %s", f.Pod.Namespace, f.Pod.Name, id, l)
+			}
+			return err
+		})
+		if kubepod.IsGone(err) {
+			return "", nil // the namespace, and the fault in it, are gone
+		}
+		if err != nil {
+			return "", podErr(f.Pod, err)
+		}
+		return left, nil
+	}
+	if err := d.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer d.release()
+	missing := func(what string) (string, error) {
+		d.lg.Warn("latency fault no longer in place", zap.String("run", f.RunID), zap.String("fault", f.ID), zap.String("missing", what))
+		return "", nil
+	}
+	var held []string
+	for _, is := range st.Interfaces {
+		if is.Slot == 0 {
+			return missing(is.Name + ": no slot")
+		}
+		l, err := d.h.LinkByName(is.Name)
+		if gone(err) && err != nil {
+			return missing("interface " + is.Name)
+		}
+		if err != nil {
+			return "", fmt.Errorf("interface %s: %w", is.Name, err)
+		}
+		cur, err := d.current(l)
+		if err != nil {
+			return "", err
+		}
+		prio, _ := FilterPrios(is.Slot)
+		switch {
+		case !cur.Ours():
+			return missing(fmt.Sprintf("%s: htb root %s", is.Name, HandleString(RootHandle)))
+		case !slices.Contains(cur.Classes, ClassHandle(is.Slot)):
+			return missing(fmt.Sprintf("%s: htb class %s", is.Name, HandleString(ClassHandle(is.Slot))))
+		case !slices.Contains(cur.Qdiscs, NetemHandle(is.Slot)):
+			return missing(fmt.Sprintf("%s: netem qdisc %s", is.Name, HandleString(NetemHandle(is.Slot))))
+		case !slices.Contains(cur.FilterPrios, prio):
+			return missing(fmt.Sprintf("%s: u32 filter prio %d", is.Name, prio))
+		}
+		held = append(held, fmt.Sprintf("%s: slot %d", is.Name, is.Slot))
+	}
+	mp, err := PlanMarks(f.ID, s, st.Interfaces)
+	if err != nil {
+		return "", err
+	}
+	if st.Table != "" {
+		mp.Table = st.Table
+	}
+	err = d.refreshMarks(mp, nftexpiry.Timeout(time.Now(), until))
+	if errors.Is(err, nftexpiry.ErrMissing) {
+		return missing(err.Error())
+	}
+	if err != nil {
+		return "", fmt.Errorf("renew latency fault %s: %w", f.ID, err)
+	}
+	return strings.Join(append(held, "nftables table "+mp.Table), "; "), nil
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -52,6 +53,14 @@ func (d *Driver) Remaining(context.Context, agentapi.Fault, json.RawMessage) (st
 
 // Prune has nothing to do off Linux.
 func (d *Driver) Prune(context.Context, []json.RawMessage) ([]string, error) { return nil, nil }
+
+// SelfExpiry reports the kernel mechanism the Linux driver uses.
+func (d *Driver) SelfExpiry() (string, time.Duration) { return agentapi.SelfExpiryKernel, 0 }
+
+// Renew fails off Linux.
+func (d *Driver) Renew(context.Context, agentapi.Fault, json.RawMessage, time.Time) (string, error) {
+	return "", errNotLinux
+}
 
 // Close does nothing off Linux.
 func (d *Driver) Close() error { return nil }

@@ -3,6 +3,7 @@ package latency
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
 // skipIfNetem skips host tests that are about a kernel WITHOUT netem.
@@ -152,31 +154,45 @@ func TestRootHostPruneLeftoverHTB(t *testing.T) {
 	if err := p.A.h.ClassAdd(htbClass(idx, Class{Handle: DefaultHandle, Parent: RootHandle, RateBytes: UnshapedBytesPerSecond})); err != nil {
 		t.Fatal(err)
 	}
-	spec, _ := Parse(&agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, Ports: []uint16{7001}, DelayMs: 1})
 	for _, slot := range []int{2, 3} {
 		if err := p.A.h.ClassAdd(htbClass(idx, Class{Handle: ClassHandle(slot), Parent: RootHandle, RateBytes: 125_000})); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range Filters(slot, spec.Prefixes, spec.Ports) {
-			if err := p.A.h.FilterAdd(u32Filter(idx, f)); err != nil {
-				t.Fatalf("add filter %s: %v", f.Desc, err)
-			}
+		if err := d.addMarkFilter(idx, MarkFilter(slot)); err != nil {
+			t.Fatalf("add mark filter of slot %d: %v", slot, err)
 		}
 	}
-	// Read the filters back: the keys must survive the round trip.
-	fs, err := p.A.h.FilterList(p.A.link(t, "a0"), RootHandle)
+	// An IPv6 address filter of an earlier agent at the reserved prio.
+	legacy := &netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: RootHandle, Priority: 5, Protocol: 0x86DD},
+		ClassId: ClassHandle(2), Sel: &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: []netlink.TcU32Key{{Off: 24, Mask: 0xFFFF0000, Val: 0xFD990000}}}}
+	if err := p.A.h.FilterAdd(legacy); err != nil {
+		t.Fatal(err)
+	}
+	// Read the filters back: the mark matches must survive the round trip
+	// (a kernel without CONFIG_CLS_U32_MARK would drop them).
+	marks, err := d.markedFilters(idx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fs) < 8 {
-		t.Fatalf("%d filters listed, want at least 8", len(fs))
+	switch {
+	case len(marks) == 0:
+		// The host kernel is built without CONFIG_CLS_U32_MARK (and
+		// without netem): Probe refuses latency faults here.
+		t.Log("this kernel's u32 classifier does not match marks (no CONFIG_CLS_U32_MARK)")
+	case marks[4] != [2]uint32{Mark(2), MarkMask} || marks[6] != [2]uint32{Mark(3), MarkMask}:
+		t.Fatalf("mark filters read back: %x", marks)
 	}
-	keep, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "a0", Slot: 3}}})
+	// And a leftover marking table of another fault.
+	if err := d.installMarks(MarkPlan{Table: TableName("orphan"), Sets: nftexpiry.AddrSets([]netip.Prefix{netip.MustParsePrefix("10.99.1.0/24")}, "d4_0", "d6_0"),
+		Chains: []MarkChain{{Name: "if0", Priority: MarkPriority + 1, Index: idx, Slot: 2, Rules: []MarkRule{{AddrSet: "d4_0"}}}}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	keep, _ := json.Marshal(State{Interfaces: []IfaceState{{Name: "a0", Slot: 3}}, Table: TableName("kept")})
 	removed, err := d.Prune(context.Background(), []json.RawMessage{keep})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 1 || !strings.Contains(removed[0], "a0: latency slot 2") {
+	if len(removed) != 2 || removed[0] != "nftables table "+TableName("orphan") || !strings.Contains(removed[1], "a0: latency slot 2") {
 		t.Fatalf("Prune(keep slot 3) removed %q", removed)
 	}
 	cur, err := d.current(p.A.link(t, "a0"))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -203,5 +204,6 @@ func newDriver(t testing.TB, tn *testNS) *Driver {
 }
 
 func latencyFault(id string, l agentapi.Latency) agentapi.Fault {
-	return agentapi.Fault{ID: id, RunID: "run1", Kind: agentapi.KindLatency, Latency: &l}
+	return agentapi.Fault{ID: id, RunID: "run1", Kind: agentapi.KindLatency, Latency: &l,
+		Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600}
 }

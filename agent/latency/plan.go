@@ -1,13 +1,16 @@
-// Package latency turns a latency fault into tc state: netem delay, jitter
-// and loss applied only to traffic toward the fault's CIDRs (and optional
-// remote ports), never to the rest of the interface's traffic.
+// Package latency turns a latency fault into tc and nftables state: netem
+// delay, jitter and loss applied only to traffic toward the fault's CIDRs
+// (and optional remote ports), never to the rest of the interface's
+// traffic, and ending by itself in the kernel when nobody renews it.
 //
-// The package is split like agent/partition: a pure planner (Parse and
-// PlanFault, unit-tested without root) describes the qdiscs, classes and
-// u32 filters for one fault on one interface given that interface's
-// current tc state; a thin Linux applier (Driver, implementing the agent's
-// Driver interface) reads that state, installs the plan through netlink in
-// a chosen network namespace, reverts it and prunes leftovers.
+// The package is split like agent/partition: a pure planner (Parse,
+// PlanFault and PlanMarks, unit-tested without root) describes the
+// qdiscs, classes and mark filter for one fault on one interface given
+// that interface's current tc state, and the nftables table that marks
+// the fault's packets; a thin Linux applier (Driver, implementing the
+// agent's Driver and SelfExpiring interfaces) reads that state, installs
+// the plan through netlink in a chosen network namespace, renews and
+// reverts it and prunes leftovers.
 //
 // Layout on an interface (see README.md for the picture):
 //
@@ -15,7 +18,15 @@
 //	  class cd00:1   unshaped (100 Gbit/s): all traffic no filter matches
 //	  class cd00:N   the fault in slot N (2-255): rate = RateBytesPerSecond or unshaped
 //	    qdisc netem (cd00+N):   delay, jitter, correlation, loss, limit 10000
-//	  filters on cd00: at prio 2N (ip) and 2N+1 (ipv6): u32 dst CIDR [+ proto + dport] → cd00:N
+//	  filter on cd00: at prio 2N: u32 match mark N<<24/0xff000000 → cd00:N
+//
+// and, per fault, an nftables table cdlat_<id> whose postrouting chains
+// set those mark bits on packets leaving through the interface toward the
+// fault's CIDRs (and ports), looked up in sets whose elements time out
+// (agent/nftexpiry): one lease plus nftexpiry.Margin after the apply or
+// the last renewal the kernel drops them, nothing is marked any more,
+// nothing reaches the netem class, and the delay ends even when the agent
+// is dead. The idle class left behind is removed at the next start-up.
 //
 // The tag: every handle the agent creates has its major number in
 // 0xCD00-0xCDFF (root cd00:, netem leaves cd02:-cdff:); an HTB root with
@@ -39,12 +50,13 @@ package latency
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
 // Tag: handle majors the agent uses.
@@ -70,7 +82,6 @@ var (
 
 // Limits.
 const (
-	MaxFilters = 512 // per fault and interface
 	MaxDelayMs = 60_000
 	// NetemLimit is the netem queue length in packets: enough for 100 ms
 	// of a busy 10 Gbit/s flow of large packets, and far above the kernel's
@@ -115,7 +126,9 @@ func ClassHandle(slot int) uint32 { return MakeHandle(TagMajor, uint16(slot)) }
 // NetemHandle is the netem leaf of a slot.
 func NetemHandle(slot int) uint32 { return MakeHandle(TagMajor+uint16(slot), 0) }
 
-// FilterPrios returns the filter priorities of a slot: IPv4 then IPv6.
+// FilterPrios returns the filter priorities a slot owns: its mark filter
+// is at the first; the second is reserved (earlier agents put their IPv6
+// address filters there; revert and Prune remove both).
 func FilterPrios(slot int) (v4, v6 uint16) { return uint16(2 * slot), uint16(2*slot + 1) }
 
 // SlotOfPrio maps a filter priority back to its slot (0 if none).
@@ -127,11 +140,22 @@ func SlotOfPrio(prio uint16) int {
 	return s
 }
 
-// EtherType values of filters.
+// EthPAll is the protocol of the mark filters: every packet (ETH_P_ALL).
+const EthPAll uint16 = 0x0003
+
+// Mark bits. A latency fault's packets carry its slot in bits 24-31 of
+// skb->mark, set by the fault's nftables chain (the other bits are kept)
+// and matched by the slot's u32 filter. Other software uses marks too
+// (kube-proxy 0x4000/0x8000, Cilium 0x0f00, Calico from 0x10000 up, ...);
+// the top byte is the least used, and the bits are only ever set on
+// packets to a fault's CIDRs, in postrouting, after routing decisions.
 const (
-	EthPIP   uint16 = 0x0800
-	EthPIPv6 uint16 = 0x86DD
+	MarkShift        = 24
+	MarkMask  uint32 = 0xFF000000
 )
+
+// Mark is the mark value of a slot (under MarkMask).
+func Mark(slot int) uint32 { return uint32(slot) << MarkShift }
 
 // L4 protocols.
 const (
@@ -216,17 +240,7 @@ func Parse(l *agentapi.Latency) (Spec, error) {
 		return Spec{}, err
 	}
 	s.Prefixes, s.Ports = nt.Prefixes, nt.Ports
-	if n := filterCount(s.Prefixes, len(s.Ports)); n > MaxFilters {
-		return Spec{}, fmt.Errorf("latency.ports: %d CIDRs x %d ports x 2 protocols = %d filters, at most %d", len(s.Prefixes), len(s.Ports), n, MaxFilters)
-	}
 	return s, nil
-}
-
-func filterCount(prefixes []netip.Prefix, ports int) int {
-	if ports == 0 {
-		return len(prefixes)
-	}
-	return len(prefixes) * ports * 2
 }
 
 // Link is what the planner needs to know about an interface.
@@ -287,20 +301,13 @@ func CheckRoot(iface string, c Current) error {
 	return fmt.Errorf("latency: interface %s has a configured root qdisc %s (not a kernel default); refusing to replace it", iface, c.Root)
 }
 
-// Key is one u32 match: the 32-bit word at Off (from the network header),
-// masked with Mask, equals Val. Mask and Val are in host order of the
-// big-endian word, as netlink.TcU32Key expects.
-type Key struct {
-	Off  int32
-	Mask uint32
-	Val  uint32
-}
-
-// Filter is one u32 filter on the root steering into the fault's class.
+// Filter is the u32 filter on the root that steers packets carrying a
+// slot's mark into the slot's class: (skb->mark & MarkMask) == Mark.
 type Filter struct {
 	Prio     uint16
-	Protocol uint16 // EthPIP or EthPIPv6
-	Keys     []Key
+	Protocol uint16 // EthPAll
+	Mark     uint32
+	MarkMask uint32
 	ClassID  uint32
 	// Desc is the filter in tc-like words, for logs and tests.
 	Desc string
@@ -339,7 +346,7 @@ type Plan struct {
 	DefaultClass Class
 	Class        Class
 	Netem        Netem
-	Filters      []Filter
+	Filter       Filter
 }
 
 // PlanFault plans one fault's slot on one interface. prefixes are the
@@ -384,7 +391,7 @@ func PlanFault(faultID string, link Link, cur Current, s Spec, prefixes []netip.
 		Loss:        float32(s.Loss),
 		Limit:       NetemLimit,
 	}
-	p.Filters = Filters(slot, prefixes, s.Ports)
+	p.Filter = MarkFilter(slot)
 	return p, nil
 }
 
@@ -415,81 +422,14 @@ func freeSlot(cur Current) (int, error) {
 	return 0, fmt.Errorf("all %d latency slots are in use", LastSlot-FirstSlot+1)
 }
 
-// Filters builds the u32 filters of a slot. u32 matches at fixed offsets
-// from the network header: IPv4 rules with ports match only headers
-// without options (IHL = 5, checked by a key) and IPv6 rules with ports
-// only packets without extension headers (next header = TCP/UDP); such
-// packets, and non-first fragments, are not delayed.
-func Filters(slot int, prefixes []netip.Prefix, ports []uint16) []Filter {
-	v4prio, v6prio := FilterPrios(slot)
-	classID := ClassHandle(slot)
-	var fs []Filter
-	for _, pr := range prefixes {
-		prio, proto, fam := v4prio, EthPIP, "ip"
-		if pr.Addr().Is6() {
-			prio, proto, fam = v6prio, EthPIPv6, "ip6"
-		}
-		dst := dstKeys(pr)
-		if len(ports) == 0 {
-			fs = append(fs, Filter{Prio: prio, Protocol: proto, Keys: dst, ClassID: classID,
-				Desc: fmt.Sprintf("%s dst %s", fam, pr)})
-			continue
-		}
-		for _, port := range ports {
-			for _, l4 := range []uint8{ProtoTCP, ProtoUDP} {
-				keys := slices.Clone(dst)
-				name := "tcp"
-				if l4 == ProtoUDP {
-					name = "udp"
-				}
-				if pr.Addr().Is4() {
-					keys = append(keys,
-						Key{Off: 0, Mask: 0x0F000000, Val: 0x05000000},       // IHL = 5: no options
-						Key{Off: 8, Mask: 0x00FF0000, Val: uint32(l4) << 16}, // protocol
-						Key{Off: 20, Mask: 0x0000FFFF, Val: uint32(port)},    // dport
-						Key{Off: 4, Mask: 0x00001FFF, Val: 0},                // fragment offset 0
-					)
-				} else {
-					keys = append(keys,
-						Key{Off: 4, Mask: 0x0000FF00, Val: uint32(l4) << 8}, // next header
-						Key{Off: 40, Mask: 0x0000FFFF, Val: uint32(port)},   // dport
-					)
-				}
-				fs = append(fs, Filter{Prio: prio, Protocol: proto, Keys: keys, ClassID: classID,
-					Desc: fmt.Sprintf("%s dst %s %s dport %d", fam, pr, name, port)})
-			}
-		}
-	}
-	return fs
-}
-
-// dstKeys matches the destination address against a prefix: IPv4 dst is
-// the word at 16, IPv6 dst the four words at 24-36.
-func dstKeys(pr netip.Prefix) []Key {
-	b := pr.Addr().AsSlice()
-	base := int32(16)
-	if pr.Addr().Is6() {
-		base = 24
-	}
-	bits := pr.Bits()
-	var keys []Key
-	for w := 0; w*32 < len(b)*8; w++ {
-		n := bits - w*32
-		if n <= 0 {
-			break
-		}
-		if n > 32 {
-			n = 32
-		}
-		mask := uint32(0xFFFFFFFF) << (32 - n)
-		val := uint32(b[4*w])<<24 | uint32(b[4*w+1])<<16 | uint32(b[4*w+2])<<8 | uint32(b[4*w+3])
-		keys = append(keys, Key{Off: base + int32(4*w), Mask: mask, Val: val & mask})
-	}
-	if len(keys) == 0 {
-		// /0: match every packet of the family.
-		keys = append(keys, Key{Off: base, Mask: 0, Val: 0})
-	}
-	return keys
+// MarkFilter is the u32 filter of a slot: packets whose mark carries the
+// slot go to its class. It matches every protocol and no packet bytes
+// (one all-zero key): the fault's CIDRs and ports are matched by its
+// nftables chain, which sets the mark.
+func MarkFilter(slot int) Filter {
+	prio, _ := FilterPrios(slot)
+	return Filter{Prio: prio, Protocol: EthPAll, Mark: Mark(slot), MarkMask: MarkMask, ClassID: ClassHandle(slot),
+		Desc: fmt.Sprintf("mark 0x%08x 0x%08x", Mark(slot), MarkMask)}
 }
 
 // String renders the plan like `tc` commands, for logs and golden tests.
@@ -502,8 +442,147 @@ func (p Plan) String() string {
 	fmt.Fprintf(&b, "class add dev %s parent %s classid %s htb rate %dbps\n", p.Iface, HandleString(p.Class.Parent), HandleString(p.Class.Handle), p.Class.RateBytes)
 	fmt.Fprintf(&b, "qdisc add dev %s parent %s handle %s netem delay %dus %dus %g%% loss %g%% limit %d\n", p.Iface,
 		HandleString(p.Netem.Parent), HandleString(p.Netem.Handle), p.Netem.DelayUs, p.Netem.JitterUs, p.Netem.Correlation, p.Netem.Loss, p.Netem.Limit)
-	for _, f := range p.Filters {
-		fmt.Fprintf(&b, "filter add dev %s parent %s prio %d u32 match %s flowid %s\n", p.Iface, HandleString(p.Root), f.Prio, f.Desc, HandleString(f.ClassID))
+	f := p.Filter
+	fmt.Fprintf(&b, "filter add dev %s parent %s prio %d protocol all u32 match %s flowid %s\n", p.Iface, HandleString(p.Root), f.Prio, f.Desc, HandleString(f.ClassID))
+	return b.String()
+}
+
+// TablePrefix tags the nftables tables of latency faults (distinct from
+// the partition tables' chaosd_, so neither driver's Prune takes the
+// other's).
+const TablePrefix = "cdlat_"
+
+// TableName is the table of a fault: the prefix, the ID with every
+// character outside [A-Za-z0-9_] replaced by '_' (cut to 40), and a
+// short hash of the raw ID so distinct IDs never share a table.
+func TableName(faultID string) string {
+	var b strings.Builder
+	for _, r := range faultID {
+		if b.Len() >= 40 {
+			break
+		}
+		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
 	}
+	h := fnv.New32a()
+	h.Write([]byte(faultID))
+	return fmt.Sprintf("%s%s_%08x", TablePrefix, b.String(), h.Sum32())
+}
+
+// MarkPriority is the base priority of the marking chains (hook
+// postrouting): after NAT (srcnat, 100) and the usual filter and mangle
+// chains, so the bits go on as the packet leaves for the qdisc. A slot's
+// chain runs at MarkPriority + (LastSlot + 1 - slot): where two faults'
+// CIDRs overlap on an interface, the lower slot's chain runs last and its
+// mark wins (as the lower filter prio did with address filters).
+const MarkPriority = 300
+
+// PortSetName names the set of remote ports in a fault's table.
+const PortSetName = "ports"
+
+// MarkRule marks packets leaving through its chain's interface whose
+// destination is in the address set (and, with Proto, whose TCP or UDP
+// destination port is in the port set).
+type MarkRule struct {
+	IPv6    bool
+	AddrSet string
+	Proto   uint8 // 0: any; ProtoTCP or ProtoUDP: the port set applies
+}
+
+// MarkChain marks one interface's packets of the fault with its slot.
+type MarkChain struct {
+	Name     string // if<i>, i being the interface's position in the state
+	Priority int
+	Iface    string
+	Index    int
+	Slot     int
+	Rules    []MarkRule
+}
+
+// MarkPlan is the nftables table that marks one fault's packets.
+type MarkPlan struct {
+	Table  string // family inet
+	Sets   []nftexpiry.Set
+	Chains []MarkChain
+}
+
+// PlanMarks plans the marking table of a fault installed on ifaces (its
+// state's interfaces, with Slot and Index set): per interface, sets of
+// its CIDRs (d4_<i>, d6_<i>) and a chain marking packets to them; one
+// port set shared by all.
+func PlanMarks(faultID string, s Spec, ifaces []IfaceState) (MarkPlan, error) {
+	p := MarkPlan{Table: TableName(faultID)}
+	for i, is := range ifaces {
+		if is.Slot < FirstSlot || is.Slot > LastSlot {
+			return MarkPlan{}, fmt.Errorf("latency: interface %s: slot %d out of range", is.Name, is.Slot)
+		}
+		var prefixes []netip.Prefix
+		for _, c := range is.CIDRs {
+			pr, err := netip.ParsePrefix(c)
+			if err != nil {
+				return MarkPlan{}, fmt.Errorf("state of interface %s: %w", is.Name, err)
+			}
+			prefixes = append(prefixes, pr)
+		}
+		ch := MarkChain{Name: fmt.Sprintf("if%d", i), Priority: MarkPriority + LastSlot + 1 - is.Slot,
+			Iface: is.Name, Index: is.Index, Slot: is.Slot}
+		for _, set := range nftexpiry.AddrSets(prefixes, fmt.Sprintf("d4_%d", i), fmt.Sprintf("d6_%d", i)) {
+			p.Sets = append(p.Sets, set)
+			v6 := set.Key == nftexpiry.KeyIPv6
+			if len(s.Ports) == 0 {
+				ch.Rules = append(ch.Rules, MarkRule{IPv6: v6, AddrSet: set.Name})
+				continue
+			}
+			for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
+				ch.Rules = append(ch.Rules, MarkRule{IPv6: v6, AddrSet: set.Name, Proto: proto})
+			}
+		}
+		p.Chains = append(p.Chains, ch)
+	}
+	if len(s.Ports) > 0 {
+		p.Sets = append(p.Sets, nftexpiry.PortSet(PortSetName, s.Ports))
+	}
+	return p, nil
+}
+
+// ChainRules is how many rules each chain holds (what a renewal checks).
+func (p MarkPlan) ChainRules() []nftexpiry.ChainRules {
+	out := make([]nftexpiry.ChainRules, len(p.Chains))
+	for i, c := range p.Chains {
+		out[i] = nftexpiry.ChainRules{Chain: c.Name, Rules: len(c.Rules)}
+	}
+	return out
+}
+
+// String renders the table roughly as `nft list table` would (without the
+// elements' timeouts).
+func (p MarkPlan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", p.Table)
+	for _, s := range p.Sets {
+		fmt.Fprintf(&b, "\t%s\n", s)
+	}
+	for _, c := range p.Chains {
+		fmt.Fprintf(&b, "\tchain %s { type filter hook postrouting priority %d; policy accept;  # %s, slot %d\n", c.Name, c.Priority, c.Iface, c.Slot)
+		for _, r := range c.Rules {
+			fam := "ip"
+			if r.IPv6 {
+				fam = "ip6"
+			}
+			ports := ""
+			switch r.Proto {
+			case ProtoTCP:
+				ports = " tcp dport @" + PortSetName
+			case ProtoUDP:
+				ports = " udp dport @" + PortSetName
+			}
+			fmt.Fprintf(&b, "\t\toif %d %s daddr @%s%s meta mark set mark and 0x%08x or 0x%08x\n", c.Index, fam, r.AddrSet, ports, ^MarkMask, Mark(c.Slot))
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
 	return b.String()
 }

@@ -43,7 +43,7 @@ func TestParse(t *testing.T) {
 		{name: "bad interface", in: ok(agentapi.Latency{DelayMs: 10, Interface: "eth0/x"}), wantErr: "latency.interface"},
 		{name: "long interface", in: ok(agentapi.Latency{DelayMs: 10, Interface: "abcdefghijklmnop"}), wantErr: "latency.interface"},
 		{name: "tiny rate", in: ok(agentapi.Latency{DelayMs: 10, RateBytesPerSecond: 10}), wantErr: "latency.rateBytesPerSecond"},
-		{name: "too many filters", in: ok(agentapi.Latency{DelayMs: 10, CIDRs: manyCIDRs(64), Ports: []uint16{1, 2, 3, 4, 5}}), wantErr: "latency.ports: 64 CIDRs x 5 ports"},
+		{name: "too many CIDRs", in: ok(agentapi.Latency{DelayMs: 10, CIDRs: manyCIDRs(65)}), wantErr: "latency.cidrs: 65 CIDRs, at most 64"},
 		{
 			name: "full, masking, dedup, bare address, mapped v4",
 			in: &agentapi.Latency{Interface: "eth0", CIDRs: []string{"10.1.2.3/16", "10.1.0.0/16", "192.0.2.7", "2001:db8::1/32", "::ffff:198.51.100.0/120"},
@@ -85,32 +85,6 @@ func manyCIDRs(n int) []string {
 		out = append(out, netip.AddrFrom4([4]byte{10, byte(i), 0, 0}).String()+"/16")
 	}
 	return out
-}
-
-func TestDstKeys(t *testing.T) {
-	tests := []struct {
-		prefix string
-		want   []Key
-	}{
-		{"10.99.1.2/32", []Key{{Off: 16, Mask: 0xFFFFFFFF, Val: 0x0A630102}}},
-		{"10.1.0.0/16", []Key{{Off: 16, Mask: 0xFFFF0000, Val: 0x0A010000}}},
-		{"0.0.0.0/0", []Key{{Off: 16, Mask: 0, Val: 0}}},
-		{"2001:db8::/32", []Key{{Off: 24, Mask: 0xFFFFFFFF, Val: 0x20010DB8}}},
-		{"2001:db8:1:2::/68", []Key{
-			{Off: 24, Mask: 0xFFFFFFFF, Val: 0x20010DB8},
-			{Off: 28, Mask: 0xFFFFFFFF, Val: 0x00010002},
-			{Off: 32, Mask: 0xF0000000, Val: 0}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.prefix, func(t *testing.T) {
-			got := dstKeys(netip.MustParsePrefix(tt.prefix))
-			g, _ := json.Marshal(got)
-			w, _ := json.Marshal(tt.want)
-			if string(g) != string(w) {
-				t.Fatalf("got %s, want %s", g, w)
-			}
-		})
-	}
 }
 
 func TestPlanFault(t *testing.T) {
@@ -170,13 +144,58 @@ func TestPlanFault(t *testing.T) {
 			if p.Netem.Parent != ClassHandle(p.Slot) || p.Class.Parent != RootHandle {
 				t.Fatalf("netem parent %s, class parent %s", HandleString(p.Netem.Parent), HandleString(p.Class.Parent))
 			}
-			for _, f := range p.Filters {
-				if f.ClassID != p.Class.Handle {
-					t.Fatalf("filter %q steers to %s", f.Desc, HandleString(f.ClassID))
+			if f := p.Filter; f.ClassID != p.Class.Handle || f.Mark != Mark(p.Slot) || f.MarkMask != MarkMask || f.Mark&^f.MarkMask != 0 {
+				t.Fatalf("filter %q steers to %s", f.Desc, HandleString(f.ClassID))
+			}
+			golden(t, filepath.Join("testdata", strings.ReplaceAll(tt.name, " ", "_")+".golden"), p.String())
+		})
+	}
+}
+
+func TestPlanMarks(t *testing.T) {
+	spec := func(l agentapi.Latency) Spec {
+		s, err := Parse(&l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tests := []struct {
+		name   string
+		spec   Spec
+		ifaces []IfaceState
+	}{
+		{name: "marks two interfaces", spec: spec(agentapi.Latency{CIDRs: []string{"10.1.0.0/16", "10.2.0.0/16", "2001:db8::/32", "192.0.2.0/24"}, DelayMs: 100}),
+			ifaces: []IfaceState{{Name: "eth0", Index: 2, Slot: 2, CIDRs: []string{"10.1.0.0/16", "10.2.0.0/16", "2001:db8::/32"}},
+				{Name: "eth1", Index: 3, Slot: 5, CIDRs: []string{"192.0.2.0/24"}}}},
+		{name: "marks with ports", spec: spec(agentapi.Latency{CIDRs: []string{"10.1.0.0/16"}, Ports: []uint16{8084, 8082}, DelayMs: 50}),
+			ifaces: []IfaceState{{Name: "eth0", Index: 2, Slot: 3, CIDRs: []string{"10.1.0.0/16"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := PlanMarks("run1.lat", tt.spec, tt.ifaces)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(p.Table, TablePrefix) || p.Table != TableName("run1.lat") {
+				t.Fatalf("table %q", p.Table)
+			}
+			for i, c := range p.Chains {
+				if c.Priority <= MarkPriority || c.Priority > MarkPriority+LastSlot {
+					t.Fatalf("chain %s priority %d", c.Name, c.Priority)
+				}
+				if i > 0 && (c.Priority < p.Chains[i-1].Priority) != (c.Slot > p.Chains[i-1].Slot) {
+					t.Fatalf("a lower slot must run later (its mark wins): %+v", p.Chains)
 				}
 			}
 			golden(t, filepath.Join("testdata", strings.ReplaceAll(tt.name, " ", "_")+".golden"), p.String())
 		})
+	}
+	if _, err := PlanMarks("x", Spec{}, []IfaceState{{Name: "eth0", Slot: 0}}); err == nil {
+		t.Fatal("an interface without a slot was planned")
+	}
+	if TableName("a.b") == TableName("a_b") || strings.HasPrefix(TableName("x"), "chaosd_") {
+		t.Fatal("table names must be distinct and never the partition driver's")
 	}
 }
 

@@ -16,6 +16,9 @@ type State struct {
 	// in (pod-scoped faults only; the pod itself is in the fault). Its
 	// interfaces are the pod's, not the node's.
 	NetNS *kubepod.NSID `json:"netns,omitempty"`
+	// Table is the fault's nftables table (TableName), which marks its
+	// packets, in the same namespace.
+	Table string `json:"table,omitempty"`
 }
 
 // IfaceState is one shaped interface of a fault.
@@ -67,6 +70,19 @@ func Owned(states []json.RawMessage) map[string]map[int]bool {
 				owned[is.Name] = map[int]bool{}
 			}
 			owned[is.Name][is.Slot] = true
+		}
+	}
+	return owned
+}
+
+// OwnedTables returns the nftables tables of the node's namespace the
+// given states hold (pod-scoped faults' tables are in other namespaces).
+func OwnedTables(states []json.RawMessage) map[string]bool {
+	owned := map[string]bool{}
+	for _, raw := range states {
+		st, err := DecodeState(raw)
+		if err == nil && st.NetNS == nil && st.Table != "" {
+			owned[st.Table] = true
 		}
 	}
 	return owned

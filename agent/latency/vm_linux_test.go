@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
 // requireVM skips outside the QEMU guest of hack/vmexec: the host kernel
@@ -380,4 +382,77 @@ func BenchmarkApplyRevert(b *testing.B) {
 	}
 	b.ReportMetric(float64(applyT.Microseconds())/float64(n), "apply-µs/op")
 	b.ReportMetric(float64(revertT.Microseconds())/float64(n), "revert-µs/op")
+}
+
+// TestVMMarksExpireInKernel: with nobody renewing, the kernel drops the
+// fault's marking set elements one lease plus the margin after the apply
+// and the delay ends by itself (the classes stay, idle); a renewal in
+// time moves that; a renewal after the expiry, or after the table was
+// deleted behind the driver's back, finds the fault not in place.
+func TestVMMarksExpireInKernel(t *testing.T) {
+	requireVM(t)
+	p := newPair(t)
+	startServers(t, p.B)
+	d := newDriver(t, p.A)
+	if how, m := d.SelfExpiry(); how != agentapi.SelfExpiryKernel || m != nftexpiry.Margin {
+		t.Fatalf("SelfExpiry = %s, %v", how, m)
+	}
+	f := latencyFault("run1.expire", agentapi.Latency{CIDRs: []string{"10.99.1.0/24", "fd99:1::/64"}, Ports: []uint16{7001}, DelayMs: 100})
+	f.LeaseSeconds = 1
+	applied := time.Now()
+	st := apply(t, d, f)
+	expectSlow(t, p.A, target, delay)
+	renewing := time.Since(applied)
+	until := time.Now().Add(time.Second)
+	left, err := d.Renew(context.Background(), f, st, until)
+	if err != nil || left == "" {
+		t.Fatalf("Renew in time = %q, %v", left, err)
+	}
+	t.Logf("renewed %v after the apply began (lease 1s + margin), taking %v: %s", renewing.Round(time.Millisecond),
+		time.Since(applied.Add(renewing)).Round(time.Millisecond), left)
+	// Slow until the renewed lease ends, fast within its margin after.
+	for time.Until(until) > 300*time.Millisecond {
+		if rtt := minConnectRTT(t, p.A, target, 1); rtt < delay {
+			t.Fatalf("connect RTT %v %v before the renewed lease ends", rtt, time.Until(until))
+		}
+	}
+	var fastAt time.Time
+	for end := until.Add(nftexpiry.Margin + time.Second); time.Now().Before(end); {
+		if minConnectRTT(t, p.A, target, 1) < fast {
+			fastAt = time.Now()
+			break
+		}
+	}
+	if fastAt.IsZero() {
+		t.Fatalf("still delayed %v after the renewed lease ended", time.Since(until))
+	}
+	t.Logf("delay ended %v after the renewed lease (margin %v)", fastAt.Sub(until).Round(time.Millisecond), nftexpiry.Margin)
+	expectFast(t, p.A, target)
+	expectFast(t, p.A, target6)
+	if left, err := d.Renew(context.Background(), f, st, time.Now().Add(time.Minute)); err != nil || left != "" {
+		t.Fatalf("Renew after the kernel expired the marks = %q, %v", left, err)
+	}
+	if left, err := d.Remaining(context.Background(), f, st); err != nil || !strings.Contains(left, "netem") || !strings.Contains(left, "nftables table") {
+		t.Fatalf("Remaining after the expiry = %q, %v (the idle class and the empty table stay until reverted)", left, err)
+	}
+	if err := d.Revert(context.Background(), f, st); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := d.Remaining(context.Background(), f, st); err != nil || left != "" {
+		t.Fatalf("Remaining after Revert = %q, %v", left, err)
+	}
+
+	// The table deleted behind the driver's back: not in place.
+	f.ID, f.LeaseSeconds = "run1.flushed", 60
+	st = apply(t, d, f)
+	if err := d.removeTable(TableName(f.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := d.Renew(context.Background(), f, st, time.Now().Add(time.Minute)); err != nil || left != "" {
+		t.Fatalf("Renew without the table = %q, %v", left, err)
+	}
+	expectFast(t, p.A, target)
+	if err := d.Revert(context.Background(), f, st); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -232,3 +232,9 @@ func Timeout(now, until time.Time) time.Duration {
 	}
 	return max((d + Margin).Truncate(time.Millisecond), time.Millisecond)
 }
+
+// ChainRules is how many rules a chain should hold (CheckRules).
+type ChainRules struct {
+	Chain string
+	Rules int
+}

@@ -108,12 +108,6 @@ func Refresh(c *nftables.Conn, t *nftables.Table, sets []Set, timeout time.Durat
 	return nil
 }
 
-// ChainRules is how many rules a chain should hold.
-type ChainRules struct {
-	Chain string
-	Rules int
-}
-
 // CheckRules checks that each chain of table t holds exactly its number
 // of rules: a missing table or chain, or another count (a flushed chain),
 // is an error wrapping ErrMissing.

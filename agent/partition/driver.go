@@ -185,6 +185,9 @@ func (d *Driver) fields(f agentapi.Fault, st state) []zap.Field {
 // channel's TCP ports (as they are now) are exempt, and recorded in the
 // state; a pod's namespace carries no control channel.
 func (d *Driver) Apply(ctx context.Context, f agentapi.Fault, raw json.RawMessage) (json.RawMessage, error) {
+	if f.Deadline.IsZero() || !(f.LeaseSeconds > 0) {
+		return nil, errors.New("partition: the fault needs a deadline and a lease (its set elements time out)")
+	}
 	spec, err := Parse(f.Partition)
 	if err != nil {
 		return nil, err
