@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,8 @@ import (
 // gone, and requires it within lease + 1s of the last renewal.
 
 const selfExpiryLease = 2 * time.Second
+
+var cgSeq atomic.Int64
 
 // dialQuick reports whether a TCP connection from ns to addr opens within
 // timeout, and how long it took.
@@ -182,7 +185,7 @@ func TestIntegrationPartitionExpiresInKernelWhileAgentHangs(t *testing.T) {
 // returns its path relative to the hierarchy and a reader of its usage.
 func memCgroup(t *testing.T, name string) (string, func() uint64) {
 	t.Helper()
-	rel := fmt.Sprintf("chaosd-%s-%d", name, os.Getpid())
+	rel := fmt.Sprintf("chaosd-%s-%d-%d", name, os.Getpid(), cgSeq.Add(1))
 	root, limitFile, usageFile := "/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
 	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil && strings.Contains(string(b), "memory") {
 		root, limitFile, usageFile = "/sys/fs/cgroup", "memory.max", "memory.current"
@@ -196,7 +199,17 @@ func memCgroup(t *testing.T, name string) (string, func() uint64) {
 		if b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil && len(bytes.TrimSpace(b)) > 0 {
 			t.Errorf("processes left in the test cgroup: %s", b)
 		}
-		_ = os.Remove(dir)
+		// A task that just exited may keep it busy a moment.
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			err := os.Remove(dir)
+			if err == nil || os.IsNotExist(err) {
+				return
+			}
+			if time.Now().After(end) {
+				t.Errorf("remove test cgroup %s: %v", dir, err)
+				return
+			}
+		}
 	})
 	if err := os.WriteFile(filepath.Join(dir, limitFile), []byte(strconv.Itoa(256<<20)), 0o644); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@
 // cgroup has none), spread over a ramp, and holds them until the fault is
 // reverted.
 //
-// Safety rests on four independent mechanisms, so a stressor never outlives
+// Safety rests on five independent mechanisms, so a stressor never outlives
 // its fault:
 //
 //   - PR_SET_PDEATHSIG=SIGKILL (set at fork by the driver and again by the
@@ -13,6 +13,10 @@
 //     started it);
 //   - a stdin lifeline: the stressor exits when its stdin pipe, held only
 //     by the agent, reaches EOF;
+//   - its own deadline: the fault's lease end plus Margin, moved by each
+//     renewal the agent writes on the lifeline ("renew <ms>"); without one
+//     it exits, so even a hung agent's stressor ends one lease after the
+//     last renewal (the driver implements the agent's SelfExpiring);
 //   - the ledger state records the PID and its start time (field 22 of
 //     /proc/PID/stat) and the boot ID: Revert kills a PID only when the
 //     start time and the fault marker on its command line both match;
