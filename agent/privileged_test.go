@@ -136,6 +136,13 @@ func TestPrivilegedPartition(t *testing.T) {
 			reach{aToB: false, bToA: false, aToB8001: false, v6AToB: true, v6BToA: true, udpAtB: true}},
 		{"both", agentapi.Partition{CIDRs: []string{"10.99.1.0/24"}},
 			reach{v6AToB: true, v6BToA: true}},
+		// A range reaching the top of the address space has no
+		// interval-end element in the set.
+		{"all v4", agentapi.Partition{CIDRs: []string{"0.0.0.0/0"}},
+			reach{v6AToB: true, v6BToA: true}},
+		// The peer's address lies between two ranges of the set.
+		{"between ranges", agentapi.Partition{CIDRs: []string{"10.99.1.1/32", "10.99.1.3/32", "10.99.0.0/24", "fd00:99::1/128"}},
+			open},
 		{"both v6", agentapi.Partition{CIDRs: []string{"fd00:99::/64"}},
 			reach{aToB: true, bToA: true, aToB8001: true, udpAToB: true, udpBToA: true, udpAtA: true, udpAtB: true}},
 		{"ports", agentapi.Partition{CIDRs: []string{"10.99.1.0/24", "fd00:99::/64"}, Ports: []uint16{8000}},
@@ -401,5 +408,67 @@ func TestIntegrationAgentProcess(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.Socket); !os.IsNotExist(err) {
 		t.Errorf("socket left after exit: %v", err)
+	}
+}
+
+// TestPrivilegedRenewFindsFlushedSets: in the real kernel, a partition
+// whose set was flushed, whose chain was flushed, or that lost one
+// element behind the agent's back answers 410 vanished on renewal (the
+// refresh transaction is refused as a whole), and the rest is cleaned up.
+func TestPrivilegedRenewFindsFlushedSets(t *testing.T) {
+	requireRoot(t)
+	ns := newNS(t)
+	h := startReal(t, ns.path)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		tamper func(c *nftables.Conn, tb *nftables.Table) error
+	}{
+		{"set flushed", func(c *nftables.Conn, tb *nftables.Table) error {
+			c.FlushSet(&nftables.Set{Table: tb, Name: partition.AddrSet4Name})
+			return c.Flush()
+		}},
+		{"chain flushed", func(c *nftables.Conn, tb *nftables.Table) error {
+			c.FlushChain(&nftables.Chain{Table: tb, Name: "output"})
+			return c.Flush()
+		}},
+		{"one port deleted", func(c *nftables.Conn, tb *nftables.Table) error {
+			ps := &nftables.Set{Table: tb, Name: partition.PortSetName, KeyType: nftables.TypeInetService}
+			if err := c.SetDeleteElements(ps, []nftables.SetElement{{Key: []byte{0x1f, 0x90}}}); err != nil { // 8080
+				return err
+			}
+			return c.Flush()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := agentapi.Fault{ID: "vanish." + strings.ReplaceAll(tc.name, " ", "-"), Kind: agentapi.KindPartition,
+				Partition: &agentapi.Partition{CIDRs: []string{"10.99.1.0/24", "fd00:99::/64"}, Ports: []uint16{8080, 8443}},
+				Deadline:  time.Now().Add(time.Minute), LeaseSeconds: 30}
+			if _, err := h.client.Inject(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.client.Renew(ctx, f.ID, 30*time.Second); err != nil {
+				t.Fatalf("renew of a whole fault: %v", err)
+			}
+			hn, err := netns.GetFromPath(ns.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hn.Close()
+			c, err := nftables.New(nftables.WithNetNSFd(int(hn)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.tamper(c, &nftables.Table{Name: partition.TableName(f.ID), Family: nftables.TableFamilyINet}); err != nil {
+				t.Fatalf("tamper: %v", err)
+			}
+			st, err := h.client.Renew(ctx, f.ID, 30*time.Second)
+			if apiStatus(err) != 410 || st.RevertReason != agentapi.ReasonVanished || !st.Verified {
+				t.Fatalf("renew after %s: %+v %v", tc.name, st, err)
+			}
+			if ts := tablesIn(t, ns); len(ts) != 0 {
+				t.Fatalf("tables left after the vanished fault was cleaned up: %v", ts)
+			}
+		})
 	}
 }
