@@ -44,8 +44,10 @@ type HaltedNode struct {
 	Cluster  string `json:"cluster"`
 	Node     string `json:"node"`
 	Reverted int    `json:"reverted"` // faults the agent reverted
-	// Error says why the agent could not be halted (it reverts on its own
-	// at its faults' lease or deadline).
+	// Error says why the agent could not be halted. Its faults still end
+	// within a lease: partitions and latency in the kernel, memory
+	// stressors by their own deadline; chaosd undoes Chaos Monkey
+	// assaults of the runs it aborts through the service's actuator.
 	Error string `json:"error,omitempty"`
 }
 

@@ -58,6 +58,7 @@ func (t Times) DeepCopy() Times {
 func (f FaultRecord) DeepCopy() FaultRecord {
 	f.InjectedAt = clonePtr(f.InjectedAt)
 	f.RevertedAt = clonePtr(f.RevertedAt)
+	f.SelfExpiresAt = clonePtr(f.SelfExpiresAt)
 	if f.Undo != nil {
 		f.Undo = slices.Clone(f.Undo)
 	}

@@ -18,7 +18,7 @@ func full() Run {
 		Times: Times{Started: t(1), Injected: t(2), FirstImpact: t(3), Reverted: t(4), Recovered: t(5)},
 		RTO:   RTO{MeasuredSeconds: &rto, TargetSeconds: 900, ResolutionSeconds: 0.25},
 		Faults: []FaultRecord{{Name: "f", Kind: "partition", Cluster: "c1", Node: "n1", AgentFaultID: "r-1.f",
-			InjectedAt: t(2), RevertedAt: t(4), Verified: true, Undo: []byte(`{"url":"http://v"}`)}},
+			InjectedAt: t(2), RevertedAt: t(4), Verified: true, Undo: []byte(`{"url":"http://v"}`), SelfExpiry: "kernel", SelfExpiresAt: t(6)}},
 		Phases:  []PhaseResult{{Phase: PhaseSteadyState, Probes: []ProbeSummary{{Name: "p", Evaluations: 1, Failures: 1, FirstFailure: t(3), Last: res}}}},
 		Current: []ProbeResult{res},
 		Events:  []Event{{Time: *t(2), Phase: PhaseInjecting, Message: "in"}},
@@ -44,6 +44,7 @@ func TestDeepCopySharesNothing(t *testing.T) {
 	*cp.Faults[0].InjectedAt, *cp.Faults[0].RevertedAt = time.Time{}, time.Time{}
 	cp.Faults[0].Node = "x"
 	cp.Faults[0].Undo[2] = 'X'
+	*cp.Faults[0].SelfExpiresAt = time.Time{}
 	*cp.Phases[0].Probes[0].FirstFailure = time.Time{}
 	cp.Phases[0].Probes[0].Last.Series[0].Value = -1
 	cp.Phases[0].Probes[0].Failures = 99

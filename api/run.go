@@ -130,6 +130,14 @@ type FaultRecord struct {
 	// left (the agent: no kernel state; chaosd: the settings read back).
 	Verified bool   `json:"verified"`
 	Error    string `json:"error,omitempty"`
+	// SelfExpiry says what ends the fault with no agent and no chaosd:
+	// "kernel" (partition, latency: nftables set elements that time out),
+	// "process" (memory: the stressor's own deadline); empty for Chaos
+	// Monkey assaults (chaosd undoes those itself, see Undo).
+	// SelfExpiresAt is the latest time that ends it, as of the agent's
+	// last answer.
+	SelfExpiry    string     `json:"selfExpiry,omitempty"`
+	SelfExpiresAt *time.Time `json:"selfExpiresAt,omitempty"`
 	// Undo, for faults chaosd can undo without the agent (Chaos Monkey
 	// assaults), is the agent's undo document: the actuator URL and the
 	// settings to put back.

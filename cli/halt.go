@@ -24,7 +24,9 @@ func (a *app) newHaltCommand() *cobra.Command {
 		Long: `Stop all chaos now: chaosd aborts every run in progress and asks every agent
 (of --cluster, or all) to revert everything it holds, whoever injected it.
 It needs no confirmation: it only ever removes faults. Exit code 3 when an
-agent could not be reached (its faults still end at their lease or deadline).`,
+agent could not be reached. Its faults still end within a lease: partitions and
+latency in the kernel, memory stressors by their own deadline, and chaosd undoes
+the Chaos Monkey assaults of the runs it aborts through the service's actuator.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validateOutput(o.Output); err != nil {

@@ -17,6 +17,7 @@ func TestDeps(t *testing.T) {
 		"github.com/chaosd/chaosd/agent/partition",
 		"github.com/chaosd/chaosd/agent/latency",
 		"github.com/chaosd/chaosd/agent/memory",
+		"github.com/chaosd/chaosd/agent/nftexpiry",
 	)
 	// Nothing under experiments/ may import the daemon (the runner is a
 	// lower layer).

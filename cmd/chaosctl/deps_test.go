@@ -22,5 +22,6 @@ func TestDeps(t *testing.T) {
 		"github.com/chaosd/chaosd/agent/partition",
 		"github.com/chaosd/chaosd/agent/latency",
 		"github.com/chaosd/chaosd/agent/memory",
+		"github.com/chaosd/chaosd/agent/nftexpiry",
 	)
 }

@@ -79,6 +79,8 @@ var specTypes = map[reflect.Type]apiextensionsv1.JSONSchemaProps{
 var statusTypes = map[reflect.Type]apiextensionsv1.JSONSchemaProps{
 	reflect.TypeFor[time.Time]():   {Type: "string", Format: "date-time"},
 	reflect.TypeFor[metav1.Time](): {Type: "string", Format: "date-time"},
+	// An agent's undo document: its shape is the agent's (per kind).
+	reflect.TypeFor[json.RawMessage](): {Type: "object", XPreserveUnknownFields: ptr(true)},
 }
 
 // probeValue is the schema of a probe value in a run record: a number, or

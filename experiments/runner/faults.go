@@ -100,8 +100,12 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
 		undo := adminUndo(st.Undo, lf.node)
 		r.update(func(rec *api.Run) {
-			rec.Faults[lf.idx].InjectedAt = &at
-			rec.Faults[lf.idx].Undo = undo
+			fr := &rec.Faults[lf.idx]
+			fr.InjectedAt, fr.Undo, fr.SelfExpiry = &at, undo, st.SelfExpiry
+			if !st.SelfExpiresAt.IsZero() {
+				t := st.SelfExpiresAt
+				fr.SelfExpiresAt = &t
+			}
 		})
 		r.record(&lf.node, false, ReasonInjected, fmt.Sprintf("run %s: fault %s (%s) injected, deadline %s",
 			r.rec.ID, lf.name, lf.fault.Kind, lf.fault.Deadline.UTC().Format(time.RFC3339)))
@@ -132,11 +136,16 @@ func (r *Runner) renewLeases(ctx context.Context, lost chan<- string) {
 		r.mu.Unlock()
 		for _, lf := range faults {
 			cctx, cancel := context.WithTimeout(ctx, every)
-			_, err := lf.agent.Renew(cctx, lf.fault.ID, r.opts.Lease)
+			st, err := lf.agent.Renew(cctx, lf.fault.ID, r.opts.Lease)
 			cancel()
 			key := lf.fault.ID + "@" + lf.node.Key()
 			if err == nil || ctx.Err() != nil {
 				lastOK[key] = time.Now()
+				if err == nil && !st.SelfExpiresAt.IsZero() {
+					r.mu.Lock()
+					r.selfExpiresAt[lf.idx] = st.SelfExpiresAt
+					r.mu.Unlock()
+				}
 				continue
 			}
 			var ae *agentapi.APIError
@@ -188,6 +197,9 @@ func (r *Runner) revertAll(ctx context.Context) error {
 		wg.Go(func() {
 			r.mu.Lock()
 			fr := r.rec.Faults[lf.idx].DeepCopy()
+			if t, ok := r.selfExpiresAt[lf.idx]; ok {
+				fr.SelfExpiresAt = &t // as of the last renewal
+			}
 			r.mu.Unlock()
 			errs[i] = RevertFault(rctx, lf.agent, &fr, r.opts.AgentTimeout)
 			r.update(func(rec *api.Run) { rec.Faults[lf.idx] = fr })

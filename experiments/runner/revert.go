@@ -67,8 +67,8 @@ func RevertFault(ctx context.Context, a Reverter, fr *api.FaultRecord, timeout t
 		if fr.Undo != nil {
 			return undoWithoutAgent(ctx, fr, err, timeout)
 		}
-		fr.Error = joinReasons(fr.Error, "revert: "+err.Error())
-		return fmt.Errorf("%w (the agent reverts it by itself at its lease or deadline, if it is alive)", err)
+		fr.Error = joinReasons(fr.Error, "revert: "+err.Error()+"; "+selfExpiryFact(fr))
+		return fmt.Errorf("%w (%s)", err, selfExpiryFact(fr))
 	}
 	at := st.RevertedAt
 	if at.IsZero() {
@@ -117,4 +117,20 @@ func undoWithoutAgent(ctx context.Context, fr *api.FaultRecord, agentErr error, 
 		return fmt.Errorf("chaosd undid the fault without its agent, but %s", left)
 	}
 	return nil
+}
+
+// selfExpiryFact says what ends a fault whose agent did not confirm the
+// revert, from what the agent last said about it.
+func selfExpiryFact(fr *api.FaultRecord) string {
+	by := "within a lease of chaosd's last renewal"
+	if t := fr.SelfExpiresAt; t != nil && t.After(time.Now()) {
+		by = "by " + t.UTC().Format(time.RFC3339Nano)
+	}
+	switch fr.SelfExpiry {
+	case agentapi.SelfExpiryKernel:
+		return "the kernel drops it by itself " + by + " (nftables set timeout), agent or not"
+	case agentapi.SelfExpiryProcess:
+		return "its process ends by itself " + by + " (its own deadline), agent or not"
+	}
+	return "only its agent can end it, at its lease or deadline, if the agent is alive"
 }

@@ -39,20 +39,25 @@ func TestRevertFault(t *testing.T) {
 		wantErr    string
 		wantCalls  int
 		wantReason string
+		selfExpiry string
 	}{
 		{name: "reverted and verified", agent: &flakyAgent{verified: true}, wantCalls: 1, wantReason: agentapi.ReasonRequested},
 		{name: "a transient failure is retried", agent: &flakyAgent{errs: []error{unreachable}, verified: true}, wantCalls: 2, wantReason: agentapi.ReasonRequested},
 		{name: "unknown to the agent is nothing to revert", agent: &flakyAgent{errs: []error{&agentapi.APIError{Status: 404, Message: "not known"}}},
 			wantCalls: 1, wantReason: UnknownToAgent},
 		{name: "unverified removal is an error", agent: &flakyAgent{}, wantCalls: 1, wantErr: "could not verify", wantReason: agentapi.ReasonRequested},
-		{name: "three failures give up, saying the agent will", agent: &flakyAgent{errs: []error{unreachable, unreachable, unreachable, unreachable}},
-			wantCalls: 3, wantErr: "reverts it by itself"},
+		{name: "three failures give up, saying only the agent can end it", agent: &flakyAgent{errs: []error{unreachable, unreachable, unreachable, unreachable}},
+			wantCalls: 3, wantErr: "only its agent can end it"},
+		{name: "three failures of a kernel fault say the kernel ends it", selfExpiry: agentapi.SelfExpiryKernel,
+			agent: &flakyAgent{errs: []error{unreachable, unreachable, unreachable, unreachable}}, wantCalls: 3, wantErr: "the kernel drops it by itself"},
+		{name: "three failures of a memory fault say its process ends it", selfExpiry: agentapi.SelfExpiryProcess,
+			agent: &flakyAgent{errs: []error{unreachable, unreachable, unreachable, unreachable}}, wantCalls: 3, wantErr: "its process ends by itself"},
 		{name: "no agent", nilAgent: true, wantErr: "no agent for this node"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				fr := api.FaultRecord{Name: "cut", AgentFaultID: "r-1.cut"}
+				fr := api.FaultRecord{Name: "cut", AgentFaultID: "r-1.cut", SelfExpiry: tt.selfExpiry}
 				var a Reverter = tt.agent
 				if tt.nilAgent {
 					a = nil

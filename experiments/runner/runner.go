@@ -123,6 +123,10 @@ type Runner struct {
 	mu     sync.Mutex
 	rec    api.Run
 	faults []liveFault // injected (or being injected) and not yet reverted
+	// selfExpiresAt is, per fault record index, when the fault ends by
+	// itself as of its agent's last renewal (kept out of the record until
+	// a revert needs it: renewals would rewrite it every few seconds).
+	selfExpiresAt map[int]time.Time
 
 	abortOnce sync.Once
 	abortCh   chan string
@@ -169,6 +173,8 @@ func New(exp *experiments.Experiment, rec api.Run, deps Deps, lg *zap.Logger, op
 		opts:    opts,
 		rec:     rec,
 		abortCh: make(chan string, 1),
+
+		selfExpiresAt: map[int]time.Time{},
 	}
 }
 
