@@ -180,7 +180,7 @@ func assertNoFaultLeft(t *testing.T, l *lab.Lab) {
 		if err != nil {
 			t.Fatalf("nft list tables in %s: %v: %s", ns, err, out)
 		}
-		if strings.Contains(string(out), "chaosd_") {
+		if strings.Contains(string(out), "chaosd_") || strings.Contains(string(out), "cdlat_") {
 			t.Errorf("fault left behind in %s:\n%s", ns, out)
 		}
 	}
