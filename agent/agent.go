@@ -15,6 +15,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ import (
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/ledger"
+	"github.com/chaosd/chaosd/internal/secretfile"
+	"github.com/chaosd/chaosd/internal/tlsconf"
 )
 
 // Config configures an Agent.
@@ -39,6 +42,13 @@ type Config struct {
 	Socket     string // unix socket path (mode 0600); optional if TCPAddr is set
 	TCPAddr    string // optional host:port for the API over TCP
 	TokenFile  string // file holding the bearer token (trimmed)
+	// TLS of the TCP listener: the agent's certificate and key, and the
+	// CA chaosd's client certificate must chain to (mutual TLS: a caller
+	// without such a certificate is refused before any HTTP). All three
+	// are required with TCPAddr unless InsecurePlaintext.
+	TLSCertFile, TLSKeyFile, ClientCAFile string
+	// InsecurePlaintext serves TCPAddr in plain HTTP (logged as a warning).
+	InsecurePlaintext bool
 	LedgerPath string // write-ahead ledger file
 	// NetNSPath is the network namespace faults are applied in (e.g.
 	// /run/netns/x or /proc/PID/ns/net). Empty: the agent's own namespace,
@@ -110,6 +120,7 @@ type Agent struct {
 	lg      *zap.Logger
 	drivers map[agentapi.Kind]Driver // by kind; read-only after New
 	token   []byte
+	tls     *tls.Config // of the TCP listener; nil: plain text
 	ran     atomic.Bool
 
 	// Set by Run before the API serves; read-only afterwards.
@@ -154,7 +165,11 @@ func New(cfg Config, lg *zap.Logger, drivers ...Driver) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, lg: lg.Named("agent"), token: token, faults: map[string]*fault{},
+	tc, err := listenerTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, lg: lg.Named("agent"), token: token, tls: tc, faults: map[string]*fault{},
 		drivers: map[agentapi.Kind]Driver{}}
 	for _, d := range drivers {
 		if d == nil {
@@ -238,6 +253,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		ln, err := net.Listen("tcp", cfg.TCPAddr)
 		if err != nil {
 			return fmt.Errorf("agent: listen on %s: %w", cfg.TCPAddr, err)
+		}
+		if a.tls != nil {
+			ln = tls.NewListener(ln, a.tls)
+		} else {
+			lg.Warn("agent API served over TCP in PLAIN TEXT (--insecure-plaintext): tokens and faults cross the network unencrypted and unauthenticated by TLS", zap.String("tcp", cfg.TCPAddr))
 		}
 		lns = append(lns, ln)
 		// The control channel is exempt from every partition.
@@ -328,15 +348,34 @@ func readToken(path string) ([]byte, error) {
 	if path == "" {
 		return nil, errors.New("agent: a token file is required")
 	}
-	b, err := os.ReadFile(path)
+	tok, err := secretfile.ReadToken(path)
 	if err != nil {
-		return nil, fmt.Errorf("agent: read token file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return nil, fmt.Errorf("agent: token file %s is empty", path)
+		return nil, fmt.Errorf("agent: token file: %w", err)
 	}
 	return []byte(tok), nil
+}
+
+// listenerTLS is the TCP listener's mutual TLS configuration (nil: no
+// TCP, or plain text on purpose).
+func listenerTLS(cfg Config) (*tls.Config, error) {
+	files := cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" || cfg.ClientCAFile != ""
+	switch {
+	case cfg.TCPAddr == "" && !files:
+		return nil, nil
+	case cfg.TCPAddr == "":
+		return nil, errors.New("agent: TLS files given without a TCP address (the unix socket is protected by its mode)")
+	case cfg.InsecurePlaintext && files:
+		return nil, errors.New("agent: TLS files and insecure plain text are exclusive")
+	case cfg.InsecurePlaintext:
+		return nil, nil
+	case cfg.TLSCertFile == "" || cfg.TLSKeyFile == "" || cfg.ClientCAFile == "":
+		return nil, errors.New("agent: the TCP listener needs mutual TLS: a certificate, its key and the CA of chaosd's client certificates (--tls-cert-file, --tls-key-file, --tls-client-ca-file), or --insecure-plaintext to serve plain HTTP")
+	}
+	tc, err := tlsconf.Server(tlsconf.ServerFiles{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, ClientCAFile: cfg.ClientCAFile})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return tc, nil
 }
 
 // listenUnix removes a stale socket file (refusing if an agent still

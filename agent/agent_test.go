@@ -408,9 +408,16 @@ func TestStaleSocketAndConfig(t *testing.T) {
 		{"no listener", func(c *Config) { c.Socket, c.TCPAddr = "", "" }, "socket"},
 		{"no ledger", func(c *Config) { c.LedgerPath = "" }, "ledger"},
 		{"no token", func(c *Config) { c.TokenFile = filepath.Join(dir, "missing") }, "token"},
+		{"plain text TCP without the flag", func(c *Config) { c.TCPAddr = "127.0.0.1:0" }, "--insecure-plaintext"},
+		{"TLS without the client CA", func(c *Config) {
+			c.TCPAddr, c.TLSCertFile, c.TLSKeyFile = "127.0.0.1:0", filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+		}, "mutual TLS"},
+		{"world-readable token", func(c *Config) { os.Chmod(c.TokenFile, 0o644) }, "mode 0644"},
+		{"group-writable token", func(c *Config) { os.Chmod(c.TokenFile, 0o620) }, "mode 0620"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{Socket: filepath.Join(dir, "b.sock"), TokenFile: filepath.Join(dir, "tok"), LedgerPath: filepath.Join(dir, "l")}
+			os.Remove(cfg.TokenFile)
 			os.WriteFile(cfg.TokenFile, []byte("t"), 0o600)
 			tc.mod(&cfg)
 			err := runWith(context.Background(), cfg, zaptest.NewLogger(t), fakePartition(t, partition.NewFake(), nil))

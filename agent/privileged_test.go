@@ -319,7 +319,7 @@ func TestIntegrationAgentProcess(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	tok := filepath.Join(dir, "token")
 	os.WriteFile(tok, []byte(testToken), 0o600)
-	cfg := Config{Node: "node-a", Socket: filepath.Join(dir, "a.sock"), TCPAddr: "10.99.2.1:7070",
+	cfg := Config{Node: "node-a", Socket: filepath.Join(dir, "a.sock"), TCPAddr: "10.99.2.1:7070", InsecurePlaintext: true,
 		TokenFile: tok, LedgerPath: filepath.Join(dir, "ledger.jsonl"), Version: "test"}
 	ctx := context.Background()
 	uc, _ := agentclient.NewClient("unix://"+cfg.Socket, testToken)

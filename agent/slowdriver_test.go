@@ -560,7 +560,7 @@ func TestHaltWithStuckRevert(t *testing.T) {
 // exempt in every partition plan: published through Config.Control.
 func TestControlPortExempt(t *testing.T) {
 	k := partition.NewFake()
-	h := startAgent(t, k, func(c *Config) { c.TCPAddr = "127.0.0.1:0" })
+	h := startAgent(t, k, func(c *Config) { c.TCPAddr, c.InsecurePlaintext = "127.0.0.1:0", true })
 	ports := h.cfg.Control.TCP()
 	if len(ports) != 1 || ports[0] == 0 {
 		t.Fatalf("published control ports: %v", ports)

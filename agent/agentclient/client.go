@@ -4,6 +4,7 @@ package agentclient
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,10 +24,25 @@ type Client struct {
 	hc    *http.Client
 }
 
+// Option configures a Client.
+type Option func(*options)
+
+type options struct{ tls *tls.Config }
+
+// WithTLS sets the TLS configuration of https endpoints: the CA of the
+// agents' certificates and chaosd's client certificate (agents require
+// one on TCP).
+func WithTLS(tc *tls.Config) Option { return func(o *options) { o.tls = tc } }
+
 // NewClient returns a client for endpoint "unix:///path/to.sock" or
-// "http://host:port" (https works too).
-func NewClient(endpoint, token string) (*Client, error) {
-	hc, base, err := ep.Client(endpoint, "agent")
+// "https://host:port" (http works too, where the agent listens in plain
+// text on purpose).
+func NewClient(endpoint, token string, opts ...Option) (*Client, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	hc, base, err := ep.ClientTLS(endpoint, "agent", o.tls)
 	if err != nil {
 		return nil, fmt.Errorf("agent %w", err)
 	}

@@ -4,6 +4,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,13 +28,26 @@ type Client struct {
 // "unix:///path/to/chaosd.sock" or "http(s)://host:port". token is sent as
 // "Authorization: Bearer TOKEN" when non-empty. Requests are bounded only
 // by their context.
-func NewClient(endpoint, token string) (*Client, error) {
-	hc, base, err := ep.Client(endpoint, "chaosd")
+func NewClient(endpoint, token string, opts ...Option) (*Client, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	hc, base, err := ep.ClientTLS(endpoint, "chaosd", o.tls)
 	if err != nil {
 		return nil, err
 	}
 	return &Client{endpoint: endpoint, token: token, hc: hc, base: base}, nil
 }
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct{ tls *tls.Config }
+
+// WithTLS sets the TLS configuration of an https endpoint (the CA of
+// chaosd's certificate, and a client certificate when chaosd asks for one).
+func WithTLS(tc *tls.Config) Option { return func(o *options) { o.tls = tc } }
 
 // Endpoint returns the endpoint the client was made for.
 func (c *Client) Endpoint() string { return c.endpoint }

@@ -7,6 +7,7 @@ package endpoint
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,13 @@ import (
 // endpoint is a unix socket. The client never uses a proxy and bounds
 // requests only by their context.
 func Client(endpoint, unixHost string) (*http.Client, string, error) {
+	return ClientTLS(endpoint, unixHost, nil)
+}
+
+// ClientTLS is Client with the TLS configuration of https endpoints (nil:
+// the system's roots, no client certificate). It is not used for unix
+// sockets.
+func ClientTLS(endpoint, unixHost string, tc *tls.Config) (*http.Client, string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, "", fmt.Errorf("endpoint %q: %w", endpoint, err)
@@ -46,6 +54,9 @@ func Client(endpoint, unixHost string) (*http.Client, string, error) {
 	case "http", "https":
 		if u.Host == "" {
 			return nil, "", fmt.Errorf("endpoint %q: missing host", endpoint)
+		}
+		if u.Scheme == "https" && tc != nil {
+			tr.TLSClientConfig = tc.Clone()
 		}
 		return &http.Client{Transport: tr}, strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/"), nil
 	default:
