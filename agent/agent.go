@@ -15,8 +15,8 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -38,10 +38,10 @@ import (
 
 // Config configures an Agent.
 type Config struct {
-	Node       string // node name reported in status and logs
-	Socket     string // unix socket path (mode 0600); optional if TCPAddr is set
-	TCPAddr    string // optional host:port for the API over TCP
-	TokenFile  string // file holding the bearer token (trimmed)
+	Node      string // node name reported in status and logs
+	Socket    string // unix socket path (mode 0600); optional if TCPAddr is set
+	TCPAddr   string // optional host:port for the API over TCP
+	TokenFile string // file holding the bearer token (trimmed)
 	// TLS of the TCP listener: the agent's certificate and key, and the
 	// CA chaosd's client certificate must chain to (mutual TLS: a caller
 	// without such a certificate is refused before any HTTP). All three
@@ -49,7 +49,7 @@ type Config struct {
 	TLSCertFile, TLSKeyFile, ClientCAFile string
 	// InsecurePlaintext serves TCPAddr in plain HTTP (logged as a warning).
 	InsecurePlaintext bool
-	LedgerPath string // write-ahead ledger file
+	LedgerPath        string // write-ahead ledger file
 	// NetNSPath is the network namespace faults are applied in (e.g.
 	// /run/netns/x or /proc/PID/ns/net). Empty: the agent's own namespace,
 	// as seen by the goroutine that calls Run.

@@ -98,4 +98,3 @@ func TestTCPMutualTLS(t *testing.T) {
 		t.Logf("TLS 1.1: %v", err)
 	}
 }
-
