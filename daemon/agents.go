@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"sort"
@@ -45,12 +46,12 @@ type staticFleet struct {
 	clusters map[string][]fleetAgent
 }
 
-func newStaticFleet(clusters []Cluster, token string) (*staticFleet, error) {
+func newStaticFleet(clusters []Cluster, token string, tc *tls.Config) (*staticFleet, error) {
 	f := &staticFleet{clusters: map[string][]fleetAgent{}}
 	for _, cl := range clusters {
 		f.clusters[cl.Name] = []fleetAgent{}
 		for _, a := range cl.Agents {
-			c, err := agentclient.NewClient(a.Endpoint, token)
+			c, err := agentclient.NewClient(a.Endpoint, token, agentclient.WithTLS(tc))
 			if err != nil {
 				return nil, fmt.Errorf("agent %s/%s: %w", cl.Name, a.Node, err)
 			}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chaosd/chaosd/daemon/httpapi"
+	"github.com/chaosd/chaosd/internal/secretfile"
+	"github.com/chaosd/chaosd/internal/tlsconf"
 	"github.com/chaosd/chaosd/targets"
 	"github.com/goccy/go-yaml"
 	"k8s.io/apimachinery/pkg/labels"
@@ -19,11 +23,21 @@ type Config struct {
 	Listen struct {
 		// Socket is the unix socket path of the API (required).
 		Socket string `yaml:"socket"`
-		// TCP is an optional host:port to serve the API on as well.
+		// TCP is an optional host:port to serve the API (and /metrics)
+		// on as well: over TLS, or plain HTTP with InsecurePlaintext.
 		TCP string `yaml:"tcp,omitempty"`
+		// TLS is the TCP listener's certificate (required with TCP
+		// unless InsecurePlaintext).
+		TLS *ListenTLS `yaml:"tls,omitempty"`
+		// InsecurePlaintext serves TCP in plain HTTP (logged as a
+		// warning at start).
+		InsecurePlaintext bool `yaml:"insecurePlaintext,omitempty"`
 	} `yaml:"listen"`
-	// TokenFile holds the bearer token clients must send.
-	TokenFile string `yaml:"tokenFile"`
+	// TokenFile holds a bearer token with scope admin (every call).
+	TokenFile string `yaml:"tokenFile,omitempty"`
+	// Tokens are more bearer tokens, each with a scope: read, run or
+	// admin (see README, "Credentials and scopes").
+	Tokens []ScopedToken `yaml:"tokens,omitempty"`
 	// DataDir keeps run records.
 	DataDir string `yaml:"dataDir"`
 	// ExperimentsDir holds experiment YAML files; empty means the built-in
@@ -37,6 +51,10 @@ type Config struct {
 	Alertmanager AlertmanagerConfig `yaml:"alertmanager,omitempty"`
 	// AgentTokenFile holds the token chaosd sends to agents.
 	AgentTokenFile string `yaml:"agentTokenFile"`
+	// AgentTLS is how chaosd reaches agents over TCP: mutual TLS for
+	// https:// endpoints (required), or plain http:// with
+	// InsecurePlaintext.
+	AgentTLS *AgentTLS `yaml:"agentTLS,omitempty"`
 	// Clusters lists nodes, agents and service instances by hand
 	// (standalone mode). Exactly one of Clusters and Kubernetes is set.
 	Clusters []Cluster `yaml:"clusters,omitempty"`
@@ -47,6 +65,37 @@ type Config struct {
 	// Lease is the agent lease chaosd renews while it watches a run
 	// (default 5s).
 	Lease string `yaml:"lease,omitempty"`
+}
+
+// ListenTLS is the TLS of chaosd's TCP listener.
+type ListenTLS struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// ClientCAFile, when set, requires callers (chaosctl, Prometheus) to
+	// present a client certificate of this CA besides their token.
+	ClientCAFile string `yaml:"clientCAFile,omitempty"`
+}
+
+// AgentTLS is chaosd's side of the mutual TLS with its agents.
+type AgentTLS struct {
+	// CAFile is the CA the agents' server certificates chain to.
+	CAFile string `yaml:"caFile,omitempty"`
+	// CertFile and KeyFile are chaosd's client certificate, which the
+	// agents require.
+	CertFile string `yaml:"certFile,omitempty"`
+	KeyFile  string `yaml:"keyFile,omitempty"`
+	// ServerName, when set, is the name every agent's certificate must
+	// carry, instead of the address dialled (one certificate shared by a
+	// DaemonSet's agents, reached by node IP).
+	ServerName string `yaml:"serverName,omitempty"`
+	// InsecurePlaintext allows http:// agent endpoints (plain text).
+	InsecurePlaintext bool `yaml:"insecurePlaintext,omitempty"`
+}
+
+// ScopedToken is a token file and what its token may do.
+type ScopedToken struct {
+	File  string `yaml:"file"`
+	Scope string `yaml:"scope"` // read, run or admin
 }
 
 // AlertmanagerConfig locates Alertmanager.
@@ -72,6 +121,17 @@ type Kubernetes struct {
 	Services KubeServices `yaml:"services"`
 	// LeaderElection among chaosd's replicas (on by default).
 	LeaderElection KubeLeaderElection `yaml:"leaderElection,omitempty"`
+	// Auth lets Kubernetes identities call the API (on by default): a
+	// bearer token chaosd does not know is checked with a TokenReview,
+	// then RBAC decides with a SubjectAccessReview (see README,
+	// "Credentials and scopes").
+	Auth KubeAuth `yaml:"auth,omitempty"`
+}
+
+// KubeAuth configures Kubernetes identities on chaosd's API.
+type KubeAuth struct {
+	// Disabled: only the configured tokens are accepted.
+	Disabled bool `yaml:"disabled,omitempty"`
 }
 
 // KubeAgents finds the agents: Ready pods matching Selector in Namespace,
@@ -83,7 +143,8 @@ type KubeAgents struct {
 	// Port is the agent API's port: a number or a named container port
 	// (default "agent", the DaemonSet's port name).
 	Port string `yaml:"port,omitempty"`
-	// Scheme is http or https (default http).
+	// Scheme is https (default: mutual TLS, see agentTLS) or http
+	// (needs agentTLS.insecurePlaintext).
 	Scheme string `yaml:"scheme,omitempty"`
 }
 
@@ -185,7 +246,16 @@ func (c *Config) validate() error {
 		}
 	}
 	req(c.Listen.Socket, "listen.socket")
-	req(c.TokenFile, "tokenFile")
+	if c.TokenFile == "" && len(c.Tokens) == 0 {
+		errs = append(errs, "tokenFile: required (or tokens:)")
+	}
+	for i, t := range c.Tokens {
+		req(t.File, fmt.Sprintf("tokens[%d].file", i))
+		if _, err := httpapi.ParseScope(t.Scope); err != nil {
+			errs = append(errs, fmt.Sprintf("tokens[%d].scope: %v", i, err))
+		}
+	}
+	errs = append(errs, c.validateTLS()...)
 	req(c.DataDir, "dataDir")
 	req(c.Prometheus.URL, "prometheus.url")
 	req(c.AgentTokenFile, "agentTokenFile")
@@ -283,7 +353,7 @@ func (k *Kubernetes) SetDefaults() {
 	def(&k.Agents.Namespace, k.Namespace)
 	def(&k.Agents.Selector, DefaultAgentSelector)
 	def(&k.Agents.Port, DefaultAgentPort)
-	def(&k.Agents.Scheme, "http")
+	def(&k.Agents.Scheme, "https")
 	def(&k.Services.LabelKey, DefaultServiceLabel)
 	def(&k.Services.ActuatorPort, DefaultActuatorPort)
 	def(&k.Services.Scheme, "http")
@@ -332,6 +402,104 @@ func (k *Kubernetes) validate() []string {
 	return errs
 }
 
+// validateTLS checks that every TCP path is TLS or plain text on purpose.
+func (c *Config) validateTLS() []string {
+	var errs []string
+	l := c.Listen
+	switch {
+	case l.TCP == "" && (l.TLS != nil || l.InsecurePlaintext):
+		errs = append(errs, "listen.tls, listen.insecurePlaintext: only with listen.tcp (the unix socket is protected by its mode)")
+	case l.TCP != "" && l.TLS != nil && l.InsecurePlaintext:
+		errs = append(errs, "listen.insecurePlaintext: exclusive with listen.tls")
+	case l.TCP != "" && l.TLS == nil && !l.InsecurePlaintext:
+		errs = append(errs, "listen.tls: required with listen.tcp (certFile, keyFile), or listen.insecurePlaintext: true to serve plain HTTP")
+	case l.TLS != nil && (l.TLS.CertFile == "" || l.TLS.KeyFile == ""):
+		errs = append(errs, "listen.tls: certFile and keyFile are required")
+	}
+	at := c.AgentTLS
+	if at != nil && (at.CertFile == "") != (at.KeyFile == "") {
+		errs = append(errs, "agentTLS: certFile and keyFile go together")
+	}
+	check := func(path, scheme string) {
+		switch scheme {
+		case "https":
+			if at == nil || at.CertFile == "" {
+				errs = append(errs, path+": an https agent needs agentTLS (caFile, certFile, keyFile): agents require chaosd's client certificate")
+			}
+		case "http":
+			if at == nil || !at.InsecurePlaintext {
+				errs = append(errs, path+": a plain http agent needs agentTLS.insecurePlaintext: true (prefer https with mutual TLS)")
+			}
+		}
+	}
+	for i, cl := range c.Clusters {
+		for j, a := range cl.Agents {
+			if u, err := url.Parse(a.Endpoint); err == nil {
+				check(fmt.Sprintf("clusters[%d].agents[%d].endpoint", i, j), u.Scheme)
+			}
+		}
+	}
+	if k := c.Kubernetes; k != nil {
+		scheme := k.Agents.Scheme
+		if scheme == "" {
+			scheme = "https"
+		}
+		check("kubernetes.agents.scheme", scheme)
+	}
+	return errs
+}
+
+// agentTLSConfig is the TLS of chaosd's calls to agents (nil: none set).
+func (c *Config) agentTLSConfig() (*tls.Config, error) {
+	at := c.AgentTLS
+	if at == nil || (at.CAFile == "" && at.CertFile == "") {
+		return nil, nil
+	}
+	tc, err := tlsconf.Client(tlsconf.ClientFiles{CAFile: at.CAFile, CertFile: at.CertFile, KeyFile: at.KeyFile, ServerName: at.ServerName})
+	if err != nil {
+		return nil, fmt.Errorf("agentTLS: %w", err)
+	}
+	return tc, nil
+}
+
+// listenTLSConfig is the TCP listener's TLS (nil: none, or plain text).
+func (c *Config) listenTLSConfig() (*tls.Config, error) {
+	t := c.Listen.TLS
+	if c.Listen.TCP == "" || t == nil {
+		return nil, nil
+	}
+	tc, err := tlsconf.Server(tlsconf.ServerFiles{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile})
+	if err != nil {
+		return nil, fmt.Errorf("listen.tls: %w", err)
+	}
+	return tc, nil
+}
+
+// staticTokens reads tokenFile (scope admin) and tokens, refusing files
+// others can read or write.
+func (c *Config) staticTokens() (*httpapi.StaticTokens, error) {
+	st := &httpapi.StaticTokens{}
+	if c.TokenFile != "" {
+		t, err := readToken(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("API token: %w", err)
+		}
+		st.Add(t, httpapi.ScopeAdmin, "token file "+c.TokenFile)
+	}
+	for i, tf := range c.Tokens {
+		t, err := readToken(tf.File)
+		if err != nil {
+			return nil, fmt.Errorf("tokens[%d]: %w", i, err)
+		}
+		sc, err := httpapi.ParseScope(tf.Scope)
+		if err != nil {
+			return nil, fmt.Errorf("tokens[%d]: %w", i, err)
+		}
+		st.Add(t, sc, "token file "+tf.File)
+	}
+	return st, nil
+}
+
 func (c *Config) lease() time.Duration {
 	d, err := time.ParseDuration(c.Lease)
 	if err != nil || d <= 0 {
@@ -341,13 +509,9 @@ func (c *Config) lease() time.Duration {
 }
 
 func readToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	t, err := secretfile.ReadToken(path)
 	if err != nil {
 		return "", fmt.Errorf("read token: %w", err)
-	}
-	t := strings.TrimSpace(string(b))
-	if t == "" {
-		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return t, nil
 }

@@ -28,6 +28,27 @@ func TestConfigValidation(t *testing.T) {
 			c.Clusters[0].Services = []Service{{Name: "s", Instances: []Instance{{Name: "i", Node: "n1", Cgroup: "/sys/fs/cgroup/x"}}}}
 		}, "instances[0].cgroup: must be relative"},
 		{"bad lease", func(c *Config) { c.Lease = "10ms" }, "lease: must be a duration of at least 1s"},
+		{"plain text TCP without the flag", func(c *Config) { c.Listen.TCP = ":7080" }, "listen.tls: required with listen.tcp"},
+		{"plain text TCP on purpose", func(c *Config) { c.Listen.TCP, c.Listen.InsecurePlaintext = ":7080", true }, ""},
+		{"TLS TCP", func(c *Config) { c.Listen.TCP, c.Listen.TLS = ":7080", &ListenTLS{CertFile: "c", KeyFile: "k"} }, ""},
+		{"TLS without key", func(c *Config) { c.Listen.TCP, c.Listen.TLS = ":7080", &ListenTLS{CertFile: "c"} }, "certFile and keyFile are required"},
+		{"TLS and plain text", func(c *Config) {
+			c.Listen.TCP, c.Listen.TLS, c.Listen.InsecurePlaintext = ":7080", &ListenTLS{CertFile: "c", KeyFile: "k"}, true
+		}, "exclusive"},
+		{"plain http agent", func(c *Config) { c.Clusters[0].Agents[0].Endpoint = "http://10.0.0.1:7070" }, "agentTLS.insecurePlaintext"},
+		{"plain http agent on purpose", func(c *Config) {
+			c.Clusters[0].Agents[0].Endpoint, c.AgentTLS = "http://10.0.0.1:7070", &AgentTLS{InsecurePlaintext: true}
+		}, ""},
+		{"https agent without client certificate", func(c *Config) { c.Clusters[0].Agents[0].Endpoint = "https://10.0.0.1:7070" }, "agents require chaosd's client certificate"},
+		{"https agent", func(c *Config) {
+			c.Clusters[0].Agents[0].Endpoint, c.AgentTLS = "https://10.0.0.1:7070", &AgentTLS{CAFile: "ca", CertFile: "c", KeyFile: "k"}
+		}, ""},
+		{"kubernetes agents default to https", func(c *Config) {
+			c.Clusters, c.Kubernetes = nil, &Kubernetes{Cluster: "c1"}
+		}, "kubernetes.agents.scheme: an https agent needs agentTLS"},
+		{"scoped tokens only", func(c *Config) { c.TokenFile, c.Tokens = "", []ScopedToken{{File: "r", Scope: "read"}} }, ""},
+		{"no token at all", func(c *Config) { c.TokenFile = "" }, "tokenFile: required"},
+		{"bad scope", func(c *Config) { c.Tokens = []ScopedToken{{File: "r", Scope: "write"}} }, `tokens[0].scope: scope "write": want read, run or admin`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -48,7 +49,8 @@ type Daemon struct {
 	lg    *zap.Logger
 	store runStore
 	skips *store.Store // skipped triggers (a local log in both modes)
-	token string
+	auth  httpapi.Authorizer
+	tls   *tls.Config // of the TCP listener; nil: none or plain text
 
 	prober    runner.Prober
 	alerts    runner.AlertHistory
@@ -81,13 +83,21 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	token, err := readToken(cfg.TokenFile)
+	tokens, err := cfg.staticTokens()
 	if err != nil {
-		return nil, fmt.Errorf("API token: %w", err)
+		return nil, err
 	}
 	agentToken, err := readToken(cfg.AgentTokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("agent token: %w", err)
+	}
+	agentTLS, err := cfg.agentTLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	listenTLS, err := cfg.listenTLSConfig()
+	if err != nil {
+		return nil, err
 	}
 	fileStore, err := store.Open(cfg.DataDir)
 	if err != nil {
@@ -97,7 +107,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, token: token, prober: prober, alerts: prober, data: newDataClient()}
+	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, auth: tokens, tls: listenTLS, prober: prober, alerts: prober, data: newDataClient()}
 	if cfg.Alertmanager.URL != "" {
 		am, err := alertmanager.New(cfg.Alertmanager.URL, nil)
 		if err != nil {
@@ -108,9 +118,12 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	d.runs.init()
 	d.metrics = newMetrics(d.runs.count, d.runs.faultsActive)
 	if cfg.Kubernetes != nil {
-		km, err := newKubeMode(cfg.Kubernetes, agentToken, lg.Named("kube"))
+		km, err := newKubeMode(cfg.Kubernetes, agentToken, agentTLS, lg.Named("kube"))
 		if err != nil {
 			return nil, err
+		}
+		if !cfg.Kubernetes.Auth.Disabled {
+			d.auth = httpapi.Chain{tokens, newKubeAuth(km.client, cfg.Kubernetes.Namespace, lg.Named("auth"))}
 		}
 		d.kube, d.store, d.inventory, d.fleet, d.recorder = km, km.store, km.inv, km.fleet(), km
 		d.exps = newCatalog(nil)
@@ -124,7 +137,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 		if err != nil {
 			return nil, fmt.Errorf("load experiments: %w", err)
 		}
-		fl, err := newStaticFleet(cfg.Clusters, agentToken)
+		fl, err := newStaticFleet(cfg.Clusters, agentToken, agentTLS)
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +167,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer d.kube.stop()
 	}
 	srv := &http.Server{
-		Handler:           httpapi.Handler(service{d}, httpapi.Options{Token: d.token, Metrics: d.metrics.handler()}),
+		Handler:           httpapi.Handler(service{d}, httpapi.Options{Auth: d.auth, Metrics: d.metrics.handler()}),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(d.lg.Named("http")),
@@ -222,7 +235,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return serveErr
 }
 
-// listen opens the unix socket (mode 0600) and the optional TCP listener.
+// listen opens the unix socket (mode 0600) and the optional TCP listener
+// (TLS, unless plain text on purpose).
 func (d *Daemon) listen() ([]net.Listener, error) {
 	_ = os.Remove(d.cfg.Listen.Socket)
 	ul, err := net.Listen("unix", d.cfg.Listen.Socket)
@@ -239,6 +253,11 @@ func (d *Daemon) listen() ([]net.Listener, error) {
 		if err != nil {
 			ul.Close()
 			return nil, fmt.Errorf("listen on %s: %w", d.cfg.Listen.TCP, err)
+		}
+		if d.tls != nil {
+			tl = tls.NewListener(tl, d.tls)
+		} else {
+			d.lg.Warn("API and /metrics served over TCP in PLAIN TEXT (listen.insecurePlaintext): tokens cross the network unencrypted", zap.String("tcp", d.cfg.Listen.TCP))
 		}
 		listeners = append(listeners, tl)
 	}

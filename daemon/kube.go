@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -66,7 +67,7 @@ func RestConfig(k *Kubernetes) (*rest.Config, error) {
 	return c, nil
 }
 
-func newKubeMode(k *Kubernetes, agentToken string, lg *zap.Logger) (*kubeMode, error) {
+func newKubeMode(k *Kubernetes, agentToken string, agentTLS *tls.Config, lg *zap.Logger) (*kubeMode, error) {
 	rc, err := RestConfig(k)
 	if err != nil {
 		return nil, err
@@ -86,7 +87,7 @@ func newKubeMode(k *Kubernetes, agentToken string, lg *zap.Logger) (*kubeMode, e
 		AgentNamespace: k.Agents.Namespace, AgentSelector: k.Agents.Selector, AgentPort: k.Agents.Port, AgentScheme: k.Agents.Scheme,
 		ServiceNamespace: k.Services.Namespace, ServiceLabel: k.Services.LabelKey,
 		ActuatorPort: k.Services.ActuatorPort, ActuatorScheme: k.Services.Scheme,
-		AgentToken: agentToken,
+		AgentToken: agentToken, AgentTLS: agentTLS,
 	}, lg.Named("inventory"))
 	if err != nil {
 		return nil, err

@@ -157,11 +157,13 @@ func (w *kubeWorld) kubeConfig(t *testing.T, dir, promURL string) *Config {
 		}
 	}
 	cfg := &Config{TokenFile: filepath.Join(dir, "token"), DataDir: filepath.Join(dir, "data"),
-		AgentTokenFile: filepath.Join(dir, "agent-token"), Lease: "3s"}
+		AgentTokenFile: filepath.Join(dir, "agent-token"), Lease: "3s",
+		// The fake agents serve plain HTTP on loopback.
+		AgentTLS: &AgentTLS{InsecurePlaintext: true}}
 	cfg.Listen.Socket = filepath.Join(dir, "chaosd.sock")
 	cfg.Prometheus.URL = promURL
 	cfg.Kubernetes = &Kubernetes{Kubeconfig: w.kubeconfig, Context: "chaosd", Cluster: "c1", Namespace: w.ns,
-		Services: KubeServices{Namespace: w.ns}}
+		Agents: KubeAgents{Scheme: "http"}, Services: KubeServices{Namespace: w.ns}}
 	cfg.Kubernetes.LeaderElection = KubeLeaderElection{LeaseDuration: "4s", RenewDeadline: "3s", RetryPeriod: "500ms"}
 	cfg.Kubernetes.SetDefaults()
 	if err := cfg.validate(); err != nil {

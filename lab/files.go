@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/chaosd/chaosd/daemon"
+	"github.com/chaosd/chaosd/internal/certgen"
 	"github.com/goccy/go-yaml"
 )
 
@@ -55,9 +57,15 @@ type promAuthorization struct {
 	CredentialsFile string `yaml:"credentials_file"`
 }
 
+type promTLSConfig struct {
+	CAFile string `yaml:"ca_file"`
+}
+
 type promScrapeConfig struct {
 	JobName       string             `yaml:"job_name"`
 	MetricsPath   string             `yaml:"metrics_path"`
+	Scheme        string             `yaml:"scheme,omitempty"`
+	TLSConfig     *promTLSConfig     `yaml:"tls_config,omitempty"`
 	Authorization *promAuthorization `yaml:"authorization,omitempty"`
 	StaticConfigs []promStaticConfig `yaml:"static_configs"`
 }
@@ -88,8 +96,11 @@ const EvaluationInterval = "1s"
 
 // promOptions are what the lab's Prometheus config depends on.
 type promOptions struct {
-	// ChaosdTokenFile, when set, adds the chaosd job (the control plane runs).
+	// ChaosdTokenFile, when set, adds the chaosd job (the control plane
+	// runs): a token with scope read.
 	ChaosdTokenFile string
+	// ChaosdCAFile is the CA of chaosd's TLS certificate.
+	ChaosdCAFile string
 	// RuleFiles are evaluated every EvaluationInterval.
 	RuleFiles []string
 	// Alertmanager (host:port), when set, receives the alerts.
@@ -133,6 +144,8 @@ func prometheusConfig(o promOptions) ([]byte, error) {
 		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
 			JobName:       "chaosd",
 			MetricsPath:   "/metrics",
+			Scheme:        "https",
+			TLSConfig:     &promTLSConfig{CAFile: o.ChaosdCAFile},
 			Authorization: &promAuthorization{Type: "Bearer", CredentialsFile: o.ChaosdTokenFile},
 			StaticConfigs: []promStaticConfig{{Targets: []string{fmt.Sprintf("%s:%d", MgmtIP, ChaosdTCPPort)}}},
 		})
@@ -147,7 +160,11 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 	var c daemon.Config
 	c.Listen.Socket = l.SocketPath
 	c.Listen.TCP = fmt.Sprintf("%s:%d", MgmtIP, ChaosdTCPPort)
+	c.Listen.TLS = &daemon.ListenTLS{CertFile: certgen.CertPath(l.PKIDir, certgen.ChaosdName), KeyFile: certgen.KeyPath(l.PKIDir, certgen.ChaosdName)}
+	c.AgentTLS = &daemon.AgentTLS{CAFile: filepath.Join(l.PKIDir, certgen.CAFile),
+		CertFile: certgen.CertPath(l.PKIDir, certgen.ChaosdName), KeyFile: certgen.KeyPath(l.PKIDir, certgen.ChaosdName)}
 	c.TokenFile = l.TokenFile
+	c.Tokens = []daemon.ScopedToken{{File: l.ReadTokenFile, Scope: "read"}}
 	c.DataDir = l.path("chaosd-data")
 	c.ExperimentsDir = l.ExperimentsDir
 	c.Prometheus.URL = l.PrometheusURL
@@ -169,7 +186,9 @@ func (l *Lab) chaosdConfig() ([]byte, error) {
 		cc := daemon.Cluster{Name: cl}
 		for _, n := range Nodes {
 			if n.Cluster == cl {
-				cc.Agents = append(cc.Agents, daemon.AgentNode{Node: n.Name, Endpoint: "unix://" + l.AgentSockets[n.Name], Labels: map[string]string{"zone": n.Zone}})
+				// Over the mgmt network with mutual TLS (the agents' unix
+				// sockets stay for the lab's own checks).
+				cc.Agents = append(cc.Agents, daemon.AgentNode{Node: n.Name, Endpoint: l.agentEndpoint(n), Labels: map[string]string{"zone": n.Zone}})
 			}
 		}
 		for _, s := range services {
@@ -199,6 +218,26 @@ func marshalChaosdConfig(c daemon.Config) ([]byte, error) {
 		return nil, fmt.Errorf("the lab's chaosd config does not parse: %w", err)
 	}
 	return b, nil
+}
+
+// agentEndpoint is where chaosd reaches a node's agent: its TCP listener
+// on the mgmt network, over mutual TLS.
+func (l *Lab) agentEndpoint(n Node) string {
+	return fmt.Sprintf("https://%s:%d", n.MgmtIP, AgentTCPPort)
+}
+
+// writeCerts makes the lab's CA, chaosd's certificate (for its mgmt
+// address) and each agent's (for its node's mgmt address), with the code
+// of "chaosd certs".
+func (l *Lab) writeCerts() error {
+	spec := certgen.Spec{Dir: l.PKIDir, Chaosd: []string{MgmtIP.String()}}
+	for _, n := range Nodes {
+		spec.Agents = append(spec.Agents, certgen.Agent{Name: n.Name, Hosts: []string{n.MgmtIP.String()}})
+	}
+	if _, err := certgen.Generate(spec); err != nil {
+		return fmt.Errorf("lab certificates: %w", err)
+	}
+	return nil
 }
 
 // writeToken writes a random 32-byte hex token readable by root only.

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/chaosd/chaosd/daemon"
+	"github.com/chaosd/chaosd/internal/certgen"
 )
 
 // chaosdConfigOf renders lab x's chaosd config and reads it back with
@@ -57,8 +58,20 @@ func TestChaosdConfig(t *testing.T) {
 	if strings.Join(clusters, ",") != "c1,c2" || len(nodes) != len(Nodes) {
 		t.Errorf("clusters %v with %d agents, want c1,c2 with %d", clusters, len(nodes), len(Nodes))
 	}
-	if a := nodes["c2-n2"]; a.Endpoint != "unix:///run/chaosd-lab/x/agent-c2-n2.sock" {
-		t.Errorf("agent c2-n2: %+v", a)
+	n, _ := NodeByName("c2-n2")
+	if a := nodes["c2-n2"]; a.Endpoint != "https://"+n.MgmtIP.String()+":7070" {
+		t.Errorf("agent c2-n2: %+v, want its TCP listener over TLS", a)
+	}
+	// TLS by default: chaosd's TCP listener, mutual TLS with the agents,
+	// and a read token for Prometheus.
+	if c.Listen.TLS == nil || c.Listen.TLS.CertFile != "/run/chaosd-lab/x/pki/chaosd.crt" || c.Listen.InsecurePlaintext {
+		t.Errorf("listen %+v", c.Listen)
+	}
+	if at := c.AgentTLS; at == nil || at.CAFile != "/run/chaosd-lab/x/pki/ca.crt" || at.KeyFile != "/run/chaosd-lab/x/pki/chaosd.key" || at.InsecurePlaintext {
+		t.Errorf("agentTLS %+v", c.AgentTLS)
+	}
+	if len(c.Tokens) != 1 || c.Tokens[0].Scope != "read" || c.Tokens[0].File != "/run/chaosd-lab/x/token-read" {
+		t.Errorf("tokens %+v", c.Tokens)
 	}
 	if a := nodes["c1-n1"]; a.Labels["zone"] != "us-west-2a" {
 		t.Errorf("agent c1-n1 labels %v", a.Labels)
@@ -90,7 +103,7 @@ func TestPrometheusConfig(t *testing.T) {
 	for _, token := range []string{"", "/run/chaosd-lab/x/token"} {
 		dir := t.TempDir()
 		l := newLab(Config{Name: "x", Prefix: "cl", StateDir: dir})
-		b, err := prometheusConfig(promOptions{ChaosdTokenFile: token, RuleFiles: l.RuleFiles, Alertmanager: "10.254.0.2:9093"})
+		b, err := prometheusConfig(promOptions{ChaosdTokenFile: token, ChaosdCAFile: "/run/chaosd-lab/x/pki/ca.crt", RuleFiles: l.RuleFiles, Alertmanager: "10.254.0.2:9093"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,6 +117,9 @@ func TestPrometheusConfig(t *testing.T) {
 		}
 		if got := strings.Contains(string(b), "job_name: chaosd"); got != (token != "") {
 			t.Errorf("chaosd job present=%v with token %q", got, token)
+		}
+		if token != "" && (!strings.Contains(string(b), "scheme: https") || !strings.Contains(string(b), "ca_file: /run/chaosd-lab/x/pki/ca.crt")) {
+			t.Errorf("chaosd job not scraped over TLS:\n%s", b)
 		}
 		promtool := promtoolBin()
 		if promtool == "" {
@@ -119,6 +135,11 @@ func TestPrometheusConfig(t *testing.T) {
 			tok := filepath.Join(dir, "token")
 			os.WriteFile(tok, []byte("x"), 0o600)
 			b = []byte(strings.ReplaceAll(string(b), token, tok))
+			ca := filepath.Join(dir, "ca.crt")
+			if _, err := certgen.Generate(certgen.Spec{Dir: dir}); err != nil {
+				t.Fatal(err)
+			}
+			b = []byte(strings.ReplaceAll(string(b), "/run/chaosd-lab/x/pki/ca.crt", ca))
 		}
 		os.WriteFile(p, b, 0o600)
 		out, err := exec.Command(promtool, "check", "config", p).CombinedOutput()

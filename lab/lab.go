@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/chaosd/chaosd/internal/certgen"
 )
 
 // DefaultStateRoot holds one state directory per lab.
@@ -116,6 +118,13 @@ type Lab struct {
 	SocketPath     string            // chaosd's API unix socket (CHAOSCTL_SOCKET)
 	TokenFile      string            // chaosd's API token (CHAOSCTL_TOKEN_FILE)
 	AgentTokenFile string            // the agents' token
+	// ReadTokenFile is a chaosd token with scope read (Prometheus
+	// scrapes chaosd's /metrics with it).
+	ReadTokenFile string
+	// PKIDir holds the lab's CA and certificates (internal/certgen's
+	// layout): chaosd's TCP API and every agent's TCP API speak TLS, and
+	// chaosd and the agents mutual TLS.
+	PKIDir string
 	AgentSockets   map[string]string // node name → agent unix socket
 	ChaosdConfig   string            // chaosd.yaml
 	TruthFile      string            // the load generator's ground truth
@@ -164,6 +173,8 @@ func newLab(cfg Config) *Lab {
 	l.SocketPath = l.path("chaosd.sock")
 	l.TokenFile = l.path("token")
 	l.AgentTokenFile = l.path("agent-token")
+	l.ReadTokenFile = l.path("token-read")
+	l.PKIDir = l.path("pki")
 	l.ChaosdConfig = l.path("chaosd.yaml")
 	l.TruthFile = l.path("truth.csv")
 	l.Kubeconfig = l.path("kubeconfig")
@@ -225,10 +236,13 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := l.buildNetwork(ctx); err != nil {
 		return nil, err
 	}
-	for _, f := range []string{l.TokenFile, l.AgentTokenFile} {
+	for _, f := range []string{l.TokenFile, l.AgentTokenFile, l.ReadTokenFile} {
 		if err := writeToken(f); err != nil {
 			return nil, err
 		}
+	}
+	if err := l.writeCerts(); err != nil {
+		return nil, err
 	}
 	if l.cg, err = detectCgroupFS(); err != nil {
 		return nil, fmt.Errorf("lab services run in memory cgroups: %w", err)
@@ -427,12 +441,12 @@ func podName(svc string) string { return svc + "-0" }
 func (l *Lab) startPrometheus(ctx context.Context) error {
 	tokenFile := ""
 	if l.cfg.StartControlPlane {
-		tokenFile = l.TokenFile
+		tokenFile = l.ReadTokenFile
 	}
 	if err := l.writeRuleFiles(); err != nil {
 		return err
 	}
-	conf, err := prometheusConfig(promOptions{ChaosdTokenFile: tokenFile, RuleFiles: l.RuleFiles,
+	conf, err := prometheusConfig(promOptions{ChaosdTokenFile: tokenFile, ChaosdCAFile: filepath.Join(l.PKIDir, certgen.CAFile), RuleFiles: l.RuleFiles,
 		Alertmanager: fmt.Sprintf("%s:%d", MgmtIP, AlertmanagerPort)})
 	if err != nil {
 		return fmt.Errorf("render prometheus config: %w", err)
@@ -498,6 +512,9 @@ func (l *Lab) startControlPlane(ctx context.Context) error {
 	for _, n := range Nodes {
 		argv := []string{bin, "agent", "--node", n.Name, "--socket", l.AgentSockets[n.Name],
 			"--listen-tcp", fmt.Sprintf("%s:%d", n.MgmtIP, AgentTCPPort), "--token-file", l.AgentTokenFile,
+			// Mutual TLS on TCP: only chaosd's client certificate passes.
+			"--tls-cert-file", certgen.CertPath(l.PKIDir, certgen.AgentPrefix+n.Name), "--tls-key-file", certgen.KeyPath(l.PKIDir, certgen.AgentPrefix+n.Name),
+			"--tls-client-ca-file", filepath.Join(l.PKIDir, certgen.CAFile),
 			"--ledger", l.path("ledger-" + n.Name + ".jsonl")}
 		if l.cfg.Kube {
 			// The lab's kubepods hierarchy stands for the node's: the agent

@@ -543,6 +543,13 @@ func TestAgentDaemonSet(t *testing.T) {
 		if v.Secret != nil {
 			secrets[v.Name] = true
 		}
+		if v.Projected != nil {
+			all := len(v.Projected.Sources) > 0
+			for _, src := range v.Projected.Sources {
+				all = all && src.Secret != nil
+			}
+			secrets[v.Name] = all
+		}
 	}
 	// The ledger lives on the host at /var/lib/chaosd, so a restarted agent
 	// reverts what a killed one left; the socket under /run/chaosd.
@@ -564,8 +571,10 @@ func TestAgentDaemonSet(t *testing.T) {
 			t.Errorf("agent: %s %s must be on a writable hostPath mount of %s", flag, args[flag], hostDir)
 		}
 	}
-	if m := mountFor(c.VolumeMounts, args["--token-file"]); m == nil || !secrets[m.Name] {
-		t.Errorf("agent: --token-file %s must be on a Secret volume", args["--token-file"])
+	for _, flag := range []string{"--token-file", "--tls-cert-file", "--tls-key-file", "--tls-client-ca-file"} {
+		if m := mountFor(c.VolumeMounts, args[flag]); m == nil || !secrets[m.Name] {
+			t.Errorf("agent: %s %q must be on a Secret volume (mutual TLS on the TCP port)", flag, args[flag])
+		}
 	}
 
 	sc := c.SecurityContext
@@ -764,7 +773,19 @@ func wantClusterPermissions() []string {
 		expand("", []string{"pods", "nodes"}, []string{"get", "list", "watch"}),
 		expand("", []string{"events"}, []string{"create", "patch"}),
 		expand("events.k8s.io", []string{"events"}, []string{"create", "patch"}),
+		// Kubernetes identities on chaosd's API.
+		expand("authentication.k8s.io", []string{"tokenreviews"}, []string{"create"}),
+		expand("authorization.k8s.io", []string{"subjectaccessreviews"}, []string{"create"}),
 	)
+}
+
+// userRoles are the Roles for people and pipelines using chaosd's API:
+// one verb per scope on the virtual subresource experimentruns/api,
+// nothing on a real resource, and bound by nobody in the manifests.
+var userRoles = map[string][]string{
+	"chaosd-viewer": expand("chaosd.io", []string{"experimentruns/api"}, []string{"get"}),
+	"chaosd-runner": expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create"}),
+	"chaosd-admin":  expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbHalt}),
 }
 
 // wantRolePermissions is what chaosd needs in its own namespace besides.
@@ -818,6 +839,11 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		for _, o := range objs {
 			switch o.meta.Kind {
 			case "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding":
+				if o.meta.Kind == "Role" && userRoles[o.meta.Metadata.Name] != nil {
+					r := find[*rbacv1.Role](t, tr, "Role", o.meta.Metadata.Name)
+					comparePermissions(t, "Role "+o.meta.Metadata.Name, permissions(r.Rules), userRoles[o.meta.Metadata.Name])
+					continue
+				}
 				if o.meta.Metadata.Name != daemonName {
 					t.Errorf("%s: unexpected %s %s", f, o.meta.Kind, o.meta.Metadata.Name)
 				}

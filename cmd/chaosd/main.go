@@ -77,7 +77,7 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&lf.level, "log-level", "info", "log level: debug, info, warn, error")
 	root.PersistentFlags().StringVar(&lf.format, "log-format", "json", "log format: json or console")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCommand(lf), newAgentCommand(lf), newStressorCommand())
+	root.AddCommand(newServeCommand(lf), newAgentCommand(lf), newCertsCommand(), newStressorCommand())
 	return root
 }
 

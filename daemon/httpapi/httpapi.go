@@ -7,7 +7,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,9 +60,12 @@ type Service interface {
 
 // Options configure the handler.
 type Options struct {
-	// Token is the bearer token every call must carry. Required: an empty
-	// token refuses every call.
+	// Token is a bearer token with scope admin (the config's tokenFile).
 	Token string
+	// Auth decides about every other credential (scoped tokens,
+	// Kubernetes identities); Token is asked first. Both empty: every
+	// call is refused.
+	Auth Authorizer
 	// Metrics serves GET /metrics when set.
 	Metrics http.Handler
 }
@@ -139,21 +141,16 @@ func Handler(svc Service, opts Options) http.Handler {
 		skips, err := svc.Skips(r.Context())
 		reply(w, http.StatusOK, nonNil(skips), err)
 	})
-	return auth(opts.Token, mux)
-}
-
-// auth requires the bearer token on every call.
-func auth(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="chaosd"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	var chain Chain
+	if opts.Token != "" {
+		var st StaticTokens
+		st.Add(opts.Token, ScopeAdmin, "the admin token")
+		chain = append(chain, &st)
+	}
+	if opts.Auth != nil {
+		chain = append(chain, opts.Auth)
+	}
+	return authorize(chain, mux)
 }
 
 // reply writes v with status, or the error.

@@ -7,6 +7,7 @@ package kube
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -49,6 +50,9 @@ type Config struct {
 	ActuatorPort, ActuatorScheme string
 	// AgentToken is the bearer token for the agents' API.
 	AgentToken string
+	// AgentTLS is the TLS of https agents (chaosd's client certificate
+	// and the agents' CA).
+	AgentTLS *tls.Config
 	// Resync of the informers (0: none; the watch keeps them current).
 	Resync time.Duration
 }
@@ -285,7 +289,7 @@ func (inv *Inventory) agentClient(p *corev1.Pod) (*agentclient.Client, error) {
 	if c, ok := inv.clients[ep]; ok {
 		return c, nil
 	}
-	c, err := agentclient.NewClient(ep, inv.cfg.AgentToken)
+	c, err := agentclient.NewClient(ep, inv.cfg.AgentToken, agentclient.WithTLS(inv.cfg.AgentTLS))
 	if err != nil {
 		return nil, err
 	}
