@@ -115,22 +115,22 @@ func (c *Config) complete() error {
 type Lab struct {
 	Name, Prefix, StateDir, BinDir, ExperimentsDir string
 
-	SocketPath     string            // chaosd's API unix socket (CHAOSCTL_SOCKET)
-	TokenFile      string            // chaosd's API token (CHAOSCTL_TOKEN_FILE)
-	AgentTokenFile string            // the agents' token
+	SocketPath     string // chaosd's API unix socket (CHAOSCTL_SOCKET)
+	TokenFile      string // chaosd's API token (CHAOSCTL_TOKEN_FILE)
+	AgentTokenFile string // the agents' token
 	// ReadTokenFile is a chaosd token with scope read (Prometheus
 	// scrapes chaosd's /metrics with it).
 	ReadTokenFile string
 	// PKIDir holds the lab's CA and certificates (internal/certgen's
 	// layout): chaosd's TCP API and every agent's TCP API speak TLS, and
 	// chaosd and the agents mutual TLS.
-	PKIDir string
-	AgentSockets   map[string]string // node name → agent unix socket
-	ChaosdConfig   string            // chaosd.yaml
-	TruthFile      string            // the load generator's ground truth
-	PrometheusURL  string            // reachable from the mgmt namespace
-	GatewayURL     string            // api-gateway over the mgmt network
-	Namespaces     map[string]string // role → netns name
+	PKIDir        string
+	AgentSockets  map[string]string // node name → agent unix socket
+	ChaosdConfig  string            // chaosd.yaml
+	TruthFile     string            // the load generator's ground truth
+	PrometheusURL string            // reachable from the mgmt namespace
+	GatewayURL    string            // api-gateway over the mgmt network
+	Namespaces    map[string]string // role → netns name
 	// AlertmanagerURL is the lab's Alertmanager (API v2 under
 	// /api/v2/), reachable from the mgmt namespace; chaosd's config
 	// names it and the lab's Prometheus sends its alerts there.
