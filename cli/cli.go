@@ -117,6 +117,7 @@ fail or aborted), 2 invalid usage or invalid spec, 3 chaosctl could not do its j
 		a.newHaltCommand(),
 		a.newValidateCommand(),
 		a.newVersionCommand(),
+		a.newConfigCommand(),
 	)
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/client"
+	"github.com/chaosd/chaosd/internal/tlsconf"
 )
 
 // Defaults: the local lab's chaosd.
@@ -31,6 +32,9 @@ const (
 	flagToken       = "token"
 	flagTokenFile   = "token-file"
 	flagTimeout     = "timeout"
+	flagContext     = "context"
+	flagCAFile      = "ca-file"
+	envCAFile       = "CHAOSCTL_CA_FILE"
 )
 
 // GlobalOptions are the flags every verb that talks to chaosd shares.
@@ -39,6 +43,10 @@ type GlobalOptions struct {
 	Socket    string
 	Token     string
 	TokenFile string
+	// Context names a context of the config file (see "chaosctl config").
+	Context string
+	// CAFile is the CA of chaosd's TLS certificate (https endpoints).
+	CAFile string
 	// Timeout bounds each API call (0: no bound). Waiting for a run is not
 	// one call: --wait waits until the verdict or Ctrl-C.
 	Timeout time.Duration
@@ -59,6 +67,8 @@ func (o *GlobalOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.TokenFile, flagTokenFile, "",
 		"file holding the API token (env "+envTokenFile+", default: 'token' next to the socket)")
 	f.DurationVar(&o.Timeout, flagTimeout, DefaultTimeout, "bound on each API call (0: none)")
+	f.StringVar(&o.Context, flagContext, "", "context of the chaosctl config file to use (default: its current-context; see 'chaosctl config')")
+	f.StringVar(&o.CAFile, flagCAFile, "", "CA of chaosd's TLS certificate for https endpoints (env "+envCAFile+")")
 }
 
 // connection is the resolved endpoint and token.
@@ -67,6 +77,26 @@ type connection struct {
 	token    string
 	// tokenNote explains a missing token, for 401 messages.
 	tokenNote string
+	// TLS of an https endpoint: the CA, and a client certificate.
+	caFile, certFile, keyFile string
+	// err is a failure to read a context's token file.
+	err error
+}
+
+// connectionOf is what a context says.
+func connectionOf(x ctlContext) connection {
+	c := connection{endpoint: x.Endpoint, token: strings.TrimSpace(x.Token), caFile: x.CAFile, certFile: x.CertFile, keyFile: x.KeyFile}
+	if x.TokenFile != "" {
+		b, err := os.ReadFile(x.TokenFile)
+		if err != nil {
+			c.err = usageErrorf("context %s: read token file: %w", x.Name, err)
+		}
+		c.token = strings.TrimSpace(string(b))
+	}
+	if c.token == "" && c.err == nil {
+		c.tokenNote = "context " + x.Name + " has no token"
+	}
+	return c
 }
 
 // resolve applies flags, then environment, then defaults.
@@ -81,6 +111,32 @@ func (o *GlobalOptions) resolve(lookupEnv func(string) (string, bool)) (connecti
 	if changed(flagEndpoint) && changed(flagSocket) {
 		return c, usageErrorf("--endpoint and --socket are exclusive: give one")
 	}
+	// A context: the one --context names (it beats the environment), or
+	// the config's current one (the environment beats it, so
+	// CHAOSCTL_SOCKET and friends keep working).
+	var cx *connection
+	cfgPath := configPath(lookupEnv)
+	if o.Context != "" || (env(envEndpoint) == "" && env(envSocket) == "") {
+		cfg, err := loadCtlConfig(cfgPath)
+		if err != nil {
+			return c, err
+		}
+		name := cfg.CurrentContext
+		if o.Context != "" {
+			name = o.Context
+		}
+		if name != "" {
+			x, ok := cfg.find(name)
+			if !ok {
+				return c, usageErrorf("no context %q in %s", name, cfgPath)
+			}
+			cc := connectionOf(x)
+			if cc.err != nil {
+				return c, cc.err
+			}
+			cx = &cc
+		}
+	}
 	socketEndpoint := func(path string) (string, error) {
 		abs, err := filepath.Abs(path)
 		if err != nil {
@@ -94,6 +150,8 @@ func (o *GlobalOptions) resolve(lookupEnv func(string) (string, bool)) (connecti
 		c.endpoint = o.Endpoint
 	case changed(flagSocket):
 		c.endpoint, err = socketEndpoint(o.Socket)
+	case cx != nil:
+		c.endpoint = cx.endpoint
 	case env(envEndpoint) != "":
 		c.endpoint = env(envEndpoint)
 	case env(envSocket) != "":
@@ -120,6 +178,8 @@ func (o *GlobalOptions) resolve(lookupEnv func(string) (string, bool)) (connecti
 		c.token = strings.TrimSpace(o.Token)
 	case changed(flagTokenFile):
 		c.token, err = readToken(o.TokenFile, "--"+flagTokenFile)
+	case cx != nil && cx.token != "":
+		c.token = cx.token
 	case env(envToken) != "":
 		c.token = env(envToken)
 	case env(envTokenFile) != "":
@@ -141,6 +201,17 @@ func (o *GlobalOptions) resolve(lookupEnv func(string) (string, bool)) (connecti
 	default:
 		c.tokenNote = "no token given"
 	}
+	switch {
+	case changed(flagCAFile):
+		c.caFile = o.CAFile
+	case cx != nil && cx.caFile != "":
+		c.caFile = cx.caFile
+	default:
+		c.caFile = env(envCAFile)
+	}
+	if cx != nil {
+		c.certFile, c.keyFile = cx.certFile, cx.keyFile
+	}
 	return c, err
 }
 
@@ -150,7 +221,23 @@ func (a *app) client() (*client.Client, connection, error) {
 	if err != nil {
 		return nil, conn, err
 	}
-	c, err := client.NewClient(conn.endpoint, conn.token)
+	return a.clientFor(conn)
+}
+
+// clientFor returns a chaosd client for a resolved connection.
+func (a *app) clientFor(conn connection) (*client.Client, connection, error) {
+	if conn.err != nil {
+		return nil, conn, conn.err
+	}
+	var opts []client.Option
+	if conn.caFile != "" || conn.certFile != "" {
+		tc, err := tlsconf.Client(tlsconf.ClientFiles{CAFile: conn.caFile, CertFile: conn.certFile, KeyFile: conn.keyFile})
+		if err != nil {
+			return nil, conn, usageErrorf("TLS of %s: %w", conn.endpoint, err)
+		}
+		opts = append(opts, client.WithTLS(tc))
+	}
+	c, err := client.NewClient(conn.endpoint, conn.token, opts...)
 	if err != nil {
 		return nil, conn, asUsage(err)
 	}

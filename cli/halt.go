@@ -12,8 +12,9 @@ import (
 
 // HaltOptions are the options of "chaosctl halt".
 type HaltOptions struct {
-	Cluster string
-	Output  string
+	Cluster     string
+	Output      string
+	AllContexts bool
 }
 
 func (a *app) newHaltCommand() *cobra.Command {
@@ -36,8 +37,23 @@ the Chaos Monkey assaults of the runs it aborts through the service's actuator.`
 		},
 	}
 	cmd.Flags().StringVar(&o.Cluster, "cluster", "", "halt only this cluster's agents (runs are aborted in every cluster)")
+	cmd.Flags().BoolVar(&o.AllContexts, "all-contexts", false, "halt the chaosd of every context of the config file, in parallel, and report each (exit 3 if any failed)")
 	addOutputFlag(cmd, &o.Output)
 	return cmd
+}
+
+// printHalt writes the aborted runs and each agent's outcome.
+func printHalt(a *app, res api.HaltResult) {
+	for _, id := range res.AbortedRuns {
+		fmt.Fprintf(a.streams.Out, "  %s\n", id)
+	}
+	for _, n := range res.Agents {
+		if n.Error != "" {
+			fmt.Fprintf(a.streams.Out, "  %s/%s: NOT HALTED: %s\n", n.Cluster, n.Node, n.Error)
+			continue
+		}
+		fmt.Fprintf(a.streams.Out, "  %s/%s: %d fault(s) reverted\n", n.Cluster, n.Node, n.Reverted)
+	}
 }
 
 // errHaltIncomplete means some agent could not be halted.
@@ -45,6 +61,9 @@ var errHaltIncomplete = errors.New("some agents could not be halted")
 
 // Run asks chaosd to halt.
 func (o *HaltOptions) Run(ctx context.Context, a *app) error {
+	if o.AllContexts {
+		return o.haltAllContexts(ctx, a)
+	}
 	c, conn, err := a.client()
 	if err != nil {
 		return err
@@ -65,16 +84,7 @@ func (o *HaltOptions) Run(ctx context.Context, a *app) error {
 		}
 	} else {
 		fmt.Fprintf(a.streams.Out, "aborted %d run(s)\n", len(res.AbortedRuns))
-		for _, id := range res.AbortedRuns {
-			fmt.Fprintf(a.streams.Out, "  %s\n", id)
-		}
-		for _, n := range res.Agents {
-			if n.Error != "" {
-				fmt.Fprintf(a.streams.Out, "  %s/%s: NOT HALTED: %s\n", n.Cluster, n.Node, n.Error)
-				continue
-			}
-			fmt.Fprintf(a.streams.Out, "  %s/%s: %d fault(s) reverted\n", n.Cluster, n.Node, n.Reverted)
-		}
+		printHalt(a, res)
 	}
 	if failed > 0 {
 		return fmt.Errorf("%w: %d of %d", errHaltIncomplete, failed, len(res.Agents))
