@@ -7,6 +7,8 @@
 #     the stock kernel under QEMU (TCG, so slower than real hardware)
 #   - store: one durable run-record write (chaosd does one per probe round)
 #   - experiments: loading and validating the built-in library
+#   - tlsconf: one chaosd→agent call over mutual TLS, reused connection vs a
+#     new connection (handshake) per call, against plain HTTP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench/report.md}
@@ -14,7 +16,7 @@ mkdir -p "$(dirname "$out")"
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_TIME:-100x}" \
-  ./agent/ ./agent/memory/ ./daemon/store/ ./experiments/ ./targets/kube/ 2>&1 | grep -v 'logger.go' | tee "$raw"
+  ./agent/ ./agent/memory/ ./daemon/store/ ./experiments/ ./targets/kube/ ./internal/tlsconf/ 2>&1 | grep -v 'logger.go' | tee "$raw"
 vmraw=$(mktemp)
 trap 'rm -f "$raw" "$vmraw"' EXIT
 hack/vmtest.sh ./agent/ ./agent/latency/ -run '^$' -bench 'BenchmarkInjectRevert$|BenchmarkApplyRevert' \
