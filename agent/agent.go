@@ -31,6 +31,7 @@ import (
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/ledger"
+	"github.com/chaosd/chaosd/internal/serve"
 )
 
 // Config configures an Agent.
@@ -63,6 +64,9 @@ type Config struct {
 	// (DefaultDrivers gives Control.TCP to the partition driver). nil:
 	// not published.
 	Control *ControlPorts `json:"-"`
+	// Limits bound the API's listeners (header size, read times,
+	// connections, body size); zero fields take serve.DefaultLimits.
+	Limits serve.Limits `json:"limits,omitzero"`
 }
 
 // ControlPorts holds the local TCP ports of an agent's control channel,
@@ -231,13 +235,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		lns = append(lns, ln)
+		lns = append(lns, serve.Limit(ln, cfg.Limits))
 		defer os.Remove(cfg.Socket)
 	}
 	if cfg.TCPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.TCPAddr)
+		ln, err := serve.Listen("tcp", cfg.TCPAddr, cfg.Limits)
 		if err != nil {
-			return fmt.Errorf("agent: listen on %s: %w", cfg.TCPAddr, err)
+			return fmt.Errorf("agent: %w", err)
 		}
 		lns = append(lns, ln)
 		// The control channel is exempt from every partition.
@@ -248,11 +252,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
-	srv := &http.Server{
-		Handler:           a.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(lg.Named("http")),
-	}
+	srv := serve.Server(a.handler(), cfg.Limits, zap.NewStdLog(lg.Named("http")))
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func(ln net.Listener) {

@@ -32,6 +32,7 @@ import (
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/experiments/library"
 	"github.com/chaosd/chaosd/experiments/runner"
+	"github.com/chaosd/chaosd/internal/serve"
 	"github.com/chaosd/chaosd/probes/alertmanager"
 	"github.com/chaosd/chaosd/probes/prom"
 )
@@ -153,12 +154,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		defer d.kube.stop()
 	}
-	srv := &http.Server{
-		Handler:           httpapi.Handler(service{d}, httpapi.Options{Token: d.token, Metrics: d.metrics.handler()}),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(d.lg.Named("http")),
-	}
+	srv := serve.Server(httpapi.Handler(service{d}, httpapi.Options{Token: d.token, Metrics: d.metrics.handler()}),
+		serve.DefaultLimits, zap.NewStdLog(d.lg.Named("http")))
 	leadCtx, stopLeading := context.WithCancel(ctx)
 	leadDone := make(chan error, 1)
 	if d.kube != nil && !d.cfg.Kubernetes.LeaderElection.Disabled {
@@ -222,12 +219,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return serveErr
 }
 
-// listen opens the unix socket (mode 0600) and the optional TCP listener.
+// listen opens the unix socket (mode 0600) and the optional TCP listener,
+// each with serve's connection cap.
 func (d *Daemon) listen() ([]net.Listener, error) {
 	_ = os.Remove(d.cfg.Listen.Socket)
-	ul, err := net.Listen("unix", d.cfg.Listen.Socket)
+	ul, err := serve.Listen("unix", d.cfg.Listen.Socket, serve.DefaultLimits)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", d.cfg.Listen.Socket, err)
+		return nil, err
 	}
 	if err := os.Chmod(d.cfg.Listen.Socket, 0o600); err != nil {
 		ul.Close()
@@ -235,10 +233,10 @@ func (d *Daemon) listen() ([]net.Listener, error) {
 	}
 	listeners := []net.Listener{ul}
 	if d.cfg.Listen.TCP != "" {
-		tl, err := net.Listen("tcp", d.cfg.Listen.TCP)
+		tl, err := serve.Listen("tcp", d.cfg.Listen.TCP, serve.DefaultLimits)
 		if err != nil {
 			ul.Close()
-			return nil, fmt.Errorf("listen on %s: %w", d.cfg.Listen.TCP, err)
+			return nil, err
 		}
 		listeners = append(listeners, tl)
 	}
