@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -64,6 +65,17 @@ type Config struct {
 	// (DefaultDrivers gives Control.TCP to the partition driver). nil:
 	// not published.
 	Control *ControlPorts `json:"-"`
+	// MaxLease bounds the lease of a fault, at inject and at every
+	// renewal. Zero: DefaultMaxLease.
+	MaxLease time.Duration `json:"maxLease,omitempty"`
+	// MaxFaultDuration bounds how far in the future a fault's deadline
+	// may be. Zero: DefaultMaxFaultDuration.
+	MaxFaultDuration time.Duration `json:"maxFaultDuration,omitempty"`
+	// ProtectedCIDRs are networks no partition may cut without
+	// allowWide (the management network chaosd reaches the agent
+	// through, Prometheus's): a partition CIDR that overlaps one, or that
+	// covers every address (0.0.0.0/0, ::/0), is refused with 400.
+	ProtectedCIDRs []string `json:"protectedCidrs,omitempty"`
 	// Limits bound the API's listeners (header size, read times,
 	// connections, body size); zero fields take serve.DefaultLimits.
 	Limits serve.Limits `json:"limits,omitzero"`
@@ -108,13 +120,20 @@ const (
 	probeTimeout = 30 * time.Second
 )
 
+// Defaults of the bounds on faults (Config.MaxLease, MaxFaultDuration).
+const (
+	DefaultMaxLease         = 10 * time.Minute
+	DefaultMaxFaultDuration = 24 * time.Hour
+)
+
 // Agent is a node agent. Build it with New; Run serves it once.
 type Agent struct {
-	cfg     Config
-	lg      *zap.Logger
-	drivers map[agentapi.Kind]Driver // by kind; read-only after New
-	token   []byte
-	ran     atomic.Bool
+	cfg       Config
+	protected []netip.Prefix // cfg.ProtectedCIDRs, parsed
+	lg        *zap.Logger
+	drivers   map[agentapi.Kind]Driver // by kind; read-only after New
+	token     []byte
+	ran       atomic.Bool
 
 	// Set by Run before the API serves; read-only afterwards.
 	led     *ledger.Ledger
@@ -154,11 +173,28 @@ func New(cfg Config, lg *zap.Logger, drivers ...Driver) (*Agent, error) {
 	if cfg.LedgerPath == "" {
 		return nil, errors.New("agent: a ledger path is required")
 	}
+	if cfg.MaxLease < 0 || cfg.MaxFaultDuration < 0 {
+		return nil, errors.New("agent: the maximum lease and fault duration must not be negative")
+	}
+	if cfg.MaxLease == 0 {
+		cfg.MaxLease = DefaultMaxLease
+	}
+	if cfg.MaxFaultDuration == 0 {
+		cfg.MaxFaultDuration = DefaultMaxFaultDuration
+	}
+	var protected []netip.Prefix
+	for i, c := range cfg.ProtectedCIDRs {
+		p, err := agentapi.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("agent: protected CIDR %d: %w", i, err)
+		}
+		protected = append(protected, p)
+	}
 	token, err := readToken(cfg.TokenFile)
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, lg: lg.Named("agent"), token: token, faults: map[string]*fault{},
+	a := &Agent{cfg: cfg, protected: protected, lg: lg.Named("agent"), token: token, faults: map[string]*fault{},
 		drivers: map[agentapi.Kind]Driver{}}
 	for _, d := range drivers {
 		if d == nil {
