@@ -424,11 +424,9 @@ func (a *Agent) probeCapabilities(ctx context.Context) (map[string]bool, map[str
 	return caps, errs
 }
 
+// authorized checks the bearer token, parsed as chaosd parses it
+// (serve.Bearer).
 func (a *Agent) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	const p = "Bearer "
-	if len(h) < len(p) || !strings.EqualFold(h[:len(p)], p) {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(p):])), a.token) == 1
+	tok, err := serve.Bearer(r.Header.Get("Authorization"))
+	return err == nil && subtle.ConstantTimeCompare([]byte(tok), a.token) == 1
 }

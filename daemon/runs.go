@@ -80,7 +80,7 @@ func (g *registry) wait(timeout time.Duration) bool { return waitGroupDone(&g.wg
 func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, error) {
 	exp, ok := d.exps.get(name)
 	if !ok {
-		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", name)
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", httpapi.Clip(name, 64))
 	}
 	g := &d.runs
 	g.mu.Lock()
@@ -145,7 +145,7 @@ func (d *Daemon) abort(id, why string) (api.Run, error) {
 			}
 			return api.Run{}, httpapi.Errorf(http.StatusConflict, "run %s already finished (%s)", id, rec.Verdict)
 		}
-		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", id)
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", httpapi.Clip(id, 64))
 	}
 	rn.Abort(why)
 	return rn.Record(), nil

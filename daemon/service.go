@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/httpapi"
 )
@@ -35,10 +37,16 @@ func (s service) Run(_ context.Context, id string) (api.Run, error) {
 		return rn.Record(), nil
 	}
 	rec, err := s.d.store.Get(id)
-	if errors.Is(err, os.ErrNotExist) {
-		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", httpapi.Clip(id, 64))
+	case err != nil:
+		// The store's error names files of the data directory: it goes to
+		// the log, not to the client.
+		s.d.lg.Error("read run record", zap.String("run", httpapi.Clip(id, 64)), zap.Error(err))
+		return api.Run{}, httpapi.Errorf(http.StatusInternalServerError, "run %s: its record could not be read (see chaosd's log)", httpapi.Clip(id, 64))
 	}
-	return rec, err
+	return rec, nil
 }
 
 // Timeline range-queries the run's probes over the run, for the report.
