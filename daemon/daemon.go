@@ -148,6 +148,13 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 // accepts runs; when ctx ends (or leadership is lost) the scheduler stops
 // and every run in progress reverts its faults before Run returns.
 func (d *Daemon) Run(ctx context.Context) error {
+	// One chaosd per data directory: a second one stops here, before it
+	// touches the live one's socket or records.
+	unlock, err := store.Lock(d.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if d.kube != nil {
 		if err := d.kube.start(ctx, d.exps); err != nil {
 			return err

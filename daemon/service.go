@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"sort"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,12 +30,35 @@ func (s service) StartRun(_ context.Context, req api.StartRequest) (api.Run, err
 }
 
 // Runs lists the recorded runs, newest first.
-func (s service) Runs(context.Context) ([]api.Run, error) { return s.d.store.List() }
+// Runs whose record could not be saved are listed from memory.
+func (s service) Runs(context.Context) ([]api.Run, error) {
+	runs, err := s.d.store.List()
+	unsaved := s.d.runs.allUnsaved()
+	if len(unsaved) == 0 {
+		return runs, err
+	}
+	byID := map[string]int{}
+	for i, r := range runs {
+		byID[r.ID] = i
+	}
+	for _, u := range unsaved {
+		if i, ok := byID[u.ID]; ok {
+			runs[i] = u
+		} else {
+			runs = append(runs, u)
+		}
+	}
+	sort.SliceStable(runs, func(i, j int) bool { return runs[i].CreatedAt.After(runs[j].CreatedAt) })
+	return runs, err
+}
 
 // Run returns one run: live while it is in progress, else its record.
 func (s service) Run(_ context.Context, id string) (api.Run, error) {
 	if rn, live := s.d.runs.get(id); live {
 		return rn.Record(), nil
+	}
+	if rec, ok := s.d.runs.getUnsaved(id); ok {
+		return rec, nil
 	}
 	rec, err := s.d.store.Get(id)
 	switch {
