@@ -21,9 +21,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +33,7 @@ import (
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/agent/ledger"
 	"github.com/chaosd/chaosd/internal/secretfile"
+	"github.com/chaosd/chaosd/internal/serve"
 	"github.com/chaosd/chaosd/internal/tlsconf"
 )
 
@@ -73,6 +74,20 @@ type Config struct {
 	// (DefaultDrivers gives Control.TCP to the partition driver). nil:
 	// not published.
 	Control *ControlPorts `json:"-"`
+	// MaxLease bounds the lease of a fault, at inject and at every
+	// renewal. Zero: DefaultMaxLease.
+	MaxLease time.Duration `json:"maxLease,omitempty"`
+	// MaxFaultDuration bounds how far in the future a fault's deadline
+	// may be. Zero: DefaultMaxFaultDuration.
+	MaxFaultDuration time.Duration `json:"maxFaultDuration,omitempty"`
+	// ProtectedCIDRs are networks no partition may cut without
+	// allowWide (the management network chaosd reaches the agent
+	// through, Prometheus's): a partition CIDR that overlaps one, or that
+	// covers every address (0.0.0.0/0, ::/0), is refused with 400.
+	ProtectedCIDRs []string `json:"protectedCidrs,omitempty"`
+	// Limits bound the API's listeners (header size, read times,
+	// connections, body size); zero fields take serve.DefaultLimits.
+	Limits serve.Limits `json:"limits,omitzero"`
 }
 
 // ControlPorts holds the local TCP ports of an agent's control channel,
@@ -114,14 +129,21 @@ const (
 	probeTimeout = 30 * time.Second
 )
 
+// Defaults of the bounds on faults (Config.MaxLease, MaxFaultDuration).
+const (
+	DefaultMaxLease         = 10 * time.Minute
+	DefaultMaxFaultDuration = 24 * time.Hour
+)
+
 // Agent is a node agent. Build it with New; Run serves it once.
 type Agent struct {
-	cfg     Config
-	lg      *zap.Logger
-	drivers map[agentapi.Kind]Driver // by kind; read-only after New
-	token   []byte
-	tls     *tls.Config // of the TCP listener; nil: plain text
-	ran     atomic.Bool
+	cfg       Config
+	protected []netip.Prefix // cfg.ProtectedCIDRs, parsed
+	lg        *zap.Logger
+	drivers   map[agentapi.Kind]Driver // by kind; read-only after New
+	token     []byte
+	tls       *tls.Config // of the TCP listener; nil: plain text
+	ran       atomic.Bool
 
 	// Set by Run before the API serves; read-only afterwards.
 	led     *ledger.Ledger
@@ -161,6 +183,23 @@ func New(cfg Config, lg *zap.Logger, drivers ...Driver) (*Agent, error) {
 	if cfg.LedgerPath == "" {
 		return nil, errors.New("agent: a ledger path is required")
 	}
+	if cfg.MaxLease < 0 || cfg.MaxFaultDuration < 0 {
+		return nil, errors.New("agent: the maximum lease and fault duration must not be negative")
+	}
+	if cfg.MaxLease == 0 {
+		cfg.MaxLease = DefaultMaxLease
+	}
+	if cfg.MaxFaultDuration == 0 {
+		cfg.MaxFaultDuration = DefaultMaxFaultDuration
+	}
+	var protected []netip.Prefix
+	for i, c := range cfg.ProtectedCIDRs {
+		p, err := agentapi.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("agent: protected CIDR %d: %w", i, err)
+		}
+		protected = append(protected, p)
+	}
 	token, err := readToken(cfg.TokenFile)
 	if err != nil {
 		return nil, err
@@ -169,7 +208,7 @@ func New(cfg Config, lg *zap.Logger, drivers ...Driver) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, lg: lg.Named("agent"), token: token, tls: tc, faults: map[string]*fault{},
+	a := &Agent{cfg: cfg, protected: protected, lg: lg.Named("agent"), token: token, tls: tc, faults: map[string]*fault{},
 		drivers: map[agentapi.Kind]Driver{}}
 	for _, d := range drivers {
 		if d == nil {
@@ -246,13 +285,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		lns = append(lns, ln)
+		lns = append(lns, serve.Limit(ln, cfg.Limits))
 		defer os.Remove(cfg.Socket)
 	}
 	if cfg.TCPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.TCPAddr)
+		ln, err := serve.Listen("tcp", cfg.TCPAddr, cfg.Limits)
 		if err != nil {
-			return fmt.Errorf("agent: listen on %s: %w", cfg.TCPAddr, err)
+			return fmt.Errorf("agent: %w", err)
 		}
 		if a.tls != nil {
 			ln = tls.NewListener(ln, a.tls)
@@ -268,11 +307,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
-	srv := &http.Server{
-		Handler:           a.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          zap.NewStdLog(lg.Named("http")),
-	}
+	srv := serve.Server(a.handler(), cfg.Limits, zap.NewStdLog(lg.Named("http")))
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func(ln net.Listener) {
@@ -427,11 +462,9 @@ func (a *Agent) probeCapabilities(ctx context.Context) (map[string]bool, map[str
 	return caps, errs
 }
 
+// authorized checks the bearer token, parsed as chaosd parses it
+// (serve.Bearer).
 func (a *Agent) authorized(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	const p = "Bearer "
-	if len(h) < len(p) || !strings.EqualFold(h[:len(p)], p) {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(h[len(p):])), a.token) == 1
+	tok, err := serve.Bearer(r.Header.Get("Authorization"))
+	return err == nil && subtle.ConstantTimeCompare([]byte(tok), a.token) == 1
 }

@@ -94,8 +94,63 @@ func errf(code int, format string, args ...any) *apiError {
 	return &apiError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-// validate checks the fields every fault has. Messages name the field.
-func validate(f agentapi.Fault, now time.Time) error {
+// validate checks the fields every fault has, the agent's bounds on
+// lease and duration, and that a partition does not cut the node off.
+// Messages name the field.
+func (a *Agent) validate(f agentapi.Fault, now time.Time) error {
+	if err := validateCommon(f, now); err != nil {
+		return err
+	}
+	if err := a.checkLease(f.LeaseSeconds); err != nil {
+		return err
+	}
+	if d := f.Deadline.Sub(now); d > a.cfg.MaxFaultDuration {
+		return fmt.Errorf("deadline: %s is %s away, more than this agent's maximum fault duration %s",
+			f.Deadline.UTC().Format(time.RFC3339), d.Round(time.Second), a.cfg.MaxFaultDuration)
+	}
+	if f.Kind == agentapi.KindPartition && f.Partition != nil && !f.Partition.AllowWide {
+		if err := a.checkWide(f.Partition.CIDRs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkLease refuses a lease that is not a positive number of seconds
+// within the agent's maximum (NaN, infinities and 1e308 included).
+func (a *Agent) checkLease(lease float64) error {
+	if !(lease > 0) || math.IsInf(lease, 0) {
+		return fmt.Errorf("leaseSeconds: %v must be > 0", lease)
+	}
+	if lease > a.cfg.MaxLease.Seconds() {
+		return fmt.Errorf("leaseSeconds: %v is more than this agent's maximum lease %s", lease, a.cfg.MaxLease)
+	}
+	return nil
+}
+
+// checkWide refuses partition CIDRs that would cut the node off: every
+// address, or a network the agent protects. A CIDR that does not parse is
+// left to the driver, which names it.
+func (a *Agent) checkWide(cidrs []string) error {
+	for i, c := range cidrs {
+		p, err := agentapi.ParsePrefix(c)
+		if err != nil {
+			continue
+		}
+		if p.Bits() == 0 {
+			return fmt.Errorf("partition.cidrs[%d]: %s is every address and would cut the node off; set allowWide: true to cut it anyway", i, p)
+		}
+		for _, pr := range a.protected {
+			if p.Overlaps(pr) {
+				return fmt.Errorf("partition.cidrs[%d]: %s overlaps the protected network %s (management or Prometheus) and would cut the node off; set allowWide: true to cut it anyway", i, p, pr)
+			}
+		}
+	}
+	return nil
+}
+
+// validateCommon checks the fields every fault has.
+func validateCommon(f agentapi.Fault, now time.Time) error {
 	switch {
 	case f.ID == "":
 		return errors.New("id: required")
@@ -145,7 +200,7 @@ func (a *Agent) logFields(f agentapi.Fault, reason string) []zap.Field {
 // Apply returns, and the answer is 409 (503 at shutdown) with its status.
 // A second inject of an ID in flight or active is refused with 409.
 func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
-	if err := validate(f, time.Now()); err != nil {
+	if err := a.validate(f, time.Now()); err != nil {
 		return agentapi.FaultStatus{}, errf(400, "%v", err)
 	}
 	drv, err := a.driverFor(f.Kind)
@@ -340,8 +395,8 @@ func (a *Agent) expire(fl *fault, gen uint64) {
 const verifyTimeout = 5 * time.Second
 
 func (a *Agent) renew(ctx context.Context, id string, lease float64) (agentapi.FaultStatus, error) {
-	if !(lease > 0) || math.IsInf(lease, 0) {
-		return agentapi.FaultStatus{}, errf(400, "leaseSeconds: %v must be > 0", lease)
+	if err := a.checkLease(lease); err != nil {
+		return agentapi.FaultStatus{}, errf(400, "%v", err)
 	}
 	a.mu.Lock()
 	fl, ok := a.faults[id]

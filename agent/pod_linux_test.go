@@ -315,7 +315,7 @@ func testPodFaults(t *testing.T, version int, driver kubepod.CgroupDriver) {
 	latencyOK := st.Capabilities[string(agentapi.KindLatency)]
 
 	mk := func(id string, kind agentapi.Kind) agentapi.Fault {
-		f := agentapi.Fault{ID: id, RunID: "pod", Kind: kind, Pod: &pod.API, Deadline: time.Now().Add(time.Hour), LeaseSeconds: 3600}
+		f := agentapi.Fault{ID: id, RunID: "pod", Kind: kind, Pod: &pod.API, Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600}
 		switch kind {
 		case agentapi.KindPartition:
 			f.Partition = &agentapi.Partition{CIDRs: []string{peerCIDR}}

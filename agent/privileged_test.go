@@ -138,7 +138,7 @@ func TestPrivilegedPartition(t *testing.T) {
 			reach{v6AToB: true, v6BToA: true}},
 		// A range reaching the top of the address space has no
 		// interval-end element in the set.
-		{"all v4", agentapi.Partition{CIDRs: []string{"0.0.0.0/0"}},
+		{"all v4", agentapi.Partition{CIDRs: []string{"0.0.0.0/0"}, AllowWide: true},
 			reach{v6AToB: true, v6BToA: true}},
 		// The peer's address lies between two ranges of the set.
 		{"between ranges", agentapi.Partition{CIDRs: []string{"10.99.1.1/32", "10.99.1.3/32", "10.99.0.0/24", "fd00:99::1/128"}},
@@ -334,9 +334,9 @@ func TestIntegrationAgentProcess(t *testing.T) {
 	// control subnet itself, to prove the agent's listener is exempt.
 	for _, f := range []agentapi.Fault{
 		{ID: "crash.data", RunID: "crash", Kind: agentapi.KindPartition, Partition: &agentapi.Partition{CIDRs: []string{"10.99.1.0/24"}},
-			Deadline: time.Now().Add(time.Hour), LeaseSeconds: 3600},
+			Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600},
 		{ID: "crash.ctl", RunID: "crash", Kind: agentapi.KindPartition, Partition: &agentapi.Partition{CIDRs: []string{"10.99.2.0/24"}},
-			Deadline: time.Now().Add(time.Hour), LeaseSeconds: 3600},
+			Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600},
 	} {
 		if code, body, err := ctlDo(ctl, "POST", base+"/v1/faults", f); err != nil || code != 201 {
 			t.Fatalf("inject %s over TCP: %d %s %v", f.ID, code, body, err)
@@ -349,7 +349,7 @@ func TestIntegrationAgentProcess(t *testing.T) {
 		t.Fatal("non-agent port on the control subnet still open")
 	}
 	// The kept-alive connection and a brand-new one both still work.
-	if code, _, err := ctlDo(ctl, "POST", base+"/v1/faults/crash.data/renew", agentapi.RenewRequest{LeaseSeconds: 3600}); err != nil || code != 200 {
+	if code, _, err := ctlDo(ctl, "POST", base+"/v1/faults/crash.data/renew", agentapi.RenewRequest{LeaseSeconds: 600}); err != nil || code != 200 {
 		t.Fatalf("control path (kept alive) during fault: %d %v", code, err)
 	}
 	if code, _, err := ctlDo(nsHTTP(p.b), "GET", base+"/v1/status", nil); err != nil || code != 200 {
@@ -390,7 +390,7 @@ func TestIntegrationAgentProcess(t *testing.T) {
 
 	// SIGTERM reverts before exit.
 	if _, err := uc.Inject(ctx, agentapi.Fault{ID: "term", Kind: agentapi.KindPartition,
-		Partition: &agentapi.Partition{CIDRs: []string{"10.99.1.0/24"}}, Deadline: time.Now().Add(time.Hour), LeaseSeconds: 3600}); err != nil {
+		Partition: &agentapi.Partition{CIDRs: []string{"10.99.1.0/24"}}, Deadline: time.Now().Add(time.Hour), LeaseSeconds: 600}); err != nil {
 		t.Fatal(err)
 	}
 	if len(tablesIn(t, p.a)) != 1 {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 )
@@ -93,10 +95,17 @@ func (a *Agent) handleRevert(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// decode reads one JSON value strictly: an unknown field (a typo such as
+// "directon" would otherwise be ignored and widen the fault) or anything
+// after the value is refused, naming what was wrong.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("body: %v", err)
+		return fmt.Errorf("body: %v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("body: unexpected data after the JSON value")
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/experiments/library"
 	"github.com/chaosd/chaosd/experiments/runner"
+	"github.com/chaosd/chaosd/internal/serve"
 	"github.com/chaosd/chaosd/probes/alertmanager"
 	"github.com/chaosd/chaosd/probes/prom"
 )
@@ -160,18 +161,21 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 // accepts runs; when ctx ends (or leadership is lost) the scheduler stops
 // and every run in progress reverts its faults before Run returns.
 func (d *Daemon) Run(ctx context.Context) error {
+	// One chaosd per data directory: a second one stops here, before it
+	// touches the live one's socket or records.
+	unlock, err := store.Lock(d.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if d.kube != nil {
 		if err := d.kube.start(ctx, d.exps); err != nil {
 			return err
 		}
 		defer d.kube.stop()
 	}
-	srv := &http.Server{
-		Handler:           httpapi.Handler(service{d}, httpapi.Options{Auth: d.auth, Metrics: d.metrics.handler()}),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          zap.NewStdLog(d.lg.Named("http")),
-	}
+	srv := serve.Server(httpapi.Handler(service{d}, httpapi.Options{Auth: d.auth, Metrics: d.metrics.handler()}),
+		serve.DefaultLimits, zap.NewStdLog(d.lg.Named("http")))
 	leadCtx, stopLeading := context.WithCancel(ctx)
 	leadDone := make(chan error, 1)
 	if d.kube != nil && !d.cfg.Kubernetes.LeaderElection.Disabled {
@@ -236,12 +240,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // listen opens the unix socket (mode 0600) and the optional TCP listener
-// (TLS, unless plain text on purpose).
+// (TLS, unless plain text on purpose), each with serve's connection cap
+// (under the TLS layer).
 func (d *Daemon) listen() ([]net.Listener, error) {
 	_ = os.Remove(d.cfg.Listen.Socket)
-	ul, err := net.Listen("unix", d.cfg.Listen.Socket)
+	ul, err := serve.Listen("unix", d.cfg.Listen.Socket, serve.DefaultLimits)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", d.cfg.Listen.Socket, err)
+		return nil, err
 	}
 	if err := os.Chmod(d.cfg.Listen.Socket, 0o600); err != nil {
 		ul.Close()
@@ -249,10 +254,10 @@ func (d *Daemon) listen() ([]net.Listener, error) {
 	}
 	listeners := []net.Listener{ul}
 	if d.cfg.Listen.TCP != "" {
-		tl, err := net.Listen("tcp", d.cfg.Listen.TCP)
+		tl, err := serve.Listen("tcp", d.cfg.Listen.TCP, serve.DefaultLimits)
 		if err != nil {
 			ul.Close()
-			return nil, fmt.Errorf("listen on %s: %w", d.cfg.Listen.TCP, err)
+			return nil, err
 		}
 		if d.tls != nil {
 			tl = tls.NewListener(tl, d.tls)

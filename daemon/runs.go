@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -24,13 +26,48 @@ type registry struct {
 	mu     sync.Mutex
 	active map[string]*runner.Runner // by run ID
 	byExp  map[string]string         // experiment → active run ID
-	ctx    context.Context           // runs' context; nil or done: not accepting
-	wg     sync.WaitGroup
+	// unsaved holds the last record of runs whose record could not be
+	// saved (the data directory became read-only or full): GET serves it
+	// from here, so a client never loses a run, until a save succeeds.
+	unsaved map[string]api.Run
+	ctx     context.Context // runs' context; nil or done: not accepting
+	wg      sync.WaitGroup
 }
 
 func (g *registry) init() {
 	g.active = map[string]*runner.Runner{}
 	g.byExp = map[string]string{}
+	g.unsaved = map[string]api.Run{}
+}
+
+// setUnsaved keeps (or, once saved, drops) a run's record in memory.
+func (g *registry) setUnsaved(r api.Run, saved bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if saved {
+		delete(g.unsaved, r.ID)
+		return
+	}
+	g.unsaved[r.ID] = r
+}
+
+// getUnsaved returns the in-memory record of a run that could not be saved.
+func (g *registry) getUnsaved(id string) (api.Run, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r, ok := g.unsaved[id]
+	return r, ok
+}
+
+// allUnsaved returns the records that could not be saved.
+func (g *registry) allUnsaved() []api.Run {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]api.Run, 0, len(g.unsaved))
+	for _, r := range g.unsaved {
+		out = append(out, r)
+	}
+	return out
 }
 
 func (g *registry) setContext(ctx context.Context) {
@@ -80,7 +117,7 @@ func (g *registry) wait(timeout time.Duration) bool { return waitGroupDone(&g.wg
 func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, error) {
 	exp, ok := d.exps.get(name)
 	if !ok {
-		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", name)
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", httpapi.Clip(name, 64))
 	}
 	g := &d.runs
 	g.mu.Lock()
@@ -95,12 +132,20 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 	}
 	rec := api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now()}
 	lg := d.lg.Named("runner")
-	save := d.saver(lg)
-	rn := runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder,
+	var rn *runner.Runner
+	save := d.saver(lg, func(why string) { rn.Fail(why) })
+	rn = runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder,
 		Alerts: d.alerts, Silencer: d.silencer, Data: d.data},
 		lg, runner.Options{Lease: d.cfg.lease()})
 	first := rn.Record()
-	save(first)
+	// The first record is on disk (fsynced) before anything can be
+	// injected: a run chaosd cannot record is never started.
+	if err := d.store.Save(first); err != nil {
+		g.mu.Unlock()
+		lg.Error("save first run record; run not started", zap.String("run", rec.ID), zap.Error(err))
+		return api.Run{}, httpapi.Errorf(http.StatusInsufficientStorage,
+			"the run record could not be written (%s); the run was not started and nothing was injected", storeCause(err))
+	}
 	g.active[rec.ID] = rn
 	g.byExp[name] = rec.ID
 	g.wg.Add(1)
@@ -115,6 +160,11 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 		}
 		d.metrics.finished(final)
 		g.mu.Lock()
+		if _, unsaved := g.unsaved[final.ID]; unsaved {
+			// The last save failed: the final record is served from
+			// memory, and written when a later save succeeds.
+			g.unsaved[final.ID] = final
+		}
 		delete(g.active, final.ID)
 		delete(g.byExp, final.Experiment)
 		g.mu.Unlock()
@@ -123,16 +173,43 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 }
 
 // saver returns the save function of one run: records are written in the
-// order the runner made them.
-func (d *Daemon) saver(lg *zap.Logger) func(api.Run) {
+// order the runner made them. When a save fails (the data directory is
+// read-only or full), fail is called once with the reason, so the run
+// reverts its faults and ends in error, and the record is kept in memory
+// (registry.unsaved) for GET; a later save that succeeds drops it.
+func (d *Daemon) saver(lg *zap.Logger, fail func(why string)) func(api.Run) {
 	var mu sync.Mutex
+	failed := false
 	return func(r api.Run) {
 		mu.Lock()
 		defer mu.Unlock()
-		if err := d.store.Save(r); err != nil {
-			lg.Error("save run record", zap.String("run", r.ID), zap.Error(err))
+		err := d.store.Save(r)
+		d.runs.setUnsaved(r, err == nil)
+		if err == nil {
+			return
+		}
+		lg.Error("save run record", zap.String("run", r.ID), zap.Error(err))
+		if !failed {
+			failed = true
+			fail(fmt.Sprintf("the run record could not be saved (%s): faults reverted and the run stopped; "+
+				"this record is kept in chaosd's memory only", storeCause(err)))
 		}
 	}
+}
+
+// storeCause is what a store error says without the data directory's
+// paths: the system's own words (read-only file system, no space left
+// on device) when it has them.
+func storeCause(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err.Error()
+	}
+	return err.Error()
 }
 
 // abort aborts a run in progress.
@@ -145,7 +222,7 @@ func (d *Daemon) abort(id, why string) (api.Run, error) {
 			}
 			return api.Run{}, httpapi.Errorf(http.StatusConflict, "run %s already finished (%s)", id, rec.Verdict)
 		}
-		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", id)
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", httpapi.Clip(id, 64))
 	}
 	rn.Abort(why)
 	return rn.Record(), nil

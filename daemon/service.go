@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"sort"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/httpapi"
@@ -27,18 +30,47 @@ func (s service) StartRun(_ context.Context, req api.StartRequest) (api.Run, err
 }
 
 // Runs lists the recorded runs, newest first.
-func (s service) Runs(context.Context) ([]api.Run, error) { return s.d.store.List() }
+// Runs whose record could not be saved are listed from memory.
+func (s service) Runs(context.Context) ([]api.Run, error) {
+	runs, err := s.d.store.List()
+	unsaved := s.d.runs.allUnsaved()
+	if len(unsaved) == 0 {
+		return runs, err
+	}
+	byID := map[string]int{}
+	for i, r := range runs {
+		byID[r.ID] = i
+	}
+	for _, u := range unsaved {
+		if i, ok := byID[u.ID]; ok {
+			runs[i] = u
+		} else {
+			runs = append(runs, u)
+		}
+	}
+	sort.SliceStable(runs, func(i, j int) bool { return runs[i].CreatedAt.After(runs[j].CreatedAt) })
+	return runs, err
+}
 
 // Run returns one run: live while it is in progress, else its record.
 func (s service) Run(_ context.Context, id string) (api.Run, error) {
 	if rn, live := s.d.runs.get(id); live {
 		return rn.Record(), nil
 	}
-	rec, err := s.d.store.Get(id)
-	if errors.Is(err, os.ErrNotExist) {
-		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", id)
+	if rec, ok := s.d.runs.getUnsaved(id); ok {
+		return rec, nil
 	}
-	return rec, err
+	rec, err := s.d.store.Get(id)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "run %q not found", httpapi.Clip(id, 64))
+	case err != nil:
+		// The store's error names files of the data directory: it goes to
+		// the log, not to the client.
+		s.d.lg.Error("read run record", zap.String("run", httpapi.Clip(id, 64)), zap.Error(err))
+		return api.Run{}, httpapi.Errorf(http.StatusInternalServerError, "run %s: its record could not be read (see chaosd's log)", httpapi.Clip(id, 64))
+	}
+	return rec, nil
 }
 
 // Timeline range-queries the run's probes over the run, for the report.

@@ -24,7 +24,7 @@ var partitionKind = kind{
 	validate: func(v *validator, path string, f *Fault, _ *Spec) { v.partition(path, f.Partition) },
 	toAgent: func(f *Fault, _ Placement, out *agentapi.Fault) error {
 		p := f.Partition
-		out.Partition = &agentapi.Partition{Direction: string(p.Direction), Ports: p.Ports, CIDRs: prefixStrings(p.CIDRs)}
+		out.Partition = &agentapi.Partition{Direction: string(p.Direction), Ports: p.Ports, CIDRs: prefixStrings(p.CIDRs), AllowWide: p.AllowWide}
 		return nil
 	},
 }
@@ -43,6 +43,10 @@ type PartitionParams struct {
 	CIDRs     []netip.Prefix `yaml:"cidrs" json:"cidrs"`
 	Direction Direction      `yaml:"direction,omitempty" json:"direction"` // default both
 	Ports     []uint16       `yaml:"ports,omitempty" json:"ports,omitempty"`
+	// AllowWide lets the partition cut what would cut a node off (every
+	// address, or a network the agent protects); the agent refuses such a
+	// partition without it.
+	AllowWide bool `yaml:"allowWide,omitempty" json:"allowWide,omitempty"`
 }
 
 // partitionYAML mirrors PartitionParams field for field (a test keeps them
@@ -52,6 +56,7 @@ type partitionYAML struct {
 	CIDRs     []prefixValue `yaml:"cidrs"`
 	Direction Direction     `yaml:"direction,omitempty"`
 	Ports     []uint16      `yaml:"ports,omitempty"`
+	AllowWide bool          `yaml:"allowWide,omitempty"`
 }
 
 // UnmarshalYAML decodes the partition block strictly (unknown fields are
@@ -61,7 +66,7 @@ func (p *PartitionParams) UnmarshalYAML(node ast.Node) error {
 	if err := yaml.NodeToValue(node, &raw, yaml.DisallowUnknownField()); err != nil {
 		return err
 	}
-	*p = PartitionParams{CIDRs: prefixes(raw.CIDRs), Direction: raw.Direction, Ports: raw.Ports}
+	*p = PartitionParams{CIDRs: prefixes(raw.CIDRs), Direction: raw.Direction, Ports: raw.Ports, AllowWide: raw.AllowWide}
 	return nil
 }
 

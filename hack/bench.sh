@@ -9,6 +9,9 @@
 #   - experiments: loading and validating the built-in library
 #   - tlsconf: one chaosd→agent call over mutual TLS, reused connection vs a
 #     new connection (handshake) per call, against plain HTTP
+#   - flood: peak RSS of a real agent process holding a partition while
+#     unauthenticated clients flood its TCP (loopback) and unix listeners
+#     with headers that never end (agent TestIntegrationFloodKeepsAgentBounded)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench/report.md}
@@ -21,6 +24,9 @@ vmraw=$(mktemp)
 trap 'rm -f "$raw" "$vmraw"' EXIT
 hack/vmtest.sh ./agent/ ./agent/latency/ -run '^$' -bench 'BenchmarkInjectRevert$|BenchmarkApplyRevert' \
   -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_VM_TIME:-20x}" 2>&1 | grep -v 'logger.go' | tee "$vmraw"
+floodraw=$(mktemp)
+trap 'rm -f "$raw" "$vmraw" "$floodraw"' EXIT
+go test -count=1 -run '^TestIntegrationFloodKeepsAgentBounded$' -v ./agent/ 2>&1 | grep -v 'logger.go' | tee "$floodraw"
 # table prints go test -bench output as a Markdown table.
 table() {
   echo "| package | benchmark | ns/op | extra metrics |"
@@ -44,6 +50,10 @@ table() {
   echo "On the stock kernel under QEMU (TCG):"
   echo
   table "$vmraw"
+  echo
+  echo "Agent memory under a flood of unauthenticated clients (DaemonSet limit 128 MiB):"
+  echo
+  grep -o 'FLOOD .*' "$floodraw" | sed 's/^FLOOD /- /' || echo "- flood test did not run (needs root)"
   echo
   echo "Raw output:"
   echo

@@ -114,6 +114,11 @@ type Partition struct {
 	CIDRs     []string `json:"cidrs"`               // e.g. "10.1.0.0/16"
 	Direction string   `json:"direction,omitempty"` // egress|ingress|both (default both)
 	Ports     []uint16 `json:"ports,omitempty"`     // empty: all ports, all protocols
+	// AllowWide lets the partition cut CIDRs that would cut the node off:
+	// every address (0.0.0.0/0, ::/0) or the networks the agent protects
+	// (its --protect-cidr: the management and Prometheus networks).
+	// Without it the agent refuses such a fault with 400.
+	AllowWide bool `json:"allowWide,omitempty"`
 }
 
 // Latency delays (and optionally drops) traffic toward CIDRs, leaving all

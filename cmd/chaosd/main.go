@@ -174,6 +174,9 @@ func newAgentCommand(lf *logFlags) *cobra.Command {
 	f.StringVar(&cfg.NetNSPath, "netns", "", "network namespace of the node's faults (default: the agent's own)")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", "the host's cgroup hierarchy (for memory faults and finding pods): a cgroup v2 root or v1 memory hierarchy, or where the host's cgroup filesystem is mounted (v1 under memory/, hybrid v2 under unified/)")
 	f.StringVar(&cfg.CgroupDriver, "cgroup-driver", "auto", "kubelet's cgroup driver, to find pods' cgroups: auto, cgroupfs or systemd")
+	f.DurationVar(&cfg.MaxLease, "max-lease", agent.DefaultMaxLease, "longest lease a fault may ask for (at inject and renewal)")
+	f.DurationVar(&cfg.MaxFaultDuration, "max-fault-duration", agent.DefaultMaxFaultDuration, "furthest a fault's deadline may be from now")
+	f.StringSliceVar(&cfg.ProtectedCIDRs, "protect-cidr", nil, "network no partition may cut without allowWide (repeat or comma-separate): the management network chaosd reaches this agent through, Prometheus's; 0.0.0.0/0 and ::/0 are always protected")
 	f.StringVar(&cfg.CgroupNS, "cgroupns", "", "cgroup namespace to start memory stressors in, e.g. /proc/1/ns/cgroup (the host's, needs the host's PID namespace): required on cgroup v2 when the agent runs in a container with its own cgroup namespace (default: the agent's own)")
 	return cmd
 }

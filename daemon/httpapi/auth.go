@@ -6,7 +6,8 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
-	"strings"
+
+	"github.com/chaosd/chaosd/internal/serve"
 )
 
 // Scope is what a credential may do. Each scope includes the ones below
@@ -131,13 +132,8 @@ func (c Chain) Authorize(ctx context.Context, token string, need Scope) (Decisio
 // bearer returns the token of an "Authorization: Bearer TOKEN" header
 // (the scheme's case does not matter, as for the agents).
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	const p = "Bearer "
-	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
-		return "", false
-	}
-	t := strings.TrimSpace(h[len(p):])
-	return t, t != ""
+	t, err := serve.Bearer(r.Header.Get("Authorization"))
+	return t, err == nil && t != ""
 }
 
 // authorize requires a credential allowed the request's scope on every

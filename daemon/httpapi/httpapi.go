@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/chaosd/chaosd/api"
 )
@@ -88,14 +89,17 @@ func Handler(svc Service, opts Options) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/runs", func(w http.ResponseWriter, r *http.Request) {
 		var req api.StartRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "decode request: "+err.Error())
+		if err := decodeStrict(w, r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, Clip("decode request: "+err.Error(), 256))
 			return
 		}
-		if strings.TrimSpace(req.Experiment) == "" {
+		switch {
+		case strings.TrimSpace(req.Experiment) == "":
 			writeError(w, http.StatusBadRequest, "experiment: required")
+			return
+		case len(req.Experiment) > maxNameBytes:
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("experiment: a name of %d bytes is too long (at most %d): %q",
+				len(req.Experiment), maxNameBytes, Clip(req.Experiment, clipNames)))
 			return
 		}
 		run, err := svc.StartRun(r.Context(), req)
@@ -115,18 +119,30 @@ func Handler(svc Service, opts Options) http.Handler {
 		writeJSON(w, http.StatusOK, nonNil(runs))
 	})
 	mux.HandleFunc("GET /v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
-		run, err := svc.Run(r.Context(), r.PathValue("id"))
+		id, ok := runID(w, r)
+		if !ok {
+			return
+		}
+		run, err := svc.Run(r.Context(), id)
 		reply(w, http.StatusOK, run, err)
 	})
 	mux.HandleFunc("GET /v1/runs/{id}/timeline", func(w http.ResponseWriter, r *http.Request) {
-		tl, err := svc.Timeline(r.Context(), r.PathValue("id"))
+		id, ok := runID(w, r)
+		if !ok {
+			return
+		}
+		tl, err := svc.Timeline(r.Context(), id)
 		if tl.Series == nil {
 			tl.Series = []api.ProbeSeries{}
 		}
 		reply(w, http.StatusOK, tl, err)
 	})
 	mux.HandleFunc("POST /v1/runs/{id}/abort", func(w http.ResponseWriter, r *http.Request) {
-		run, err := svc.Abort(r.Context(), r.PathValue("id"))
+		id, ok := runID(w, r)
+		if !ok {
+			return
+		}
+		run, err := svc.Abort(r.Context(), id)
 		reply(w, http.StatusAccepted, run, err)
 	})
 	mux.HandleFunc("POST /v1/halt", func(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +167,71 @@ func Handler(svc Service, opts Options) http.Handler {
 		chain = append(chain, opts.Auth)
 	}
 	return authorize(chain, mux)
+}
+
+// Bounds on what the API takes and echoes.
+const (
+	// maxNameBytes bounds an experiment name in a request (a DNS label
+	// subdomain's length, what experiment names are).
+	maxNameBytes = 253
+	// maxRunIDBytes bounds a run ID in a path; chaosd's are 24 bytes.
+	maxRunIDBytes = 128
+	// clipNames is how much of a name or ID a message echoes.
+	clipNames = 64
+)
+
+// ValidRunID reports whether id can name a run: 1 to 128 bytes of
+// letters, digits, '.', '_' and '-', not starting with '.'. Anything else
+// (a NUL, a slash, a path-long ID) is not a run of this chaosd.
+func ValidRunID(id string) bool {
+	if id == "" || len(id) > maxRunIDBytes || id[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// runID returns the run ID of the path, or answers 404 (an ID that
+// cannot name a run names none) and returns false.
+func runID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if !ValidRunID(id) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found", Clip(id, clipNames)))
+		return "", false
+	}
+	return id, true
+}
+
+// Clip shortens s to at most n bytes (on a UTF-8 boundary) for a
+// message, saying how long it was, so a huge name is never echoed back.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
+}
+
+// decodeStrict reads exactly one JSON value with no unknown field and
+// nothing after it.
+func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
 }
 
 // reply writes v with status, or the error.

@@ -27,6 +27,9 @@ type Store struct {
 // Skip records a schedule trigger that did not start a run.
 type Skip = api.SkipInfo
 
+// maxIDBytes bounds a run ID (a file name is at most 255 bytes).
+const maxIDBytes = 128
+
 // Open creates dir if needed and returns a store on it.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o750); err != nil {
@@ -37,7 +40,7 @@ func Open(dir string) (*Store, error) {
 
 // Save writes a run record atomically and durably.
 func (s *Store) Save(r api.Run) error {
-	if r.ID == "" || strings.ContainsAny(r.ID, "/\\") {
+	if r.ID == "" || len(r.ID) > maxIDBytes || strings.ContainsAny(r.ID, "/\\\x00") {
 		return fmt.Errorf("save run: invalid id %q", r.ID)
 	}
 	data, err := json.MarshalIndent(r, "", "  ")
@@ -52,8 +55,8 @@ func (s *Store) Save(r api.Run) error {
 // Get reads one run record.
 func (s *Store) Get(id string) (api.Run, error) {
 	var r api.Run
-	if id == "" || strings.ContainsAny(id, "/\\.") {
-		return r, fmt.Errorf("run %q: %w", id, os.ErrNotExist)
+	if id == "" || len(id) > maxIDBytes || strings.ContainsAny(id, "/\\.\x00") {
+		return r, fmt.Errorf("run %.64q: %w", id, os.ErrNotExist)
 	}
 	data, err := os.ReadFile(filepath.Join(s.dir, "runs", id+".json"))
 	if err != nil {

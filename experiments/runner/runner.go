@@ -131,6 +131,9 @@ type Runner struct {
 	abortOnce sync.Once
 	abortCh   chan string
 	aborted   atomic.Bool
+	// failure, when set, is why the tool failed the run (Fail): it ends
+	// in error with that reason, whatever the abort it caused says.
+	failure atomic.Pointer[string]
 
 	// timing is the impact and recovery bookkeeping; only the run
 	// goroutine touches it.
@@ -187,6 +190,15 @@ func (r *Runner) Abort(reason string) {
 	})
 }
 
+// Fail ends the run in error because the tool itself cannot go on (its
+// record cannot be saved): like Abort it reverts every fault at once, but
+// the verdict is error with reason. Safe from any goroutine; the first
+// reason stands.
+func (r *Runner) Fail(reason string) {
+	r.failure.CompareAndSwap(nil, &reason)
+	r.Abort(reason)
+}
+
 // Record returns a copy of the current record.
 func (r *Runner) Record() api.Run {
 	r.mu.Lock()
@@ -215,6 +227,14 @@ func (r *Runner) Run(ctx context.Context) api.Run {
 	r.update(func(rec *api.Run) { rec.Times.Started = &now })
 	verdict, reason := r.run(ctx)
 	verdict, reason = r.judgeAlerts(ctx, verdict, reason)
+	if why := r.failure.Load(); why != nil {
+		// The abort Fail caused is not the user's: keep only a reason of
+		// the tool's own (a revert that failed, say).
+		if verdict != api.VerdictError {
+			reason = ""
+		}
+		verdict, reason = api.VerdictError, joinReasons(*why, reason)
+	}
 	if r.deps.Silencer != nil {
 		r.expireSilences(ctx)
 	}
