@@ -145,7 +145,8 @@ func TestVMLatencyC1C2(t *testing.T) {
 
 	// Nothing left behind: every lab namespace's links, qdiscs, rules and
 	// nftables tables are what they were before the run, with no netem
-	// and no chaosd table anywhere.
+	// and no agent table (chaosd_* partitions, cdlat_* latency marks)
+	// anywhere.
 	after := kernelState(t, l)
 	for ns, b := range before {
 		if a := after[ns]; !slices.Equal(a, b) {
@@ -154,7 +155,7 @@ func TestVMLatencyC1C2(t *testing.T) {
 	}
 	for ns, items := range after {
 		for _, it := range items {
-			if strings.Contains(it, "netem") || strings.Contains(it, "table chaosd") {
+			if strings.Contains(it, "netem") || strings.Contains(it, "table chaosd") || strings.Contains(it, "table cdlat") {
 				t.Errorf("fault state left in %s: %s", ns, it)
 			}
 		}
@@ -163,13 +164,16 @@ func TestVMLatencyC1C2(t *testing.T) {
 }
 
 // vmScrapeInterval is the lab Prometheus' scrape interval (and scrape
-// timeout) in the VM, four times the default: scraping costs a quarter as
-// much of the guest's one emulated core, and a scrape has a second to
-// answer before it times out, which would leave the target's series
-// stale and a steady-state probe reading them empty (a violation). It
-// equals the experiment's 1s probe interval, so the run times changes to
-// ±1s rather than to the scrape interval.
-const vmScrapeInterval = time.Second
+// timeout) in the VM, eight times the default. A scrape that times out
+// leaves the target's series stale, and a steady-state probe reading them
+// empty is a violation: on the emulated core, with the host busy, a
+// scrape answered in 1.2-2s at the moment of the inject (when chaosd, the
+// agents and the probes all work at once). With 2s to answer it does not
+// time out; the probes' $__rate_interval windows widen with it (the
+// effect probe's fixed 5s rate window still holds two or three samples),
+// and the run times changes to its 1s probe interval, as it does whenever
+// scrapes are no finer than that.
+const vmScrapeInterval = 2 * time.Second
 
 // phaseProbes returns the probe summaries of phase.
 func phaseProbes(run api.Run, phase api.Phase) []api.ProbeSummary {
@@ -185,16 +189,16 @@ func phaseProbes(run api.Run, phase api.Phase) []api.ProbeSummary {
 // what the load generator's users saw. A delay within every timeout need
 // not hurt anyone: then the run must report no impact, an RTO of 0, and
 // no user request may have failed since the injection. With impact, the
-// RTO must match the ground truth's to within one probe interval plus the
-// run's resolution (in the VM both are 1s: the scrape interval is no
-// finer than the probe interval, so impact and recovery are each timed to
-// a probe round).
+// RTO must match the ground truth's to within one probe interval plus one
+// scrape interval: in the VM the data a probe round reads is up to a
+// scrape interval old, so impact and recovery are each seen up to that
+// much plus a round late.
 func checkImpactAgainstTruth(t *testing.T, l *lab.Lab, run api.Run) {
 	t.Helper()
 	tm := run.Times
 	if tm.FirstImpact != nil {
 		t.Logf("the run saw impact at %s", tm.FirstImpact.Format(time.RFC3339Nano))
-		compareRTOWithTruth(t, l, run, 1+run.RTO.ResolutionSeconds)
+		compareRTOWithTruth(t, l, run, 1+vmScrapeInterval.Seconds())
 		return
 	}
 	if run.RTO.MeasuredSeconds == nil || *run.RTO.MeasuredSeconds != 0 || tm.Recovered == nil {

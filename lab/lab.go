@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"go.uber.org/zap"
 )
 
@@ -582,7 +583,7 @@ func (l *Lab) startLoad(ctx context.Context) error {
 	// experiment started right away can judge its steady state.
 	client := l.HTTPClient(2 * time.Second)
 	return l.waitFor(ctx, "traffic visible in prometheus", func() error {
-		for _, q := range readyQueries {
+		for _, q := range readyQueries(l.cfg.ScrapeInterval) {
 			ok, err := l.queryNonEmpty(ctx, client, q)
 			if err != nil {
 				return err
@@ -595,11 +596,16 @@ func (l *Lab) startLoad(ctx context.Context) error {
 	})
 }
 
-// readyQueries must all return a series before the lab counts as up.
-var readyQueries = []string{
-	`count_over_time(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service",outcome="SUCCESS"}[6s]) >= 6`,
-	`count_over_time(http_client_requests_seconds_count{job="visits-service",client_name="customers-service",outcome="SUCCESS"}[6s]) >= 6`,
-	`count_over_time(http_server_requests_seconds_count{job="api-gateway",outcome="SUCCESS"}[6s]) >= 6`,
+// readyQueries must all return a series before the lab counts as up: six
+// scrapes of each hop's successful calls within 6s, or within six scrape
+// intervals when those are longer.
+func readyQueries(scrape time.Duration) []string {
+	w := model.Duration(max(6*time.Second, 6*scrape)).String()
+	return []string{
+		`count_over_time(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service",outcome="SUCCESS"}[` + w + `]) >= 6`,
+		`count_over_time(http_client_requests_seconds_count{job="visits-service",client_name="customers-service",outcome="SUCCESS"}[` + w + `]) >= 6`,
+		`count_over_time(http_server_requests_seconds_count{job="api-gateway",outcome="SUCCESS"}[` + w + `]) >= 6`,
+	}
 }
 
 // queryNonEmpty runs an instant query and reports whether it returned at
