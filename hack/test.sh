@@ -21,3 +21,6 @@ export CHAOSD_K8S_BIN_DIR CHAOSD_K8S_REQUIRED=1
 go test -count=1 -p 1 -timeout 40m "$@" ./...
 # Kernel tests on the stock kernel (TestVM* in these packages).
 hack/vmtest.sh -run '^TestVM' -timeout 15m ./agent ./agent/latency ./agent/memory
+# The lab end to end on the stock kernel (TestVM* in ./e2e: latency-c1-c2,
+# which needs netem), with the lab's binaries copied into the VM.
+hack/vmtest-lab.sh

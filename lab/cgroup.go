@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -78,11 +79,12 @@ func (l *Lab) makeCgroup(rel string, limit int64) (string, error) {
 		return "", fmt.Errorf("create cgroup %s: %w", dir, err)
 	}
 	if l.cg.V2 {
-		// Enable the memory controller for the children on the way down.
-		for p := filepath.Dir(dir); len(p) > len(l.cg.Root); p = filepath.Dir(p) {
+		// Enable the memory controller for the children on the way down,
+		// root first: a cgroup can only pass on a controller its parent
+		// passed to it.
+		for _, p := range subtreeFrom(l.cg.Root, filepath.Dir(dir)) {
 			_ = os.WriteFile(filepath.Join(p, "cgroup.subtree_control"), []byte("+memory"), 0o644)
 		}
-		_ = os.WriteFile(filepath.Join(l.cg.Root, "cgroup.subtree_control"), []byte("+memory"), 0o644)
 	}
 	file := "memory.limit_in_bytes"
 	if l.cg.V2 {
@@ -92,6 +94,18 @@ func (l *Lab) makeCgroup(rel string, limit int64) (string, error) {
 		return "", fmt.Errorf("set memory limit of %s: %w", dir, err)
 	}
 	return dir, nil
+}
+
+// subtreeFrom lists root and every directory below it down to dir, root
+// first (dir must be root or under it).
+func subtreeFrom(root, dir string) []string {
+	var out []string
+	for p := dir; len(p) > len(root); p = filepath.Dir(p) {
+		out = append(out, p)
+	}
+	out = append(out, root)
+	slices.Reverse(out)
+	return out
 }
 
 // joinCgroup moves a process into a cgroup.

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/prometheus/common/model"
 
 	"github.com/chaosd/chaosd/daemon"
 	"github.com/chaosd/chaosd/internal/certgen"
-	"github.com/goccy/go-yaml"
 )
 
 // Scrape ports and paths of the lab's services.
@@ -70,8 +73,9 @@ type promScrapeConfig struct {
 	StaticConfigs []promStaticConfig `yaml:"static_configs"`
 }
 
-// ScrapeInterval is the lab Prometheus' scrape interval.
-const ScrapeInterval = "250ms"
+// ScrapeInterval is the lab Prometheus' default scrape interval (and
+// scrape timeout); Config.ScrapeInterval changes it.
+const ScrapeInterval = 250 * time.Millisecond
 
 type promAlertmanagerConfig struct {
 	APIVersion    string             `yaml:"api_version"`
@@ -105,19 +109,24 @@ type promOptions struct {
 	RuleFiles []string
 	// Alertmanager (host:port), when set, receives the alerts.
 	Alertmanager string
+	// CAdvisor adds the cAdvisor stand-in's job.
+	CAdvisor bool
+	// Interval is the scrape interval and timeout.
+	Interval time.Duration
 }
 
 // prometheusConfig scrapes every service over the management network, so
 // a partition between the clusters never hides metrics, and chaosd when
-// the control plane runs (with its API token); it evaluates the rule
-// files and sends alerts to the lab's Alertmanager.
+// the control plane runs (with its API token), every o.Interval; it
+// evaluates the rule files and sends alerts to the lab's Alertmanager.
 func prometheusConfig(o promOptions) ([]byte, error) {
 	var c promConfig
 	// A short scrape interval keeps the lag between a change in the
 	// system and its visibility to probes well under the probe interval
 	// (1s in the library), so measured times are good to about one probe
-	// interval + ScrapeInterval.
-	c.Global.ScrapeInterval, c.Global.ScrapeTimeout, c.Global.EvaluationInterval = ScrapeInterval, ScrapeInterval, EvaluationInterval
+	// interval + the scrape interval.
+	iv := model.Duration(o.Interval).String()
+	c.Global.ScrapeInterval, c.Global.ScrapeTimeout, c.Global.EvaluationInterval = iv, iv, EvaluationInterval
 	c.RuleFiles = o.RuleFiles
 	if o.Alertmanager != "" {
 		c.Alerting = &struct {
@@ -135,11 +144,13 @@ func prometheusConfig(o promOptions) ([]byte, error) {
 			}},
 		})
 	}
-	c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
-		JobName:       "cadvisor",
-		MetricsPath:   "/metrics",
-		StaticConfigs: []promStaticConfig{{Targets: []string{fmt.Sprintf("%s:%d", MgmtIP, CAdvisorPort)}}},
-	})
+	if o.CAdvisor {
+		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
+			JobName:       "cadvisor",
+			MetricsPath:   "/metrics",
+			StaticConfigs: []promStaticConfig{{Targets: []string{fmt.Sprintf("%s:%d", MgmtIP, CAdvisorPort)}}},
+		})
+	}
 	if o.ChaosdTokenFile != "" {
 		c.ScrapeConfigs = append(c.ScrapeConfigs, promScrapeConfig{
 			JobName:       "chaosd",

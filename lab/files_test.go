@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -100,57 +101,89 @@ func promtoolBin() string {
 }
 
 func TestPrometheusConfig(t *testing.T) {
-	for _, token := range []string{"", "/run/chaosd-lab/x/token"} {
-		dir := t.TempDir()
-		l := newLab(Config{Name: "x", Prefix: "cl", StateDir: dir})
-		b, err := prometheusConfig(promOptions{ChaosdTokenFile: token, ChaosdCAFile: "/run/chaosd-lab/x/pki/ca.crt", RuleFiles: l.RuleFiles, Alertmanager: "10.254.0.2:9093"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, want := range []string{"job_name: api-gateway", "job_name: customers-service", "job_name: visits-service",
-			"10.254.0.11:8080", "10.254.0.12:8081", "10.254.0.13:8082", "metrics_path: /actuator/prometheus", "scrape_interval: 250ms",
-			"evaluation_interval: 1s", dir + "/rules/chaosd-rules.yaml", dir + "/rules/petclinic-alerts.yaml",
-			"alertmanagers:", "- 10.254.0.2:9093"} {
-			if !strings.Contains(string(b), want) {
-				t.Errorf("prometheus.yml lacks %q:\n%s", want, b)
+	for _, tc := range []struct {
+		name     string
+		token    string
+		interval time.Duration
+		// slim: NoCAdvisor and NoAlerting (the lab in the VM)
+		slim bool
+		want string
+	}{
+		{name: "default", interval: ScrapeInterval, want: "scrape_interval: 250ms\n  scrape_timeout: 250ms"},
+		{name: "control plane, slim, slow", token: "/run/chaosd-lab/x/token", interval: 1500 * time.Millisecond, slim: true,
+			want: "scrape_interval: 1s500ms\n  scrape_timeout: 1s500ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			token := tc.token
+			dir := t.TempDir()
+			l := newLab(Config{Name: "x", Prefix: "cl", StateDir: dir, NoAlerting: tc.slim, NoCAdvisor: tc.slim})
+			o := promOptions{ChaosdTokenFile: token, ChaosdCAFile: "/run/chaosd-lab/x/pki/ca.crt", RuleFiles: l.RuleFiles, CAdvisor: !tc.slim, Interval: tc.interval}
+			if !tc.slim {
+				o.Alertmanager = "10.254.0.2:9093"
 			}
-		}
-		if got := strings.Contains(string(b), "job_name: chaosd"); got != (token != "") {
-			t.Errorf("chaosd job present=%v with token %q", got, token)
-		}
-		if token != "" && (!strings.Contains(string(b), "scheme: https") || !strings.Contains(string(b), "ca_file: /run/chaosd-lab/x/pki/ca.crt")) {
-			t.Errorf("chaosd job not scraped over TLS:\n%s", b)
-		}
-		promtool := promtoolBin()
-		if promtool == "" {
-			continue
-		}
-		// promtool checks the rule files the config names too: the ones
-		// the lab writes into its state directory.
-		if err := l.writeRuleFiles(); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, "prometheus.yml")
-		if token != "" {
-			tok := filepath.Join(dir, "token")
-			os.WriteFile(tok, []byte("x"), 0o600)
-			b = []byte(strings.ReplaceAll(string(b), token, tok))
-			ca := filepath.Join(dir, "ca.crt")
-			if _, err := certgen.Generate(certgen.Spec{Dir: dir}); err != nil {
+			b, err := prometheusConfig(o)
+			if err != nil {
 				t.Fatal(err)
 			}
-			b = []byte(strings.ReplaceAll(string(b), "/run/chaosd-lab/x/pki/ca.crt", ca))
-		}
-		os.WriteFile(p, b, 0o600)
-		out, err := exec.Command(promtool, "check", "config", p).CombinedOutput()
-		if err != nil {
-			t.Errorf("promtool check config: %v\n%s", err, out)
-		}
-		for _, want := range []string{"chaosd-rules.yaml", "petclinic-alerts.yaml"} {
-			if !strings.Contains(string(out), want) || !strings.Contains(string(out), "SUCCESS") {
-				t.Errorf("promtool check config did not check %s:\n%s", want, out)
+			want := []string{"job_name: api-gateway", "job_name: customers-service", "job_name: visits-service",
+				"10.254.0.11:8080", "10.254.0.12:8081", "10.254.0.13:8082", "metrics_path: /actuator/prometheus", tc.want,
+				"evaluation_interval: 1s"}
+			alerting := []string{dir + "/rules/chaosd-rules.yaml", dir + "/rules/petclinic-alerts.yaml", "alertmanagers:", "- 10.254.0.2:9093", "job_name: cadvisor"}
+			if !tc.slim {
+				want = append(want, alerting...)
 			}
-		}
+			for _, w := range want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("prometheus.yml lacks %q:\n%s", w, b)
+				}
+			}
+			if tc.slim {
+				for _, w := range append(alerting, "rule_files") {
+					if strings.Contains(string(b), w) {
+						t.Errorf("prometheus.yml of a lab without alerting and cAdvisor has %q:\n%s", w, b)
+					}
+				}
+			}
+			if got := strings.Contains(string(b), "job_name: chaosd"); got != (token != "") {
+				t.Errorf("chaosd job present=%v with token %q", got, token)
+			}
+			if token != "" && (!strings.Contains(string(b), "scheme: https") || !strings.Contains(string(b), "ca_file: /run/chaosd-lab/x/pki/ca.crt")) {
+				t.Errorf("chaosd job not scraped over TLS:\n%s", b)
+			}
+			promtool := promtoolBin()
+			if promtool == "" {
+				return
+			}
+			// promtool checks the rule files the config names too: the ones
+			// the lab writes into its state directory.
+			if err := l.writeRuleFiles(); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "prometheus.yml")
+			if token != "" {
+				tok := filepath.Join(dir, "token")
+				os.WriteFile(tok, []byte("x"), 0o600)
+				b = []byte(strings.ReplaceAll(string(b), token, tok))
+				ca := filepath.Join(dir, "ca.crt")
+				if _, err := certgen.Generate(certgen.Spec{Dir: dir}); err != nil {
+					t.Fatal(err)
+				}
+				b = []byte(strings.ReplaceAll(string(b), "/run/chaosd-lab/x/pki/ca.crt", ca))
+			}
+			os.WriteFile(p, b, 0o600)
+			out, err := exec.Command(promtool, "check", "config", p).CombinedOutput()
+			if err != nil {
+				t.Errorf("promtool check config: %v\n%s", err, out)
+			}
+			if tc.slim {
+				return
+			}
+			for _, want := range []string{"chaosd-rules.yaml", "petclinic-alerts.yaml"} {
+				if !strings.Contains(string(out), want) || !strings.Contains(string(out), "SUCCESS") {
+					t.Errorf("promtool check config did not check %s:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"go.uber.org/zap"
 
 	"github.com/chaosd/chaosd/internal/certgen"
@@ -57,6 +58,17 @@ type Config struct {
 	StartControlPlane bool
 	// LoadRPS is the load generator's rate (default 20).
 	LoadRPS int
+	// ScrapeInterval is Prometheus' scrape interval and timeout (default
+	// ScrapeInterval). A slow machine (an emulated one) needs a longer
+	// one: a scrape that times out leaves the target's series stale, so
+	// probes read an empty result at that instant.
+	ScrapeInterval time.Duration
+	// NoCAdvisor leaves out the cAdvisor stand-in and its scrape job, and
+	// NoAlerting the alerting pipeline (Alertmanager, the webhook sink,
+	// Prometheus' rule files; chaosd gets no Alertmanager): for
+	// experiments that need neither, on a machine with little CPU to
+	// spare.
+	NoCAdvisor, NoAlerting bool
 	// Kube runs the control plane in Kubernetes mode: etcd and
 	// kube-apiserver in the mgmt namespace, C1's nodes, agents and
 	// services registered as Node and Pod objects, the experiments as
@@ -91,6 +103,9 @@ func (c *Config) complete() error {
 	if c.LoadRPS == 0 {
 		c.LoadRPS = DefaultLoadRPS
 	}
+	if c.ScrapeInterval == 0 {
+		c.ScrapeInterval = ScrapeInterval
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -102,6 +117,9 @@ func (c *Config) complete() error {
 	}
 	if c.LoadRPS < 1 || c.LoadRPS > 200 {
 		return fmt.Errorf("load rate %d rps: want 1..200", c.LoadRPS)
+	}
+	if c.ScrapeInterval < 100*time.Millisecond || c.ScrapeInterval > 5*time.Second || c.ScrapeInterval%time.Millisecond != 0 {
+		return fmt.Errorf("scrape interval %s: want whole milliseconds in 100ms..5s", c.ScrapeInterval)
 	}
 	abs, err := filepath.Abs(c.StateDir)
 	if err != nil {
@@ -133,7 +151,8 @@ type Lab struct {
 	Namespaces    map[string]string // role → netns name
 	// AlertmanagerURL is the lab's Alertmanager (API v2 under
 	// /api/v2/), reachable from the mgmt namespace; chaosd's config
-	// names it and the lab's Prometheus sends its alerts there.
+	// names it and the lab's Prometheus sends its alerts there. Empty
+	// with Config.NoAlerting, as are AlertsFile and RuleFiles.
 	AlertmanagerURL string
 	// AlertsFile records every notification Alertmanager sent to the
 	// lab's webhook receiver, one JSON line per alert (read it with
@@ -179,10 +198,12 @@ func newLab(cfg Config) *Lab {
 	l.TruthFile = l.path("truth.csv")
 	l.Kubeconfig = l.path("kubeconfig")
 	l.PrometheusURL = fmt.Sprintf("http://%s:%d", MgmtIP, PrometheusPort)
-	l.AlertmanagerURL = fmt.Sprintf("http://%s:%d", MgmtIP, AlertmanagerPort)
-	l.AlertsFile = l.path("alerts.jsonl")
-	for _, f := range sortedRuleFileNames() {
-		l.RuleFiles = append(l.RuleFiles, l.path("rules", f))
+	if !cfg.NoAlerting {
+		l.AlertmanagerURL = fmt.Sprintf("http://%s:%d", MgmtIP, AlertmanagerPort)
+		l.AlertsFile = l.path("alerts.jsonl")
+		for _, f := range sortedRuleFileNames() {
+			l.RuleFiles = append(l.RuleFiles, l.path("rules", f))
+		}
 	}
 	gw, _ := NodeByName("c1-n1")
 	l.GatewayURL = fmt.Sprintf("http://%s:%d", gw.MgmtIP, GatewayPort)
@@ -257,8 +278,10 @@ func Up(ctx context.Context, cfg Config) (_ *Lab, err error) {
 	if err := l.startServices(ctx); err != nil {
 		return nil, err
 	}
-	if err := l.startAlerting(ctx); err != nil {
-		return nil, err
+	if !cfg.NoAlerting {
+		if err := l.startAlerting(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.startPrometheus(ctx); err != nil {
 		return nil, err
@@ -288,8 +311,13 @@ func (l *Lab) preflight() error {
 			return fmt.Errorf("network namespace %s already exists (another lab with prefix %q?)", ns, l.Prefix)
 		}
 	}
-	bins := []string{filepath.Join(l.BinDir, "petclinic"), filepath.Join(l.BinDir, "loadgen"), filepath.Join(l.BinDir, "cadvisor"),
-		filepath.Join(l.BinDir, "alertsink"), l.cfg.Prometheus, l.cfg.Alertmanager}
+	bins := []string{filepath.Join(l.BinDir, "petclinic"), filepath.Join(l.BinDir, "loadgen"), l.cfg.Prometheus}
+	if !l.cfg.NoCAdvisor {
+		bins = append(bins, filepath.Join(l.BinDir, "cadvisor"))
+	}
+	if !l.cfg.NoAlerting {
+		bins = append(bins, filepath.Join(l.BinDir, "alertsink"), l.cfg.Alertmanager)
+	}
 	if l.cfg.StartControlPlane {
 		bins = append(bins, filepath.Join(l.BinDir, "chaosd"))
 		if l.ExperimentsDir == "" {
@@ -400,8 +428,10 @@ func (l *Lab) startServices(ctx context.Context) error {
 		}
 		l.ServiceCgroups[s.name] = l.serviceCgroup(s.name)
 	}
-	if err := l.startCAdvisor(); err != nil {
-		return err
+	if !l.cfg.NoCAdvisor {
+		if err := l.startCAdvisor(); err != nil {
+			return err
+		}
 	}
 	client := l.HTTPClient(2 * time.Second)
 	for _, s := range services {
@@ -443,11 +473,15 @@ func (l *Lab) startPrometheus(ctx context.Context) error {
 	if l.cfg.StartControlPlane {
 		tokenFile = l.ReadTokenFile
 	}
-	if err := l.writeRuleFiles(); err != nil {
-		return err
+	o := promOptions{ChaosdTokenFile: tokenFile, CAdvisor: !l.cfg.NoCAdvisor, Interval: l.cfg.ScrapeInterval}
+	if !l.cfg.NoAlerting {
+		if err := l.writeRuleFiles(); err != nil {
+			return err
+		}
+		o.RuleFiles, o.Alertmanager = l.RuleFiles, fmt.Sprintf("%s:%d", MgmtIP, AlertmanagerPort)
 	}
-	conf, err := prometheusConfig(promOptions{ChaosdTokenFile: tokenFile, ChaosdCAFile: filepath.Join(l.PKIDir, certgen.CAFile), RuleFiles: l.RuleFiles,
-		Alertmanager: fmt.Sprintf("%s:%d", MgmtIP, AlertmanagerPort)})
+	o.ChaosdCAFile = filepath.Join(l.PKIDir, certgen.CAFile)
+	conf, err := prometheusConfig(o)
 	if err != nil {
 		return fmt.Errorf("render prometheus config: %w", err)
 	}
@@ -567,7 +601,7 @@ func (l *Lab) startLoad(ctx context.Context) error {
 	// experiment started right away can judge its steady state.
 	client := l.HTTPClient(2 * time.Second)
 	return l.waitFor(ctx, "traffic visible in prometheus", func() error {
-		for _, q := range readyQueries {
+		for _, q := range readyQueries(l.cfg.ScrapeInterval) {
 			ok, err := l.queryNonEmpty(ctx, client, q)
 			if err != nil {
 				return err
@@ -580,11 +614,16 @@ func (l *Lab) startLoad(ctx context.Context) error {
 	})
 }
 
-// readyQueries must all return a series before the lab counts as up.
-var readyQueries = []string{
-	`count_over_time(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service",outcome="SUCCESS"}[6s]) >= 6`,
-	`count_over_time(http_client_requests_seconds_count{job="visits-service",client_name="customers-service",outcome="SUCCESS"}[6s]) >= 6`,
-	`count_over_time(http_server_requests_seconds_count{job="api-gateway",outcome="SUCCESS"}[6s]) >= 6`,
+// readyQueries must all return a series before the lab counts as up: six
+// scrapes of each hop's successful calls within 6s, or within six scrape
+// intervals when those are longer.
+func readyQueries(scrape time.Duration) []string {
+	w := model.Duration(max(6*time.Second, 6*scrape)).String()
+	return []string{
+		`count_over_time(http_client_requests_seconds_count{job="api-gateway",client_name="visits-service",outcome="SUCCESS"}[` + w + `]) >= 6`,
+		`count_over_time(http_client_requests_seconds_count{job="visits-service",client_name="customers-service",outcome="SUCCESS"}[` + w + `]) >= 6`,
+		`count_over_time(http_server_requests_seconds_count{job="api-gateway",outcome="SUCCESS"}[` + w + `]) >= 6`,
+	}
 }
 
 // queryNonEmpty runs an instant query and reports whether it returned at

@@ -408,7 +408,7 @@ func (d *Driver) install(l netlink.Link, p Plan) (err error) {
 			if owned {
 				slot = p.Slot
 			}
-			if _, rerr := d.removeSlot(l, slot); rerr != nil {
+			if _, rerr := d.removeSlot(l, slot, 0); rerr != nil {
 				err = errors.Join(err, fmt.Errorf("roll back slot %d on %s: %w", p.Slot, p.Iface, rerr))
 			}
 		}
@@ -454,10 +454,20 @@ func faultClasses(cur Current) []int {
 	return slots
 }
 
+// MaxDrain bounds how long a revert waits, once a slot's filters are
+// gone, for its netem leaf to send the packets it holds: each leaves when
+// its delay is over, so the leaf is empty one delay (plus jitter) later.
+// Deleting the class sooner would drop them all — for TCP a
+// retransmission timeout on every connection with a packet in flight,
+// for the users a slow tail after the fault ended. A delay longer than
+// this still loses what is left in the leaf when the wait ends.
+const MaxDrain = time.Second
+
 // removeSlot deletes a slot's filters and class (its netem leaf goes with
 // the class) and, when no slot is left, the agent's root, which makes the
 // kernel reinstall its default root qdisc. Missing pieces are fine.
-func (d *Driver) removeSlot(l netlink.Link, slot int) (rootDeleted bool, err error) {
+// Between the two it waits up to drain for the leaf to empty.
+func (d *Driver) removeSlot(l netlink.Link, slot int, drain time.Duration) (rootDeleted bool, err error) {
 	name, idx := l.Attrs().Name, l.Attrs().Index
 	cur, err := d.current(l)
 	if err != nil {
@@ -480,6 +490,9 @@ func (d *Driver) removeSlot(l netlink.Link, slot int) (rootDeleted bool, err err
 		if err := d.h.FilterDel(f); !gone(err) {
 			return false, fmt.Errorf("delete u32 filters prio %d on %s: %w", pr, name, err)
 		}
+	}
+	if drain > 0 && slices.Contains(cur.Qdiscs, NetemHandle(slot)) {
+		d.drain(l, NetemHandle(slot), drain)
 	}
 	for _, c := range cur.Classes {
 		if c != ClassHandle(slot) {
@@ -508,6 +521,45 @@ func (d *Driver) removeSlot(l netlink.Link, slot int) (rootDeleted bool, err err
 		return false, fmt.Errorf("delete htb root %s on %s: %w", HandleString(RootHandle), name, err)
 	}
 	return true, nil
+}
+
+// drain waits until the netem qdisc h on l holds no packet, it is gone,
+// or max has passed. New packets reach it no more (its filters are
+// deleted), so what it holds only leaves.
+func (d *Driver) drain(l netlink.Link, h uint32, max time.Duration) {
+	start := time.Now()
+	for {
+		qlen, ok := d.netemQlen(l, h)
+		if !ok || qlen == 0 {
+			d.lg.Debug("netem leaf drained", zap.String("interface", l.Attrs().Name), zap.String("qdisc", HandleString(h)),
+				zap.Duration("took", time.Since(start)))
+			return
+		}
+		if time.Since(start) >= max {
+			d.lg.Warn("netem leaf still holds packets; removing it drops them", zap.String("interface", l.Attrs().Name),
+				zap.String("qdisc", HandleString(h)), zap.Uint32("packets", qlen), zap.Duration("waited", max))
+			return
+		}
+		time.Sleep(drainPoll)
+	}
+}
+
+// drainPoll is how often drain reads the leaf's queue length.
+const drainPoll = 10 * time.Millisecond
+
+// netemQlen returns the queue length of qdisc h on l; ok is false when
+// the qdisc is gone or its statistics cannot be read.
+func (d *Driver) netemQlen(l netlink.Link, h uint32) (qlen uint32, ok bool) {
+	qs, err := retry(func() ([]netlink.Qdisc, error) { return d.h.QdiscList(l) })
+	if err != nil {
+		return 0, false
+	}
+	for _, q := range qs {
+		if a := q.Attrs(); a.Handle == h && a.Statistics != nil && a.Statistics.Queue != nil {
+			return a.Statistics.Queue.Qlen, true
+		}
+	}
+	return 0, false
 }
 
 // Apply installs the fault on every interface of the state (class, netem
@@ -670,7 +722,7 @@ func (d *Driver) revertLocked(f agentapi.Fault, st *State) error {
 			is.Slot = 0 // the link and its qdiscs are gone
 			continue
 		}
-		rootDeleted, err := d.removeSlot(l, is.Slot)
+		rootDeleted, err := d.removeSlot(l, is.Slot, MaxDrain)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("revert latency fault %s: %w", f.ID, err))
 			continue
@@ -834,7 +886,7 @@ func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, e
 		rootGone := false
 		for _, s := range sorted {
 			what := strings.Join(describeSlot(name, cur, s), ", ")
-			rd, err := d.removeSlot(l, s)
+			rd, err := d.removeSlot(l, s, 0)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -844,7 +896,7 @@ func (d *Driver) Prune(ctx context.Context, keep []json.RawMessage) ([]string, e
 		}
 		if !rootGone && len(owned[name]) == 0 {
 			// A root with no slot at all (crash between root and class).
-			if rd, err := d.removeSlot(l, 0); err != nil {
+			if rd, err := d.removeSlot(l, 0, 0); err != nil {
 				errs = append(errs, err)
 			} else {
 				rootGone = rd

@@ -349,6 +349,65 @@ func TestVMPruneAfterCrash(t *testing.T) {
 	}
 }
 
+// TestVMRevertDrainsTheDelayLine streams datagrams through a 200ms delay
+// and reverts mid-stream: the packets the netem leaf holds at the revert
+// are delivered (the revert waits for them, up to MaxDrain), not dropped.
+func TestVMRevertDrainsTheDelayLine(t *testing.T) {
+	requireVM(t)
+	p := newPair(t)
+	s := startServers(t, p.B)
+	d := newDriver(t, p.A)
+	f := latencyFault("run1.drain", agentapi.Latency{CIDRs: []string{"10.99.1.0/24"}, DelayMs: 200})
+	st := apply(t, d, f)
+	var c net.Conn
+	p.A.do(t, func() {
+		var err error
+		if c, err = net.Dial("udp4", "10.99.1.2:7003"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer c.Close()
+	ctr := s.udp["10.99.1.2"]
+	before := ctr.Load()
+	sent := 0
+	var took time.Duration
+	var inFlight int64
+	begin := time.Now()
+	for time.Since(begin) < 800*time.Millisecond {
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		time.Sleep(2 * time.Millisecond)
+		if took == 0 && time.Since(begin) > 400*time.Millisecond {
+			inFlight = int64(sent) - (ctr.Load() - before)
+			start := time.Now()
+			if err := d.Revert(context.Background(), f, st); err != nil {
+				t.Fatalf("Revert: %v", err)
+			}
+			took = time.Since(start)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for ctr.Load()-before < int64(sent) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got := ctr.Load() - before
+	t.Logf("sent %d datagrams, %d received; %d were on their delay when the revert started, which took %s", sent, got, inFlight, took)
+	if inFlight < 10 {
+		t.Fatalf("only %d datagrams in the delay line at the revert: the test did not exercise the drain", inFlight)
+	}
+	if got != int64(sent) {
+		t.Errorf("the revert dropped %d of the %d datagrams on their delay", int64(sent)-got, inFlight)
+	}
+	if took > MaxDrain+500*time.Millisecond {
+		t.Errorf("revert took %s, more than MaxDrain (%s)", took, MaxDrain)
+	}
+	if left, err := d.Remaining(context.Background(), f, st); err != nil || left != "" {
+		t.Errorf("Remaining after Revert = %q, %v", left, err)
+	}
+}
+
 // BenchmarkApplyRevert times Apply and Revert of a fault with two CIDRs
 // and one port (4 filters) on a fresh interface.
 func BenchmarkApplyRevert(b *testing.B) {

@@ -199,8 +199,10 @@ func addTree(w *cpioWriter, dst, src string) error {
 }
 
 // writeRunArchive writes to out the base archive followed by a second
-// archive with /init, the test binary and the package's testdata/.
-func writeRunArchive(out, base string, r guestRun, testBin, pkgDir string) error {
+// archive with /init, the test binary, the extra files (which replace
+// base files of the same name, busybox applet links included) and the
+// package's testdata/.
+func writeRunArchive(out, base string, r guestRun, testBin, pkgDir string, extra []extraFile) error {
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -219,6 +221,15 @@ func writeRunArchive(out, base string, r guestRun, testBin, pkgDir string) error
 	w.Bytes("init", 0o755, []byte(initScript(r)))
 	if err := addHostFile(w, r.Argv[0], testBin, 0o755); err != nil {
 		return fmt.Errorf("add test binary: %w", err)
+	}
+	for _, e := range extra {
+		st, err := os.Stat(e.Host)
+		if err != nil {
+			return fmt.Errorf("add extra file: %w", err)
+		}
+		if err := addHostFile(w, e.Guest, e.Host, st.Mode().Perm()); err != nil {
+			return fmt.Errorf("add extra file %s as %s: %w", e.Host, e.Guest, err)
+		}
 	}
 	w.Dir(r.Workdir, 0o755)
 	td := filepath.Join(pkgDir, "testdata")

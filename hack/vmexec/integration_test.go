@@ -35,6 +35,11 @@ func TestIntegrationVM(t *testing.T) {
 	if out, err := exec.Command(goBin, "build", "-o", vmexec, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build vmexec: %v\n%s", err, out)
 	}
+	// A dynamically linked host executable to copy in (CHAOSD_VM_FILES).
+	extra := ""
+	if err := checkStatic("/bin/sh"); err != nil && strings.Contains(err.Error(), "dynamically linked") {
+		extra = "/bin/sh"
+	}
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)
@@ -45,6 +50,10 @@ func TestIntegrationVM(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(goBin, append([]string{"test", "-count=1", "-exec", vmexec, "./testdata/guest"}, args...)...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo, "CHAOSD_TEST_HOST_RELEASE="+hostRelease)
+		if extra != "" {
+			// the host's dynamically linked /bin/sh, out of busybox's way
+			cmd.Env = append(cmd.Env, "CHAOSD_VM_FILES="+extra+"=/opt/host/sh", "CHAOSD_TEST_EXTRA_EXE=/opt/host/sh")
+		}
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		t.Logf("go test %s (CGO_ENABLED=%s) took %s, err=%v\n%s", strings.Join(args, " "), cgo, time.Since(start).Round(100*time.Millisecond), err, out)
@@ -66,6 +75,12 @@ func TestIntegrationVM(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("output lacks %q", want)
 			}
+		}
+		if extra != "" && !strings.Contains(out, "--- PASS: TestExtraDynamicExecutable") {
+			t.Errorf("output lacks %q: the host's %s did not run in the guest", "--- PASS: TestExtraDynamicExecutable", extra)
+		}
+		if !strings.Contains(out, "vmexec: guest booted to /init in ") {
+			t.Errorf("output lacks vmexec's boot time and host CPU line")
 		}
 	})
 	t.Run("failure reaches the host", func(t *testing.T) {

@@ -62,9 +62,19 @@ func (v vm) boot(ctx context.Context, timeout time.Duration, stdout, stderr io.W
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", v.Qemu, err)
 	}
+	started := time.Now()
 	con := &consoleFilter{out: stdout, verbose: v.Verbose}
 	copyErr := con.copyFrom(pipe)
 	waitErr := cmd.Wait()
+	if con.ready && cmd.ProcessState != nil {
+		// How long the guest took to boot, and how much of a host core
+		// QEMU got: an emulated guest on a busy host runs slow.
+		wall := time.Since(started)
+		cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		fmt.Fprintf(stderr, "vmexec: guest booted to /init in %s; the VM ran %s on %s of host CPU (%.0f%% of one core)\n",
+			con.readyAt.Sub(started).Round(10*time.Millisecond), wall.Round(100*time.Millisecond),
+			cpu.Round(100*time.Millisecond), 100*cpu.Seconds()/wall.Seconds())
+	}
 
 	code, resErr := readResult(v.Result)
 	if resErr == nil {
@@ -124,6 +134,7 @@ type consoleFilter struct {
 	out     io.Writer
 	verbose bool
 	ready   bool
+	readyAt time.Time // when the ready marker arrived
 	boot    bytes.Buffer
 }
 
@@ -146,18 +157,21 @@ func (c *consoleFilter) copyFrom(r io.Reader) error {
 }
 
 func (c *consoleFilter) line(line string) {
+	text := strings.TrimRight(line, "\r\n")
 	if c.verbose {
+		if !c.ready && strings.HasSuffix(text, guestReadyMarker) {
+			c.ready, c.readyAt = true, time.Now()
+		}
 		io.WriteString(c.out, line)
 		return
 	}
-	text := strings.TrimRight(line, "\r\n")
 	nl := ""
 	if strings.HasSuffix(line, "\n") {
 		nl = "\n"
 	}
 	if !c.ready {
 		if strings.HasSuffix(text, guestReadyMarker) {
-			c.ready = true
+			c.ready, c.readyAt = true, time.Now()
 			return
 		}
 		if c.boot.Len() < maxBootLog {

@@ -21,6 +21,7 @@ type options struct {
 	Timeout   time.Duration
 	KernelPkg string   // pin, e.g. linux-image-6.1.0-56-cloud-amd64; empty: current
 	Modules   []string // on top of defaultModules
+	Files     []extraFile
 	Verbose   bool
 	Dmesg     bool
 	Qemu      string
@@ -59,6 +60,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		o.Timeout = d
 	}
 	modules := getenv("CHAOSD_VM_MODULES")
+	files := getenv("CHAOSD_VM_FILES")
 	fs := flag.NewFlagSet("vmexec", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -70,15 +72,20 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "kill the VM after this long (env CHAOSD_VM_TIMEOUT)")
 	fs.StringVar(&o.KernelPkg, "kernel", o.KernelPkg, "kernel package to boot; empty: the current dependency of "+kernelMeta+" (env CHAOSD_VM_KERNEL)")
 	fs.StringVar(&modules, "modules", modules, "extra kernel modules to load, comma-separated (env CHAOSD_VM_MODULES)")
+	fs.StringVar(&files, "files", files, "host files to copy into the guest, comma-separated HOST or HOST=GUEST paths; dynamically linked executables bring their loader and shared libraries (env CHAOSD_VM_FILES)")
 	fs.BoolVar(&o.Verbose, "verbose", o.Verbose, "show the whole guest console, boot and kernel messages included (env CHAOSD_VM_VERBOSE=1)")
 	fs.BoolVar(&o.Dmesg, "dmesg", o.Dmesg, "print the guest kernel log after the test (env CHAOSD_VM_DMESG=1)")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return o, nil, err
 	}
 	for _, m := range strings.Split(modules, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			o.Modules = append(o.Modules, m)
 		}
+	}
+	if o.Files, err = parseExtraFiles(files); err != nil {
+		return o, nil, fmt.Errorf("CHAOSD_VM_FILES / -files: %w", err)
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
@@ -206,6 +213,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := checkTools(&o); err != nil {
 		return err
 	}
+	extra, err := withSharedObjects(o.Files)
+	if err != nil {
+		return err
+	}
 	pkgDir, err := os.Getwd()
 	if err != nil {
 		return err
@@ -231,7 +242,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		DumpKernelLog: o.Dmesg,
 	}
 	initrd := filepath.Join(tmp, "initrd.cpio")
-	if err := writeRunArchive(initrd, base, r, testBin, pkgDir); err != nil {
+	if err := writeRunArchive(initrd, base, r, testBin, pkgDir, extra); err != nil {
 		return err
 	}
 	v := vm{Qemu: o.Qemu, Kernel: k.Vmlinuz, Initrd: initrd, Mem: o.Mem, Result: filepath.Join(tmp, "result"), Verbose: o.Verbose}

@@ -127,6 +127,18 @@ func TestParseOptions(t *testing.T) {
 	if o.Timeout != 90*time.Second {
 		t.Errorf("CHAOSD_VM_TIMEOUT must win over -test.timeout: %s", o.Timeout)
 	}
+	o, _, err = parseOptions([]string{"-files", "/usr/sbin/ip=/sbin/ip,/b/chaosd", "/tmp/x.test"}, func(string) string { return "" }, io.Discard)
+	if want := []extraFile{{"/usr/sbin/ip", "/sbin/ip"}, {"/b/chaosd", "/b/chaosd"}}; err != nil || !reflect.DeepEqual(o.Files, want) {
+		t.Errorf("-files: %+v, %v; want %+v", o.Files, err, want)
+	}
+	if _, _, err := parseOptions([]string{"/tmp/x.test"}, func(k string) string {
+		if k == "CHAOSD_VM_FILES" {
+			return "/x=/tmp/x"
+		}
+		return ""
+	}, io.Discard); err == nil || !strings.Contains(err.Error(), "CHAOSD_VM_FILES") {
+		t.Errorf("CHAOSD_VM_FILES under /tmp in the guest: err = %v", err)
+	}
 	if _, _, err := parseOptions(nil, func(string) string { return "" }, io.Discard); err == nil {
 		t.Error("no test binary: no error")
 	}

@@ -7,6 +7,7 @@ package guest
 import (
 	"flag"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -123,6 +124,20 @@ func TestNetemAndPrioOnVethInFreshNetns(t *testing.T) {
 		if !found {
 			t.Errorf("%s: no %s qdisc in %v", link.Attrs().Name, want, qs)
 		}
+	}
+}
+
+// TestExtraDynamicExecutable runs a dynamically linked host executable
+// that CHAOSD_VM_FILES put at the path CHAOSD_TEST_EXTRA_EXE names: its
+// loader and shared libraries must have come along.
+func TestExtraDynamicExecutable(t *testing.T) {
+	exe := os.Getenv("CHAOSD_TEST_EXTRA_EXE")
+	if exe == "" {
+		t.Skip("no CHAOSD_TEST_EXTRA_EXE")
+	}
+	out, err := exec.Command(exe, "-c", "echo extra ok").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "extra ok" {
+		t.Fatalf("%s -c 'echo extra ok': %v: %q", exe, err, out)
 	}
 }
 
