@@ -8,11 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
+	"github.com/chaosd/chaosd/internal/serve/floodtest"
 )
 
 // Flood figures: how many unauthenticated clients, for how long. Bounded
@@ -46,43 +46,6 @@ func procMem(t testing.TB, pid int) (rss, peak int64) {
 		}
 	}
 	return rss, peak
-}
-
-// flood opens conns connections to (network, addr) at once and, on each,
-// sends a request whose headers never end, in 16 KiB writes, redialling
-// whenever the server closes it, until stop. It returns how many
-// connections were dialled and how many header bytes were sent.
-func flood(network, addr string, conns int, stop time.Time) (dials, sent int64) {
-	var wg sync.WaitGroup
-	var nd, ns atomic.Int64
-	pad := []byte(strings.Repeat("a", 16<<10))
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(stop) {
-				c, err := net.DialTimeout(network, addr, time.Second)
-				if err != nil {
-					time.Sleep(50 * time.Millisecond)
-					continue
-				}
-				nd.Add(1)
-				_ = c.SetDeadline(stop)
-				if _, err := c.Write([]byte("POST /v1/faults HTTP/1.1\r\nHost: agent\r\nX-Pad: ")); err == nil {
-					for time.Now().Before(stop) {
-						n, err := c.Write(pad)
-						ns.Add(int64(n))
-						if err != nil {
-							break
-						}
-					}
-				}
-				c.Close()
-			}
-		}()
-	}
-	wg.Wait()
-	return nd.Load(), ns.Load()
 }
 
 // TestIntegrationFloodKeepsAgentBounded: a real agent process holds a
@@ -130,8 +93,14 @@ func TestIntegrationFloodKeepsAgentBounded(t *testing.T) {
 	var wg sync.WaitGroup
 	var tcpDials, tcpSent, unixDials, unixSent int64
 	wg.Add(2)
-	go func() { defer wg.Done(); tcpDials, tcpSent = flood("tcp", tcpAddr, floodConns, stop) }()
-	go func() { defer wg.Done(); unixDials, unixSent = flood("unix", k.cfg.Socket, floodConns, stop) }()
+	go func() {
+		defer wg.Done()
+		tcpDials, tcpSent = floodtest.Flood("tcp", tcpAddr, "/v1/faults", floodConns, stop)
+	}()
+	go func() {
+		defer wg.Done()
+		unixDials, unixSent = floodtest.Flood("unix", k.cfg.Socket, "/v1/faults", floodConns, stop)
+	}()
 	var maxRSS int64
 	for time.Now().Before(stop) {
 		rss, _ := procMem(t, pid)

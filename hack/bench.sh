@@ -11,7 +11,8 @@
 #     new connection (handshake) per call, against plain HTTP
 #   - flood: peak RSS of a real agent process holding a partition while
 #     unauthenticated clients flood its TCP (loopback) and unix listeners
-#     with headers that never end (agent TestIntegrationFloodKeepsAgentBounded)
+#     with headers that never end (agent TestIntegrationFloodKeepsAgentBounded),
+#     and chaosd's heap under the same flood (daemon TestFloodKeepsChaosdBounded)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench/report.md}
@@ -27,6 +28,7 @@ hack/vmtest.sh ./agent/ ./agent/latency/ -run '^$' -bench 'BenchmarkInjectRevert
 floodraw=$(mktemp)
 trap 'rm -f "$raw" "$vmraw" "$floodraw"' EXIT
 go test -count=1 -run '^TestIntegrationFloodKeepsAgentBounded$' -v ./agent/ 2>&1 | grep -v 'logger.go' | tee "$floodraw"
+go test -count=1 -run '^TestFloodKeepsChaosdBounded$' -v ./daemon/ 2>&1 | grep -v 'logger.go' | tee -a "$floodraw"
 # table prints go test -bench output as a Markdown table.
 table() {
   echo "| package | benchmark | ns/op | extra metrics |"
@@ -51,7 +53,7 @@ table() {
   echo
   table "$vmraw"
   echo
-  echo "Agent memory under a flood of unauthenticated clients (DaemonSet limit 128 MiB):"
+  echo "Memory under a flood of unauthenticated clients sending headers that never end (agent: DaemonSet limit 128 MiB; chaosd: its Deployment's limit):"
   echo
   grep -o 'FLOOD .*' "$floodraw" | sed 's/^FLOOD /- /' || echo "- flood test did not run (needs root)"
   echo
