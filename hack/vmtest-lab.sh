@@ -16,19 +16,22 @@ if [[ ! -d $bin ]]; then
   exit 1
 fi
 bin=$(cd "$bin" && pwd)
+# In the guest the binaries live at one fixed place: the checkout may be
+# anywhere on the host, /tmp included, which the guest mounts over.
+guestbin=/opt/chaosd/bin
 files=()
 for b in chaosd chaosctl petclinic loadgen; do
   if [[ ! -x $bin/$b ]]; then
     echo "hack/vmtest-lab.sh: $bin/$b missing: run make build" >&2
     exit 1
   fi
-  files+=("$bin/$b")
+  files+=("$bin/$b=$guestbin/$b")
 done
 # The lab runs /usr/bin/prometheus (lab.DefaultPrometheus); iproute2's ip
 # replaces busybox's applet, which has no `ip netns`.
 ip=$(command -v ip) || { echo "hack/vmtest-lab.sh: iproute2's ip not found" >&2; exit 1; }
 files+=(/usr/bin/prometheus "$ip=/sbin/ip")
-export CHAOSD_BIN_DIR=$bin
+export CHAOSD_BIN_DIR=$guestbin
 export CHAOSD_VM_FILES
 CHAOSD_VM_FILES=$(IFS=,; echo "${files[*]}")
 export CHAOSD_VM_MEM=${CHAOSD_VM_MEM:-2G}
