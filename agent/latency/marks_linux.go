@@ -135,10 +135,7 @@ func (d *Driver) installMarks(p MarkPlan, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
-	c.AddTable(t)
-	c.DelTable(t)
-	t = c.AddTable(&nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet})
+	t := nftexpiry.ReplaceTable(c, p.Table)
 	sets, err := nftexpiry.Add(c, t, p.Sets, timeout)
 	if err != nil {
 		return err

@@ -50,7 +50,6 @@ package latency
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"net/netip"
 	"strings"
@@ -455,22 +454,7 @@ const TablePrefix = "cdlat_"
 // TableName is the table of a fault: the prefix, the ID with every
 // character outside [A-Za-z0-9_] replaced by '_' (cut to 40), and a
 // short hash of the raw ID so distinct IDs never share a table.
-func TableName(faultID string) string {
-	var b strings.Builder
-	for _, r := range faultID {
-		if b.Len() >= 40 {
-			break
-		}
-		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	h := fnv.New32a()
-	h.Write([]byte(faultID))
-	return fmt.Sprintf("%s%s_%08x", TablePrefix, b.String(), h.Sum32())
-}
+func TableName(faultID string) string { return nftexpiry.TableName(TablePrefix, faultID) }
 
 // MarkPriority is the base priority of the marking chains (hook
 // postrouting): after NAT (srcnat, 100) and the usual filter and mangle

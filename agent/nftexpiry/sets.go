@@ -21,6 +21,7 @@ package nftexpiry
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"net/netip"
 	"slices"
@@ -237,4 +238,25 @@ func Timeout(now, until time.Time) time.Duration {
 type ChainRules struct {
 	Chain string
 	Rules int
+}
+
+// TableName is the nftables table of a fault: prefix (which tags the
+// driver's tables, so no Prune takes another's), the ID with every
+// character outside [A-Za-z0-9_] replaced by '_' (cut to 40), and a short
+// hash of the raw ID so distinct IDs never share a table.
+func TableName(prefix, faultID string) string {
+	var b strings.Builder
+	for _, r := range faultID {
+		if b.Len() >= 40 {
+			break
+		}
+		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(faultID))
+	return fmt.Sprintf("%s%s_%08x", prefix, b.String(), h.Sum32())
 }

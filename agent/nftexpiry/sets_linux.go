@@ -175,3 +175,13 @@ func Inspect(c *nftables.Conn, t *nftables.Table, name string) (Expiry, error) {
 	}
 	return e, nil
 }
+
+// ReplaceTable adds to the batch an empty inet table named name in place
+// of any leftover of the same name (add; delete; add, in the one
+// transaction) and returns it.
+func ReplaceTable(c *nftables.Conn, name string) *nftables.Table {
+	t := &nftables.Table{Name: name, Family: nftables.TableFamilyINet}
+	c.AddTable(t)
+	c.DelTable(t)
+	return c.AddTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
+}

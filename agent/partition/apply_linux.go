@@ -96,11 +96,7 @@ func (a *Applier) Apply(ctx context.Context, p Plan, timeout time.Duration) erro
 }
 
 func install(c *nftables.Conn, p Plan, timeout time.Duration) error {
-	t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
-	// add; delete; add: replaces any leftover in the same transaction.
-	c.AddTable(t)
-	c.DelTable(t)
-	t = c.AddTable(&nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet})
+	t := nftexpiry.ReplaceTable(c, p.Table)
 	sets, err := nftexpiry.Add(c, t, p.Sets, timeout)
 	if err != nil {
 		return err

@@ -34,7 +34,6 @@ package partition
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"strings"
 
@@ -235,22 +234,7 @@ func (p Plan) ChainRules() []nftexpiry.ChainRules {
 // TableName returns the tagged table name for a fault ID: the prefix, the
 // ID with every character outside [A-Za-z0-9_] replaced by '_' (cut to 40),
 // and a short hash of the raw ID so distinct IDs never share a table.
-func TableName(faultID string) string {
-	var b strings.Builder
-	for _, r := range faultID {
-		if b.Len() >= 40 {
-			break
-		}
-		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	h := fnv.New32a()
-	h.Write([]byte(faultID))
-	return fmt.Sprintf("%s%s_%08x", TablePrefix, b.String(), h.Sum32())
-}
+func TableName(faultID string) string { return nftexpiry.TableName(TablePrefix, faultID) }
 
 // Spec is a validated partition.
 type Spec struct {
