@@ -26,11 +26,6 @@ func (d *Daemon) lead(ctx context.Context) {
 	if !d.runs.wait(shutdownRuns) {
 		d.lg.Warn("runs did not finish reverting in time; agents revert on lease expiry", zap.Duration("waited", shutdownRuns))
 	}
-	if d.kube != nil {
-		if err := d.kube.store.Flush(); err != nil {
-			d.lg.Warn("flush run records", zap.Error(err))
-		}
-	}
 	d.leader.set(false, "")
 	d.lg.Info("no longer leading")
 }

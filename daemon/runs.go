@@ -156,7 +156,7 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 		final := rn.Run(runCtx)
 		if final.Verdict == api.VerdictError && runCtx.Err() != nil {
 			final.Interrupted = true
-			save(final)
+			_ = save(final)
 		}
 		d.metrics.finished(final)
 		g.mu.Lock()
@@ -172,21 +172,23 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 	return first, nil
 }
 
-// saver returns the save function of one run: records are written in the
-// order the runner made them. When a save fails (the data directory is
-// read-only or full), fail is called once with the reason, so the run
+// saver returns the save function of one run: the runner calls it from
+// one goroutine at a time, in order (at most every SaveInterval, and at
+// once where the run waits for its record to be on disk), and it returns
+// once the store has the record. When a save fails (the data directory
+// is read-only or full), fail is called once with the reason, so the run
 // reverts its faults and ends in error, and the record is kept in memory
 // (registry.unsaved) for GET; a later save that succeeds drops it.
-func (d *Daemon) saver(lg *zap.Logger, fail func(why string)) func(api.Run) {
+func (d *Daemon) saver(lg *zap.Logger, fail func(why string)) func(api.Run) error {
 	var mu sync.Mutex
 	failed := false
-	return func(r api.Run) {
+	return func(r api.Run) error {
 		mu.Lock()
 		defer mu.Unlock()
 		err := d.store.Save(r)
 		d.runs.setUnsaved(r, err == nil)
 		if err == nil {
-			return
+			return nil
 		}
 		lg.Error("save run record", zap.String("run", r.ID), zap.Error(err))
 		if !failed {
@@ -194,6 +196,7 @@ func (d *Daemon) saver(lg *zap.Logger, fail func(why string)) func(api.Run) {
 			fail(fmt.Sprintf("the run record could not be saved (%s): faults reverted and the run stopped; "+
 				"this record is kept in chaosd's memory only", storeCause(err)))
 		}
+		return err
 	}
 }
 

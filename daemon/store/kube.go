@@ -28,24 +28,20 @@ var ExperimentRuns = schema.GroupVersionResource{Group: "chaosd.io", Version: "v
 // ExperimentLabel names a run's experiment on its ExperimentRun object.
 const ExperimentLabel = "chaosd.io/experiment"
 
-// DefaultFlushInterval is how often a run's record is written at most
-// while its phase does not change (see KubeStore).
-const DefaultFlushInterval = time.Second
-
 // kubeCallTimeout bounds one call to the API server.
 const kubeCallTimeout = 10 * time.Second
 
 // KubeStore keeps run records as ExperimentRun objects, so that
 // `kubectl get experimentruns` shows the history and records survive a
-// chaosd restart or a move to another node. The runner saves a record
-// after every change; writing each to the API server would load it for
-// nothing, so a run's record is written at once when the run is new,
-// changes phase or ends, and otherwise at most every FlushInterval (the
-// last version always lands). It is safe for concurrent use.
+// chaosd restart or a move to another node. Save writes at once (create
+// the object if this store has not yet, then replace its status): the
+// runner already saves a run's record only at most every
+// runner.Options.SaveInterval, and at once only where a restart needs
+// the change, so every Save is one the run waits for. It is safe for
+// concurrent use; saves of one run are written one at a time, in order.
 type KubeStore struct {
-	res           dynamic.ResourceInterface
-	namespace     string
-	FlushInterval time.Duration
+	res       dynamic.ResourceInterface
+	namespace string
 
 	mu   sync.Mutex
 	runs map[string]*kubeRun
@@ -53,21 +49,17 @@ type KubeStore struct {
 
 type kubeRun struct {
 	mu      sync.Mutex // serialises writes of this run
-	pending *api.Run   // latest record not yet written (nil: none)
-	written time.Time
-	phase   api.Phase
 	created bool
-	timer   *time.Timer
-	err     error // last write error, reported by the next Save
 }
 
 // NewKubeStore returns a store of ExperimentRun objects in namespace.
 func NewKubeStore(client dynamic.Interface, namespace string) *KubeStore {
 	return &KubeStore{res: client.Resource(ExperimentRuns).Namespace(namespace), namespace: namespace,
-		FlushInterval: DefaultFlushInterval, runs: map[string]*kubeRun{}}
+		runs: map[string]*kubeRun{}}
 }
 
-// Save records r (see KubeStore for when it is written).
+// Save writes r as its ExperimentRun's status and returns once the API
+// server has it.
 func (s *KubeStore) Save(r api.Run) error {
 	if !validID(r.ID) {
 		return fmt.Errorf("save run: invalid id %q", r.ID)
@@ -82,80 +74,24 @@ func (s *KubeStore) Save(r api.Run) error {
 
 	kr.mu.Lock()
 	defer kr.mu.Unlock()
-	cp := r.DeepCopy()
-	kr.pending = &cp
-	now := time.Now()
-	if kr.created && r.Phase == kr.phase && r.Phase != api.PhaseDone && now.Sub(kr.written) < s.FlushInterval {
-		if kr.timer == nil {
-			kr.timer = time.AfterFunc(s.FlushInterval-now.Sub(kr.written), func() { s.flushLater(r.ID) })
-		}
-		err := kr.err
-		kr.err = nil
-		return err
-	}
-	err := s.flushLocked(kr)
-	if r.Phase == api.PhaseDone && err == nil {
-		s.mu.Lock()
-		delete(s.runs, r.ID)
-		s.mu.Unlock()
-	}
-	return err
-}
-
-// Flush writes every pending record now (at shutdown).
-func (s *KubeStore) Flush() error {
-	s.mu.Lock()
-	runs := make([]*kubeRun, 0, len(s.runs))
-	for _, kr := range s.runs {
-		runs = append(runs, kr)
-	}
-	s.mu.Unlock()
-	var errs []error
-	for _, kr := range runs {
-		kr.mu.Lock()
-		errs = append(errs, s.flushLocked(kr))
-		kr.mu.Unlock()
-	}
-	return errors.Join(errs...)
-}
-
-func (s *KubeStore) flushLater(id string) {
-	s.mu.Lock()
-	kr, ok := s.runs[id]
-	s.mu.Unlock()
-	if !ok {
-		return
-	}
-	kr.mu.Lock()
-	defer kr.mu.Unlock()
-	kr.timer = nil
-	if err := s.flushLocked(kr); err != nil {
-		kr.err = err
-	}
-}
-
-// flushLocked writes the pending record. Called with kr.mu held.
-func (s *KubeStore) flushLocked(kr *kubeRun) error {
-	if kr.timer != nil {
-		kr.timer.Stop()
-		kr.timer = nil
-	}
-	r := kr.pending
-	if r == nil {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), kubeCallTimeout)
 	defer cancel()
 	if !kr.created {
-		if err := s.create(ctx, *r); err != nil {
+		if err := s.create(ctx, r); err != nil {
 			return err
 		}
 		kr.created = true
 	}
-	if err := s.writeStatus(ctx, *r); err != nil {
+	if err := s.writeStatus(ctx, r); err != nil {
 		return err
 	}
-	kr.pending, kr.written, kr.phase = nil, time.Now(), r.Phase
+	if r.Phase == api.PhaseDone {
+		// A finished run is written no more (a restart's recovery saves
+		// only runs that were not done): forget it.
+		s.mu.Lock()
+		delete(s.runs, r.ID)
+		s.mu.Unlock()
+	}
 	return nil
 }
 

@@ -68,22 +68,32 @@ func (r *Runner) plan(ctx context.Context) ([]liveFault, error) {
 // stops at the first failure (revertAll then removes what went in).
 func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 	deadline := time.Now().Add(r.exp.Spec.Duration.D() + r.opts.DeadlineGrace)
-	for _, lf := range plan {
-		lf.fault.Deadline = deadline
-		lf.fault.LeaseSeconds = r.opts.Lease.Seconds()
-		// The record names the fault before the agent is asked, so a crash
-		// between the two still lets a restarted chaosd revert it.
-		r.update(func(rec *api.Run) {
+	// The record names every planned fault, on disk, before any agent is
+	// asked: a crash at any point after lets a restarted chaosd revert
+	// each one (an agent that never got its fault answers 404: nothing
+	// to do). One durable save, however many faults.
+	err := r.updateDurable(func(rec *api.Run) {
+		for i := range plan {
+			lf := &plan[i]
+			lf.fault.Deadline = deadline
+			lf.fault.LeaseSeconds = r.opts.Lease.Seconds()
 			lf.idx = len(rec.Faults)
 			rec.Faults = append(rec.Faults, api.FaultRecord{
 				Name: lf.name, Kind: string(lf.fault.Kind), Cluster: lf.node.Cluster,
 				Node: lf.node.Name, Instance: lf.node.InstanceName(), AgentFaultID: lf.fault.ID,
 			})
-			r.faults = append(r.faults, lf)
-		})
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("record the planned faults (nothing injected): %w", err)
+	}
+	for _, lf := range plan {
 		if ctx.Err() != nil {
 			return errors.New("cancelled")
 		}
+		r.mu.Lock()
+		r.faults = append(r.faults, lf) // revertAll reverts what was asked for
+		r.mu.Unlock()
 		cctx, cancel := context.WithTimeout(ctx, r.opts.AgentTimeout)
 		st, err := lf.agent.Inject(cctx, lf.fault)
 		cancel()
@@ -99,14 +109,23 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		r.lg.Info("fault injected", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
 			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
 		undo := adminUndo(st.Undo, lf.node)
-		r.update(func(rec *api.Run) {
+		injected := func(rec *api.Run) {
 			fr := &rec.Faults[lf.idx]
 			fr.InjectedAt, fr.Undo, fr.SelfExpiry = &at, undo, st.SelfExpiry
 			if !st.SelfExpiresAt.IsZero() {
 				t := st.SelfExpiresAt
 				fr.SelfExpiresAt = &t
 			}
-		})
+		}
+		if undo == nil {
+			// A restart reverts this fault by its agent fault ID, on disk
+			// already; the rest rides on the next save.
+			r.update(injected)
+		} else if err := r.updateDurable(injected); err != nil {
+			// The undo document is how a restarted chaosd undoes the fault
+			// if its agent is gone too: on disk before the run goes on.
+			return fmt.Errorf("record the undo document of fault %s on node %s: %w", lf.name, lf.node.Name, err)
+		}
 		r.record(&lf.node, false, ReasonInjected, fmt.Sprintf("run %s: fault %s (%s) injected, deadline %s",
 			r.rec.ID, lf.name, lf.fault.Kind, lf.fault.Deadline.UTC().Format(time.RFC3339)))
 	}

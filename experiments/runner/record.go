@@ -2,6 +2,7 @@ package runner
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -11,17 +12,20 @@ import (
 	"github.com/chaosd/chaosd/targets"
 )
 
-// finish records the verdict and ends the run.
+// finish records the verdict and ends the run. The final record is on
+// disk when finish returns (unless the store failed, which the saver
+// reports): a restart must never take a finished run for an interrupted
+// one.
 func (r *Runner) finish(verdict api.Verdict, reason string) {
 	now := time.Now()
-	r.update(func(rec *api.Run) {
+	_ = r.updateDurable(func(rec *api.Run) {
 		rec.Phase = api.PhaseDone
 		rec.Verdict = verdict
 		rec.Reason = reason
 		rec.FinishedAt = &now
 		rec.Current = nil
+		rec.Events = append(rec.Events, api.Event{Time: now, Phase: rec.Phase, Message: fmt.Sprintf("verdict %s: %s", verdict, reason)})
 	})
-	r.event(fmt.Sprintf("verdict %s: %s", verdict, reason))
 	r.lg.Info("run finished", zap.String("verdict", string(verdict)), zap.String("reason", reason))
 	if verdict == api.VerdictAborted {
 		r.record(nil, true, ReasonAborted, reason)
@@ -37,12 +41,15 @@ func (r *Runner) record(target *targets.Node, warning bool, reason, message stri
 	r.deps.Recorder.Event(r.Record(), target, warning, reason, message)
 }
 
+// setPhase moves the run to phase and waits until a record saying so is
+// on disk: phase changes are few per run (whatever its size), and a
+// restart then knows how far the run got.
 func (r *Runner) setPhase(phase api.Phase, msg string) {
-	r.update(func(rec *api.Run) {
+	_ = r.updateDurable(func(rec *api.Run) {
 		rec.Phase = phase
 		rec.Current = nil
+		rec.Events = append(rec.Events, api.Event{Time: time.Now(), Phase: phase, Message: msg})
 	})
-	r.event(msg)
 	r.lg.Info("phase", zap.String("phase", string(phase)), zap.String("detail", msg))
 }
 
@@ -52,13 +59,190 @@ func (r *Runner) event(msg string) {
 	})
 }
 
-// update mutates the record under the lock and saves a copy.
-func (r *Runner) update(fn func(rec *api.Run)) {
+// update mutates the record under the lock and marks it changed: the
+// record writer (recordWriter) saves it within Options.SaveInterval. No
+// copy is made here; one is made per save.
+func (r *Runner) update(fn func(rec *api.Run)) { r.change(fn) }
+
+// updateDurable is update, then waits until a save containing the change
+// is on disk (or has failed: the error is the store's, and the saver has
+// already failed the run). Steps whose record a restart needs before the
+// next action (the faults about to be injected, an undo document, a phase
+// change, the verdict) use it.
+func (r *Runner) updateDurable(fn func(rec *api.Run)) error {
+	return r.w.waitSaved(r, r.change(fn))
+}
+
+// flush waits until the record as it is now is on disk.
+func (r *Runner) flush() error {
+	r.mu.Lock()
+	v := r.version
+	r.mu.Unlock()
+	return r.w.waitSaved(r, v)
+}
+
+func (r *Runner) change(fn func(rec *api.Run)) uint64 {
 	r.mu.Lock()
 	fn(&r.rec)
-	cp := r.rec.DeepCopy()
+	r.version++
+	v := r.version
 	r.mu.Unlock()
-	r.deps.Save(cp)
+	r.w.changed(r)
+	return v
+}
+
+// snapshot copies the record for a save, with its version.
+func (r *Runner) snapshot() (api.Run, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rec.DeepCopy(), r.version
+}
+
+// recordWriter saves a run's record through Deps.Save. While the run goes
+// (start to stop), one goroutine saves: at most every interval while
+// nothing waits, at once when a step waits (waitSaved), always the latest
+// record, so a save of N faults costs one copy and one write however many
+// updates made it. Outside that span (before Run, after it, or when a
+// test drives a step alone) every change is saved at once, in order.
+type recordWriter struct {
+	save     func(api.Run) error
+	interval time.Duration
+
+	kick   chan struct{} // a change is waiting (cap 1)
+	urgent chan struct{} // a step waits for a save (cap 1)
+	stop   chan struct{}
+	done   chan struct{}
+
+	syncMu sync.Mutex // serialises saves outside the goroutine's span
+
+	mu        sync.Mutex
+	running   bool
+	attempted uint64        // version of the last save tried
+	saved     uint64        // version of the last save that succeeded
+	lastErr   error         // error of the last save tried
+	written   chan struct{} // closed (and replaced) after each save tried
+}
+
+func newRecordWriter(save func(api.Run) error, interval time.Duration) *recordWriter {
+	return &recordWriter{save: save, interval: interval, written: make(chan struct{}),
+		kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1)}
+}
+
+// start runs the saving goroutine until stopAndFlush.
+func (w *recordWriter) start(r *Runner) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.running = true
+	w.stop, w.done = make(chan struct{}), make(chan struct{})
+	go w.loop(r)
+}
+
+// stopAndFlush ends the goroutine and saves what it had not saved yet;
+// later changes are saved at once.
+func (w *recordWriter) stopAndFlush(r *Runner) error {
+	close(w.stop)
+	<-w.done
+	w.mu.Lock()
+	w.running = false
+	close(w.written) // wake any waiter: it saves by itself now
+	w.written = make(chan struct{})
+	w.mu.Unlock()
+	return r.flush()
+}
+
+func (w *recordWriter) loop(r *Runner) {
+	defer close(w.done)
+	var last time.Time
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.urgent:
+		case <-w.kick:
+			if wait := w.interval - time.Since(last); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-w.urgent:
+				case <-w.stop:
+					t.Stop()
+					return
+				}
+				t.Stop()
+			}
+		}
+		w.write(r)
+		last = time.Now()
+	}
+}
+
+// write saves the latest record unless it was saved already.
+func (w *recordWriter) write(r *Runner) {
+	rec, v := r.snapshot()
+	w.mu.Lock()
+	if v <= w.attempted {
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	err := w.save(rec)
+	w.mu.Lock()
+	w.attempted, w.lastErr = v, err
+	if err == nil {
+		w.saved = v
+	}
+	close(w.written)
+	w.written = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// changed notes a change: the goroutine saves it within the interval, or
+// (outside its span) it is saved now.
+func (w *recordWriter) changed(r *Runner) {
+	w.mu.Lock()
+	running := w.running
+	w.mu.Unlock()
+	if !running {
+		w.syncMu.Lock()
+		w.write(r)
+		w.syncMu.Unlock()
+		return
+	}
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitSaved waits until version v of the record (or a later one) has
+// been saved, asking for a save at once; it returns the error of the save
+// that covered v, if that failed.
+func (w *recordWriter) waitSaved(r *Runner, v uint64) error {
+	for {
+		w.mu.Lock()
+		if w.saved >= v {
+			w.mu.Unlock()
+			return nil
+		}
+		if w.attempted >= v {
+			err := w.lastErr
+			w.mu.Unlock()
+			return err
+		}
+		running, written := w.running, w.written
+		w.mu.Unlock()
+		if !running {
+			w.syncMu.Lock()
+			w.write(r)
+			w.syncMu.Unlock()
+			continue
+		}
+		select {
+		case w.urgent <- struct{}{}:
+		default:
+		}
+		<-written
+	}
 }
 
 // recordRound adds one round's results to the phase's summaries and shows

@@ -1,8 +1,13 @@
 // Package runner drives one experiment run through its phases:
 // preflight → steady state → inject → observe (abort conditions) → revert →
-// recovery → verdict. It records everything in an api.Run and hands a copy
-// of the record to a save function after every change, so a crash loses
-// nothing but the last probe round.
+// recovery → verdict. It records everything in an api.Run and saves it
+// through Deps.Save: the latest record at most every Options.SaveInterval,
+// and at once (waiting until it is on disk) where a restart needs the
+// change before the run goes on: the faults about to be injected, an
+// undo document, a phase change, the verdict. So a run of N faults costs
+// a number of saves that does not grow with N, and a crash loses at most
+// the probe rounds and events of the last interval, never what chaosd
+// needs to revert (see record.go, recordWriter).
 //
 // The files split the work the way Prometheus splits rules/manager.go from
 // rules/group.go: this file holds the seams (declared here, by their
@@ -95,9 +100,12 @@ type Deps struct {
 	// silences expected alerts (nil: no Alertmanager configured).
 	Alerts   AlertHistory
 	Silencer Silencer
-	// Save is called with a copy of the record after every change; it must
-	// not block for long. Nil: records are not saved.
-	Save func(api.Run)
+	// Save writes a record durably (it returns once the record is on
+	// disk). It is called from one goroutine at a time, in order, with a
+	// copy the callee may keep; an error is reported to the step waiting
+	// for that save, if any (the caller is expected to Fail the run).
+	// Nil: records are not saved.
+	Save func(api.Run) error
 	// Data makes the data-loss check's requests (dataloss.go).
 	Data DataClient
 }
@@ -111,7 +119,13 @@ type Options struct {
 	DeadlineGrace time.Duration
 	// AgentTimeout bounds each agent call. Default 10s.
 	AgentTimeout time.Duration
+	// SaveInterval is how often at most the record is saved while no
+	// step waits for a save. Default 500ms.
+	SaveInterval time.Duration
 }
+
+// DefaultSaveInterval is Options.SaveInterval's default.
+const DefaultSaveInterval = 500 * time.Millisecond
 
 // Runner executes one run. Create with New, then call Run once.
 type Runner struct {
@@ -120,9 +134,12 @@ type Runner struct {
 	lg   *zap.Logger
 	opts Options
 
-	mu     sync.Mutex
-	rec    api.Run
-	faults []liveFault // injected (or being injected) and not yet reverted
+	mu  sync.Mutex
+	rec api.Run
+	// version counts the record's changes; w saves it (record.go).
+	version uint64
+	w       *recordWriter
+	faults  []liveFault // injected (or being injected) and not yet reverted
 	// selfExpiresAt is, per fault record index, when the fault ends by
 	// itself as of its agent's last renewal (kept out of the record until
 	// a revert needs it: renewals would rewrite it every few seconds).
@@ -155,8 +172,11 @@ func New(exp *experiments.Experiment, rec api.Run, deps Deps, lg *zap.Logger, op
 	if opts.AgentTimeout <= 0 {
 		opts.AgentTimeout = 10 * time.Second
 	}
+	if opts.SaveInterval <= 0 {
+		opts.SaveInterval = DefaultSaveInterval
+	}
 	if deps.Save == nil {
-		deps.Save = func(api.Run) {}
+		deps.Save = func(api.Run) error { return nil }
 	}
 	rec.Phase = api.PhasePending
 	rec.RTO.TargetSeconds = exp.Spec.Recovery.RTO.D().Seconds()
@@ -176,6 +196,7 @@ func New(exp *experiments.Experiment, rec api.Run, deps Deps, lg *zap.Logger, op
 		opts:    opts,
 		rec:     rec,
 		abortCh: make(chan string, 1),
+		w:       newRecordWriter(deps.Save, opts.SaveInterval),
 
 		selfExpiresAt: map[int]time.Time{},
 	}
@@ -221,8 +242,10 @@ func (r *Runner) ActiveFaults() int {
 
 // Run executes the experiment and returns the final record. It never
 // leaves a fault behind: whatever ends the run (verdict, abort, error, ctx
-// cancelled), every injected fault is reverted before Run returns.
+// cancelled), every injected fault is reverted before Run returns. The
+// record it returns is the one last saved (unless that save failed).
 func (r *Runner) Run(ctx context.Context) api.Run {
+	r.w.start(r)
 	now := time.Now()
 	r.update(func(rec *api.Run) { rec.Times.Started = &now })
 	verdict, reason := r.run(ctx)
@@ -239,6 +262,7 @@ func (r *Runner) Run(ctx context.Context) api.Run {
 		r.expireSilences(ctx)
 	}
 	r.finish(verdict, reason)
+	_ = r.w.stopAndFlush(r)
 	return r.Record()
 }
 

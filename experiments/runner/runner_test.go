@@ -213,7 +213,7 @@ type fleet struct{ s *system }
 
 func (f fleet) Agent(_, node string) (Agent, error) { return fakeAgent{f.s, node}, nil }
 
-func deps(s *system, inv Inventory, save func(api.Run)) Deps {
+func deps(s *system, inv Inventory, save func(api.Run) error) Deps {
 	return Deps{Prober: s, Inventory: inv, Agents: fleet{s}, Save: save}
 }
 
@@ -249,7 +249,7 @@ func run(t *testing.T, ctx context.Context, e *experiments.Experiment, s *system
 	t.Helper()
 	var mu sync.Mutex
 	var saved []api.Run
-	save := func(r api.Run) { mu.Lock(); saved = append(saved, r); mu.Unlock() }
+	save := func(r api.Run) error { mu.Lock(); saved = append(saved, r); mu.Unlock(); return nil }
 	rec := api.Run{ID: "r-1", Experiment: e.Metadata.Name, Trigger: api.TriggerManual, CreatedAt: time.Now()}
 	rn := New(e, rec, deps(s, nodeInventory{}, save), zaptest.NewLogger(t), Options{Lease: 150 * time.Millisecond, AgentTimeout: time.Second})
 	if during != nil {
