@@ -44,6 +44,9 @@ type fakeNode struct {
 	last    agentapi.Fault // the last fault injected
 	history []string       // "inject ID" / "revert ID"
 	healthy prometheus.Gauge
+	// afterCall, when set, is called after each inject or revert took
+	// effect, before the answer is sent.
+	afterCall func()
 }
 
 func startFakeNode(t *testing.T, dir, name, token string, healthy prometheus.Gauge) *fakeNode {
@@ -71,7 +74,11 @@ func startFakeNodeOn(t *testing.T, path, name, token string, healthy prometheus.
 		n.last = f
 		n.history = append(n.history, "inject "+f.ID)
 		n.healthy.Set(0)
+		hook := n.afterCall
 		n.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
 		writeJSON(w, 201, agentapi.FaultStatus{Fault: f, State: agentapi.StateActive, AppliedAt: time.Now()})
 	})
 	mux.HandleFunc("POST /v1/faults/{id}/renew", func(w http.ResponseWriter, r *http.Request) {
@@ -86,8 +93,8 @@ func startFakeNodeOn(t *testing.T, path, name, token string, healthy prometheus.
 	mux.HandleFunc("DELETE /v1/faults/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		n.mu.Lock()
-		defer n.mu.Unlock()
 		if _, ok := n.active[id]; !ok {
+			n.mu.Unlock()
 			writeJSON(w, 404, agentapi.Error{Error: "unknown"})
 			return
 		}
@@ -95,6 +102,11 @@ func startFakeNodeOn(t *testing.T, path, name, token string, healthy prometheus.
 		n.history = append(n.history, "revert "+id)
 		if len(n.active) == 0 {
 			n.healthy.Set(1)
+		}
+		hook := n.afterCall
+		n.mu.Unlock()
+		if hook != nil {
+			hook()
 		}
 		writeJSON(w, 200, agentapi.FaultStatus{State: agentapi.StateReverted, RevertedAt: time.Now(),
 			RevertReason: agentapi.ReasonRequested, Verified: true})
