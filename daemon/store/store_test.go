@@ -64,8 +64,9 @@ func unwrapAll(err error) error {
 	}
 }
 
-// BenchmarkSave measures one durable record write, which chaosd does after
-// every probe round of a run.
+// BenchmarkSave measures one durable record write: chaosd makes one per
+// phase change and at most one per runner.Options.SaveInterval while a
+// run goes (daemon BenchmarkRunRecordWrites counts them per run).
 func BenchmarkSave(b *testing.B) {
 	s, err := Open(b.TempDir())
 	if err != nil {
