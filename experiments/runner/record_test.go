@@ -218,3 +218,44 @@ func writesUntilPhase(t *testing.T, s *system, phase api.Phase) int {
 	}
 	return n
 }
+
+// TestConcurrentDurableUpdatesShareSaves: steps waiting for their change
+// to be on disk at once (a parallel fan-out's injects) each return only
+// once a save holding their change is on disk, and they share saves.
+func TestConcurrentDurableUpdatesShareSaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &disk{}
+		slowSave := func(r api.Run) error {
+			time.Sleep(time.Millisecond) // an fsync
+			return d.save(r)
+		}
+		rn := New(experiment(nil), api.Run{ID: "r-1", Experiment: "t"}, Deps{Save: slowSave}, nil, Options{SaveInterval: time.Hour})
+		rn.w.start(rn)
+		const n = 200
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				id := fmt.Sprintf("f%d", i)
+				if err := rn.updateDurable(func(rec *api.Run) { rec.Faults = append(rec.Faults, api.FaultRecord{AgentFaultID: id}) }); err != nil {
+					t.Errorf("%s: %v", id, err)
+					return
+				}
+				found := false
+				for _, f := range d.onDisk().Faults {
+					found = found || f.AgentFaultID == id
+				}
+				if !found {
+					t.Errorf("%s: updateDurable returned before its change was on disk", id)
+				}
+			})
+		}
+		wg.Wait()
+		if err := rn.w.stopAndFlush(rn); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d durable updates, %d saves", n, d.writes)
+		if d.writes >= n {
+			t.Errorf("%d saves for %d concurrent durable updates: none shared", d.writes, n)
+		}
+	})
+}
