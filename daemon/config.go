@@ -10,13 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
-	"k8s.io/apimachinery/pkg/labels"
-
 	"github.com/chaosd/chaosd/daemon/httpapi"
 	"github.com/chaosd/chaosd/internal/secretfile"
 	"github.com/chaosd/chaosd/internal/tlsconf"
 	"github.com/chaosd/chaosd/targets"
+	"github.com/goccy/go-yaml"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Config is chaosd's configuration file.
