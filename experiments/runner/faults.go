@@ -187,7 +187,7 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault, leases *leases
 		if !r.acquire(stop) {
 			break
 		}
-		if isClosed(stop) { // a slot came free, but the fan-out is over
+		if isClosed(stop) || isClosed(failed) || isClosed(r.stopped) || ctx.Err() != nil { // a slot came free, but the fan-out is over
 			r.release()
 			break
 		}
