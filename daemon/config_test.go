@@ -28,6 +28,7 @@ func TestConfigValidation(t *testing.T) {
 			c.Clusters[0].Services = []Service{{Name: "s", Instances: []Instance{{Name: "i", Node: "n1", Cgroup: "/sys/fs/cgroup/x"}}}}
 		}, "instances[0].cgroup: must be relative"},
 		{"bad lease", func(c *Config) { c.Lease = "10ms" }, "lease: must be a duration of at least 1s"},
+		{"negative fan-out", func(c *Config) { c.FanOut = -1 }, "fanOut: must be at least 1"},
 		{"plain text TCP without the flag", func(c *Config) { c.Listen.TCP = ":7080" }, "listen.tls: required with listen.tcp"},
 		{"plain text TCP on purpose", func(c *Config) { c.Listen.TCP, c.Listen.InsecurePlaintext = ":7080", true }, ""},
 		{"TLS TCP", func(c *Config) { c.Listen.TCP, c.Listen.TLS = ":7080", &ListenTLS{CertFile: "c", KeyFile: "k"} }, ""},

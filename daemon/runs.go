@@ -136,7 +136,7 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 	save := d.saver(lg, func(why string) { rn.Fail(why) })
 	rn = runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder,
 		Alerts: d.alerts, Silencer: d.silencer, Data: d.data},
-		lg, runner.Options{Lease: d.cfg.lease()})
+		lg, runner.Options{Lease: d.cfg.lease(), FanOut: d.cfg.FanOut})
 	first := rn.Record()
 	// The first record is on disk (fsynced) before anything can be
 	// injected: a run chaosd cannot record is never started.

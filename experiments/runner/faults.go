@@ -210,12 +210,9 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault, leases *leases
 
 	var why string
 	var verdict api.Verdict
+	// A shutdown or an abort explains the injects it cut short (a halt
+	// reverts what agents are applying): they come first.
 	switch {
-	case firstErr != nil:
-		verdict, why = api.VerdictError, "inject: "+firstErr.Error()
-		if n := nFailed.Load(); n > 1 {
-			why += fmt.Sprintf(" (and %d more; each fault's record names its error)", n-1)
-		}
 	case ctx.Err() != nil:
 		verdict, why = api.VerdictError, "interrupted: chaosd is shutting down"
 	case r.aborted.Load():
@@ -224,6 +221,11 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault, leases *leases
 		case reason := <-r.abortCh:
 			why += ": " + reason
 		default:
+		}
+	case firstErr != nil:
+		verdict, why = api.VerdictError, "inject: "+firstErr.Error()
+		if n := nFailed.Load(); n > 1 {
+			why += fmt.Sprintf(" (and %d more; each fault's record names its error)", n-1)
 		}
 	}
 	now := time.Now()
