@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,12 +19,18 @@ import (
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/experiments"
+	"github.com/chaosd/chaosd/internal/agentsim"
 	"github.com/chaosd/chaosd/probes"
 	"github.com/chaosd/chaosd/probes/promql"
 	"github.com/chaosd/chaosd/targets"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if agentsim.ServeChild() { // the fleet of BenchmarkFanOut
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // system is a stateful fake of the system under test and its agents: it
 // is healthy unless a fault is active, and needs recoverAfter to heal

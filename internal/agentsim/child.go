@@ -23,11 +23,11 @@ type Remote struct {
 }
 
 // Spawn serves cfg in a child process, so that the caller's CPU time and
-// memory are its own: the running test binary again, running only the
-// test named test, which must start with
+// memory are its own: the running test binary again, whose TestMain must
+// start with
 //
-//	if agentsim.ServeChild() { return }
-func Spawn(cfg Config, test string) (*Remote, error) {
+//	if agentsim.ServeChild() { os.Exit(0) }
+func Spawn(cfg Config) (*Remote, error) {
 	js, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -36,7 +36,7 @@ func Spawn(cfg Config, test string) (*Remote, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-test.run=^"+test+"$", "-test.count=1")
+	cmd := exec.Command(exe, "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), envChild+"="+string(js))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
