@@ -9,8 +9,10 @@
 // consumer) and the phase sequence; loops.go holds the observe and recovery
 // loops, which only schedule; round.go evaluates one probe round;
 // timing.go places the first impact and the recovery and decides the
-// verdict; faults.go injects, renews and reverts (revert.go is shared with
-// chaosd's restart recovery); record.go keeps the record.
+// verdict; faults.go injects and reverts, Options.FanOut agent calls at
+// once, and leases.go renews each fault's lease from its own inject on
+// (revert.go is shared with chaosd's restart recovery); record.go keeps
+// the record.
 package runner
 
 import (
