@@ -203,7 +203,10 @@ func TestGetRunsFilters(t *testing.T) {
 	}
 
 	before := len(f.queries())
-	for _, tc := range []struct{ args []string; want string }{
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
 		{[]string{"-l", "owner=bob"}, `--selector: unknown key "owner"`},
 		{[]string{"-l", "experiment in (a"}, "--selector:"},
 		{[]string{"--limit", "-3"}, "--limit -3"},
