@@ -111,9 +111,9 @@ func TestIntegrationKubeIdentities(t *testing.T) {
 		{"runner", "halt", 403, `needs scope "admin"`},
 		{"runner", "adhoc", 403, `needs scope "adhoc"; Kubernetes user system:serviceaccount:chaosd-authz:runner may not (RBAC: no "adhoc" on experimentruns/api`},
 		// allowed: the spec's own problem (a field) is the answer
-		{"adhoc", "adhoc", 400, "f.yaml:4:3: spec: required"},
+		{"adhoc", "adhoc", 400, "f.yaml:1:1: spec.targets: at least one target is required"},
 		{"adhoc", "halt", 403, `needs scope "admin"`},
-		{"admin", "adhoc", 400, "f.yaml:4:3: spec: required"},
+		{"admin", "adhoc", 400, "f.yaml:1:1: spec.targets: at least one target is required"},
 		{"admin", "halt", 200, ""},
 		{"nobody", "read", 403, `needs scope "read"`},
 		{"not-a-token", "read", 401, "bearer token"},

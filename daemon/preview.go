@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chaosd/chaosd/api"
@@ -70,30 +71,39 @@ func preview(ctx context.Context, exp *experiments.Experiment, info api.Experime
 		p.Targets = append(p.Targets, pt)
 	}
 
-	// Each node's agent is asked once, whatever number of faults land there.
+	// Each node's agent is asked once, whatever number of faults land
+	// there, all of them at once (an agent down costs its timeout once).
 	type answer struct {
 		unavailable map[string]string
 		err         error
 	}
-	asked := map[string]answer{}
-	ask := func(n targets.Node) answer {
-		key := n.Cluster + "/" + n.Name
-		if a, ok := asked[key]; ok {
-			return a
+	asked := map[string]*answer{}
+	var wg sync.WaitGroup
+	for _, t := range spec.Targets {
+		for _, n := range eligible[t.Name] {
+			key := n.Cluster + "/" + n.Name
+			if asked[key] != nil {
+				continue
+			}
+			a := &answer{}
+			asked[key] = a
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ag, err := agents.Agent(n.Cluster, n.Name)
+				if err != nil {
+					a.err = err
+					return
+				}
+				cctx, cancel := context.WithTimeout(ctx, previewAgentTimeout)
+				defer cancel()
+				st, err := ag.Status(cctx)
+				a.unavailable, a.err = st.Unavailable, err
+			}()
 		}
-		var a answer
-		ag, err := agents.Agent(n.Cluster, n.Name)
-		if err != nil {
-			a.err = err
-		} else {
-			cctx, cancel := context.WithTimeout(ctx, previewAgentTimeout)
-			st, err := ag.Status(cctx)
-			cancel()
-			a.unavailable, a.err = st.Unavailable, err
-		}
-		asked[key] = a
-		return a
 	}
+	wg.Wait()
+	ask := func(n targets.Node) answer { return *asked[n.Cluster+"/"+n.Name] }
 	for i := range spec.Faults {
 		f := &spec.Faults[i]
 		pf := api.PreviewFault{Name: f.Name, Kind: string(f.Kind), Target: f.Target, Params: faultParams(f), On: []api.PreviewPlacement{}}
