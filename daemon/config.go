@@ -36,8 +36,8 @@ type Config struct {
 	} `yaml:"listen"`
 	// TokenFile holds a bearer token with scope admin (every call).
 	TokenFile string `yaml:"tokenFile,omitempty"`
-	// Tokens are more bearer tokens, each with a scope: read, run or
-	// admin (see README, "Credentials and scopes").
+	// Tokens are more bearer tokens, each with a scope: read, run,
+	// adhoc or admin (see README, "Credentials and scopes").
 	Tokens []ScopedToken `yaml:"tokens,omitempty"`
 	// DataDir keeps run records.
 	DataDir string `yaml:"dataDir"`
@@ -99,7 +99,7 @@ type AgentTLS struct {
 // ScopedToken is a token file and what its token may do.
 type ScopedToken struct {
 	File  string `yaml:"file"`
-	Scope string `yaml:"scope"` // read, run or admin
+	Scope string `yaml:"scope"` // read, run, adhoc or admin
 }
 
 // AlertmanagerConfig locates Alertmanager.

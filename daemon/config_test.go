@@ -49,7 +49,7 @@ func TestConfigValidation(t *testing.T) {
 		}, "kubernetes.agents.scheme: an https agent needs agentTLS"},
 		{"scoped tokens only", func(c *Config) { c.TokenFile, c.Tokens = "", []ScopedToken{{File: "r", Scope: "read"}} }, ""},
 		{"no token at all", func(c *Config) { c.TokenFile = "" }, "tokenFile: required"},
-		{"bad scope", func(c *Config) { c.Tokens = []ScopedToken{{File: "r", Scope: "write"}} }, `tokens[0].scope: scope "write": want read, run or admin`},
+		{"bad scope", func(c *Config) { c.Tokens = []ScopedToken{{File: "r", Scope: "write"}} }, `tokens[0].scope: scope "write": want read, run, adhoc or admin`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
