@@ -11,6 +11,7 @@ import (
 func (r Run) DeepCopy() Run {
 	cp := r
 	cp.FinishedAt = clonePtr(r.FinishedAt)
+	cp.AdHoc = clonePtr(r.AdHoc)
 	cp.Times = r.Times.DeepCopy()
 	cp.RTO.MeasuredSeconds = clonePtr(r.RTO.MeasuredSeconds)
 	if r.Faults != nil {
@@ -90,7 +91,7 @@ func cloneResults(in []ProbeResult) []ProbeResult {
 	return out
 }
 
-func clonePtr[T float64 | time.Time](p *T) *T {
+func clonePtr[T float64 | time.Time | AdHoc](p *T) *T {
 	if p == nil {
 		return nil
 	}

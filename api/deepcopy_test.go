@@ -14,6 +14,7 @@ func full() Run {
 	res := ProbeResult{Probe: "p", Time: *t(5), OK: true, Value: 1, Series: []SeriesValue{{Labels: "{}", Value: 1, OK: true}}}
 	return Run{
 		ID: "r-1", Experiment: "e", Trigger: TriggerManual, Phase: PhaseDone, Verdict: VerdictPass,
+		AdHoc:     &AdHoc{File: "e.yaml", SHA256: "00", Spec: "kind: Experiment\n"},
 		CreatedAt: *t(1), FinishedAt: t(9),
 		Times: Times{Started: t(1), Injected: t(2), FirstImpact: t(3), Reverted: t(4), Recovered: t(5)},
 		RTO:   RTO{MeasuredSeconds: &rto, TargetSeconds: 900, ResolutionSeconds: 0.25},
@@ -38,6 +39,7 @@ func TestDeepCopySharesNothing(t *testing.T) {
 	}
 	// Scribble over every pointer and slice element of the copy.
 	*cp.FinishedAt = time.Time{}
+	cp.AdHoc.Spec = "x"
 	*cp.Times.Started, *cp.Times.Injected, *cp.Times.FirstImpact = time.Time{}, time.Time{}, time.Time{}
 	*cp.Times.Reverted, *cp.Times.Recovered = time.Time{}, time.Time{}
 	*cp.RTO.MeasuredSeconds = -1

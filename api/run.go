@@ -60,8 +60,12 @@ type Run struct {
 	Experiment string  `json:"experiment"`
 	Trigger    Trigger `json:"trigger"`
 	DryRun     bool    `json:"dryRun,omitempty"`
-	Phase      Phase   `json:"phase"`
-	Verdict    Verdict `json:"verdict,omitempty"`
+	// AdHoc is set when the experiment came with the request (chaosctl
+	// run -f FILE) instead of from chaosd's library: it keeps the
+	// experiment exactly as it ran.
+	AdHoc   *AdHoc  `json:"adHoc,omitempty"`
+	Phase   Phase   `json:"phase"`
+	Verdict Verdict `json:"verdict,omitempty"`
 	// Reason explains the verdict in one sentence.
 	Reason string `json:"reason,omitempty"`
 	// Interrupted is set when chaosd restarted while the run was going.
@@ -89,6 +93,18 @@ type Run struct {
 	// current phase (live progress).
 	Current []ProbeResult `json:"current,omitempty"`
 	Events  []Event       `json:"events"`
+}
+
+// AdHoc is the experiment an ad hoc run ran: the text of the experiment
+// file chaosctl sent, as chaosd validated and ran it.
+type AdHoc struct {
+	// File is the file's name on the client (informative: it names the
+	// file in messages, nothing is read from it).
+	File string `json:"file,omitempty"`
+	// SHA256 is the hex SHA-256 of Spec.
+	SHA256 string `json:"sha256"`
+	// Spec is the experiment file (YAML), byte for byte.
+	Spec string `json:"spec"`
 }
 
 // Times are the moments the run measured (nil when they did not happen).

@@ -23,7 +23,8 @@ func (a *app) newAbortCommand() *cobra.Command {
 		Long: `Abort a run: chaosd reverts its faults at once and marks the run aborted.
 The command returns once chaosd has accepted the abort; follow the revert with
 'chaosctl describe run ID'.`,
-		Args: oneID("abort"),
+		Args:              oneID("abort"),
+		ValidArgsFunction: a.completeRunIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
 			if err := validateOutput(o.Output); err != nil {
@@ -46,8 +47,8 @@ func (o *AbortOptions) Run(ctx context.Context, a *app) error {
 	if err != nil {
 		return wrapf(err, "abort run %s", o.ID)
 	}
-	if o.Output == outputJSON {
-		return writeJSON(a.streams.Out, run)
+	if isData(o.Output) {
+		return writeData(a.streams.Out, o.Output, run)
 	}
 	_, err = fmt.Fprintf(a.streams.Out, "run %s: abort requested (phase %s)\n", run.ID, run.Phase)
 	return err

@@ -271,7 +271,7 @@ func (o *HaltOptions) haltAllContexts(ctx context.Context, a *app) error {
 		if bad {
 			failed = append(failed, x.Name)
 		}
-		if o.Output == outputJSON {
+		if isData(o.Output) {
 			e := map[string]any{"result": r.res}
 			if r.err != nil {
 				e["error"] = Message(r.err)
@@ -286,8 +286,8 @@ func (o *HaltOptions) haltAllContexts(ctx context.Context, a *app) error {
 		fmt.Fprintf(a.streams.Out, "context %s (%s): aborted %d run(s)\n", x.Name, x.Endpoint, len(r.res.AbortedRuns))
 		printHalt(a, r.res)
 	}
-	if o.Output == outputJSON {
-		if err := writeJSON(a.streams.Out, report); err != nil {
+	if isData(o.Output) {
+		if err := writeData(a.streams.Out, o.Output, report); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/httpapi"
+	"github.com/chaosd/chaosd/experiments"
 )
 
 // fakeChaosd is a small stateful fake of chaosd behind chaosd's real HTTP
@@ -22,6 +23,8 @@ import (
 type fakeChaosd struct {
 	t     *testing.T
 	token string
+	// auth, when set, knows more tokens than the admin one (scopes).
+	auth httpapi.Authorizer
 
 	mu          sync.Mutex
 	experiments map[string]api.Verdict // name -> verdict its runs end with ("" never ends)
@@ -32,6 +35,10 @@ type fakeChaosd struct {
 	// failGets makes the next N GET /v1/runs/{id} answer 503.
 	failGets int
 	aborts   []string
+	// adHoc are the ad hoc start requests chaosd accepted.
+	adHoc []api.StartRequest
+	// listQueries are the query strings of GET /v1/runs.
+	listQueries []string
 	// timelines are the probe curves GET /v1/runs/{id}/timeline serves.
 	timelines      map[string]api.Timeline
 	timelineStatus int
@@ -85,7 +92,22 @@ func (f *fakeChaosd) serveUnix() string {
 // handler serves the fake through chaosd's own API handler (routes, auth,
 // limits, status codes), so the fake only holds state.
 func (f *fakeChaosd) handler() http.Handler {
-	return httpapi.Handler(f, httpapi.Options{Token: f.token})
+	h := httpapi.Handler(f, httpapi.Options{Token: f.token, Auth: f.auth})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/runs" && r.Method == http.MethodGet {
+			f.mu.Lock()
+			f.listQueries = append(f.listQueries, r.URL.RawQuery)
+			f.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// queries returns the query strings of every GET /v1/runs so far.
+func (f *fakeChaosd) queries() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.listQueries...)
 }
 
 // forced returns the forced answer of every /v1 call, if any.
@@ -124,6 +146,68 @@ func (f *fakeChaosd) StartRun(_ context.Context, req api.StartRequest) (api.Run,
 	f.runs[id] = run
 	f.order = append(f.order, id)
 	return run.states[0], nil
+}
+
+// StartAdHocRun starts a run of an ad hoc experiment, which the handler
+// has validated: it passes, and its record keeps the spec.
+func (f *fakeChaosd) StartAdHocRun(_ context.Context, exp *experiments.Experiment, req api.StartRequest) (api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return api.Run{}, err
+	}
+	name := exp.Metadata.Name
+	if _, clash := f.experiments[name]; clash {
+		return api.Run{}, httpapi.Errorf(http.StatusUnprocessableEntity, "metadata.name: %q is an experiment of chaosd's library", name)
+	}
+	f.adHoc = append(f.adHoc, req)
+	id := fmt.Sprintf("r-%04d", len(f.order)+1)
+	states := script(id, name, api.VerdictPass, req.DryRun)
+	for i := range states {
+		states[i].AdHoc = &api.AdHoc{File: req.File, SHA256: "fake", Spec: req.Spec}
+	}
+	f.runs[id] = &fakeRun{states: states}
+	f.order = append(f.order, id)
+	return states[0], nil
+}
+
+// addRecord adds a finished run record (for lists and filters).
+func (f *fakeChaosd) addRecord(r api.Run) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs[r.ID] = &fakeRun{states: []api.Run{r}}
+	f.order = append(f.order, r.ID)
+}
+
+// Preview answers for exp-pass: two eligible nodes, one of whose agents
+// cannot run the fault.
+func (f *fakeChaosd) Preview(_ context.Context, name string) (api.ExperimentPreview, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.forced(); err != nil {
+		return api.ExperimentPreview{}, err
+	}
+	if _, ok := f.experiments[name]; !ok {
+		return api.ExperimentPreview{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", name)
+	}
+	return api.ExperimentPreview{
+		Experiment: api.ExperimentInfo{Name: name, Description: "cut the TGW route", Source: "library", Schedule: "0 10 * * 2", TimeZone: "Europe/Berlin"},
+		ResolvedAt: t0, DurationSeconds: 120, ProbeIntervalSeconds: 2, RTOSeconds: 900,
+		Probes: []api.PreviewProbe{{Phase: api.PhaseSteadyState, Name: "gateway-success", Query: "sum(rate(x[1m]))", Condition: ">= 0.99"}},
+		Targets: []api.PreviewTarget{{Name: "c1-nodes", Cluster: "c1", Selector: "role=worker", Mode: "one",
+			Eligible: []string{"c1-n1", "c1-n2"}, Picked: 1}},
+		Faults: []api.PreviewFault{{Name: "cut-tgw", Kind: "partition", Target: "c1-nodes", Params: []byte(`{"cidrs":["10.1.0.0/16"]}`),
+			On: []api.PreviewPlacement{{Cluster: "c1", Node: "c1-n1", Ready: true}, {Cluster: "c1", Node: "c1-n2", Problem: "agent: unreachable"}}}},
+		Problems: []string{"fault cut-tgw on c1-n2: agent: unreachable"},
+	}, nil
+}
+
+// Version is the fake's version.
+func (f *fakeChaosd) Version(context.Context) (api.VersionInfo, error) {
+	if err := f.forced(); err != nil {
+		return api.VersionInfo{}, err
+	}
+	return api.VersionInfo{Version: "v9.9.9-fake", GoVersion: "go1.x", Platform: "linux/amd64", Mode: "standalone"}, nil
 }
 
 func (f *fakeChaosd) Agents(context.Context) ([]api.AgentInfo, error) {

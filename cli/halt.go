@@ -78,8 +78,8 @@ func (o *HaltOptions) Run(ctx context.Context, a *app) error {
 			failed++
 		}
 	}
-	if o.Output == outputJSON {
-		if err := writeJSON(a.streams.Out, res); err != nil {
+	if isData(o.Output) {
+		if err := writeData(a.streams.Out, o.Output, res); err != nil {
 			return err
 		}
 	} else {

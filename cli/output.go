@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/cli/report"
@@ -18,22 +19,24 @@ import (
 const (
 	outputText = "text"
 	outputJSON = "json"
+	// outputYAML is the JSON document as YAML (same field names).
+	outputYAML = "yaml"
 	// outputJUnit is a JUnit XML report of a finished run (CI gates).
 	outputJUnit = "junit"
 )
 
 func addOutputFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVarP(p, "output", "o", outputText, "output format: text or json")
+	cmd.Flags().StringVarP(p, "output", "o", outputText, "output format: text, json or yaml")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
-		[]string{outputText, outputJSON}, cobra.ShellCompDirectiveNoFileComp))
+		[]string{outputText, outputJSON, outputYAML}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // addReportOutputFlag is addOutputFlag for verbs that print a run's report,
 // which can also be JUnit XML.
 func addReportOutputFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVarP(p, "output", "o", outputText, "output format: text, json or junit (JUnit XML, for CI)")
+	cmd.Flags().StringVarP(p, "output", "o", outputText, "output format: text, json, yaml or junit (JUnit XML, for CI)")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
-		[]string{outputText, outputJSON, outputJUnit}, cobra.ShellCompDirectiveNoFileComp))
+		[]string{outputText, outputJSON, outputYAML, outputJUnit}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 func validateReportOutput(o string) error {
@@ -41,7 +44,7 @@ func validateReportOutput(o string) error {
 		return nil
 	}
 	if err := validateOutput(o); err != nil {
-		return usageErrorf("invalid output format %q: use text, json or junit", o)
+		return usageErrorf("invalid output format %q: use text, json, yaml or junit", o)
 	}
 	return nil
 }
@@ -49,8 +52,8 @@ func validateReportOutput(o string) error {
 // writeReport prints a run in the chosen format.
 func writeReport(w io.Writer, format string, run api.Run) error {
 	switch format {
-	case outputJSON:
-		return writeJSON(w, run)
+	case outputJSON, outputYAML:
+		return writeData(w, format, run)
 	case outputJUnit:
 		return report.JUnit(w, run)
 	}
@@ -59,10 +62,29 @@ func writeReport(w io.Writer, format string, run api.Run) error {
 
 func validateOutput(o string) error {
 	switch o {
-	case outputText, outputJSON:
+	case outputText, outputJSON, outputYAML:
 		return nil
 	}
-	return usageErrorf("invalid output format %q: use text or json", o)
+	return usageErrorf("invalid output format %q: use text, json or yaml", o)
+}
+
+// isData reports whether format prints the data itself (JSON or YAML)
+// rather than a human table.
+func isData(format string) bool { return format == outputJSON || format == outputYAML }
+
+// writeData writes v as indented JSON, or as YAML with the same field
+// names (sigs.k8s.io/yaml goes through the JSON encoding, as kubectl's
+// -o yaml does).
+func writeData(w io.Writer, format string, v any) error {
+	if format != outputYAML {
+		return writeJSON(w, v)
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("write YAML: %w", err)
+	}
+	_, err = w.Write(b)
+	return err
 }
 
 // writeJSON writes v as indented JSON and a newline.

@@ -37,7 +37,8 @@ cannot, the report is made from the run record alone and says why. The verdict d
 the exit code: writing the report worked.`,
 		Example: `  chaosctl report r-0001 -o html > r-0001.html
   chaosctl report r-0001 -o md >> "$GITHUB_STEP_SUMMARY"`,
-		Args: oneID("report"),
+		Args:              oneID("report"),
+		ValidArgsFunction: a.completeRunIDs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.ID = args[0]
 			if err := o.Validate(); err != nil {

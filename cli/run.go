@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +21,10 @@ const maxPollFailures = 30
 
 // RunOptions are the options of "chaosctl run".
 type RunOptions struct {
-	Name   string
+	Name string
+	// File is an ad hoc experiment file (-f): validated here, then sent
+	// whole to chaosd, which validates it again and runs it.
+	File   string
 	Wait   bool
 	DryRun bool
 	Output string
@@ -30,9 +34,17 @@ type RunOptions struct {
 func (a *app) newRunCommand() *cobra.Command {
 	o := &RunOptions{}
 	cmd := &cobra.Command{
-		Use:   "run NAME",
+		Use:   "run NAME | -f FILE",
 		Short: "Start a run of an experiment, optionally waiting for its verdict",
-		Long: `Start a run of the experiment NAME on chaosd.
+		Long: `Start a run of the experiment NAME of chaosd's library, or of the ad hoc experiment in FILE.
+
+With -f FILE the file is first validated here exactly as 'chaosctl validate -f FILE' does
+(errors on stderr as FILE:LINE:COL: field.path: message, exit 2; nothing is sent). chaosd then
+validates it again with the same loader and runs it without adding it to its library; the run
+record keeps the whole file (describe run -o yaml shows it under adHoc.spec). This needs a
+credential with scope adhoc (or admin; in Kubernetes the RBAC verb adhoc). An ad hoc experiment
+may not take the name of a library experiment (chaosd answers 422, exit 2: rename it), and its
+schedule, if any, is ignored: it runs once, now.
 
 Without --wait, print the run ID (or the run as JSON) and exit 0.
 
@@ -46,10 +58,14 @@ a run is owned by chaosd (which reverts its faults on its own) and an interrupte
 should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`,
 		Example: `  chaosctl run partition-c1-c2
   chaosctl run partition-c1-c2 --wait
-  chaosctl run partition-c1-c2 --wait -o json > run.json`,
+  chaosctl run partition-c1-c2 --wait -o json > run.json
+  chaosctl run -f my-experiment.yaml --wait`,
 		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageErrorf("run needs exactly one experiment NAME (got %d arguments)", len(args))
+			switch {
+			case o.File != "" && len(args) > 0:
+				return usageErrorf("run takes an experiment NAME or -f FILE, not both (got %q and -f %s)", args, o.File)
+			case o.File == "" && len(args) != 1:
+				return usageErrorf("run needs exactly one experiment NAME, or -f FILE (got %d arguments)", len(args))
 			}
 			return nil
 		},
@@ -64,6 +80,8 @@ should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`
 			return o.Run(cmd.Context(), a)
 		},
 	}
+	cmd.Flags().StringVarP(&o.File, "filename", "f", "", "run the ad hoc experiment in this file (validated here and by chaosd; needs scope adhoc)")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "wait for the verdict, showing progress on stderr")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "ask chaosd for a dry run (no fault is injected)")
 	cmd.Flags().DurationVar(&o.Poll, "poll", time.Second, "how often --wait asks chaosd for the run")
@@ -73,13 +91,15 @@ should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`
 
 // Complete fills o from the arguments.
 func (o *RunOptions) Complete(args []string) error {
-	o.Name = args[0]
+	if len(args) > 0 {
+		o.Name = args[0]
+	}
 	return nil
 }
 
 // Validate checks o without side effects.
 func (o *RunOptions) Validate() error {
-	if o.Name == "" {
+	if o.Name == "" && o.File == "" {
 		return usageErrorf("experiment NAME is empty")
 	}
 	if o.Poll < 100*time.Millisecond {
@@ -93,19 +113,28 @@ func (o *RunOptions) Validate() error {
 
 // Run starts the run and, with --wait, follows it to its verdict.
 func (o *RunOptions) Run(ctx context.Context, a *app) error {
+	req := api.StartRequest{Experiment: o.Name, DryRun: o.DryRun}
+	what := o.Name
+	if o.File != "" {
+		spec, err := a.adHocSpec(o.File)
+		if err != nil {
+			return err
+		}
+		req.Spec, req.File, what = spec, o.File, "ad hoc experiment "+o.File
+	}
 	c, conn, err := a.client()
 	if err != nil {
 		return err
 	}
 	run, err := call(ctx, a, conn, func(ctx context.Context) (api.Run, error) {
-		return c.StartRun(ctx, api.StartRequest{Experiment: o.Name, DryRun: o.DryRun})
+		return c.StartRun(ctx, req)
 	})
 	if err != nil {
-		return wrapf(err, "start %s", o.Name)
+		return wrapf(err, "start %s", what)
 	}
 	if !o.Wait {
-		if o.Output == outputJSON {
-			return writeJSON(a.streams.Out, run)
+		if isData(o.Output) {
+			return writeData(a.streams.Out, o.Output, run)
 		}
 		_, err := fmt.Fprintln(a.streams.Out, run.ID)
 		return err
@@ -131,6 +160,24 @@ func (o *RunOptions) Run(ctx context.Context, a *app) error {
 		return &VerdictError{Run: run}
 	}
 	return nil
+}
+
+// adHocSpec validates an ad hoc experiment file as "chaosctl validate"
+// does (same errors, on stderr) and returns its text. A file that is not
+// valid is never sent.
+func (a *app) adHocSpec(file string) (string, error) {
+	if err := a.validateFiles([]string{file}); err != nil {
+		printSpecErrors(a.streams.ErrOut, err)
+		return "", &invalidSpecError{invalid: 1, total: 1}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", usageErrorf("read %s: %w", file, err)
+	}
+	if len(b) > api.MaxAdHocSpecBytes {
+		return "", usageErrorf("%s: %d bytes is too large for an ad hoc experiment (chaosd takes at most %d)", file, len(b), api.MaxAdHocSpecBytes)
+	}
+	return string(b), nil
 }
 
 // wait polls the run until it is done. It returns the last run seen.

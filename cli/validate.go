@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,9 +104,7 @@ func (o *ValidateOptions) Run(_ context.Context, a *app) error {
 				bad[f] = true
 			}
 		}
-		for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
-			fmt.Fprintln(a.streams.ErrOut, line)
-		}
+		printSpecErrors(a.streams.ErrOut, err)
 	}
 	invalid := 0
 	for _, f := range o.files {
@@ -119,4 +118,12 @@ func (o *ValidateOptions) Run(_ context.Context, a *app) error {
 		return &invalidSpecError{invalid: max(invalid, 1), total: len(o.files)}
 	}
 	return nil
+}
+
+// printSpecErrors writes the problems of experiment files, one per line
+// (FILE:LINE:COL: field.path: message).
+func printSpecErrors(w io.Writer, err error) {
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintln(w, line)
+	}
 }

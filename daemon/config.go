@@ -10,12 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goccy/go-yaml"
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/chaosd/chaosd/daemon/httpapi"
 	"github.com/chaosd/chaosd/internal/secretfile"
 	"github.com/chaosd/chaosd/internal/tlsconf"
 	"github.com/chaosd/chaosd/targets"
-	"github.com/goccy/go-yaml"
-	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Config is chaosd's configuration file.
@@ -35,8 +36,8 @@ type Config struct {
 	} `yaml:"listen"`
 	// TokenFile holds a bearer token with scope admin (every call).
 	TokenFile string `yaml:"tokenFile,omitempty"`
-	// Tokens are more bearer tokens, each with a scope: read, run or
-	// admin (see README, "Credentials and scopes").
+	// Tokens are more bearer tokens, each with a scope: read, run,
+	// adhoc or admin (see README, "Credentials and scopes").
 	Tokens []ScopedToken `yaml:"tokens,omitempty"`
 	// DataDir keeps run records.
 	DataDir string `yaml:"dataDir"`
@@ -65,6 +66,9 @@ type Config struct {
 	// Lease is the agent lease chaosd renews while it watches a run
 	// (default 5s).
 	Lease string `yaml:"lease,omitempty"`
+	// FanOut bounds the agent calls one run has in flight at once:
+	// injects, lease renewals and reverts (default 64).
+	FanOut int `yaml:"fanOut,omitempty"`
 }
 
 // ListenTLS is the TLS of chaosd's TCP listener.
@@ -95,7 +99,7 @@ type AgentTLS struct {
 // ScopedToken is a token file and what its token may do.
 type ScopedToken struct {
 	File  string `yaml:"file"`
-	Scope string `yaml:"scope"` // read, run or admin
+	Scope string `yaml:"scope"` // read, run, adhoc or admin
 }
 
 // AlertmanagerConfig locates Alertmanager.
@@ -278,6 +282,9 @@ func (c *Config) validate() error {
 		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {
 			errs = append(errs, "lease: must be a duration of at least 1s")
 		}
+	}
+	if c.FanOut < 0 {
+		errs = append(errs, "fanOut: must be at least 1 (0: the default, 64)")
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Clusters {

@@ -28,6 +28,7 @@ func TestConfigValidation(t *testing.T) {
 			c.Clusters[0].Services = []Service{{Name: "s", Instances: []Instance{{Name: "i", Node: "n1", Cgroup: "/sys/fs/cgroup/x"}}}}
 		}, "instances[0].cgroup: must be relative"},
 		{"bad lease", func(c *Config) { c.Lease = "10ms" }, "lease: must be a duration of at least 1s"},
+		{"negative fan-out", func(c *Config) { c.FanOut = -1 }, "fanOut: must be at least 1"},
 		{"plain text TCP without the flag", func(c *Config) { c.Listen.TCP = ":7080" }, "listen.tls: required with listen.tcp"},
 		{"plain text TCP on purpose", func(c *Config) { c.Listen.TCP, c.Listen.InsecurePlaintext = ":7080", true }, ""},
 		{"TLS TCP", func(c *Config) { c.Listen.TCP, c.Listen.TLS = ":7080", &ListenTLS{CertFile: "c", KeyFile: "k"} }, ""},
@@ -48,7 +49,7 @@ func TestConfigValidation(t *testing.T) {
 		}, "kubernetes.agents.scheme: an https agent needs agentTLS"},
 		{"scoped tokens only", func(c *Config) { c.TokenFile, c.Tokens = "", []ScopedToken{{File: "r", Scope: "read"}} }, ""},
 		{"no token at all", func(c *Config) { c.TokenFile = "" }, "tokenFile: required"},
-		{"bad scope", func(c *Config) { c.Tokens = []ScopedToken{{File: "r", Scope: "write"}} }, `tokens[0].scope: scope "write": want read, run or admin`},
+		{"bad scope", func(c *Config) { c.Tokens = []ScopedToken{{File: "r", Scope: "write"}} }, `tokens[0].scope: scope "write": want read, run, adhoc or admin`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -457,6 +457,7 @@ func TestDaemonRequiresToken(t *testing.T) {
 	for _, ep := range []struct{ method, path string }{
 		{"GET", "/healthz"}, {"GET", "/metrics"}, {"GET", "/v1/experiments"}, {"POST", "/v1/runs"},
 		{"GET", "/v1/runs"}, {"GET", "/v1/runs/x"}, {"GET", "/v1/runs/x/timeline"}, {"POST", "/v1/runs/x/abort"}, {"GET", "/v1/skips"},
+		{"GET", "/v1/version"}, {"GET", "/v1/experiments/cut/preview"}, {"GET", "/v1/runs?selector=adhoc%3Dtrue"},
 	} {
 		for _, tok := range []string{"", "Bearer wrong", "secret-token"} {
 			req, _ := http.NewRequest(ep.method, "http://chaosd"+ep.path, nil)

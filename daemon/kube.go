@@ -24,7 +24,6 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/experiments/runner"
 	"github.com/chaosd/chaosd/targets"
@@ -247,7 +246,7 @@ func (f kubeFleet) hasCluster(name string) bool { return name == f.km.cfg.Cluste
 
 // Event records a run's event on its ExperimentRun object and, for a
 // target, on the target's pod (or node) too (runner.Recorder).
-func (km *kubeMode) Event(run api.Run, target *targets.Node, warning bool, reason, message string) {
+func (km *kubeMode) Event(runID string, target *targets.Node, warning bool, reason, message string) {
 	if km.events == nil {
 		return
 	}
@@ -256,7 +255,7 @@ func (km *kubeMode) Event(run api.Run, target *targets.Node, warning bool, reaso
 		typ = corev1.EventTypeWarning
 	}
 	runRef := &corev1.ObjectReference{APIVersion: store.ExperimentRuns.GroupVersion().String(), Kind: "ExperimentRun",
-		Namespace: km.cfg.Namespace, Name: run.ID}
+		Namespace: km.cfg.Namespace, Name: runID}
 	if target == nil {
 		km.events.Event(runRef, typ, reason, message)
 		return

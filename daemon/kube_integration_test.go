@@ -354,6 +354,27 @@ func TestIntegrationKubeModeDiscoversRunsAndRecords(t *testing.T) {
 	if err != nil || rec.Verdict != api.VerdictPass || rec.Phase != api.PhaseDone || len(rec.Faults) != 2 {
 		t.Fatalf("ExperimentRun %s: %+v (%v)", run.ID, rec, err)
 	}
+	// An ad hoc experiment runs in Kubernetes mode too, and its
+	// ExperimentRun's status keeps the spec as sent (the CRD's schema
+	// has the field, so the API server does not prune it).
+	spec := "# ad hoc\n" + fmt.Sprintf(testExperiment, "adhoc-cut", "1s", "")
+	var adhoc api.Run
+	waitFor(t, 30*time.Second, "the ad hoc run is accepted", func() bool {
+		adhoc, err = c.StartRun(ctx, api.StartRequest{Spec: spec, File: "adhoc-cut.yaml"})
+		return err == nil
+	})
+	waitFor(t, 60*time.Second, "the ad hoc run ends", func() bool {
+		r, err := c.Run(ctx, adhoc.ID)
+		adhoc = r
+		return err == nil && r.Phase == api.PhaseDone
+	})
+	if adhoc.Verdict != api.VerdictPass {
+		t.Errorf("ad hoc run: verdict %s (%s)", adhoc.Verdict, adhoc.Reason)
+	}
+	if rec, err := ks.Get(adhoc.ID); err != nil || rec.AdHoc == nil || rec.AdHoc.Spec != spec || rec.AdHoc.File != "adhoc-cut.yaml" {
+		t.Errorf("ExperimentRun %s does not keep the ad hoc spec: %+v (%v)", adhoc.ID, rec.AdHoc, err)
+	}
+
 	// Events on the run and on each node it touched.
 	waitFor(t, 10*time.Second, "events recorded", func() bool {
 		runEv := strings.Join(w.events(t, ctx, w.ns, "ExperimentRun", run.ID), "\n")

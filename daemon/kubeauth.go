@@ -27,6 +27,10 @@ const (
 	authSubresource = "api"
 	// VerbHalt is the custom RBAC verb of scope admin.
 	VerbHalt = "halt"
+	// VerbAdHoc is the custom RBAC verb of scope adhoc: running
+	// experiments sent with the request rather than the Experiment
+	// objects of chaosd's namespace.
+	VerbAdHoc = "adhoc"
 )
 
 // ScopeVerb is the RBAC verb a Kubernetes identity needs for a scope.
@@ -36,6 +40,8 @@ func ScopeVerb(s httpapi.Scope) string {
 		return "get"
 	case httpapi.ScopeRun:
 		return "create"
+	case httpapi.ScopeAdHoc:
+		return VerbAdHoc
 	default:
 		return VerbHalt
 	}

@@ -22,7 +22,8 @@ import (
 // ServiceAccount tokens it does not know (TokenReview) and RBAC decides
 // each scope (SubjectAccessReview) with the Roles of
 // manifests/base/rbac-users.yaml: a viewer reads but may not run, a
-// runner runs but may not halt, an admin halts, an identity without a
+// runner runs but may not halt nor run an ad hoc experiment, an adhoc
+// identity may, an admin halts, an identity without a
 // binding may not even read, and a token the API server does not know
 // is a 401.
 func TestIntegrationKubeIdentities(t *testing.T) {
@@ -47,7 +48,7 @@ func TestIntegrationKubeIdentities(t *testing.T) {
 		}
 	}
 	tokens := map[string]string{}
-	for _, who := range []string{"viewer", "runner", "admin", "nobody"} {
+	for _, who := range []string{"viewer", "runner", "adhoc", "admin", "nobody"} {
 		if _, err := w.admin.CoreV1().ServiceAccounts(w.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: who}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -108,6 +109,11 @@ func TestIntegrationKubeIdentities(t *testing.T) {
 		{"runner", "read", 200, ""},
 		{"runner", "run", 404, "nope"}, // allowed: the unknown experiment is the answer
 		{"runner", "halt", 403, `needs scope "admin"`},
+		{"runner", "adhoc", 403, `needs scope "adhoc"; Kubernetes user system:serviceaccount:chaosd-authz:runner may not (RBAC: no "adhoc" on experimentruns/api`},
+		// allowed: the spec's own problem (a field) is the answer
+		{"adhoc", "adhoc", 400, "f.yaml:1:1: spec.targets: at least one target is required"},
+		{"adhoc", "halt", 403, `needs scope "admin"`},
+		{"admin", "adhoc", 400, "f.yaml:1:1: spec.targets: at least one target is required"},
 		{"admin", "halt", 200, ""},
 		{"nobody", "read", 403, `needs scope "read"`},
 		{"not-a-token", "read", 401, "bearer token"},
@@ -122,6 +128,9 @@ func TestIntegrationKubeIdentities(t *testing.T) {
 				_, err = c.StartRun(ctx, api.StartRequest{Experiment: "nope"})
 			case "halt":
 				_, err = c.Halt(ctx, "")
+			case "adhoc":
+				_, err = c.StartRun(ctx, api.StartRequest{File: "f.yaml",
+					Spec: "apiVersion: chaosd.io/v1alpha1\nkind: Experiment\nmetadata:\n  name: x\n"})
 			}
 			got, msg := status(err)
 			if got != tc.want || !strings.Contains(msg, tc.msg) {

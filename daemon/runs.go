@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/httpapi"
+	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/experiments/runner"
 )
 
@@ -113,12 +115,35 @@ func (g *registry) faultsActive() int {
 // wait waits for the runs in progress to end, at most timeout.
 func (g *registry) wait(timeout time.Duration) bool { return waitGroupDone(&g.wg, timeout) }
 
-// start launches a run in the background and returns its first record.
+// start launches a run of a library experiment in the background and
+// returns its first record.
 func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, error) {
 	exp, ok := d.exps.get(name)
 	if !ok {
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", httpapi.Clip(name, 64))
 	}
+	return d.launch(exp, api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now()})
+}
+
+// startAdHoc launches a run of an experiment that came with the request
+// (validated by the loader already); its record keeps the spec. Its name
+// must not be a library experiment's: runs of two different experiments
+// under one name could not be told apart in lists, metrics and reports.
+func (d *Daemon) startAdHoc(exp *experiments.Experiment, adHoc api.AdHoc, dryRun bool) (api.Run, error) {
+	name := exp.Metadata.Name
+	if _, clash := d.exps.get(name); clash {
+		return api.Run{}, httpapi.Errorf(http.StatusUnprocessableEntity,
+			"metadata.name: %q is an experiment of chaosd's library; rename the ad hoc experiment, or run the library's with 'chaosctl run %s'", name, name)
+	}
+	sum := sha256.Sum256([]byte(adHoc.Spec))
+	adHoc.SHA256 = hex.EncodeToString(sum[:])
+	return d.launch(exp, api.Run{ID: newRunID(), Experiment: name, Trigger: api.TriggerManual, DryRun: dryRun, AdHoc: &adHoc, CreatedAt: time.Now()})
+}
+
+// launch starts the run rec of exp in the background and returns its
+// first record.
+func (d *Daemon) launch(exp *experiments.Experiment, rec api.Run) (api.Run, error) {
+	name := rec.Experiment
 	g := &d.runs
 	g.mu.Lock()
 	if id, busy := g.byExp[name]; busy {
@@ -130,13 +155,12 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 		g.mu.Unlock()
 		return api.Run{}, httpapi.Errorf(http.StatusServiceUnavailable, "%s", d.notLeading())
 	}
-	rec := api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now()}
 	lg := d.lg.Named("runner")
 	var rn *runner.Runner
 	save := d.saver(lg, func(why string) { rn.Fail(why) })
 	rn = runner.New(exp, rec, runner.Deps{Prober: d.prober, Inventory: d.inventory, Agents: d.fleet, Save: save, Recorder: d.recorder,
 		Alerts: d.alerts, Silencer: d.silencer, Data: d.data},
-		lg, runner.Options{Lease: d.cfg.lease()})
+		lg, runner.Options{Lease: d.cfg.lease(), FanOut: d.cfg.FanOut})
 	first := rn.Record()
 	// The first record is on disk (fsynced) before anything can be
 	// injected: a run chaosd cannot record is never started.

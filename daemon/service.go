@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon/httpapi"
+	"github.com/chaosd/chaosd/experiments"
 )
 
 // service is the Daemon as the Service of its HTTP API (httpapi.Handler).
@@ -28,6 +30,39 @@ func (s service) Experiments(context.Context) ([]api.ExperimentInfo, error) {
 func (s service) StartRun(_ context.Context, req api.StartRequest) (api.Run, error) {
 	return s.d.start(req.Experiment, api.TriggerManual, req.DryRun)
 }
+
+// StartAdHocRun starts a run of an ad hoc experiment (validated by the
+// handler with the library's loader).
+func (s service) StartAdHocRun(_ context.Context, exp *experiments.Experiment, req api.StartRequest) (api.Run, error) {
+	return s.d.startAdHoc(exp, api.AdHoc{File: req.File, Spec: req.Spec}, req.DryRun)
+}
+
+// Preview resolves an experiment's targets now and asks their agents.
+func (s service) Preview(ctx context.Context, name string) (api.ExperimentPreview, error) {
+	exp, ok := s.d.exps.get(name)
+	if !ok {
+		return api.ExperimentPreview{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", httpapi.Clip(name, 64))
+	}
+	var info api.ExperimentInfo
+	for _, e := range s.d.experimentInfos() {
+		if e.Name == name {
+			info = e
+		}
+	}
+	return preview(ctx, exp, info, s.d.inventory, s.d.fleet, time.Now()), nil
+}
+
+// Version is chaosd's version.
+func (s service) Version(context.Context) (api.VersionInfo, error) {
+	mode := "standalone"
+	if s.d.kube != nil {
+		mode = "kubernetes"
+	}
+	return api.VersionInfo{Version: Version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH, Mode: mode}, nil
+}
+
+// Version is chaosd's version, set by its main (-X main.version=...).
+var Version = "dev"
 
 // Runs lists the recorded runs, newest first.
 // Runs whose record could not be saved are listed from memory.
@@ -82,6 +117,14 @@ func (s service) Timeline(ctx context.Context, id string) (api.Timeline, error) 
 		return api.Timeline{}, err
 	}
 	exp, _ := s.d.exps.get(run.Experiment)
+	if run.AdHoc != nil {
+		// An ad hoc run's probes are in its record's spec, whatever the
+		// library holds under that name now.
+		exp, err = experiments.Parse([]byte(run.AdHoc.Spec), "run "+run.ID)
+		if err != nil {
+			exp = nil
+		}
+	}
 	return buildTimeline(ctx, s.d.prober, run, exp, time.Now()), nil
 }
 

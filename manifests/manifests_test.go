@@ -785,7 +785,8 @@ func wantClusterPermissions() []string {
 var userRoles = map[string][]string{
 	"chaosd-viewer": expand("chaosd.io", []string{"experimentruns/api"}, []string{"get"}),
 	"chaosd-runner": expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create"}),
-	"chaosd-admin":  expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbHalt}),
+	"chaosd-adhoc":  expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc}),
+	"chaosd-admin":  expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc, daemon.VerbHalt}),
 }
 
 // wantRolePermissions is what chaosd needs in its own namespace besides.

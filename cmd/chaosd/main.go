@@ -25,6 +25,7 @@ import (
 var version = "dev"
 
 func main() {
+	daemon.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()

@@ -73,8 +73,32 @@ func (c *Client) StartRun(ctx context.Context, req api.StartRequest) (api.Run, e
 
 // Runs lists runs, newest first, without events or live probe values.
 func (c *Client) Runs(ctx context.Context) ([]api.Run, error) {
+	return c.ListRuns(ctx, nil)
+}
+
+// ListRuns lists the runs that the query parameters q keep (see
+// daemon/runquery: selector, since, limit), newest first.
+func (c *Client) ListRuns(ctx context.Context, q url.Values) ([]api.Run, error) {
 	var out []api.Run
-	err := c.do(ctx, http.MethodGet, "/v1/runs", nil, &out)
+	path := "/v1/runs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// Preview asks what a run of an experiment started now would touch.
+func (c *Client) Preview(ctx context.Context, name string) (api.ExperimentPreview, error) {
+	var out api.ExperimentPreview
+	err := c.do(ctx, http.MethodGet, "/v1/experiments/"+url.PathEscape(name)+"/preview", nil, &out)
+	return out, err
+}
+
+// Version asks chaosd for its version.
+func (c *Client) Version(ctx context.Context) (api.VersionInfo, error) {
+	var out api.VersionInfo
+	err := c.do(ctx, http.MethodGet, "/v1/version", nil, &out)
 	return out, err
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // Scope is what a credential may do. Each scope includes the ones below
-// it: admin ⊃ run ⊃ read.
+// it: admin ⊃ adhoc ⊃ run ⊃ read.
 type Scope int
 
 // The scopes.
@@ -19,13 +19,17 @@ const (
 	// ScopeRead: health, metrics, experiments, runs, timelines, agents,
 	// skips (every GET).
 	ScopeRead Scope = iota + 1
-	// ScopeRun: start and abort runs.
+	// ScopeRun: start and abort runs of the library's experiments.
 	ScopeRun
+	// ScopeAdHoc: also start runs of ad hoc experiments, sent with the
+	// request (chaosctl run -f FILE): whoever holds it decides what
+	// faults go where, within what the agents allow.
+	ScopeAdHoc
 	// ScopeAdmin: halt, and everything else.
 	ScopeAdmin
 )
 
-var scopeNames = map[Scope]string{ScopeRead: "read", ScopeRun: "run", ScopeAdmin: "admin"}
+var scopeNames = map[Scope]string{ScopeRead: "read", ScopeRun: "run", ScopeAdHoc: "adhoc", ScopeAdmin: "admin"}
 
 func (s Scope) String() string {
 	if n, ok := scopeNames[s]; ok {
@@ -34,18 +38,20 @@ func (s Scope) String() string {
 	return fmt.Sprintf("scope(%d)", int(s))
 }
 
-// ParseScope parses "read", "run" or "admin".
+// ParseScope parses "read", "run", "adhoc" or "admin".
 func ParseScope(s string) (Scope, error) {
 	for sc, n := range scopeNames {
 		if n == s {
 			return sc, nil
 		}
 	}
-	return 0, fmt.Errorf("scope %q: want read, run or admin", s)
+	return 0, fmt.Errorf("scope %q: want read, run, adhoc or admin", s)
 }
 
 // RequiredScope is the scope a request needs: admin for a halt, read
-// for every GET (and HEAD), run for the other writes.
+// for every GET (and HEAD), run for the other writes. A POST /v1/runs
+// with an ad hoc spec also needs adhoc, checked once its body is read
+// (see Handler).
 func RequiredScope(r *http.Request) Scope {
 	switch {
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
@@ -140,27 +146,39 @@ func bearer(r *http.Request) (string, bool) {
 // call: 401 without a known one, 403 naming the scope needed.
 func authorize(az Authorizer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		need := RequiredScope(r)
-		tok, ok := bearer(r)
-		var d Decision
-		var err error
-		if ok && az != nil {
-			d, err = az.Authorize(r.Context(), tok, need)
-		}
-		switch {
-		case err != nil:
-			writeError(w, http.StatusServiceUnavailable, "cannot check the credential: "+err.Error())
-		case !d.Known:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="chaosd"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-		case !d.Allowed:
-			msg := fmt.Sprintf("forbidden: %s %s needs scope %q; %s may not", r.Method, r.URL.Path, need.String(), d.Who)
-			if d.Reason != "" {
-				msg += " (" + d.Reason + ")"
-			}
-			writeError(w, http.StatusForbidden, msg)
-		default:
+		if allowed(w, r, az, RequiredScope(r), "") {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// allowed asks az whether the request's credential may use need, and
+// answers 401, 403 or 503 when not; what, when set, says what needs the
+// scope in the message (else the method and path).
+func allowed(w http.ResponseWriter, r *http.Request, az Authorizer, need Scope, what string) bool {
+	tok, ok := bearer(r)
+	var d Decision
+	var err error
+	if ok && az != nil {
+		d, err = az.Authorize(r.Context(), tok, need)
+	}
+	if what == "" {
+		what = r.Method + " " + r.URL.Path
+	}
+	switch {
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "cannot check the credential: "+err.Error())
+	case !d.Known:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="chaosd"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+	case !d.Allowed:
+		msg := fmt.Sprintf("forbidden: %s needs scope %q; %s may not", what, need.String(), d.Who)
+		if d.Reason != "" {
+			msg += " (" + d.Reason + ")"
+		}
+		writeError(w, http.StatusForbidden, msg)
+	default:
+		return true
+	}
+	return false
 }

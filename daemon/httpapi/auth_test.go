@@ -87,3 +87,19 @@ func TestAuthorizerError(t *testing.T) {
 		}
 	}
 }
+
+// TestParseScope: every scope's name parses back to it, in order.
+func TestParseScope(t *testing.T) {
+	for _, sc := range []Scope{ScopeRead, ScopeRun, ScopeAdHoc, ScopeAdmin} {
+		got, err := ParseScope(sc.String())
+		if err != nil || got != sc {
+			t.Errorf("ParseScope(%q) = %v, %v", sc.String(), got, err)
+		}
+	}
+	if !(ScopeRead < ScopeRun && ScopeRun < ScopeAdHoc && ScopeAdHoc < ScopeAdmin) {
+		t.Error("want admin ⊃ adhoc ⊃ run ⊃ read")
+	}
+	if _, err := ParseScope("root"); err == nil || !strings.Contains(err.Error(), "read, run, adhoc or admin") {
+		t.Errorf("ParseScope(root): %v", err)
+	}
+}

@@ -13,9 +13,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/runquery"
+	"github.com/chaosd/chaosd/experiments"
 )
 
 // StatusError is an error a Service returns to choose the status code of
@@ -40,8 +44,18 @@ type Service interface {
 	// StartRun starts a run (404: unknown experiment; 409: a run of it is
 	// in progress; 503: shutting down).
 	StartRun(ctx context.Context, req api.StartRequest) (api.Run, error)
-	// Runs lists runs, newest first.
+	// StartAdHocRun starts a run of exp, the ad hoc experiment of req
+	// (req.Spec), already validated by the handler with the library's
+	// loader; the record keeps req.Spec (422: exp's name is a library
+	// experiment's; 409, 503 as StartRun).
+	StartAdHocRun(ctx context.Context, exp *experiments.Experiment, req api.StartRequest) (api.Run, error)
+	// Runs lists runs, newest first (the handler filters them).
 	Runs(ctx context.Context) ([]api.Run, error)
+	// Preview resolves an experiment's targets now and asks their agents,
+	// without running anything (404: unknown experiment).
+	Preview(ctx context.Context, name string) (api.ExperimentPreview, error)
+	// Version is chaosd's version.
+	Version(ctx context.Context) (api.VersionInfo, error)
 	// Run returns one run (404: unknown).
 	Run(ctx context.Context, id string) (api.Run, error)
 	// Timeline returns the values of a run's probes over the run, for the
@@ -76,6 +90,15 @@ const maxRequestBody = 1 << 20
 
 // Handler returns the API over svc.
 func Handler(svc Service, opts Options) http.Handler {
+	var chain Chain
+	if opts.Token != "" {
+		var st StaticTokens
+		st.Add(opts.Token, ScopeAdmin, "the admin token")
+		chain = append(chain, &st)
+	}
+	if opts.Auth != nil {
+		chain = append(chain, opts.Auth)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
@@ -87,34 +110,71 @@ func Handler(svc Service, opts Options) http.Handler {
 		exps, err := svc.Experiments(r.Context())
 		reply(w, http.StatusOK, nonNil(exps), err)
 	})
+	mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
+		v, err := svc.Version(r.Context())
+		reply(w, http.StatusOK, v, err)
+	})
+	mux.HandleFunc("GET /v1/experiments/{name}/preview", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if len(name) > maxNameBytes || !ValidRunID(name) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown experiment %q", Clip(name, clipNames)))
+			return
+		}
+		p, err := svc.Preview(r.Context(), name)
+		p.Probes, p.Targets, p.Faults, p.Problems = nonNil(p.Probes), nonNil(p.Targets), nonNil(p.Faults), nonNil(p.Problems)
+		reply(w, http.StatusOK, p, err)
+	})
 	mux.HandleFunc("POST /v1/runs", func(w http.ResponseWriter, r *http.Request) {
 		var req api.StartRequest
 		if err := decodeStrict(w, r, &req); err != nil {
 			writeError(w, http.StatusBadRequest, Clip("decode request: "+err.Error(), 256))
 			return
 		}
+		if req.Spec != "" {
+			// The scope is checked before the spec is parsed: only a
+			// credential that may run it costs chaosd a parse.
+			if !allowed(w, r, chain, ScopeAdHoc, "POST /v1/runs with an ad hoc experiment (spec)") {
+				return
+			}
+			startAdHoc(w, r, svc, req)
+			return
+		}
 		switch {
 		case strings.TrimSpace(req.Experiment) == "":
-			writeError(w, http.StatusBadRequest, "experiment: required")
+			writeError(w, http.StatusBadRequest, "experiment: required (or spec: an ad hoc experiment)")
 			return
 		case len(req.Experiment) > maxNameBytes:
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("experiment: a name of %d bytes is too long (at most %d): %q",
 				len(req.Experiment), maxNameBytes, Clip(req.Experiment, clipNames)))
+			return
+		case req.File != "":
+			writeError(w, http.StatusBadRequest, "file: only with spec (an ad hoc experiment)")
 			return
 		}
 		run, err := svc.StartRun(r.Context(), req)
 		reply(w, http.StatusCreated, run, err)
 	})
 	mux.HandleFunc("GET /v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		q, err := runquery.FromValues(r.URL.Query())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		runs, err := svc.Runs(r.Context())
 		if err != nil && len(runs) == 0 {
 			writeErr(w, err)
 			return
 		}
-		// The list is a summary: events, live values and per-phase probe
-		// results are in GET /v1/runs/{id}.
+		runs = q.Apply(runs, time.Now())
+		// The list is a summary: events, live values, per-phase probe
+		// results and ad hoc specs are in GET /v1/runs/{id}.
 		for i := range runs {
 			runs[i].Events, runs[i].Current, runs[i].Phases = nil, nil, nil
+			if runs[i].AdHoc != nil {
+				ah := *runs[i].AdHoc
+				ah.Spec = ""
+				runs[i].AdHoc = &ah
+			}
 		}
 		writeJSON(w, http.StatusOK, nonNil(runs))
 	})
@@ -157,16 +217,66 @@ func Handler(svc Service, opts Options) http.Handler {
 		skips, err := svc.Skips(r.Context())
 		reply(w, http.StatusOK, nonNil(skips), err)
 	})
-	var chain Chain
-	if opts.Token != "" {
-		var st StaticTokens
-		st.Add(opts.Token, ScopeAdmin, "the admin token")
-		chain = append(chain, &st)
-	}
-	if opts.Auth != nil {
-		chain = append(chain, opts.Auth)
-	}
 	return authorize(chain, mux)
+}
+
+// startAdHoc validates an ad hoc experiment with the loader chaosd's
+// library goes through (never trusting chaosctl's own check) and starts
+// it: 400 naming the field (FILE:LINE:COL: field.path: message) when the
+// spec is invalid.
+func startAdHoc(w http.ResponseWriter, r *http.Request, svc Service, req api.StartRequest) {
+	switch {
+	case len(req.Spec) > api.MaxAdHocSpecBytes:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("spec: %d bytes is too large for an experiment (at most %d)", len(req.Spec), api.MaxAdHocSpecBytes))
+		return
+	case len(req.File) > api.MaxAdHocFileBytes || !printable(req.File):
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("file: %q is not a file name (at most %d printable bytes)", Clip(req.File, clipNames), api.MaxAdHocFileBytes))
+		return
+	case len(req.Experiment) > maxNameBytes:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("experiment: a name of %d bytes is too long (at most %d)", len(req.Experiment), maxNameBytes))
+		return
+	}
+	display := req.File
+	if display == "" {
+		display = "spec"
+	}
+	exp, err := experiments.Parse([]byte(req.Spec), display)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, Clip(firstLines(err.Error(), maxSpecErrors), 8<<10))
+		return
+	}
+	if req.Experiment != "" && req.Experiment != exp.Metadata.Name {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("experiment: %q is not the spec's metadata.name (%q); leave it out or make them equal",
+			Clip(req.Experiment, clipNames), exp.Metadata.Name))
+		return
+	}
+	run, err := svc.StartAdHocRun(r.Context(), exp, req)
+	reply(w, http.StatusCreated, run, err)
+}
+
+// maxSpecErrors is how many problems of an ad hoc spec an answer lists.
+const maxSpecErrors = 20
+
+// firstLines keeps the first n lines of s, saying how many were left out.
+func firstLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) <= n {
+		return s
+	}
+	return strings.Join(lines[:n], "\n") + fmt.Sprintf("\n(%d more problems)", len(lines)-n)
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // Bounds on what the API takes and echoes.

@@ -4,19 +4,46 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/experiments"
 )
 
 // svc is a stateful fake Service: one experiment "e", runs it started.
 type svc struct {
 	runs    map[string]api.Run
 	started []api.StartRequest
+	// adHoc are the ad hoc experiments started, as the handler parsed them.
+	adHoc []*experiments.Experiment
+}
+
+func (s *svc) StartAdHocRun(_ context.Context, exp *experiments.Experiment, req api.StartRequest) (api.Run, error) {
+	if exp.Metadata.Name == "e" {
+		return api.Run{}, Errorf(http.StatusUnprocessableEntity, "metadata.name: %q is an experiment of chaosd's library", "e")
+	}
+	s.adHoc = append(s.adHoc, exp)
+	r := api.Run{ID: fmt.Sprintf("r-adhoc-%d", len(s.adHoc)), Experiment: exp.Metadata.Name, Phase: api.PhasePending,
+		AdHoc: &api.AdHoc{File: req.File, Spec: req.Spec}, CreatedAt: time.Now()}
+	s.runs[r.ID] = r
+	return r, nil
+}
+
+func (s *svc) Preview(_ context.Context, name string) (api.ExperimentPreview, error) {
+	if name != "e" {
+		return api.ExperimentPreview{}, Errorf(http.StatusNotFound, "unknown experiment %q", name)
+	}
+	return api.ExperimentPreview{Experiment: api.ExperimentInfo{Name: "e"}}, nil
+}
+
+func (s *svc) Version(context.Context) (api.VersionInfo, error) {
+	return api.VersionInfo{Version: "v1.2.3"}, nil
 }
 
 func (s *svc) Experiments(context.Context) ([]api.ExperimentInfo, error) {

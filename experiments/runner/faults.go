@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -64,14 +65,77 @@ func (r *Runner) plan(ctx context.Context) ([]liveFault, error) {
 	return plan, nil
 }
 
-// injectAll asks each agent to apply its fault, one after the other, and
-// stops at the first failure (revertAll then removes what went in).
-func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
+// acquire takes one of the run's agent-call slots (Options.FanOut),
+// waiting until one is free; false when done ends first.
+func (r *Runner) acquire(done <-chan struct{}) bool {
+	select {
+	case r.calls <- struct{}{}:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+func (r *Runner) release() { <-r.calls }
+
+// checkAgents asks every agent of the plan, in parallel (Options.FanOut at
+// once), whether it answers and can run its faults; it returns why not,
+// naming the first node of the plan that cannot, or "".
+func (r *Runner) checkAgents(ctx context.Context, plan []liveFault) string {
+	type answer struct {
+		st  agentapi.Status
+		err error
+	}
+	first := map[string]int{} // node key → first index in plan
+	var asked []int
+	for i, lf := range plan {
+		key := lf.node.Cluster + "/" + lf.node.Name
+		if _, ok := first[key]; !ok {
+			first[key] = i
+			asked = append(asked, i)
+		}
+	}
+	answers := make([]answer, len(plan))
+	var wg sync.WaitGroup
+	for _, i := range asked {
+		if !r.acquire(ctx.Done()) {
+			break
+		}
+		wg.Go(func() {
+			defer r.release()
+			cctx, cancel := context.WithTimeout(ctx, r.opts.AgentTimeout)
+			defer cancel()
+			answers[i].st, answers[i].err = plan[i].agent.Status(cctx)
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return "cancelled"
+	}
+	for _, lf := range plan {
+		a := answers[first[lf.node.Cluster+"/"+lf.node.Name]]
+		if a.err != nil {
+			return fmt.Sprintf("agent on node %s: %v", lf.node.Name, a.err)
+		}
+		// Refuse before anything is injected when a node cannot run a kind.
+		if why, missing := a.st.Unavailable[string(lf.fault.Kind)]; missing {
+			return fmt.Sprintf("node %s cannot run %s faults: %s", lf.node.Name, lf.fault.Kind, why)
+		}
+	}
+	return ""
+}
+
+// injectAll asks every agent to apply its fault, Options.FanOut at once.
+// One durable update names every planned fault before the first agent is
+// asked, so a restarted chaosd reverts whatever may have gone in. Each
+// fault's lease is renewed from its own inject on (leases). The first
+// failed inject, an abort or the end of ctx stops new injects from
+// starting; the injects in flight are waited for (each within
+// AgentTimeout), so the revert that follows finds them in place and
+// removes them. Every fault's record says what happened to it. A non-empty
+// verdict means the run must end now.
+func (r *Runner) injectAll(ctx context.Context, plan []liveFault, leases *leases) (api.Verdict, string) {
 	deadline := time.Now().Add(r.exp.Spec.Duration.D() + r.opts.DeadlineGrace)
-	// The record names every planned fault, on disk, before any agent is
-	// asked: a crash at any point after lets a restarted chaosd revert
-	// each one (an agent that never got its fault answers 404: nothing
-	// to do). One durable save, however many faults.
 	err := r.updateDurable(func(rec *api.Run) {
 		for i := range plan {
 			lf := &plan[i]
@@ -85,122 +149,139 @@ func (r *Runner) injectAll(ctx context.Context, plan []liveFault) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("record the planned faults (nothing injected): %w", err)
+		return api.VerdictError, "record the planned faults (nothing injected): " + err.Error()
 	}
+
+	var (
+		wg       sync.WaitGroup
+		failOnce sync.Once
+		failed   = make(chan struct{}) // closed at the first failed inject
+		firstErr error
+		nFailed  atomic.Int32
+	)
+	// stop is closed once no further inject may start.
+	stop, dispatched := make(chan struct{}), make(chan struct{})
+	var watch sync.WaitGroup
+	watch.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-r.stopped:
+		case <-failed:
+		case <-dispatched:
+		}
+		close(stop)
+	})
+	started := 0
 	for _, lf := range plan {
-		if ctx.Err() != nil {
-			return errors.New("cancelled")
+		if !r.acquire(stop) {
+			break
 		}
+		if isClosed(stop) || isClosed(failed) || isClosed(r.stopped) || ctx.Err() != nil { // a slot came free, but the fan-out is over
+			r.release()
+			break
+		}
+		// From here on the revert covers it, whatever its agent answers.
 		r.mu.Lock()
-		r.faults = append(r.faults, lf) // revertAll reverts what was asked for
+		r.faults = append(r.faults, lf)
 		r.mu.Unlock()
-		cctx, cancel := context.WithTimeout(ctx, r.opts.AgentTimeout)
-		st, err := lf.agent.Inject(cctx, lf.fault)
-		cancel()
-		if err != nil {
-			r.update(func(rec *api.Run) { rec.Faults[lf.idx].Error = err.Error() })
-			r.record(&lf.node, true, ReasonInjectFailed, fmt.Sprintf("run %s: fault %s (%s): %v", r.rec.ID, lf.name, lf.fault.Kind, err))
-			return fmt.Errorf("fault %s on node %s: %w", lf.name, lf.node.Name, err)
-		}
-		at := st.AppliedAt
-		if at.IsZero() {
-			at = time.Now()
-		}
-		r.lg.Info("fault injected", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
-			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
-		undo := adminUndo(st.Undo, lf.node)
-		injected := func(rec *api.Run) {
-			fr := &rec.Faults[lf.idx]
-			fr.InjectedAt, fr.Undo, fr.SelfExpiry = &at, undo, st.SelfExpiry
-			if !st.SelfExpiresAt.IsZero() {
-				t := st.SelfExpiresAt
-				fr.SelfExpiresAt = &t
+		started++
+		wg.Go(func() {
+			defer r.release()
+			if err := r.injectOne(ctx, lf, leases); err != nil {
+				nFailed.Add(1)
+				failOnce.Do(func() { firstErr = err; close(failed) })
 			}
+		})
+	}
+	close(dispatched)
+	wg.Wait()
+	watch.Wait()
+
+	var why string
+	var verdict api.Verdict
+	// A shutdown or an abort explains the injects it cut short (a halt
+	// reverts what agents are applying): they come first.
+	switch {
+	case ctx.Err() != nil:
+		verdict, why = api.VerdictError, "interrupted: chaosd is shutting down"
+	case r.aborted.Load():
+		verdict, why = api.VerdictAborted, "aborted by user during inject"
+		select {
+		case reason := <-r.abortCh:
+			why += ": " + reason
+		default:
 		}
-		if undo == nil {
-			// A restart reverts this fault by its agent fault ID, on disk
-			// already; the rest rides on the next save.
-			r.update(injected)
-		} else if err := r.updateDurable(injected); err != nil {
-			// The undo document is how a restarted chaosd undoes the fault
-			// if its agent is gone too: on disk before the run goes on.
-			return fmt.Errorf("record the undo document of fault %s on node %s: %w", lf.name, lf.node.Name, err)
+	case firstErr != nil:
+		verdict, why = api.VerdictError, "inject: "+firstErr.Error()
+		if n := nFailed.Load(); n > 1 {
+			why += fmt.Sprintf(" (and %d more; each fault's record names its error)", n-1)
 		}
-		r.record(&lf.node, false, ReasonInjected, fmt.Sprintf("run %s: fault %s (%s) injected, deadline %s",
-			r.rec.ID, lf.name, lf.fault.Kind, lf.fault.Deadline.UTC().Format(time.RFC3339)))
 	}
 	now := time.Now()
-	r.update(func(rec *api.Run) { rec.Times.Injected = &now })
+	r.update(func(rec *api.Run) {
+		for _, lf := range plan[started:] {
+			rec.Faults[lf.idx].Error = "not injected: " + why
+		}
+		if verdict == "" {
+			rec.Times.Injected = &now
+		}
+	})
+	if verdict != "" {
+		return verdict, why
+	}
 	r.timing.lastSLO = now
 	r.event(fmt.Sprintf("%d fault(s) in place", len(plan)))
+	return "", ""
+}
+
+// injectOne asks one agent to apply its fault and records the answer in
+// memory (injectAll saves the fan-out's results together).
+func (r *Runner) injectOne(ctx context.Context, lf liveFault, leases *leases) error {
+	cctx, cancel := context.WithTimeout(ctx, r.opts.AgentTimeout)
+	st, err := lf.agent.Inject(cctx, lf.fault)
+	cancel()
+	if err != nil {
+		r.update(func(rec *api.Run) { rec.Faults[lf.idx].Error = err.Error() })
+		r.record(&lf.node, true, ReasonInjectFailed, fmt.Sprintf("run %s: fault %s (%s): %v", r.rec.ID, lf.name, lf.fault.Kind, err))
+		r.lg.Warn("fault inject failed", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
+			zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()), zap.Error(err))
+		return fmt.Errorf("fault %s on node %s: %w", lf.name, lf.node.Name, err)
+	}
+	at := st.AppliedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	leases.add(lf, time.Now())
+	r.lg.Info("fault injected", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
+		zap.String("kind", string(lf.fault.Kind)), zap.String("instance", lf.node.InstanceName()))
+	undo := adminUndo(st.Undo, lf.node)
+	injected := func(rec *api.Run) {
+		fr := &rec.Faults[lf.idx]
+		fr.InjectedAt, fr.Undo, fr.SelfExpiry = &at, undo, st.SelfExpiry
+		if !st.SelfExpiresAt.IsZero() {
+			t := st.SelfExpiresAt
+			fr.SelfExpiresAt = &t
+		}
+	}
+	if undo == nil {
+		// A restart reverts this fault by its agent fault ID, on disk
+		// already; the rest rides on the next save.
+		r.update(injected)
+	} else if err := r.updateDurable(injected); err != nil {
+		// The undo document is how a restarted chaosd undoes the fault if
+		// its agent is gone too: on disk before the run goes on (parallel
+		// injects share the save).
+		return fmt.Errorf("record the undo document of fault %s on node %s: %w", lf.name, lf.node.Name, err)
+	}
+	r.record(&lf.node, false, ReasonInjected, fmt.Sprintf("run %s: fault %s (%s) injected, deadline %s",
+		r.rec.ID, lf.name, lf.fault.Kind, lf.fault.Deadline.UTC().Format(time.RFC3339)))
 	return nil
 }
 
-// renewLeases renews every fault's lease every Lease/3 until ctx ends. A
-// fault its agent no longer holds (404, 410: reverted at its lease or
-// deadline, or by a restart) is reported on lost once, and renewal stops.
-func (r *Runner) renewLeases(ctx context.Context, lost chan<- string) {
-	every := r.opts.Lease / 3
-	t := time.NewTicker(every)
-	defer t.Stop()
-	lastOK := map[string]time.Time{} // fault@node → last renewal the agent answered
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.mu.Lock()
-		faults := append([]liveFault(nil), r.faults...)
-		r.mu.Unlock()
-		for _, lf := range faults {
-			cctx, cancel := context.WithTimeout(ctx, every)
-			st, err := lf.agent.Renew(cctx, lf.fault.ID, r.opts.Lease)
-			cancel()
-			key := lf.fault.ID + "@" + lf.node.Key()
-			if err == nil || ctx.Err() != nil {
-				lastOK[key] = time.Now()
-				if err == nil && !st.SelfExpiresAt.IsZero() {
-					r.mu.Lock()
-					r.selfExpiresAt[lf.idx] = st.SelfExpiresAt
-					r.mu.Unlock()
-				}
-				continue
-			}
-			var ae *agentapi.APIError
-			if errors.As(err, &ae) && (ae.Status == 404 || ae.Status == 410) {
-				select {
-				case lost <- fmt.Sprintf("agent on node %s no longer holds fault %s: %s", lf.node.Name, lf.fault.ID, ae.Message):
-				default:
-				}
-				return
-			}
-			// A transient failure: the next renewal may pass before the
-			// lease runs out. An agent silent for a whole lease may be
-			// dead: what its fault does is no longer known, so the run
-			// ends (and the revert falls back to what chaosd can undo
-			// itself).
-			since, ok := lastOK[key]
-			if !ok {
-				since = time.Now().Add(-every) // its inject, about a renewal ago
-				lastOK[key] = since
-			}
-			if time.Since(since) >= r.opts.Lease {
-				select {
-				case lost <- fmt.Sprintf("agent on node %s has not answered for %s (a whole lease): fault %s no longer watched: %v",
-					lf.node.Name, time.Since(since).Round(time.Millisecond), lf.fault.ID, err):
-				default:
-				}
-				return
-			}
-			r.lg.Warn("lease renewal failed", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name), zap.Error(err))
-		}
-	}
-}
-
-// revertAll reverts every injected fault, in parallel, on a context that
-// the run's cancellation cannot stop. It returns an error if any fault
-// could not be confirmed gone.
+// revertAll reverts every fault that was injected or asked for,
+// Options.FanOut at once, on a context that the run's cancellation cannot
+// stop. It returns an error if any fault could not be confirmed gone. The
+// outcomes are saved together at the end.
 func (r *Runner) revertAll(ctx context.Context) error {
 	r.mu.Lock()
 	faults := append([]liveFault(nil), r.faults...)
@@ -213,24 +294,10 @@ func (r *Runner) revertAll(ctx context.Context) error {
 	errs := make([]error, len(faults))
 	var wg sync.WaitGroup
 	for i, lf := range faults {
+		r.acquire(nil)
 		wg.Go(func() {
-			r.mu.Lock()
-			fr := r.rec.Faults[lf.idx].DeepCopy()
-			if t, ok := r.selfExpiresAt[lf.idx]; ok {
-				fr.SelfExpiresAt = &t // as of the last renewal
-			}
-			r.mu.Unlock()
-			errs[i] = RevertFault(rctx, lf.agent, &fr, r.opts.AgentTimeout)
-			r.update(func(rec *api.Run) { rec.Faults[lf.idx] = fr })
-			if errs[i] != nil {
-				errs[i] = fmt.Errorf("fault %s on node %s: %w", lf.fault.ID, lf.node.Name, errs[i])
-				r.record(&lf.node, true, ReasonRevertFailed, fmt.Sprintf("run %s: fault %s: %v", r.rec.ID, lf.name, errs[i]))
-				return
-			}
-			r.record(&lf.node, false, ReasonReverted, fmt.Sprintf("run %s: fault %s (%s) reverted (%s), verified: nothing left",
-				r.rec.ID, lf.name, lf.fault.Kind, fr.RevertReason))
-			r.lg.Info("fault reverted", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
-				zap.String("reason", fr.RevertReason), zap.Bool("verified", fr.Verified))
+			defer r.release()
+			errs[i] = r.revertOne(rctx, lf)
 		})
 	}
 	wg.Wait()
@@ -241,6 +308,38 @@ func (r *Runner) revertAll(ctx context.Context) error {
 	})
 	r.event("faults reverted")
 	return errors.Join(errs...)
+}
+
+// revertOne reverts one fault and records the outcome in memory.
+func (r *Runner) revertOne(ctx context.Context, lf liveFault) error {
+	r.mu.Lock()
+	fr := r.rec.Faults[lf.idx].DeepCopy()
+	if t, ok := r.selfExpiresAt[lf.idx]; ok {
+		fr.SelfExpiresAt = &t // as of the last renewal
+	}
+	r.mu.Unlock()
+	err := RevertFault(ctx, lf.agent, &fr, r.opts.AgentTimeout)
+	r.update(func(rec *api.Run) { rec.Faults[lf.idx] = fr })
+	if err != nil {
+		err = fmt.Errorf("fault %s on node %s: %w", lf.fault.ID, lf.node.Name, err)
+		r.record(&lf.node, true, ReasonRevertFailed, fmt.Sprintf("run %s: fault %s: %v", r.rec.ID, lf.name, err))
+		r.lg.Error("fault revert failed", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name), zap.Error(err))
+		return err
+	}
+	r.record(&lf.node, false, ReasonReverted, fmt.Sprintf("run %s: fault %s (%s) reverted (%s), verified: nothing left",
+		r.rec.ID, lf.name, lf.fault.Kind, fr.RevertReason))
+	r.lg.Info("fault reverted", zap.String("fault", lf.fault.ID), zap.String("node", lf.node.Name),
+		zap.String("reason", fr.RevertReason), zap.Bool("verified", fr.Verified))
+	return nil
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // watchTargets records every change the inventory reports about the

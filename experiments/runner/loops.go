@@ -3,18 +3,18 @@ package runner
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/probes"
 )
 
-// observe holds the faults for the spec's duration, renewing leases and
-// running one observation round (round.go) every probe interval. It only
+// observe holds the faults for the spec's duration (their leases are
+// renewed meanwhile, leases.go; a fault lost comes on leaseLost) and runs
+// one observation round (round.go) every probe interval. It only
 // schedules: it returns a verdict only when the run must end without
 // recovery.
-func (r *Runner) observe(ctx context.Context) (api.Verdict, string) {
+func (r *Runner) observe(ctx context.Context, leaseLost <-chan string) (api.Verdict, string) {
 	spec := &r.exp.Spec
 	end := r.rec.Times.Injected.Add(spec.Duration.D())
 	ob := &observation{proven: spec.Effects == nil}
@@ -24,12 +24,6 @@ func (r *Runner) observe(ctx context.Context) (api.Verdict, string) {
 		ob.effectsDeadline = r.rec.Times.Injected.Add(spec.Effects.Within.D())
 		r.setPhase(api.PhaseEffects, fmt.Sprintf("proving the faults took hold (within %s)", spec.Effects.Within.D()))
 	}
-
-	leaseCtx, stopLeases := context.WithCancel(ctx)
-	leaseLost := make(chan string, 1)
-	var wg sync.WaitGroup
-	wg.Go(func() { r.renewLeases(leaseCtx, leaseLost) })
-	defer func() { stopLeases(); wg.Wait() }()
 
 	ob.aborts = make([]*probes.AbortTracker, len(spec.AbortWhen))
 	for i, a := range spec.AbortWhen {

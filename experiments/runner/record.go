@@ -38,7 +38,7 @@ func (r *Runner) record(target *targets.Node, warning bool, reason, message stri
 	if r.deps.Recorder == nil {
 		return
 	}
-	r.deps.Recorder.Event(r.Record(), target, warning, reason, message)
+	r.deps.Recorder.Event(r.rec.ID, target, warning, reason, message)
 }
 
 // setPhase moves the run to phase and waits until a record saying so is

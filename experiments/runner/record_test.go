@@ -16,8 +16,6 @@ import (
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/api"
-	"github.com/chaosd/chaosd/experiments"
-	"github.com/chaosd/chaosd/targets"
 )
 
 // disk is a stateful fake of a run store: what it holds is the last
@@ -53,17 +51,6 @@ func (d *disk) onDisk() api.Run {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.last.DeepCopy()
-}
-
-// manyNodes resolves every target to n nodes.
-type manyNodes int
-
-func (n manyNodes) Resolve(_ context.Context, t experiments.Target) ([]targets.Node, error) {
-	out := make([]targets.Node, n)
-	for i := range out {
-		out[i] = targets.Node{Cluster: t.Cluster, Name: fmt.Sprintf("n%d", i+1)}
-	}
-	return out, nil
 }
 
 // TestRecordWritesDoNotGrowWithFaults: a run of 200 faults makes no more

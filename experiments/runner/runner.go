@@ -14,8 +14,10 @@
 // consumer) and the phase sequence; loops.go holds the observe and recovery
 // loops, which only schedule; round.go evaluates one probe round;
 // timing.go places the first impact and the recovery and decides the
-// verdict; faults.go injects, renews and reverts (revert.go is shared with
-// chaosd's restart recovery); record.go keeps the record.
+// verdict; faults.go injects and reverts, Options.FanOut agent calls at
+// once, and leases.go renews each fault's lease from its own inject on
+// (revert.go is shared with chaosd's restart recovery); record.go keeps
+// the record.
 package runner
 
 import (
@@ -73,10 +75,11 @@ type Agents interface {
 
 // Recorder records what a run does where operators look (in Kubernetes:
 // Events on the run's object and on every target pod or node, so
-// `kubectl describe pod` shows what chaos touched it and when). target is
-// nil for events of the run itself.
+// `kubectl describe pod` shows what chaos touched it and when). runID
+// names the run; target is nil for events of the run itself. It is
+// called from several goroutines at once while faults fan out.
 type Recorder interface {
-	Event(run api.Run, target *targets.Node, warning bool, reason, message string)
+	Event(runID string, target *targets.Node, warning bool, reason, message string)
 }
 
 // Event reasons a run records.
@@ -122,7 +125,15 @@ type Options struct {
 	// SaveInterval is how often at most the record is saved while no
 	// step waits for a save. Default 500ms.
 	SaveInterval time.Duration
+	// FanOut bounds the agent calls one run has in flight at once
+	// (preflight status, injects, lease renewals, reverts). Default
+	// DefaultFanOut.
+	FanOut int
 }
+
+// DefaultFanOut is the default Options.FanOut: at the agents' ~15 ms per
+// inject, 1,000 faults are in place in about a quarter of a second.
+const DefaultFanOut = 64
 
 // DefaultSaveInterval is Options.SaveInterval's default.
 const DefaultSaveInterval = 500 * time.Millisecond
@@ -145,9 +156,14 @@ type Runner struct {
 	// a revert needs it: renewals would rewrite it every few seconds).
 	selfExpiresAt map[int]time.Time
 
+	// calls holds one token per agent call in flight (Options.FanOut).
+	calls chan struct{}
+
 	abortOnce sync.Once
 	abortCh   chan string
 	aborted   atomic.Bool
+	// stopped is closed by Abort: the fan-out stops starting injects.
+	stopped chan struct{}
 	// failure, when set, is why the tool failed the run (Fail): it ends
 	// in error with that reason, whatever the abort it caused says.
 	failure atomic.Pointer[string]
@@ -175,6 +191,9 @@ func New(exp *experiments.Experiment, rec api.Run, deps Deps, lg *zap.Logger, op
 	if opts.SaveInterval <= 0 {
 		opts.SaveInterval = DefaultSaveInterval
 	}
+	if opts.FanOut <= 0 {
+		opts.FanOut = DefaultFanOut
+	}
 	if deps.Save == nil {
 		deps.Save = func(api.Run) error { return nil }
 	}
@@ -197,6 +216,8 @@ func New(exp *experiments.Experiment, rec api.Run, deps Deps, lg *zap.Logger, op
 		rec:     rec,
 		abortCh: make(chan string, 1),
 		w:       newRecordWriter(deps.Save, opts.SaveInterval),
+		stopped: make(chan struct{}),
+		calls:   make(chan struct{}, opts.FanOut),
 
 		selfExpiresAt: map[int]time.Time{},
 	}
@@ -207,6 +228,7 @@ func New(exp *experiments.Experiment, rec api.Run, deps Deps, lg *zap.Logger, op
 func (r *Runner) Abort(reason string) {
 	r.abortOnce.Do(func() {
 		r.aborted.Store(true)
+		close(r.stopped)
 		r.abortCh <- reason
 	})
 }
@@ -295,13 +317,15 @@ func (r *Runner) run(ctx context.Context) (api.Verdict, string) {
 	if err := r.silenceAlerts(ctx); err != nil {
 		return api.VerdictError, "preflight: " + err.Error()
 	}
-	// Inject. From here on every path goes through revertAll.
+	// Inject. From here on every path goes through revertAll. Each
+	// fault's lease is renewed from its own inject on.
 	r.setPhase(api.PhaseInjecting, fmt.Sprintf("injecting %d fault(s)", len(plan)))
-	if err := r.injectAll(ctx, plan); err != nil {
-		verdict, reason = api.VerdictError, "inject: "+err.Error()
-	} else {
-		verdict, reason = r.observe(ctx)
+	leases := r.startLeases(ctx)
+	verdict, reason = r.injectAll(ctx, plan, leases)
+	if verdict == "" {
+		verdict, reason = r.observe(ctx, leases.lost)
 	}
+	leases.stop()
 	err := r.revertAll(ctx)
 	writes.stop()
 	if err != nil {
@@ -351,17 +375,8 @@ func (r *Runner) preflight(ctx context.Context) ([]liveFault, api.Verdict, strin
 	if err != nil {
 		return nil, api.VerdictError, fmt.Sprintf("preflight: %v", err)
 	}
-	for _, lf := range plan {
-		cctx, cancel := context.WithTimeout(ctx, r.opts.AgentTimeout)
-		st, err := lf.agent.Status(cctx)
-		cancel()
-		if err != nil {
-			return nil, api.VerdictError, fmt.Sprintf("preflight: agent on node %s: %v", lf.node.Name, err)
-		}
-		// Refuse before anything is injected when a node cannot run a kind.
-		if why, missing := st.Unavailable[string(lf.fault.Kind)]; missing {
-			return nil, api.VerdictError, fmt.Sprintf("preflight: node %s cannot run %s faults: %s", lf.node.Name, lf.fault.Kind, why)
-		}
+	if why := r.checkAgents(ctx, plan); why != "" {
+		return nil, api.VerdictError, "preflight: " + why
 	}
 	if ctx.Err() != nil {
 		return nil, api.VerdictError, "cancelled before inject"

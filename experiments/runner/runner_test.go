@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,12 +19,18 @@ import (
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/experiments"
+	"github.com/chaosd/chaosd/internal/agentsim"
 	"github.com/chaosd/chaosd/probes"
 	"github.com/chaosd/chaosd/probes/promql"
 	"github.com/chaosd/chaosd/targets"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if agentsim.ServeChild() { // the fleet of BenchmarkFanOut
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // system is a stateful fake of the system under test and its agents: it
 // is healthy unless a fault is active, and needs recoverAfter to heal
@@ -57,6 +64,32 @@ type system struct {
 	// failsAt, when set, makes requests fail at the instants it says
 	// (a flaky system), faults or not.
 	failsAt func(t time.Time) bool
+
+	// Each inject, renewal and revert takes this long (outside the lock).
+	injectDelay, renewDelay, revertDelay time.Duration
+	// onInject, when set, is called with the number of faults injected
+	// so far after each inject.
+	onInject func(injected int)
+	// calls and maxCalls count agent calls in flight (now, at most);
+	// renewing holds the faults with a renewal in flight, and
+	// renewOverlap is set if a fault ever had two at once.
+	calls, maxCalls int
+	renewing        map[string]bool
+	renewOverlap    bool
+	renewals        int
+	// leaseEnds is when each active fault's lease runs out: a renewal
+	// after that finds it reverted (410), as a real agent's would.
+	leaseEnds map[string]time.Time
+}
+
+// call accounts for one agent call taking d; done ends it.
+func (s *system) call(d time.Duration) (done func()) {
+	s.mu.Lock()
+	s.calls++
+	s.maxCalls = max(s.maxCalls, s.calls)
+	s.mu.Unlock()
+	time.Sleep(d)
+	return func() { s.mu.Lock(); s.calls--; s.mu.Unlock() }
 }
 
 func newSystem() *system { return &system{active: map[string]string{}} }
@@ -154,6 +187,10 @@ func (a fakeAgent) Status(context.Context) (agentapi.Status, error) {
 }
 
 func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultStatus, error) {
+	defer a.s.call(a.s.injectDelay)()
+	if on := a.s.onInject; on != nil {
+		defer func() { a.s.mu.Lock(); n := a.s.injected; a.s.mu.Unlock(); on(n) }()
+	}
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
 	if a.node == a.s.failInjectOn {
@@ -163,6 +200,10 @@ func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultSt
 		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 400, Message: "deadline and lease required"}
 	}
 	a.s.active[f.ID+"@"+a.node] = a.node
+	if a.s.leaseEnds == nil {
+		a.s.leaseEnds = map[string]time.Time{}
+	}
+	a.s.leaseEnds[f.ID+"@"+a.node] = time.Now().Add(time.Duration(f.LeaseSeconds * float64(time.Second)))
 	if a.s.impairedFrom.IsZero() {
 		a.s.impairedFrom = time.Now()
 	}
@@ -171,11 +212,27 @@ func (a fakeAgent) Inject(_ context.Context, f agentapi.Fault) (agentapi.FaultSt
 	return agentapi.FaultStatus{Fault: f, State: agentapi.StateActive, AppliedAt: time.Now()}, nil
 }
 
-func (a fakeAgent) Renew(_ context.Context, id string, _ time.Duration) (agentapi.FaultStatus, error) {
+func (a fakeAgent) Renew(_ context.Context, id string, lease time.Duration) (agentapi.FaultStatus, error) {
+	key := id + "@" + a.node
+	a.s.mu.Lock()
+	if a.s.renewing == nil {
+		a.s.renewing = map[string]bool{}
+	}
+	a.s.renewOverlap = a.s.renewOverlap || a.s.renewing[key]
+	a.s.renewing[key] = true
+	a.s.renewals++
+	a.s.mu.Unlock()
+	defer a.s.call(a.s.renewDelay)()
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
+	delete(a.s.renewing, key)
 	if a.s.silentRenew {
 		return agentapi.FaultStatus{}, errors.New("dial unix agent.sock: connect: connection refused")
+	}
+	if end, ok := a.s.leaseEnds[key]; ok && time.Now().After(end) {
+		delete(a.s.active, key)
+		delete(a.s.leaseEnds, key)
+		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 410, Message: "reverted: lease-expired"}
 	}
 	if a.s.goneOnRenew {
 		delete(a.s.active, id+"@"+a.node)
@@ -185,10 +242,14 @@ func (a fakeAgent) Renew(_ context.Context, id string, _ time.Duration) (agentap
 		}
 		return agentapi.FaultStatus{}, &agentapi.APIError{Status: 410, Message: why}
 	}
+	if _, ok := a.s.leaseEnds[key]; ok {
+		a.s.leaseEnds[key] = time.Now().Add(lease)
+	}
 	return agentapi.FaultStatus{State: agentapi.StateActive}, nil
 }
 
 func (a fakeAgent) Revert(_ context.Context, id string) (agentapi.FaultStatus, error) {
+	defer a.s.call(a.s.revertDelay)()
 	a.s.mu.Lock()
 	defer a.s.mu.Unlock()
 	key := id + "@" + a.node
