@@ -48,8 +48,8 @@ const ProbeLink = "cdlat-probe"
 type Driver struct {
 	lock chan struct{} // holds one token while a method runs
 	ns   netns.NsHandle
-	h    *netlink.Handle  // nil once closed
-	raw  *nl.SocketHandle // for the mark filters, which netlink.U32 cannot express
+	h    *netlink.Handle    // nil once closed
+	raw  *nl.SocketHandle   // for the mark filters, which netlink.U32 cannot express
 	nl   *nftexpiry.Lasting // the marking tables' nftables socket, kept open
 	lg   *zap.Logger
 
