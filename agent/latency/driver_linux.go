@@ -160,6 +160,11 @@ func (d *Driver) Close() error {
 // Kind returns agentapi.KindLatency.
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindLatency }
 
+// NodeBound reports that a latency fault lives only in this node's kernel
+// (qdiscs and a table in the node's or a pod's namespace): a crash of the
+// node ends it.
+func (d *Driver) NodeBound() bool { return true }
+
 func kernelRelease() string {
 	var u unix.Utsname
 	if unix.Uname(&u) != nil {

@@ -113,6 +113,10 @@ func (d *Driver) Close() error { return d.close() }
 // Kind returns agentapi.KindPartition.
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindPartition }
 
+// NodeBound reports that a partition lives only in this node's kernel (a
+// table in the node's or a pod's namespace): a crash of the node ends it.
+func (d *Driver) NodeBound() bool { return true }
+
 // Probe checks that nftables works in the namespace (a throwaway table).
 func (d *Driver) Probe(ctx context.Context) error { return d.be.Probe(ctx) }
 
