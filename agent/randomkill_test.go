@@ -402,6 +402,78 @@ func testLeaseExpiryAllKinds(t *testing.T) {
 	t.Logf("%d faults (%v) reverted by lease expiry within %s (lease %s)", len(ids), w.kinds, took.Round(time.Millisecond), lease)
 }
 
+// testRevertAgain: a crash of the node can lose revert records not yet
+// on disk (a node-bound fault's are written without waiting for the
+// disk); the next start then reverts those faults again. For every kind
+// that second revert finds nothing, succeeds, verifies, and changes
+// nothing (no actuator setting written back over the service's).
+func testRevertAgain(t *testing.T) {
+	requireRootOnly(t)
+	w, k := startWorld(t)
+	ctx := context.Background()
+	var ids []string
+	for _, kind := range w.kinds {
+		f := w.fault(kind, "rk.again."+string(kind), time.Minute)
+		if _, err := k.client.Inject(ctx, f); err != nil {
+			t.Fatalf("inject %s: %v\n%s", kind, err, k.stderr)
+		}
+		if st, err := k.client.Revert(ctx, f.ID); err != nil || !st.Verified {
+			t.Fatalf("revert %s: %+v %v", kind, st, err)
+		}
+		ids = append(ids, f.ID)
+	}
+	k.kill9()
+	// What the crash lost: every revert record.
+	data, err := os.ReadFile(k.cfg.LedgerPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, `"op":"reverted"`) {
+			kept = append(kept, line)
+		}
+	}
+	if err := os.WriteFile(k.cfg.LedgerPath, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.start()
+	defer k.stop()
+	all, err := k.client.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := map[string]bool{}
+	for _, s := range all {
+		if s.RevertReason == agentapi.ReasonStartup && s.State == agentapi.StateReverted && s.Verified && s.Error == "" {
+			again[s.Fault.ID] = true
+		}
+	}
+	for _, id := range ids {
+		if !again[id] {
+			t.Errorf("fault %s: not reverted again at start-up, verified and without error: %+v", id, all)
+		}
+	}
+	if strings.Contains(k.stderr.String(), `"level":"error"`) || strings.Contains(k.stderr.String(), "\tERROR\t") {
+		t.Errorf("the second reverts logged errors:\n%s", k.stderr)
+	}
+	if left := w.leftovers(); len(left) > 0 {
+		t.Fatalf("after reverting again: %v", left)
+	}
+	t.Logf("%d kinds (%v) reverted a second time at start-up: harmless", len(ids), w.kinds)
+}
+
+// TestIntegrationRevertAgainIsHarmless: every kind this host supports.
+func TestIntegrationRevertAgainIsHarmless(t *testing.T) { testRevertAgain(t) }
+
+// TestVMRevertAgainIsHarmless: the same on the stock kernel (latency).
+func TestVMRevertAgainIsHarmless(t *testing.T) {
+	if os.Getenv("CHAOSD_IN_VM") != "1" {
+		t.Skip("covers latency and cgroup v2: run via hack/vmtest.sh (make test does)")
+	}
+	testRevertAgain(t)
+}
+
 func requireRootOnly(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
