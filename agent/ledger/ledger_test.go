@@ -307,3 +307,32 @@ func TestConcurrentSyncs(t *testing.T) {
 		t.Errorf("%d entries, want %d", len(entries), n)
 	}
 }
+
+// BenchmarkRecord: writing a record (what survives the agent's death)
+// against writing it and waiting for the disk (what survives the node's
+// crash), on the disk under the test's temporary directory.
+func BenchmarkRecord(b *testing.B) {
+	for _, sync := range []bool{false, true} {
+		name := "write"
+		if sync {
+			name = "write+fsync"
+		}
+		b.Run(name, func(b *testing.B) {
+			l, _, _, err := Open(filepath.Join(b.TempDir(), "ledger.jsonl"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			r := Record{Op: OpIntent, ID: "bench", Fault: fault("bench")}
+			for b.Loop() {
+				t, err := l.Write(r)
+				if err == nil && sync {
+					err = l.Sync(t)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
