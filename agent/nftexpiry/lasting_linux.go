@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Lasting is one nftables netlink socket kept open in a network namespace
@@ -22,12 +24,16 @@ import (
 // with messages already queued) the connection is thrown away and the next
 // Do dials a fresh one, so no queued message is sent with a later batch and
 // no unread reply (an acknowledgement the library stopped reading after the
-// first error) is ever taken for the answer to a later request. The old
-// socket is closed in the background; Close waits for it.
+// first error) is ever taken for the answer to a later request. The same
+// when fn succeeded but left anything unread on the socket (checked
+// without blocking after every call: the kernel answers a request before
+// its sendmsg returns, so whatever is not read by then never will be).
+// The old socket is closed in the background; Close waits for it.
 type Lasting struct {
 	mu     sync.Mutex
 	ns     int            // the namespace's fd, owned by the caller
 	c      *nftables.Conn // nil: dial at the next Do
+	sock   *netlink.Conn  // c's socket
 	closed bool
 	bg     sync.WaitGroup // discarded sockets being closed
 }
@@ -47,24 +53,45 @@ func (l *Lasting) Do(fn func(c *nftables.Conn) error) error {
 		return errors.New("nftables connection closed")
 	}
 	if l.c == nil {
-		c, err := nftables.New(nftables.WithNetNSFd(l.ns), nftables.AsLasting())
+		var sock *netlink.Conn
+		c, err := nftables.New(nftables.WithNetNSFd(l.ns), nftables.AsLasting(),
+			nftables.WithSockOptions(func(nc *netlink.Conn) error { sock = nc; return nil }))
 		if err != nil {
 			return fmt.Errorf("nftables connection: %w", err)
 		}
-		l.c = c
+		l.c, l.sock = c, sock
 	}
 	err := fn(l.c)
-	if err != nil {
+	if err != nil || l.unread() {
 		l.discardLocked()
 	}
 	return err
+}
+
+// unread says whether anything waits to be read on the socket (or it
+// cannot tell).
+func (l *Lasting) unread() bool {
+	if l.sock == nil {
+		return true
+	}
+	rc, err := l.sock.SyscallConn()
+	if err != nil {
+		return true
+	}
+	pending := true
+	cerr := rc.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, rerr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		pending = !errors.Is(rerr, unix.EAGAIN)
+	})
+	return cerr != nil || pending
 }
 
 // discardLocked drops the connection; its socket is closed in the
 // background, since a close right after a commit waits for the kernel.
 func (l *Lasting) discardLocked() {
 	old := l.c
-	l.c = nil
+	l.c, l.sock = nil, nil
 	l.bg.Go(func() { _ = old.CloseLasting() })
 }
 
@@ -76,7 +103,7 @@ func (l *Lasting) Close() error {
 	var err error
 	if l.c != nil {
 		err = l.c.CloseLasting()
-		l.c = nil
+		l.c, l.sock = nil, nil
 	}
 	l.mu.Unlock()
 	l.bg.Wait()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/chaosd/chaosd/agent/kubepod/kubepodtest"
@@ -98,6 +99,29 @@ func TestRootLastingReplacedAfterError(t *testing.T) {
 	// The refused batch applied nothing.
 	if got, want := tables(), []string{"five", "one", "three", "two"}; !slices.Equal(got, want) {
 		t.Errorf("tables = %v, want %v", got, want)
+	}
+
+	// A call that succeeded but left a reply unread: a dump request sent
+	// behind the library's back.
+	var leaving *nftables.Conn
+	if err := l.Do(func(c *nftables.Conn) error {
+		leaving = c
+		_, err := l.sock.Send(netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETTABLE),
+				Flags: netlink.Request | netlink.Dump},
+			Data: []byte{unix.NFPROTO_INET, 0, 0, 0},
+		})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var next *nftables.Conn
+	l.Do(func(c *nftables.Conn) error { next = c; return nil })
+	if next == leaving {
+		t.Error("the connection was kept with a reply unread on it; want a fresh one")
+	}
+	if got, want := tables(), []string{"five", "one", "three", "two"}; !slices.Equal(got, want) {
+		t.Errorf("after an unread reply: tables = %v, want %v", got, want)
 	}
 
 	if err := l.Close(); err != nil {
