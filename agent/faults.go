@@ -54,7 +54,9 @@ type fault struct {
 	state  json.RawMessage // the driver's state, as last written to the ledger
 	phase  phase
 	// idle is closed when the driver work of the current phase ends
-	// (injecting or reverting); a new channel is made for each.
+	// (injecting or reverting; after a revert, once its ledger record is
+	// on disk when it must be: see NodeBound); a new channel is made for
+	// each.
 	idle chan struct{}
 	// cancel cancels the context of the inject in flight.
 	cancel context.CancelFunc
@@ -540,7 +542,17 @@ func (a *Agent) revertFault(ctx context.Context, fl *fault, reason string) (agen
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if fl.phase == phaseDone {
-		return fl.status, nil // as it ended; its status says how
+		// As it ended; its status says how. Once its revert record is
+		// on disk where that is waited for (runRevert closes idle then).
+		if idle := fl.idle; idle != nil {
+			a.mu.Unlock()
+			select {
+			case <-idle:
+			case <-ctx.Done():
+			}
+			a.mu.Lock()
+		}
+		return fl.status, nil
 	}
 	for {
 		switch fl.phase {
