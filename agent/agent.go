@@ -155,9 +155,9 @@ type Agent struct {
 	work sync.WaitGroup
 
 	// mu guards the map of faults and every fault's bookkeeping (see
-	// fault). It is never held across a driver call; ledger appends and
-	// compaction happen under it, so a compaction always sees every
-	// intent written.
+	// fault). It is never held across a driver call, nor across an fsync
+	// of the ledger; ledger writes and compaction happen under it, so a
+	// compaction always sees every intent written.
 	mu       sync.Mutex
 	closing  bool
 	faults   map[string]*fault

@@ -101,3 +101,26 @@ type SelfExpiring interface {
 	// another Renew or, when the lease runs out meanwhile, its Revert.
 	Renew(ctx context.Context, f agentapi.Fault, state json.RawMessage, until time.Time) (string, error)
 }
+
+// NodeBound is implemented by drivers whose faults exist only in this
+// node's kernel (nftables tables, qdiscs, processes, cgroups, in the
+// node's or its pods' namespaces), so that a crash of the node's kernel
+// ends them too. The agent writes such a fault's revert record to the
+// ledger without waiting for the disk: that record can only be lost with
+// the node's kernel (a killed agent loses nothing it wrote), which took
+// the fault with it, and the revert the next start repeats then finds
+// nothing to do. A driver whose faults live elsewhere (springboot: in the
+// service) does not implement it: its revert record is on disk before the
+// revert answers, since repeating that revert much later could undo a
+// change made since (another fault's assault on the same service).
+type NodeBound interface {
+	// NodeBound reports whether the driver's faults end with this node's
+	// kernel.
+	NodeBound() bool
+}
+
+// nodeBound says whether drv's faults end with this node's kernel.
+func nodeBound(drv Driver) bool {
+	nb, ok := drv.(NodeBound)
+	return ok && nb.NodeBound()
+}

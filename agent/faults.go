@@ -54,7 +54,9 @@ type fault struct {
 	state  json.RawMessage // the driver's state, as last written to the ledger
 	phase  phase
 	// idle is closed when the driver work of the current phase ends
-	// (injecting or reverting); a new channel is made for each.
+	// (injecting or reverting; after a revert, once its ledger record is
+	// on disk when it must be: see NodeBound); a new channel is made for
+	// each.
 	idle chan struct{}
 	// cancel cancels the context of the inject in flight.
 	cancel context.CancelFunc
@@ -246,7 +248,11 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 		return agentapi.FaultStatus{}, errf(400, "%v", err)
 	}
 	fl.status.Fault, fl.state = f, state
-	if err := a.led.Append(ledger.Record{Op: ledger.OpIntent, ID: f.ID, Fault: &f, State: state}); err != nil {
+	// The intent is written under a.mu, so a compaction either sees the
+	// fault (inLedger) or runs before its record exists; it reaches the
+	// disk below, without a.mu, sharing an fsync with concurrent faults.
+	intent, err := a.led.Write(ledger.Record{Op: ledger.OpIntent, ID: f.ID, Fault: &f, State: state})
+	if err != nil {
 		a.dropLocked(fl, prev)
 		a.mu.Unlock()
 		return agentapi.FaultStatus{}, errf(500, "record intent: %v", err)
@@ -254,6 +260,23 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	fl.inLedger = true
 	a.forgetLocked(f.ID) // the previous life of this ID, if any
 	a.mu.Unlock()
+
+	// Nothing is touched before the intent is on disk: only then can no
+	// crash of the node, and no disk that cannot keep it, leave a fault
+	// the ledger does not name.
+	if err := a.led.Sync(intent); err != nil {
+		a.mu.Lock()
+		fl.inLedger = false // nothing was applied: nothing to revert
+		if fl.pending != "" {
+			reason := fl.pending
+			st := a.finishUnappliedLocked(fl)
+			a.mu.Unlock()
+			return st, interrupted(st, reason)
+		}
+		a.dropLocked(fl, prev)
+		a.mu.Unlock()
+		return agentapi.FaultStatus{}, errf(500, "record intent: %v", err)
+	}
 
 	applied, applyErr := drv.Apply(ctx, f, state)
 
@@ -278,7 +301,8 @@ func (a *Agent) inject(f agentapi.Fault) (agentapi.FaultStatus, error) {
 	if len(applied) > 0 {
 		rec.State = applied
 	}
-	if err := a.led.Append(rec); err != nil {
+	// Not synced: a revert needs only the intent (see agent/README.md).
+	if _, err := a.led.Write(rec); err != nil {
 		// The intent is on disk, so recovery still reverts it; carry on.
 		a.lg.Error("record apply", zap.String("fault", f.ID), zap.Error(err))
 	} else {
@@ -350,6 +374,9 @@ func (a *Agent) dropLocked(fl, prev *fault) {
 	if a.faults[id] == fl {
 		if prev != nil {
 			a.faults[id] = prev
+			if !slices.Contains(a.reverted, id) {
+				a.reverted = append(a.reverted, id) // forgotten meanwhile
+			}
 		} else {
 			delete(a.faults, id)
 		}
@@ -515,7 +542,17 @@ func (a *Agent) revertFault(ctx context.Context, fl *fault, reason string) (agen
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if fl.phase == phaseDone {
-		return fl.status, nil // as it ended; its status says how
+		// As it ended; its status says how. Once its revert record is
+		// on disk where that is waited for (runRevert closes idle then).
+		if idle := fl.idle; idle != nil {
+			a.mu.Unlock()
+			select {
+			case <-idle:
+			case <-ctx.Done():
+			}
+			a.mu.Lock()
+		}
+		return fl.status, nil
 	}
 	for {
 		switch fl.phase {
@@ -587,8 +624,6 @@ func (a *Agent) runRevert(fl *fault, reason string, applyErr error) agentapi.Fau
 
 	now := time.Now().UTC()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	defer close(fl.idle)
 	if rerr != nil && applyErr == nil {
 		fl.phase = phaseActive
 		fl.status.Error = rerr.Error()
@@ -599,7 +634,10 @@ func (a *Agent) runRevert(fl *fault, reason string, applyErr error) agentapi.Fau
 			// past, but not in a hot loop.
 			a.arm(fl, max(time.Until(fl.status.LeaseExpires), time.Second))
 		}
-		return fl.status
+		close(fl.idle)
+		st := fl.status
+		a.mu.Unlock()
+		return st
 	}
 	fl.phase = phaseDone
 	fl.revertErr = nil
@@ -626,13 +664,18 @@ func (a *Agent) runRevert(fl *fault, reason string, applyErr error) agentapi.Fau
 	case left != "":
 		fl.status.Error = joinMsg(fl.status.Error, "verify: still present: "+left)
 	}
+	var ticket ledger.Ticket
 	if rerr == nil {
-		if err := a.led.Append(rec); err != nil {
+		var err error
+		if ticket, err = a.led.Write(rec); err != nil {
 			a.lg.Error("record revert", zap.String("fault", f.ID), zap.Error(err))
 		} else {
 			fl.inLedger = false
 		}
 	}
+	// A node-bound fault's revert record need not reach the disk (see
+	// NodeBound); another's must before the revert answers.
+	durable := ticket != 0 && !nodeBound(fl.drv)
 	a.reverted = append(a.reverted, f.ID)
 	a.trimLocked()
 	if applyErr == nil {
@@ -645,7 +688,15 @@ func (a *Agent) runRevert(fl *fault, reason string, applyErr error) agentapi.Fau
 		a.lg.Info("fault reverted", append(a.logFields(f, reason), zap.Bool("verified", fl.status.Verified),
 			zap.Duration("active", now.Sub(fl.status.AppliedAt)))...)
 	}
-	return fl.status
+	st, idle := fl.status, fl.idle
+	a.mu.Unlock()
+	if durable {
+		if err := a.led.Sync(ticket); err != nil {
+			a.lg.Error("record revert", zap.String("fault", f.ID), zap.Error(err))
+		}
+	}
+	close(idle)
+	return st
 }
 
 func joinMsg(a, b string) string {
@@ -779,7 +830,8 @@ func (a *Agent) recover(ctx context.Context, entries []ledger.Entry) error {
 		}
 		now := time.Now().UTC()
 		a.mu.Lock()
-		if err := a.led.Append(ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: agentapi.ReasonStartup}); err != nil {
+		// On disk with the compaction that ends start-up.
+		if _, err := a.led.Write(ledger.Record{Op: ledger.OpReverted, ID: f.ID, Reason: agentapi.ReasonStartup}); err != nil {
 			errs = append(errs, err)
 		}
 		a.faults[f.ID] = &fault{drv: drv, state: e.State, phase: phaseDone, status: agentapi.FaultStatus{

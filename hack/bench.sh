@@ -20,7 +20,7 @@ mkdir -p "$(dirname "$out")"
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-3}" -benchtime "${BENCH_TIME:-100x}" \
-  ./agent/ ./agent/memory/ ./daemon/ ./daemon/store/ ./experiments/ ./experiments/runner/ ./targets/kube/ ./internal/tlsconf/ 2>&1 | grep -v 'logger.go' | tee "$raw"
+  ./agent/ ./agent/memory/ ./agent/partition/ ./agent/ledger/ ./daemon/ ./daemon/store/ ./experiments/ ./experiments/runner/ ./targets/kube/ ./internal/tlsconf/ 2>&1 | grep -v 'logger.go' | tee "$raw"
 vmraw=$(mktemp)
 trap 'rm -f "$raw" "$vmraw"' EXIT
 hack/vmtest.sh ./agent/ ./agent/latency/ -run '^$' -bench 'BenchmarkInjectRevert$|BenchmarkApplyRevert' \

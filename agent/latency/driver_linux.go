@@ -37,21 +37,27 @@ const ProbeLink = "cdlat-probe"
 // agent's HTB root), and a call waiting for it gives up when its context
 // ends. Netlink requests themselves are short and not interruptible.
 //
-// A pod's namespace is served by a Driver of its own (netlink socket and
+// A pod's namespace is served by a Driver of its own (netlink sockets and
 // lock), shared by the calls in flight on that namespace through a small
 // cache keyed by the namespace's identity and closed when the last call
-// returns: no descriptor of a pod's namespace is held between calls, so
-// the agent never keeps a dead pod's namespace alive.
+// returns (in the background: an nftables socket's close waits ~11 ms
+// for nf_tables after a commit): no descriptor of a pod's namespace is
+// held between calls, so the agent never keeps a dead pod's namespace
+// alive. The node's Driver keeps its nftables socket open
+// (nftexpiry.Lasting).
 type Driver struct {
 	lock chan struct{} // holds one token while a method runs
 	ns   netns.NsHandle
-	h    *netlink.Handle  // nil once closed
-	raw  *nl.SocketHandle // for the mark filters, which netlink.U32 cannot express
+	h    *netlink.Handle    // nil once closed
+	raw  *nl.SocketHandle   // for the mark filters, which netlink.U32 cannot express
+	nl   *nftexpiry.Lasting // the marking tables' nftables socket, kept open
 	lg   *zap.Logger
 
 	pods  PodNetNS // nil: pod-scoped faults are refused
 	podMu sync.Mutex
 	byNS  map[kubepod.NSID]*podDriver
+	// podClosing counts pods' Drivers being closed in the background.
+	podClosing sync.WaitGroup
 }
 
 // podDriver is a Driver in one pod's namespace and the calls using it.
@@ -132,12 +138,13 @@ func newAt(nsPath string, fd int, lg *zap.Logger) (*Driver, error) {
 		ns.Close()
 		return nil, fmt.Errorf("netlink socket in namespace %q: %w", nsPath, err)
 	}
-	return &Driver{lock: make(chan struct{}, 1), ns: ns, h: h, raw: raw, lg: lg}, nil
+	return &Driver{lock: make(chan struct{}, 1), ns: ns, h: h, raw: raw, nl: nftexpiry.NewLasting(int(ns)), lg: lg}, nil
 }
 
-// Close releases the netlink socket and the namespace handle. It does not
-// revert anything.
+// Close releases the netlink sockets and the namespace handle, after the
+// pods' Drivers being closed. It does not revert anything.
 func (d *Driver) Close() error {
+	d.podClosing.Wait()
 	d.lock <- struct{}{}
 	defer d.release()
 	if d.h == nil {
@@ -146,11 +153,17 @@ func (d *Driver) Close() error {
 	d.h.Close()
 	d.h = nil
 	d.raw.Close()
-	return d.ns.Close()
+	nerr := d.nl.Close()
+	return errors.Join(nerr, d.ns.Close())
 }
 
 // Kind returns agentapi.KindLatency.
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindLatency }
+
+// NodeBound reports that a latency fault lives only in this node's kernel
+// (qdiscs and a table in the node's or a pod's namespace): a crash of the
+// node ends it.
+func (d *Driver) NodeBound() bool { return true }
 
 func kernelRelease() string {
 	var u unix.Utsname
@@ -972,7 +985,9 @@ func (d *Driver) releasePod(id kubepod.NSID) {
 	}
 	if pd.refs--; pd.refs == 0 {
 		delete(d.byNS, id)
-		pd.d.Close()
+		// In the background: the nftables socket's close waits for
+		// nf_tables to clean up after the commit just made (~11 ms).
+		d.podClosing.Go(func() { pd.d.Close() })
 	}
 }
 

@@ -27,6 +27,9 @@ func NewWithConfig(cfg Config, lg *zap.Logger) (*Driver, error) { return nil, er
 // Kind returns agentapi.KindLatency.
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindLatency }
 
+// NodeBound reports that a latency fault lives only in this node's kernel.
+func (d *Driver) NodeBound() bool { return true }
+
 // Probe fails off Linux.
 func (d *Driver) Probe(context.Context) error { return errNotLinux }
 

@@ -114,15 +114,9 @@ func (d *Driver) markedFilters(idx int) (map[uint16][2]uint32, error) {
 	return out, nil
 }
 
-// nft opens an nftables connection in the driver's namespace. It opens a
-// socket per operation, like the partition driver's Applier.
-func (d *Driver) nft() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(int(d.ns)))
-	if err != nil {
-		return nil, fmt.Errorf("nftables connection: %w", err)
-	}
-	return c, nil
-}
+// nft runs fn on the driver's lasting nftables connection (see
+// nftexpiry.Lasting: kept open, replaced after an error).
+func (d *Driver) nft(fn func(c *nftables.Conn) error) error { return d.nl.Do(fn) }
 
 // installMarks installs the marking table in one transaction, its set
 // elements timing out after timeout; a leftover of the same name is
@@ -131,10 +125,10 @@ func (d *Driver) installMarks(p MarkPlan, timeout time.Duration) error {
 	if !strings.HasPrefix(p.Table, TablePrefix) {
 		return fmt.Errorf("refusing to install untagged table %q", p.Table)
 	}
-	c, err := d.nft()
-	if err != nil {
-		return err
-	}
+	return d.nft(func(c *nftables.Conn) error { return installMarks(c, p, timeout) })
+}
+
+func installMarks(c *nftables.Conn, p MarkPlan, timeout time.Duration) error {
 	t := nftexpiry.ReplaceTable(c, p.Table)
 	sets, err := nftexpiry.Add(c, t, p.Sets, timeout)
 	if err != nil {
@@ -211,15 +205,13 @@ func markExprs(mc MarkChain, r MarkRule, sets map[string]*nftables.Set) ([]expr.
 // set elements a new timeout in one transaction; an error wrapping
 // nftexpiry.ErrMissing when anything is missing.
 func (d *Driver) refreshMarks(p MarkPlan, timeout time.Duration) error {
-	c, err := d.nft()
-	if err != nil {
-		return err
-	}
-	t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
-	if err := nftexpiry.CheckRules(c, t, p.ChainRules()); err != nil {
-		return err
-	}
-	return nftexpiry.Refresh(c, t, p.Sets, timeout)
+	return d.nft(func(c *nftables.Conn) error {
+		t := &nftables.Table{Name: p.Table, Family: nftables.TableFamilyINet}
+		if err := nftexpiry.CheckRules(c, t, p.ChainRules()); err != nil {
+			return err
+		}
+		return nftexpiry.Refresh(c, t, p.Sets, timeout)
+	})
 }
 
 // removeTable deletes a tagged table; one already gone is success.
@@ -227,12 +219,11 @@ func (d *Driver) removeTable(name string) error {
 	if !strings.HasPrefix(name, TablePrefix) {
 		return fmt.Errorf("refusing to remove untagged table %q", name)
 	}
-	c, err := d.nft()
-	if err != nil {
-		return err
-	}
-	c.DelTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
-	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+	err := d.nft(func(c *nftables.Conn) error {
+		c.DelTable(&nftables.Table{Name: name, Family: nftables.TableFamilyINet})
+		return c.Flush()
+	})
+	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("delete nftables table %s: %w", name, err)
 	}
 	return nil
@@ -240,21 +231,20 @@ func (d *Driver) removeTable(name string) error {
 
 // tables lists the tagged inet tables of the namespace.
 func (d *Driver) tables() ([]string, error) {
-	c, err := d.nft()
-	if err != nil {
-		return nil, err
-	}
-	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("list nftables tables: %w", err)
-	}
 	var out []string
-	for _, t := range ts {
-		if strings.HasPrefix(t.Name, TablePrefix) {
-			out = append(out, t.Name)
+	err := d.nft(func(c *nftables.Conn) error {
+		ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return fmt.Errorf("list nftables tables: %w", err)
 		}
-	}
-	return out, nil
+		for _, t := range ts {
+			if strings.HasPrefix(t.Name, TablePrefix) {
+				out = append(out, t.Name)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 func (d *Driver) tableExists(name string) (bool, error) {

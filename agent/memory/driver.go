@@ -186,6 +186,11 @@ func New(cfg Config, lg *zap.Logger) (*Driver, error) {
 // Kind returns agentapi.KindMemory.
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindMemory }
 
+// NodeBound reports that a memory fault lives only on this node (a
+// stressor process and, for a pod, a leaf cgroup): a crash of the node
+// ends it.
+func (d *Driver) NodeBound() bool { return true }
+
 // CgroupRoot and CgroupVersion report the detected hierarchy (0 if none).
 func (d *Driver) CgroupRoot() string { return d.cg.Root }
 

@@ -18,16 +18,20 @@ import (
 	"github.com/chaosd/chaosd/agent/nftexpiry"
 )
 
-// Applier installs and removes plans in one network namespace. Every
-// operation opens its own netlink socket inside that namespace (by fd), so
-// the calling goroutine's thread and namespace do not matter. It is safe
-// for concurrent use; Close waits for operations in flight, so the
-// namespace fd is never used after it was closed (a reused fd number
-// could name another namespace).
+// Applier installs and removes plans in one network namespace, over one
+// nftables netlink socket opened inside that namespace (by fd, so the
+// calling goroutine's thread and namespace do not matter) and kept open
+// (nftexpiry.Lasting: no operation pays the ~11 ms a socket's close
+// waits for nf_tables after a commit; after a failed operation it is
+// replaced). It is safe for concurrent use: operations take turns on the
+// socket. Close waits for an operation in flight, so the namespace fd is
+// never used after it was closed (a reused fd number could name another
+// namespace).
 type Applier struct {
-	mu     sync.RWMutex
-	ns     netns.NsHandle
-	closed bool
+	ns   netns.NsHandle
+	nl   *nftexpiry.Lasting
+	once sync.Once
+	err  error
 }
 
 // NewApplier opens the network namespace at nsPath, or the calling
@@ -43,7 +47,7 @@ func NewApplier(nsPath string) (*Applier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %q: %w", nsPath, err)
 	}
-	return &Applier{ns: h}, nil
+	return &Applier{ns: h, nl: nftexpiry.NewLasting(int(h))}, nil
 }
 
 // NewApplierFd returns an Applier in the network namespace of the open
@@ -53,36 +57,25 @@ func NewApplierFd(fd int) (*Applier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duplicate network namespace fd %d: %w", fd, err)
 	}
-	return &Applier{ns: netns.NsHandle(dup)}, nil
+	return &Applier{ns: netns.NsHandle(dup), nl: nftexpiry.NewLasting(dup)}, nil
 }
 
-// Close releases the namespace handle; later operations fail.
+// Close closes the netlink socket and the namespace handle; later
+// operations fail.
 func (a *Applier) Close() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return nil
-	}
-	a.closed = true
-	return a.ns.Close()
+	a.once.Do(func() { a.err = errors.Join(a.nl.Close(), a.ns.Close()) })
+	return a.err
 }
 
-// use runs fn with the namespace handle held open. A netlink transaction
-// cannot be interrupted, so ctx is checked once, before it starts.
+// use runs fn on the namespace's lasting connection (see
+// nftexpiry.Lasting.Do: an error of fn replaces the connection). A
+// netlink transaction cannot be interrupted, so ctx is checked once,
+// before it starts.
 func (a *Applier) use(ctx context.Context, fn func(c *nftables.Conn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed {
-		return errors.New("nftables applier closed")
-	}
-	c, err := nftables.New(nftables.WithNetNSFd(int(a.ns)))
-	if err != nil {
-		return fmt.Errorf("nftables connection: %w", err)
-	}
-	return fn(c)
+	return a.nl.Do(fn)
 }
 
 // Apply installs the plan atomically (one netlink batch), with set
@@ -223,12 +216,18 @@ func (a *Applier) Remove(ctx context.Context, table string) error {
 	if !strings.HasPrefix(table, TablePrefix) {
 		return fmt.Errorf("refusing to remove untagged table %q", table)
 	}
-	return a.use(ctx, func(c *nftables.Conn) error { return remove(c, table) })
+	err := a.use(ctx, func(c *nftables.Conn) error { return remove(c, table) })
+	if errors.Is(err, unix.ENOENT) {
+		return nil // already gone (the failed batch replaced the connection)
+	}
+	return err
 }
 
+// remove deletes the table in one batch; a table already gone is an error
+// wrapping ENOENT.
 func remove(c *nftables.Conn, table string) error {
 	c.DelTable(&nftables.Table{Name: table, Family: nftables.TableFamilyINet})
-	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := c.Flush(); err != nil {
 		return fmt.Errorf("delete table %s: %w", table, err)
 	}
 	return nil

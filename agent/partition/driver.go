@@ -98,15 +98,24 @@ func New(cfg Config, lg *zap.Logger) (*Driver, error) {
 		}
 		d.be, d.close = ap, ap.Close
 	}
+	if c, ok := d.pods.(interface{ Close() error }); ok {
+		own := d.close
+		d.close = func() error { return errors.Join(c.Close(), own()) }
+	}
 	return d, nil
 }
 
-// Close releases the Applier New opened (not a Backend it was given). It
-// reverts nothing.
+// Close releases the Applier New opened (not a Backend it was given) and
+// waits for the pods' namespaces' appliers to be closed (Config.Pods, when
+// it has a Close method, as PodAppliers' has). It reverts nothing.
 func (d *Driver) Close() error { return d.close() }
 
 // Kind returns agentapi.KindPartition.
 func (d *Driver) Kind() agentapi.Kind { return agentapi.KindPartition }
+
+// NodeBound reports that a partition lives only in this node's kernel (a
+// table in the node's or a pod's namespace): a crash of the node ends it.
+func (d *Driver) NodeBound() bool { return true }
 
 // Probe checks that nftables works in the namespace (a throwaway table).
 func (d *Driver) Probe(ctx context.Context) error { return d.be.Probe(ctx) }

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -16,37 +17,102 @@ type PodNetNS interface {
 }
 
 // PodAppliers returns the production PodBackends: each call finds the
-// pod's namespace with ns and opens an Applier in it, closed by the
-// release function. An Applier opens a netlink socket per operation
-// anyway, so nothing is gained by keeping it between calls.
-func PodAppliers(ns PodNetNS) PodBackends { return podAppliers{ns} }
+// pod's namespace with ns, and the calls in flight on one namespace share
+// one Applier in it (one lasting netlink socket), keyed by the
+// namespace's identity. When the last of them releases it, the Applier
+// is closed, in the background: its socket's close waits for nf_tables
+// to clean up after the commit just made (~11 ms), which no caller should
+// wait for. No descriptor or socket of a pod's namespace is kept between
+// calls (beyond that close), so the agent never keeps a deleted pod's
+// namespace alive. Close waits for the closes under way.
+func PodAppliers(ns PodNetNS) *PodApplierSet {
+	return &PodApplierSet{ns: ns, byNS: map[kubepod.NSID]*podApplier{}}
+}
 
-type podAppliers struct{ ns PodNetNS }
+// PodApplierSet is the production PodBackends (see PodAppliers).
+type PodApplierSet struct {
+	ns     PodNetNS
+	mu     sync.Mutex
+	byNS   map[kubepod.NSID]*podApplier
+	bg     sync.WaitGroup // Appliers being closed
+	closed bool
+}
 
-func (p podAppliers) Open(ctx context.Context, pod agentapi.Pod) (Backend, kubepod.NSID, func() error, error) {
+type podApplier struct {
+	ap   *Applier
+	refs int
+}
+
+// Open implements PodBackends.
+func (p *PodApplierSet) Open(ctx context.Context, pod agentapi.Pod) (Backend, kubepod.NSID, func() error, error) {
 	n, err := p.ns.OpenNetNS(ctx, pod)
 	if err != nil {
 		return nil, kubepod.NSID{}, nil, err
 	}
 	defer n.Close()
-	ap, err := NewApplierFd(n.Fd())
+	ap, release, err := p.acquire(n)
 	if err != nil {
 		return nil, kubepod.NSID{}, nil, err
 	}
-	return ap, n.ID, ap.Close, nil
+	return ap, n.ID, release, nil
 }
 
-func (p podAppliers) Find(ctx context.Context, pod agentapi.Pod, id kubepod.NSID) (Backend, func() error, error) {
+// Find implements PodBackends.
+func (p *PodApplierSet) Find(ctx context.Context, pod agentapi.Pod, id kubepod.NSID) (Backend, func() error, error) {
 	n, err := p.ns.FindNetNS(ctx, pod, id)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer n.Close()
-	ap, err := NewApplierFd(n.Fd())
-	if err != nil {
-		return nil, nil, err
+	return p.acquire(n)
+}
+
+// acquire returns the shared Applier of the open namespace n, opening one
+// if no call is using that namespace now, and the function releasing it.
+func (p *PodApplierSet) acquire(n *kubepod.NetNS) (*Applier, func() error, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, nil, errors.New("pod nftables appliers closed")
 	}
-	return ap, ap.Close, nil
+	pa := p.byNS[n.ID]
+	if pa == nil {
+		ap, err := NewApplierFd(n.Fd())
+		if err != nil {
+			return nil, nil, err
+		}
+		pa = &podApplier{ap: ap}
+		p.byNS[n.ID] = pa
+	}
+	pa.refs++
+	var once sync.Once
+	release := func() error {
+		once.Do(func() { p.release(n.ID, pa) })
+		return nil
+	}
+	return pa.ap, release, nil
+}
+
+func (p *PodApplierSet) release(id kubepod.NSID, pa *podApplier) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pa.refs--; pa.refs > 0 {
+		return
+	}
+	if p.byNS[id] == pa {
+		delete(p.byNS, id)
+	}
+	p.bg.Go(func() { _ = pa.ap.Close() })
+}
+
+// Close waits until every Applier released is closed. Calls still
+// holding one must have released it first.
+func (p *PodApplierSet) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.bg.Wait()
+	return nil
 }
 
 // FakePods is a stateful stand-in for pods' network namespaces: each pod
