@@ -11,6 +11,7 @@ import (
 func (r Run) DeepCopy() Run {
 	cp := r
 	cp.FinishedAt = clonePtr(r.FinishedAt)
+	cp.ScheduledAt = clonePtr(r.ScheduledAt)
 	cp.Times = r.Times.DeepCopy()
 	cp.RTO.MeasuredSeconds = clonePtr(r.RTO.MeasuredSeconds)
 	if r.Faults != nil {
