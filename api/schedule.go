@@ -17,7 +17,9 @@ type ScheduleState struct {
 	// HandledUntil: every trigger up to this instant was handled (a run
 	// started or a skip recorded). Triggers after it and before chaosd's
 	// start were missed while it was down.
-	HandledUntil time.Time `json:"handledUntil,omitempty"`
+	HandledUntil time.Time `json:"handledUntil,omitzero"`
+	// LastTrigger is the last fire time handled.
+	LastTrigger *time.Time `json:"lastTrigger,omitempty"`
 	// Paused schedules record their triggers as skipped (cause paused).
 	Paused   bool       `json:"paused,omitempty"`
 	PausedAt *time.Time `json:"pausedAt,omitempty"`

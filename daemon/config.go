@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chaosd/chaosd/daemon/httpapi"
+	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/internal/secretfile"
 	"github.com/chaosd/chaosd/internal/tlsconf"
 	"github.com/chaosd/chaosd/targets"
@@ -65,6 +66,10 @@ type Config struct {
 	// Lease is the agent lease chaosd renews while it watches a run
 	// (default 5s).
 	Lease string `yaml:"lease,omitempty"`
+	// FreezeWindows hold for every experiment: no scheduled run starts
+	// inside one, and a run on request needs force (see README,
+	// "Schedules"). A window's timeZone defaults to UTC.
+	FreezeWindows []experiments.FreezeWindow `yaml:"freezeWindows,omitempty"`
 }
 
 // ListenTLS is the TLS of chaosd's TCP listener.
@@ -273,6 +278,17 @@ func (c *Config) validate() error {
 	}
 	if k := c.Kubernetes; k != nil {
 		errs = append(errs, k.validate()...)
+	}
+	freezes := map[string]int{}
+	for i, w := range c.FreezeWindows {
+		path := fmt.Sprintf("freezeWindows[%d]", i)
+		if j, dup := freezes[w.Name]; dup && w.Name != "" {
+			errs = append(errs, fmt.Sprintf("%s.name: duplicate freeze window name %q (also freezeWindows[%d])", path, w.Name, j))
+		}
+		freezes[w.Name] = i
+		for _, p := range w.Check() {
+			errs = append(errs, path+"."+p.Field+": "+p.Msg)
+		}
 	}
 	if c.Lease != "" {
 		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {

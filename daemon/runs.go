@@ -115,6 +115,24 @@ func (g *registry) wait(timeout time.Duration) bool { return waitGroupDone(&g.wg
 
 // start launches a run in the background and returns its first record.
 func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, error) {
+	return d.startRun(name, runOptions{trigger: trigger, dryRun: dryRun})
+}
+
+// runOptions say how a run was asked for; they go into its record.
+type runOptions struct {
+	trigger api.Trigger
+	dryRun  bool
+	// scheduledAt is the schedule trigger; missedPolicy the policy that
+	// started a missed one (schedule.go).
+	scheduledAt  *time.Time
+	missedPolicy string
+	// forcedFreeze is the freeze window a run on request was forced through.
+	forcedFreeze string
+}
+
+// startRun is start with every option.
+func (d *Daemon) startRun(name string, o runOptions) (api.Run, error) {
+	trigger, dryRun := o.trigger, o.dryRun
 	exp, ok := d.exps.get(name)
 	if !ok {
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", httpapi.Clip(name, 64))
@@ -130,7 +148,8 @@ func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, 
 		g.mu.Unlock()
 		return api.Run{}, httpapi.Errorf(http.StatusServiceUnavailable, "%s", d.notLeading())
 	}
-	rec := api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now()}
+	rec := api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now(),
+		ScheduledAt: o.scheduledAt, MissedPolicy: o.missedPolicy, ForcedFreeze: o.forcedFreeze}
 	lg := d.lg.Named("runner")
 	var rn *runner.Runner
 	save := d.saver(lg, func(why string) { rn.Fail(why) })

@@ -24,9 +24,20 @@ func (s service) Experiments(context.Context) ([]api.ExperimentInfo, error) {
 	return s.d.experimentInfos(), nil
 }
 
-// StartRun starts a run on request.
+// StartRun starts a run on request (inside a freeze window only with
+// req.Force).
 func (s service) StartRun(_ context.Context, req api.StartRequest) (api.Run, error) {
-	return s.d.start(req.Experiment, api.TriggerManual, req.DryRun)
+	return s.d.startRequested(req)
+}
+
+// Schedules describes every scheduled experiment.
+func (s service) Schedules(context.Context) ([]api.ScheduleInfo, error) {
+	return s.d.scheduleInfos("")
+}
+
+// PauseSchedule pauses (or resumes) an experiment's schedule.
+func (s service) PauseSchedule(_ context.Context, name string, paused bool) (api.ScheduleInfo, error) {
+	return s.d.setPaused(name, paused)
 }
 
 // Runs lists the recorded runs, newest first.

@@ -269,7 +269,7 @@ func (s *Scheduler) load(e *entry, now time.Time) {
 		s.handle(e, latest, now, true)
 		return
 	}
-	e.state.HandledUntil = latest
+	e.state.HandledUntil, e.state.LastTrigger = latest, &latest
 	s.save(e)
 }
 
@@ -311,7 +311,7 @@ func (s *Scheduler) handle(e *entry, at, now time.Time, missed bool) {
 		}
 		s.skip(e, skip)
 	}
-	e.state.HandledUntil = at
+	e.state.HandledUntil, e.state.LastTrigger = at, &at
 	s.save(e)
 }
 
@@ -345,7 +345,7 @@ func (s *Scheduler) SetPaused(experiment string, paused bool, now time.Time) (ap
 		return st, err
 	}
 	if e, ok := s.entries[experiment]; ok && e.loaded {
-		st.HandledUntil = e.state.HandledUntil
+		st.HandledUntil, st.LastTrigger = e.state.HandledUntil, e.state.LastTrigger
 	}
 	if st.Paused != paused {
 		st.Paused = paused
