@@ -23,6 +23,8 @@ type RunOptions struct {
 	Name   string
 	Wait   bool
 	DryRun bool
+	// Force starts the run inside a freeze window.
+	Force  bool
 	Output string
 	Poll   time.Duration
 }
@@ -66,6 +68,7 @@ should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`
 	}
 	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "wait for the verdict, showing progress on stderr")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "ask chaosd for a dry run (no fault is injected)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "start the run even inside a freeze window (the record names the window)")
 	cmd.Flags().DurationVar(&o.Poll, "poll", time.Second, "how often --wait asks chaosd for the run")
 	addReportOutputFlag(cmd, &o.Output)
 	return cmd
@@ -98,7 +101,7 @@ func (o *RunOptions) Run(ctx context.Context, a *app) error {
 		return err
 	}
 	run, err := call(ctx, a, conn, func(ctx context.Context) (api.Run, error) {
-		return c.StartRun(ctx, api.StartRequest{Experiment: o.Name, DryRun: o.DryRun})
+		return c.StartRun(ctx, api.StartRequest{Experiment: o.Name, DryRun: o.DryRun, Force: o.Force})
 	})
 	if err != nil {
 		return wrapf(err, "start %s", o.Name)
