@@ -20,6 +20,9 @@ type StartRequest struct {
 	// File is Spec's file name on the client, for messages (at most
 	// MaxAdHocFileBytes; "" reads as "spec").
 	File string `json:"file,omitempty"`
+	// Force starts the run inside a freeze window (else refused with
+	// 409); the record names the window (Run.ForcedFreeze).
+	Force bool `json:"force,omitempty"`
 }
 
 // Bounds on an ad hoc experiment in a StartRequest.
@@ -163,11 +166,18 @@ type HaltedNode struct {
 }
 
 // SkipInfo is one entry of GET /v1/skips: a schedule trigger that did not
-// start a run (a run of the same experiment was still going).
+// start a run (a run of the same experiment was still going, a freeze
+// window, a paused schedule, a trigger missed while chaosd was down).
 type SkipInfo struct {
+	// Time is when the skip was recorded; Trigger the fire time skipped.
 	Time       time.Time `json:"time"`
 	Experiment string    `json:"experiment"`
 	Reason     string    `json:"reason"`
+	Trigger    time.Time `json:"trigger,omitzero"`
+	// Cause is one of the Skip* constants; Window the freeze window's
+	// name (cause freeze).
+	Cause  string `json:"cause,omitempty"`
+	Window string `json:"window,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.
@@ -194,3 +204,9 @@ type Error struct {
 //	POST /v1/halt[?cluster=NAME]   200 HaltResult (abort every run, revert every fault)
 //	GET  /v1/agents                []AgentInfo (every configured agent, asked now)
 //	GET  /v1/skips                 []SkipInfo (skipped schedule triggers, oldest first)
+//	GET  /v1/schedules             []ScheduleInfo (every scheduled experiment: next fire times, last run, skips)
+//	POST /v1/schedules/{name}/pause   200 ScheduleInfo (scope run; 404 unknown or unscheduled experiment)
+//	POST /v1/schedules/{name}/resume  200 ScheduleInfo
+//
+// POST /v1/runs inside a freeze window answers 409 unless the request
+// has "force": true.

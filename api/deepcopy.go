@@ -12,6 +12,7 @@ func (r Run) DeepCopy() Run {
 	cp := r
 	cp.FinishedAt = clonePtr(r.FinishedAt)
 	cp.AdHoc = clonePtr(r.AdHoc)
+	cp.ScheduledAt = clonePtr(r.ScheduledAt)
 	cp.Times = r.Times.DeepCopy()
 	cp.RTO.MeasuredSeconds = clonePtr(r.RTO.MeasuredSeconds)
 	if r.Faults != nil {

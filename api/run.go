@@ -63,9 +63,18 @@ type Run struct {
 	// AdHoc is set when the experiment came with the request (chaosctl
 	// run -f FILE) instead of from chaosd's library: it keeps the
 	// experiment exactly as it ran.
-	AdHoc   *AdHoc  `json:"adHoc,omitempty"`
-	Phase   Phase   `json:"phase"`
-	Verdict Verdict `json:"verdict,omitempty"`
+	AdHoc *AdHoc `json:"adHoc,omitempty"`
+	// ScheduledAt is the schedule trigger a scheduled run is for.
+	// MissedPolicy is set when that trigger was missed while chaosd was
+	// down and the run started late by the schedule's missedRuns policy
+	// ("runOnce").
+	ScheduledAt  *time.Time `json:"scheduledAt,omitempty"`
+	MissedPolicy string     `json:"missedPolicy,omitempty"`
+	// ForcedFreeze names the freeze window a run on request was forced
+	// through (StartRequest.Force).
+	ForcedFreeze string  `json:"forcedFreeze,omitempty"`
+	Phase        Phase   `json:"phase"`
+	Verdict      Verdict `json:"verdict,omitempty"`
 	// Reason explains the verdict in one sentence.
 	Reason string `json:"reason,omitempty"`
 	// Interrupted is set when chaosd restarted while the run was going.

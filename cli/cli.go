@@ -115,6 +115,8 @@ fail or aborted), 2 invalid usage or invalid spec, 3 chaosctl could not do its j
 		a.newReportCommand(),
 		a.newAbortCommand(),
 		a.newHaltCommand(),
+		a.newPauseCommand(true),
+		a.newPauseCommand(false),
 		a.newValidateCommand(),
 		a.newVersionCommand(),
 		a.newConfigCommand(),

@@ -42,6 +42,8 @@ type fakeChaosd struct {
 	// timelines are the probe curves GET /v1/runs/{id}/timeline serves.
 	timelines      map[string]api.Timeline
 	timelineStatus int
+	// scheds is the schedule state (fakeschedules_test.go).
+	scheds fakeSchedules
 }
 
 type fakeRun struct {
@@ -140,6 +142,9 @@ func (f *fakeChaosd) StartRun(_ context.Context, req api.StartRequest) (api.Run,
 	verdict, ok := f.experiments[req.Experiment]
 	if !ok {
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", req.Experiment)
+	}
+	if err := f.scheds.refuse(req); err != nil {
+		return api.Run{}, err
 	}
 	id := fmt.Sprintf("r-%04d", len(f.order)+1)
 	run := &fakeRun{states: script(id, req.Experiment, verdict, req.DryRun)}

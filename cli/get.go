@@ -27,12 +27,12 @@ func (a *app) newGetCommand() *cobra.Command {
 		// Runnable so that "get" and "get foo" are usage errors, not help.
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("get needs a resource: runs, experiments or agents")
+				return usageErrorf("get needs a resource: runs, experiments, schedules or agents")
 			}
-			return usageErrorf("unknown resource %q: use runs, experiments or agents", args[0])
+			return usageErrorf("unknown resource %q: use runs, experiments, schedules or agents", args[0])
 		},
 	}
-	cmd.AddCommand(a.newGetRunsCommand(), a.newGetExperimentsCommand(), a.newGetAgentsCommand())
+	cmd.AddCommand(a.newGetRunsCommand(), a.newGetExperimentsCommand(), a.newGetAgentsCommand(), a.newGetSchedulesCommand())
 	return cmd
 }
 

@@ -27,6 +27,8 @@ type RunOptions struct {
 	File   string
 	Wait   bool
 	DryRun bool
+	// Force starts the run inside a freeze window.
+	Force  bool
 	Output string
 	Poll   time.Duration
 }
@@ -84,6 +86,7 @@ should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	cmd.Flags().BoolVarP(&o.Wait, "wait", "w", false, "wait for the verdict, showing progress on stderr")
 	cmd.Flags().BoolVar(&o.DryRun, "dry-run", false, "ask chaosd for a dry run (no fault is injected)")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "start the run even inside a freeze window (the record names the window)")
 	cmd.Flags().DurationVar(&o.Poll, "poll", time.Second, "how often --wait asks chaosd for the run")
 	addReportOutputFlag(cmd, &o.Output)
 	return cmd
@@ -113,7 +116,7 @@ func (o *RunOptions) Validate() error {
 
 // Run starts the run and, with --wait, follows it to its verdict.
 func (o *RunOptions) Run(ctx context.Context, a *app) error {
-	req := api.StartRequest{Experiment: o.Name, DryRun: o.DryRun}
+	req := api.StartRequest{Experiment: o.Name, DryRun: o.DryRun, Force: o.Force}
 	what := o.Name
 	if o.File != "" {
 		spec, err := a.adHocSpec(o.File)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/chaosd/chaosd/daemon/httpapi"
+	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/internal/secretfile"
 	"github.com/chaosd/chaosd/internal/tlsconf"
 	"github.com/chaosd/chaosd/targets"
@@ -69,6 +70,10 @@ type Config struct {
 	// FanOut bounds the agent calls one run has in flight at once:
 	// injects, lease renewals and reverts (default 64).
 	FanOut int `yaml:"fanOut,omitempty"`
+	// FreezeWindows hold for every experiment: no scheduled run starts
+	// inside one, and a run on request needs force (see README,
+	// "Schedules"). A window's timeZone defaults to UTC.
+	FreezeWindows []experiments.FreezeWindow `yaml:"freezeWindows,omitempty"`
 }
 
 // ListenTLS is the TLS of chaosd's TCP listener.
@@ -277,6 +282,17 @@ func (c *Config) validate() error {
 	}
 	if k := c.Kubernetes; k != nil {
 		errs = append(errs, k.validate()...)
+	}
+	freezes := map[string]int{}
+	for i, w := range c.FreezeWindows {
+		path := fmt.Sprintf("freezeWindows[%d]", i)
+		if j, dup := freezes[w.Name]; dup && w.Name != "" {
+			errs = append(errs, fmt.Sprintf("%s.name: duplicate freeze window name %q (also freezeWindows[%d])", path, w.Name, j))
+		}
+		freezes[w.Name] = i
+		for _, p := range w.Check() {
+			errs = append(errs, path+"."+p.Field+": "+p.Msg)
+		}
 	}
 	if c.Lease != "" {
 		if d, err := time.ParseDuration(c.Lease); err != nil || d < time.Second {

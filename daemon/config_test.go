@@ -3,6 +3,9 @@ package daemon
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chaosd/chaosd/experiments"
 )
 
 func TestConfigValidation(t *testing.T) {
@@ -50,6 +53,20 @@ func TestConfigValidation(t *testing.T) {
 		{"scoped tokens only", func(c *Config) { c.TokenFile, c.Tokens = "", []ScopedToken{{File: "r", Scope: "read"}} }, ""},
 		{"no token at all", func(c *Config) { c.TokenFile = "" }, "tokenFile: required"},
 		{"bad scope", func(c *Config) { c.Tokens = []ScopedToken{{File: "r", Scope: "write"}} }, `tokens[0].scope: scope "write": want read, run, adhoc or admin`},
+		{"freeze windows", func(c *Config) {
+			c.FreezeWindows = []experiments.FreezeWindow{
+				{Name: "peak", Cron: "0 9 * * 1-5", Duration: experiments.Duration(8 * time.Hour), TimeZone: "America/New_York"},
+				{Name: "xmas", Start: "2026-12-24", End: "2026-12-26"},
+			}
+		}, ""},
+		{"freeze window without a span", func(c *Config) { c.FreezeWindows = []experiments.FreezeWindow{{Name: "x"}} },
+			"freezeWindows[0].cron: required: either cron and duration"},
+		{"freeze window with a bad end", func(c *Config) {
+			c.FreezeWindows = []experiments.FreezeWindow{{Name: "x", Start: "2026-12-24", End: "Dec 26"}}
+		}, `freezeWindows[0].end: "Dec 26" is not a date or a date-time`},
+		{"freeze windows with one name", func(c *Config) {
+			c.FreezeWindows = []experiments.FreezeWindow{{Name: "x", Start: "2026-12-24", End: "2026-12-25"}, {Name: "x", Start: "2026-12-24", End: "2026-12-25"}}
+		}, `freezeWindows[1].name: duplicate freeze window name "x"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -117,6 +117,9 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 		d.silencer = am
 	}
 	d.runs.init()
+	if err := d.initSchedules(nil); err != nil {
+		return nil, err
+	}
 	d.metrics = newMetrics(d.runs.count, d.runs.faultsActive)
 	if cfg.Kubernetes != nil {
 		km, err := newKubeMode(cfg.Kubernetes, agentToken, agentTLS, lg.Named("kube"))

@@ -18,7 +18,7 @@ func (d *Daemon) lead(ctx context.Context) {
 	runCtx, cancelRuns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRuns()
 	d.runs.setContext(runCtx)
-	d.startSchedules()
+	d.startSchedules(ctx)
 	<-ctx.Done()
 	d.runs.setContext(nil)
 	d.stopSchedules()

@@ -33,7 +33,7 @@ func newMetrics(active, faults func() int) *metrics {
 		Name: "chaosd_rto_target_seconds", Help: "RTO target of each experiment.",
 	}, []string{"experiment"})
 	m.skips = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chaosd_schedule_skipped_total", Help: "Schedule triggers skipped because a run of the same experiment was still going.",
+		Name: "chaosd_schedule_skipped_total", Help: "Schedule triggers that did not start a run (a run still going, a freeze window, a paused schedule, missed while chaosd was down); GET /v1/skips says why.",
 	}, []string{"experiment"})
 	activeG := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chaosd_runs_active", Help: "Runs in progress.",

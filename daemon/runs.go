@@ -118,26 +118,53 @@ func (g *registry) wait(timeout time.Duration) bool { return waitGroupDone(&g.wg
 // start launches a run of a library experiment in the background and
 // returns its first record.
 func (d *Daemon) start(name string, trigger api.Trigger, dryRun bool) (api.Run, error) {
+	return d.startRun(name, runOptions{trigger: trigger, dryRun: dryRun})
+}
+
+// runOptions say how a run was asked for; they go into its record.
+type runOptions struct {
+	trigger api.Trigger
+	dryRun  bool
+	// scheduledAt is the schedule trigger; missedPolicy the policy that
+	// started a missed one (schedule.go).
+	scheduledAt  *time.Time
+	missedPolicy string
+	// forcedFreeze is the freeze window a run on request was forced through.
+	forcedFreeze string
+}
+
+// startRun is start with every option.
+func (d *Daemon) startRun(name string, o runOptions) (api.Run, error) {
+	trigger, dryRun := o.trigger, o.dryRun
 	exp, ok := d.exps.get(name)
 	if !ok {
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", httpapi.Clip(name, 64))
 	}
-	return d.launch(exp, api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now()})
+	return d.launch(exp, api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now(),
+		ScheduledAt: o.scheduledAt, MissedPolicy: o.missedPolicy, ForcedFreeze: o.forcedFreeze})
 }
 
 // startAdHoc launches a run of an experiment that came with the request
 // (validated by the loader already); its record keeps the spec. Its name
 // must not be a library experiment's: runs of two different experiments
 // under one name could not be told apart in lists, metrics and reports.
-func (d *Daemon) startAdHoc(exp *experiments.Experiment, adHoc api.AdHoc, dryRun bool) (api.Run, error) {
+// Freeze windows hold for it as for a run on request of the library
+// (the config's and its own spec's).
+func (d *Daemon) startAdHoc(exp *experiments.Experiment, req api.StartRequest) (api.Run, error) {
 	name := exp.Metadata.Name
 	if _, clash := d.exps.get(name); clash {
 		return api.Run{}, httpapi.Errorf(http.StatusUnprocessableEntity,
 			"metadata.name: %q is an experiment of chaosd's library; rename the ad hoc experiment, or run the library's with 'chaosctl run %s'", name, name)
 	}
+	o := runOptions{trigger: api.TriggerManual, dryRun: req.DryRun}
+	if err := d.freezeGate(exp, req, &o); err != nil {
+		return api.Run{}, err
+	}
+	adHoc := api.AdHoc{File: req.File, Spec: req.Spec}
 	sum := sha256.Sum256([]byte(adHoc.Spec))
 	adHoc.SHA256 = hex.EncodeToString(sum[:])
-	return d.launch(exp, api.Run{ID: newRunID(), Experiment: name, Trigger: api.TriggerManual, DryRun: dryRun, AdHoc: &adHoc, CreatedAt: time.Now()})
+	return d.launch(exp, api.Run{ID: newRunID(), Experiment: name, Trigger: o.trigger, DryRun: o.dryRun, AdHoc: &adHoc,
+		ForcedFreeze: o.forcedFreeze, CreatedAt: time.Now()})
 }
 
 // launch starts the run rec of exp in the background and returns its

@@ -26,15 +26,26 @@ func (s service) Experiments(context.Context) ([]api.ExperimentInfo, error) {
 	return s.d.experimentInfos(), nil
 }
 
-// StartRun starts a run on request.
+// StartRun starts a run on request (inside a freeze window only with
+// req.Force).
 func (s service) StartRun(_ context.Context, req api.StartRequest) (api.Run, error) {
-	return s.d.start(req.Experiment, api.TriggerManual, req.DryRun)
+	return s.d.startRequested(req)
+}
+
+// Schedules describes every scheduled experiment.
+func (s service) Schedules(context.Context) ([]api.ScheduleInfo, error) {
+	return s.d.scheduleInfos("")
+}
+
+// PauseSchedule pauses (or resumes) an experiment's schedule.
+func (s service) PauseSchedule(_ context.Context, name string, paused bool) (api.ScheduleInfo, error) {
+	return s.d.setPaused(name, paused)
 }
 
 // StartAdHocRun starts a run of an ad hoc experiment (validated by the
 // handler with the library's loader).
 func (s service) StartAdHocRun(_ context.Context, exp *experiments.Experiment, req api.StartRequest) (api.Run, error) {
-	return s.d.startAdHoc(exp, api.AdHoc{File: req.File, Spec: req.Spec}, req.DryRun)
+	return s.d.startAdHoc(exp, req)
 }
 
 // Preview resolves an experiment's targets now and asks their agents.

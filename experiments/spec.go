@@ -311,8 +311,21 @@ type Recovery struct {
 	Probes []probes.Probe `yaml:"probes,omitempty" json:"probes,omitempty"`
 }
 
-// Schedule runs the experiment on a cron schedule.
+// Schedule runs the experiment on a cron schedule (see schedule.go).
 type Schedule struct {
 	Cron     string `yaml:"cron" json:"cron"`
 	TimeZone string `yaml:"timeZone,omitempty" json:"timeZone,omitempty"` // IANA name, default UTC
+	// MissedRuns says what chaosd does with triggers it missed while it
+	// was down (or had no leader): skip (default) records them as
+	// skipped; runOnce runs the latest one once, if it is no older than
+	// StartingDeadline, and records the others as skipped.
+	MissedRuns MissedRunsPolicy `yaml:"missedRuns,omitempty" json:"missedRuns,omitempty"`
+	// StartingDeadline is how late a missed trigger may still start
+	// (required with missedRuns: runOnce), like a CronJob's
+	// startingDeadlineSeconds.
+	StartingDeadline Duration `yaml:"startingDeadline,omitempty" json:"startingDeadline,omitempty"`
+	// FreezeWindows are this experiment's freeze windows, besides those
+	// of chaosd's configuration: no scheduled run starts inside one, and
+	// a run on request needs force.
+	FreezeWindows []FreezeWindow `yaml:"freezeWindows,omitempty" json:"freezeWindows,omitempty"`
 }

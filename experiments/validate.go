@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/chaosd/chaosd/experiments/calendar"
 
 	"github.com/chaosd/chaosd/probes"
 	"github.com/chaosd/chaosd/probes/promql"
@@ -353,25 +353,42 @@ func (v *validator) alerts(s *Spec) {
 }
 
 func (v *validator) schedule(s *Schedule) {
-	c := strings.TrimSpace(s.Cron)
-	switch {
-	case c == "":
-		v.addf("spec.schedule.cron", `required, e.g. "0 9 * * 1-5" or "@daily"`)
-	case strings.HasPrefix(c, "TZ=") || strings.HasPrefix(c, "CRON_TZ="):
-		v.addf("spec.schedule.cron", "set the time zone in spec.schedule.timeZone, not in cron")
-	default:
-		if _, err := cron.ParseStandard(c); err != nil {
-			v.addf("spec.schedule.cron", `%q is not a cron schedule: %v (want 5 fields "minute hour day-of-month month day-of-week" or a descriptor such as @daily)`, s.Cron, err)
+	if _, err := calendar.LoadZone(s.TimeZone); err != nil || s.TimeZone == "" {
+		switch {
+		case s.TimeZone == "":
+			v.addf("spec.schedule.timeZone", "required (an IANA zone such as UTC)")
+		default:
+			v.addf("spec.schedule.timeZone", "%v", err)
 		}
 	}
-	switch s.TimeZone {
-	case "Local":
-		v.addf("spec.schedule.timeZone", `"Local" depends on the machine chaosd runs on; name an IANA zone such as Europe/Berlin or UTC`)
-	case "":
-		v.addf("spec.schedule.timeZone", "required (an IANA zone such as UTC)")
+	if _, err := calendar.ParseCron(s.Cron, time.UTC); err != nil {
+		if strings.Contains(err.Error(), "timeZone field") {
+			v.addf("spec.schedule.cron", "set the time zone in spec.schedule.timeZone, not in cron")
+		} else {
+			v.addf("spec.schedule.cron", "%v", err)
+		}
+	}
+	switch s.MissedRuns {
+	case MissedRunsSkip:
+		if s.StartingDeadline != 0 {
+			v.addf("spec.schedule.startingDeadline", "only applies with missedRuns: runOnce (missedRuns is skip)")
+		}
+	case MissedRunsRunOnce:
+		if s.StartingDeadline <= 0 {
+			v.addf("spec.schedule.startingDeadline", "required with missedRuns: runOnce: how late a missed trigger may still start, e.g. 1h")
+		}
 	default:
-		if _, err := time.LoadLocation(s.TimeZone); err != nil {
-			v.addf("spec.schedule.timeZone", "unknown time zone %q (want an IANA name such as Europe/Berlin or UTC)", s.TimeZone)
+		v.addf("spec.schedule.missedRuns", "%q: want skip or runOnce", s.MissedRuns)
+	}
+	names := map[string]int{}
+	for i, w := range s.FreezeWindows {
+		path := fmt.Sprintf("spec.schedule.freezeWindows[%d]", i)
+		if j, dup := names[w.Name]; dup && w.Name != "" {
+			v.addf(path+".name", "duplicate freeze window name %q (also freezeWindows[%d])", w.Name, j)
+		}
+		names[w.Name] = i
+		for _, p := range w.Check() {
+			v.addf(path+"."+p.Field, "%s", p.Msg)
 		}
 	}
 }

@@ -71,6 +71,11 @@ type Service interface {
 	// is an entry with its error, not an error of the call.
 	Agents(ctx context.Context) ([]api.AgentInfo, error)
 	Skips(ctx context.Context) ([]api.SkipInfo, error)
+	// Schedules describes every scheduled experiment.
+	Schedules(ctx context.Context) ([]api.ScheduleInfo, error)
+	// PauseSchedule pauses (paused) or resumes a schedule (404: unknown
+	// experiment or one without a schedule).
+	PauseSchedule(ctx context.Context, experiment string, paused bool) (api.ScheduleInfo, error)
 }
 
 // Options configure the handler.
@@ -217,6 +222,21 @@ func Handler(svc Service, opts Options) http.Handler {
 		skips, err := svc.Skips(r.Context())
 		reply(w, http.StatusOK, nonNil(skips), err)
 	})
+	mux.HandleFunc("GET /v1/schedules", func(w http.ResponseWriter, r *http.Request) {
+		scheds, err := svc.Schedules(r.Context())
+		reply(w, http.StatusOK, nonNil(scheds), err)
+	})
+	for verb, paused := range map[string]bool{"pause": true, "resume": false} {
+		mux.HandleFunc("POST /v1/schedules/{name}/"+verb, func(w http.ResponseWriter, r *http.Request) {
+			name := r.PathValue("name")
+			if name == "" || len(name) > maxNameBytes {
+				writeError(w, http.StatusNotFound, fmt.Sprintf("schedule %q not found", Clip(name, clipNames)))
+				return
+			}
+			info, err := svc.PauseSchedule(r.Context(), name, paused)
+			reply(w, http.StatusOK, info, err)
+		})
+	}
 	return authorize(chain, mux)
 }
 

@@ -133,7 +133,7 @@ func TestHandler(t *testing.T) {
 		{"healthz", "GET", "/healthz", "tok", "", 200, "ok"},
 		{"no metrics handler", "GET", "/metrics", "tok", "", 404, ""},
 		{"empty experiment", "POST", "/v1/runs", "tok", `{"experiment":" "}`, 400, "experiment: required"},
-		{"unknown field", "POST", "/v1/runs", "tok", `{"experiment":"e","force":true}`, 400, "unknown field"},
+		{"unknown field", "POST", "/v1/runs", "tok", `{"experiment":"e","forse":true}`, 400, "unknown field"},
 		{"not JSON", "POST", "/v1/runs", "tok", `experiment=e`, 400, "decode request"},
 		{"too large", "POST", "/v1/runs", "tok", `{"experiment":"` + strings.Repeat("e", 2<<20) + `"}`, 400, "too large"},
 		{"unknown experiment", "POST", "/v1/runs", "tok", `{"experiment":"x"}`, 404, `unknown experiment \"x\"`},
