@@ -281,9 +281,9 @@ func tokenPos(tk *token.Token) (line, col int) {
 // every decode error of the file is reported, not only the first. ok is
 // false when an error could not be tied to a node; the value is then not
 // complete enough to validate.
-func (ix *docIndex) decode(root ast.Node) (e *Experiment, issues []issue, ok bool) {
+func decodeDoc[T any](ix *docIndex, root ast.Node) (e *T, issues []issue, ok bool) {
 	for range maxDecodeErrors {
-		var out Experiment
+		var out T
 		err := yaml.NodeToValue(root, &out, yaml.DisallowUnknownField())
 		if err == nil {
 			return &out, issues, true

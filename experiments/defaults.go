@@ -68,17 +68,22 @@ func applyDefaults(e *Experiment, written func(path string) bool) {
 		dataLossDefaults(d, func(field string) bool { return written("spec.dataLoss." + field) })
 	}
 	if sc := s.Schedule; sc != nil {
-		if sc.TimeZone == "" && !written("spec.schedule.timeZone") {
-			sc.TimeZone = DefaultTimeZone
-		}
-		if sc.MissedRuns == "" && !written("spec.schedule.missedRuns") {
-			sc.MissedRuns = MissedRunsSkip
-		}
-		for i := range sc.FreezeWindows {
-			w := &sc.FreezeWindows[i]
-			if w.TimeZone == "" && !written(fmt.Sprintf("spec.schedule.freezeWindows[%d].timeZone", i)) {
-				w.TimeZone = sc.TimeZone
-			}
+		scheduleDefaults(sc, written)
+	}
+}
+
+// scheduleDefaults fills spec.schedule (of an experiment or a suite).
+func scheduleDefaults(sc *Schedule, written func(path string) bool) {
+	if sc.TimeZone == "" && !written("spec.schedule.timeZone") {
+		sc.TimeZone = DefaultTimeZone
+	}
+	if sc.MissedRuns == "" && !written("spec.schedule.missedRuns") {
+		sc.MissedRuns = MissedRunsSkip
+	}
+	for i := range sc.FreezeWindows {
+		w := &sc.FreezeWindows[i]
+		if w.TimeZone == "" && !written(fmt.Sprintf("spec.schedule.freezeWindows[%d].timeZone", i)) {
+			w.TimeZone = sc.TimeZone
 		}
 	}
 }

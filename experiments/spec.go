@@ -10,6 +10,16 @@
 // names one experiment. [Parse], [LoadFile], [LoadDir] and [LoadFS] load
 // files; [ValidateFiles] backs "chaosctl validate -f".
 //
+// # Suites
+//
+// A [Suite] (kind Suite, same apiVersion and metadata) is a game day:
+// library experiments run in order as one unit, with stopOnFailure
+// (default true) and a pause between them of at least the next
+// experiment's steady-state baseline (see suite.go). Suites live next to
+// experiments: [LoadLibraryDir] loads both from chaosd's experiments
+// directory and checks every suite against the experiments; a suite
+// naming an unknown experiment fails the load like any field error.
+//
 // Decoding is strict (github.com/goccy/go-yaml with DisallowUnknownField):
 // unknown fields, values of the wrong type, durations, CIDRs and modes that
 // do not parse are errors. Durations are Prometheus-style strings ("30s",
