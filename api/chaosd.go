@@ -149,8 +149,11 @@ type AgentInfo struct {
 // HaltResult is the answer of POST /v1/halt: every run in progress was
 // aborted and every agent asked to revert everything it holds.
 type HaltResult struct {
-	AbortedRuns []string     `json:"abortedRuns"`
-	Agents      []HaltedNode `json:"agents"`
+	AbortedRuns []string `json:"abortedRuns"`
+	// AbortedSuiteRuns are the suite runs stopped: their current
+	// experiment is among AbortedRuns, the rest never start.
+	AbortedSuiteRuns []string     `json:"abortedSuiteRuns,omitempty"`
+	Agents           []HaltedNode `json:"agents"`
 }
 
 // HaltedNode is one agent's part of a halt.
@@ -207,6 +210,13 @@ type Error struct {
 //	GET  /v1/schedules             []ScheduleInfo (every scheduled experiment: next fire times, last run, skips)
 //	POST /v1/schedules/{name}/pause   200 ScheduleInfo (scope run; 404 unknown or unscheduled experiment)
 //	POST /v1/schedules/{name}/resume  200 ScheduleInfo
+//	GET  /v1/suites                []SuiteInfo (the suites of the library)
+//	POST /v1/suite-runs            SuiteStartRequest -> 201 SuiteRun (scope run; 404 unknown suite,
+//	                               409 a run of it in progress or inside a freeze without force)
+//	GET  /v1/suite-runs            []SuiteRun (newest first)
+//	GET  /v1/suite-runs/{id}       SuiteRun (live while it runs)
+//	POST /v1/suite-runs/{id}/abort 202 SuiteRun (the current experiment is aborted, the rest never
+//	                               start); POST /v1/runs/{id}/abort with a suite run ID does the same
 //
 // POST /v1/runs inside a freeze window answers 409 unless the request
 // has "force": true.

@@ -72,9 +72,11 @@ type Run struct {
 	MissedPolicy string     `json:"missedPolicy,omitempty"`
 	// ForcedFreeze names the freeze window a run on request was forced
 	// through (StartRequest.Force).
-	ForcedFreeze string  `json:"forcedFreeze,omitempty"`
-	Phase        Phase   `json:"phase"`
-	Verdict      Verdict `json:"verdict,omitempty"`
+	ForcedFreeze string `json:"forcedFreeze,omitempty"`
+	// SuiteRun is the suite run (SuiteRun.ID) this run is part of.
+	SuiteRun string  `json:"suiteRun,omitempty"`
+	Phase    Phase   `json:"phase"`
+	Verdict  Verdict `json:"verdict,omitempty"`
 	// Reason explains the verdict in one sentence.
 	Reason string `json:"reason,omitempty"`
 	// Interrupted is set when chaosd restarted while the run was going.
