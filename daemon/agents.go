@@ -146,6 +146,12 @@ func (d *Daemon) halt(ctx context.Context, cluster string) (api.HaltResult, erro
 		return api.HaltResult{}, httpapi.Errorf(http.StatusNotFound, "cluster %q has no agents configured", cluster)
 	}
 	res := api.HaltResult{AbortedRuns: []string{}, Agents: []api.HaltedNode{}}
+	// Suites first: none of them starts its next experiment.
+	for id, sr := range d.suites.allLive() {
+		sr.Abort("halt")
+		res.AbortedSuiteRuns = append(res.AbortedSuiteRuns, id)
+	}
+	sort.Strings(res.AbortedSuiteRuns)
 	for id, rn := range d.runs.all() {
 		rn.Abort("halt")
 		res.AbortedRuns = append(res.AbortedRuns, id)

@@ -65,6 +65,10 @@ type Daemon struct {
 
 	runs    registry
 	sched   schedule
+	// suites and their runs in progress (suites.go); suite run records
+	// are kept in the data directory's store in both modes.
+	suites     suites
+	suiteStore suiteRunStore
 	metrics *metrics
 	leader  leadership
 }
@@ -108,7 +112,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, auth: tokens, tls: listenTLS, prober: prober, alerts: prober, data: newDataClient()}
+	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, suiteStore: fileStore, auth: tokens, tls: listenTLS, prober: prober, alerts: prober, data: newDataClient()}
 	if cfg.Alertmanager.URL != "" {
 		am, err := alertmanager.New(cfg.Alertmanager.URL, nil)
 		if err != nil {
@@ -131,16 +135,24 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 		}
 		d.kube, d.store, d.inventory, d.fleet, d.recorder = km, km.store, km.inv, km.fleet(), km
 		d.exps = newCatalog(nil)
+		d.suites.init(nil) // Suite objects are not watched yet
 	} else {
-		var exps []*experiments.Experiment
+		var (
+			exps   []*experiments.Experiment
+			suites []*experiments.Suite
+		)
 		if cfg.ExperimentsDir != "" {
-			exps, err = experiments.LoadDir(cfg.ExperimentsDir)
+			var lib *experiments.Library
+			if lib, err = experiments.LoadLibraryDir(cfg.ExperimentsDir); err == nil {
+				exps, suites = lib.Experiments, lib.Suites
+			}
 		} else {
 			exps, err = library.Load()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load experiments: %w", err)
 		}
+		d.suites.init(suites)
 		fl, err := newStaticFleet(cfg.Clusters, agentToken, agentTLS)
 		if err != nil {
 			return nil, err

@@ -60,6 +60,7 @@ func (d *Daemon) recoverInterrupted(ctx context.Context) {
 		d.metrics.finished(r)
 		d.lg.Warn("run was interrupted by a restart", zap.String("run", r.ID), zap.String("phase", string(phase)))
 	}
+	d.recoverInterruptedSuites()
 }
 
 // expireLeftSilences ends the Alertmanager silences an interrupted run

@@ -28,6 +28,9 @@ type registry struct {
 	mu     sync.Mutex
 	active map[string]*runner.Runner // by run ID
 	byExp  map[string]string         // experiment → active run ID
+	// done holds a channel per run in progress, closed once its final
+	// record is saved and it left active (suites wait on it).
+	done map[string]chan struct{}
 	// unsaved holds the last record of runs whose record could not be
 	// saved (the data directory became read-only or full): GET serves it
 	// from here, so a client never loses a run, until a save succeeds.
@@ -39,6 +42,7 @@ type registry struct {
 func (g *registry) init() {
 	g.active = map[string]*runner.Runner{}
 	g.byExp = map[string]string{}
+	g.done = map[string]chan struct{}{}
 	g.unsaved = map[string]api.Run{}
 }
 
@@ -76,6 +80,14 @@ func (g *registry) setContext(ctx context.Context) {
 	g.mu.Lock()
 	g.ctx = ctx
 	g.mu.Unlock()
+}
+
+// doneChan returns the channel closed when the run in progress id ends
+// (nil when it is not in progress).
+func (g *registry) doneChan(id string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.done[id]
 }
 
 // get returns the runner of a run in progress.
@@ -131,6 +143,8 @@ type runOptions struct {
 	missedPolicy string
 	// forcedFreeze is the freeze window a run on request was forced through.
 	forcedFreeze string
+	// suiteRun is the suite run the run is part of.
+	suiteRun string
 }
 
 // startRun is start with every option.
@@ -141,7 +155,7 @@ func (d *Daemon) startRun(name string, o runOptions) (api.Run, error) {
 		return api.Run{}, httpapi.Errorf(http.StatusNotFound, "unknown experiment %q", httpapi.Clip(name, 64))
 	}
 	return d.launch(exp, api.Run{ID: newRunID(), Experiment: name, Trigger: trigger, DryRun: dryRun, CreatedAt: time.Now(),
-		ScheduledAt: o.scheduledAt, MissedPolicy: o.missedPolicy, ForcedFreeze: o.forcedFreeze})
+		ScheduledAt: o.scheduledAt, MissedPolicy: o.missedPolicy, ForcedFreeze: o.forcedFreeze, SuiteRun: o.suiteRun})
 }
 
 // startAdHoc launches a run of an experiment that came with the request
@@ -199,6 +213,8 @@ func (d *Daemon) launch(exp *experiments.Experiment, rec api.Run) (api.Run, erro
 	}
 	g.active[rec.ID] = rn
 	g.byExp[name] = rec.ID
+	done := make(chan struct{})
+	g.done[rec.ID] = done
 	g.wg.Add(1)
 	g.mu.Unlock()
 
@@ -218,7 +234,9 @@ func (d *Daemon) launch(exp *experiments.Experiment, rec api.Run) (api.Run, erro
 		}
 		delete(g.active, final.ID)
 		delete(g.byExp, final.Experiment)
+		delete(g.done, final.ID)
 		g.mu.Unlock()
+		close(done)
 	}()
 	return first, nil
 }

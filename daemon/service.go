@@ -139,9 +139,36 @@ func (s service) Timeline(ctx context.Context, id string) (api.Timeline, error) 
 	return buildTimeline(ctx, s.d.prober, run, exp, time.Now()), nil
 }
 
-// Abort aborts a run in progress at a user's request.
+// Abort aborts a run in progress at a user's request. A suite run ID
+// aborts the suite run (answered as AbortSuiteRun is, through the
+// route of suite runs; here with a 409 pointing there).
 func (s service) Abort(_ context.Context, id string) (api.Run, error) {
+	if isSuiteRunID(id) {
+		if _, err := s.d.abortSuiteRun(id, "chaosctl abort"); err != nil {
+			return api.Run{}, err
+		}
+		return api.Run{ID: id, Phase: api.PhaseReverting, Reason: "suite run abort requested"}, nil
+	}
 	return s.d.abort(id, "chaosctl abort")
+}
+
+// Suites lists the suites chaosd knows.
+func (s service) Suites(context.Context) ([]api.SuiteInfo, error) { return s.d.suiteInfos(), nil }
+
+// StartSuiteRun starts a run of a suite on request.
+func (s service) StartSuiteRun(_ context.Context, req api.SuiteStartRequest) (api.SuiteRun, error) {
+	return s.d.startSuite(req.Suite, suiteOptions{trigger: api.TriggerManual, dryRun: req.DryRun, force: req.Force})
+}
+
+// SuiteRuns lists suite runs, newest first.
+func (s service) SuiteRuns(context.Context) ([]api.SuiteRun, error) { return s.d.suiteRuns() }
+
+// SuiteRun returns one suite run.
+func (s service) SuiteRun(_ context.Context, id string) (api.SuiteRun, error) { return s.d.suiteRun(id) }
+
+// AbortSuiteRun aborts a suite run in progress.
+func (s service) AbortSuiteRun(_ context.Context, id string) (api.SuiteRun, error) {
+	return s.d.abortSuiteRun(id, "chaosctl abort")
 }
 
 // Halt is the big red button.

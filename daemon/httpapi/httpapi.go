@@ -237,6 +237,7 @@ func Handler(svc Service, opts Options) http.Handler {
 			reply(w, http.StatusOK, info, err)
 		})
 	}
+	suiteRoutes(mux, svc)
 	return authorize(chain, mux)
 }
 
