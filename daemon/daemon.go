@@ -65,12 +65,13 @@ type Daemon struct {
 
 	runs    registry
 	sched   schedule
+	metrics *metrics
+	leader  leadership
+
 	// suites and their runs in progress (suites.go); suite run records
 	// are kept in the data directory's store in both modes.
 	suites     suites
 	suiteStore suiteRunStore
-	metrics *metrics
-	leader  leadership
 }
 
 // runStore keeps run records: files (standalone) or ExperimentRun

@@ -164,7 +164,9 @@ func (s service) StartSuiteRun(_ context.Context, req api.SuiteStartRequest) (ap
 func (s service) SuiteRuns(context.Context) ([]api.SuiteRun, error) { return s.d.suiteRuns() }
 
 // SuiteRun returns one suite run.
-func (s service) SuiteRun(_ context.Context, id string) (api.SuiteRun, error) { return s.d.suiteRun(id) }
+func (s service) SuiteRun(_ context.Context, id string) (api.SuiteRun, error) {
+	return s.d.suiteRun(id)
+}
 
 // AbortSuiteRun aborts a suite run in progress.
 func (s service) AbortSuiteRun(_ context.Context, id string) (api.SuiteRun, error) {
