@@ -17,6 +17,15 @@ import (
 // failed or errored as the run decided, with
 // the human report as the suite's output.
 func JUnit(w io.Writer, r api.Run) error {
+	suite, err := runSuite(r)
+	if err != nil {
+		return err
+	}
+	return writeSuites(w, junitSuites{Suites: []junitSuite{suite}})
+}
+
+// runSuite is the JUnit test suite of one run (see JUnit).
+func runSuite(r api.Run) (junitSuite, error) {
 	suite := junitSuite{Name: "chaosd." + r.Experiment, Timestamp: r.CreatedAt.UTC().Format("2006-01-02T15:04:05")}
 	if r.FinishedAt != nil {
 		suite.Time = fmt.Sprintf("%.3f", r.FinishedAt.Sub(r.CreatedAt).Seconds())
@@ -54,7 +63,7 @@ func JUnit(w io.Writer, r api.Run) error {
 		if r.DataLoss != nil {
 			skipped(rpoCase, "nothing was injected")
 		}
-		return writeSuite(w, suite, r)
+		return finishSuite(suite, r)
 	}
 	if hasPhase(r, api.PhaseEffects) {
 		eff := ""
@@ -85,7 +94,7 @@ func JUnit(w io.Writer, r api.Run) error {
 		if r.DataLoss != nil {
 			skipped(rpoCase, "the run was aborted")
 		}
-		return writeSuite(w, suite, r)
+		return finishSuite(suite, r)
 	}
 	rec := ""
 	if r.Times.Recovered == nil && r.Verdict == api.VerdictFail {
@@ -114,7 +123,7 @@ func JUnit(w io.Writer, r api.Run) error {
 		}
 		add(name, errIf(a.Reason, !a.OK), "")
 	}
-	return writeSuite(w, suite, r)
+	return finishSuite(suite, r)
 }
 
 // rpoCase is the test case of the data-loss check.
@@ -156,14 +165,20 @@ func hasPhase(r api.Run, phase api.Phase) bool {
 	return false
 }
 
-func writeSuite(w io.Writer, s junitSuite, r api.Run) error {
+// finishSuite counts the cases and adds the human report as the suite's
+// output.
+func finishSuite(s junitSuite, r api.Run) (junitSuite, error) {
 	s.Tests = len(s.Cases)
 	var out strings.Builder
 	if err := Text(&out, r); err != nil {
-		return err
+		return s, err
 	}
 	s.SystemOut = out.String()
-	doc := junitSuites{Suites: []junitSuite{s}}
+	return s, nil
+}
+
+// writeSuites writes a JUnit XML document.
+func writeSuites(w io.Writer, doc junitSuites) error {
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
@@ -177,8 +192,15 @@ func writeSuite(w io.Writer, s junitSuite, r api.Run) error {
 }
 
 type junitSuites struct {
-	XMLName xml.Name     `xml:"testsuites"`
-	Suites  []junitSuite `xml:"testsuite"`
+	XMLName xml.Name `xml:"testsuites"`
+	// Name and the counts are set for a suite run's document.
+	Name     string       `xml:"name,attr,omitempty"`
+	Tests    int          `xml:"tests,attr,omitempty"`
+	Failures int          `xml:"failures,attr,omitempty"`
+	Errors   int          `xml:"errors,attr,omitempty"`
+	Skipped  int          `xml:"skipped,attr,omitempty"`
+	Time     string       `xml:"time,attr,omitempty"`
+	Suites   []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
