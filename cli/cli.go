@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosd/chaosd/experiments"
+	"github.com/chaosd/chaosd/experiments/library"
 )
 
 // IOStreams are the standard streams a command may use.
@@ -42,7 +43,7 @@ type app struct {
 	now       func() time.Time
 	// isTerminal reports whether w is a terminal (live progress redraws).
 	isTerminal func(w io.Writer) bool
-	// validateFiles validates experiment files (experiments.ValidateFiles).
+	// validateFiles validates experiment and suite files (validateWithLibrary).
 	validateFiles func(paths []string) error
 
 	global GlobalOptions
@@ -57,8 +58,15 @@ func newApp(streams IOStreams) *app {
 		lookupEnv:     os.LookupEnv,
 		now:           time.Now,
 		isTerminal:    isTerminal,
-		validateFiles: experiments.ValidateFiles,
+		validateFiles: validateWithLibrary,
 	}
+}
+
+// validateWithLibrary validates experiment and suite files; suites are
+// checked against the experiments among the files or, when there are
+// none, against the built-in library (chaosd's default).
+func validateWithLibrary(paths []string) error {
+	return experiments.ValidateFilesAgainst(paths, library.Load)
 }
 
 func (a *app) run(ctx context.Context, args []string) int {

@@ -22,12 +22,12 @@ func (a *app) newDescribeCommand() *cobra.Command {
 		Short: "Show the report of a run, or an experiment and what a run of it would touch now",
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("describe needs a resource: run ID or experiment NAME")
+				return usageErrorf("describe needs a resource: run ID, suite-run ID or experiment NAME")
 			}
-			return usageErrorf("unknown resource %q: use run ID or experiment NAME", args[0])
+			return usageErrorf("unknown resource %q: use run ID, suite-run ID or experiment NAME", args[0])
 		},
 	}
-	cmd.AddCommand(a.newDescribeRunCommand(), a.newDescribeExperimentCommand())
+	cmd.AddCommand(a.newDescribeRunCommand(), a.newDescribeExperimentCommand(), a.newDescribeSuiteRunCommand())
 	return cmd
 }
 

@@ -34,12 +34,15 @@ func ExitCode(err error) int {
 		return ExitOK
 	}
 	var (
+		sve *SuiteVerdictError
 		ve  *VerdictError
 		ae  *api.APIError
 		ue  *usageError
 		ise *invalidSpecError
 	)
 	switch {
+	case errors.As(err, &sve):
+		return ExitCode(&VerdictError{Run: api.Run{Verdict: sve.Run.Verdict, Interrupted: sve.Run.Interrupted}})
 	case errors.As(err, &ve):
 		if ve.Run.Interrupted {
 			return ExitTool

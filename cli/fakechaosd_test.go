@@ -44,6 +44,8 @@ type fakeChaosd struct {
 	timelineStatus int
 	// scheds is the schedule state (fakeschedules_test.go).
 	scheds fakeSchedules
+	// suiteRuns by ID (fakesuites_test.go).
+	suiteRuns map[string]*fakeSuiteRun
 }
 
 type fakeRun struct {

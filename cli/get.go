@@ -20,19 +20,20 @@ import (
 func (a *app) newGetCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get RESOURCE",
-		Short: "List runs, experiments or agents",
+		Short: "List runs, experiments, schedules, agents, suites or suite runs",
 		Example: `  chaosctl get runs
   chaosctl get experiments -o json
   chaosctl get agents`,
 		// Runnable so that "get" and "get foo" are usage errors, not help.
 		RunE: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return usageErrorf("get needs a resource: runs, experiments, schedules or agents")
+				return usageErrorf("get needs a resource: runs, experiments, schedules, agents, suites or suite-runs")
 			}
-			return usageErrorf("unknown resource %q: use runs, experiments, schedules or agents", args[0])
+			return usageErrorf("unknown resource %q: use runs, experiments, schedules, agents, suites or suite-runs", args[0])
 		},
 	}
-	cmd.AddCommand(a.newGetRunsCommand(), a.newGetExperimentsCommand(), a.newGetAgentsCommand(), a.newGetSchedulesCommand())
+	cmd.AddCommand(a.newGetRunsCommand(), a.newGetExperimentsCommand(), a.newGetAgentsCommand(), a.newGetSchedulesCommand(),
+		a.newGetSuitesCommand(), a.newGetSuiteRunsCommand())
 	return cmd
 }
 

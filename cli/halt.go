@@ -44,6 +44,9 @@ the Chaos Monkey assaults of the runs it aborts through the service's actuator.`
 
 // printHalt writes the aborted runs and each agent's outcome.
 func printHalt(a *app, res api.HaltResult) {
+	for _, id := range res.AbortedSuiteRuns {
+		fmt.Fprintf(a.streams.Out, "  %s (suite run: no further experiment starts)\n", id)
+	}
 	for _, id := range res.AbortedRuns {
 		fmt.Fprintf(a.streams.Out, "  %s\n", id)
 	}

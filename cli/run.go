@@ -36,7 +36,7 @@ type RunOptions struct {
 func (a *app) newRunCommand() *cobra.Command {
 	o := &RunOptions{}
 	cmd := &cobra.Command{
-		Use:   "run NAME | -f FILE",
+		Use:   "run NAME | -f FILE | suite NAME",
 		Short: "Start a run of an experiment, optionally waiting for its verdict",
 		Long: `Start a run of the experiment NAME of chaosd's library, or of the ad hoc experiment in FILE.
 
@@ -57,7 +57,9 @@ verdict's: 0 pass, 1 fail or aborted, 3 error.
 
 Ctrl-C while waiting stops waiting only: the run goes on in chaosd and is NOT aborted, because
 a run is owned by chaosd (which reverts its faults on its own) and an interrupted terminal
-should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`,
+should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.
+
+'chaosctl run suite NAME' runs a suite (a game day: experiments in order); see its --help.`,
 		Example: `  chaosctl run partition-c1-c2
   chaosctl run partition-c1-c2 --wait
   chaosctl run partition-c1-c2 --wait -o json > run.json
@@ -89,6 +91,7 @@ should not change the experiment. Abort it explicitly with 'chaosctl abort ID'.`
 	cmd.Flags().BoolVar(&o.Force, "force", false, "start the run even inside a freeze window (the record names the window)")
 	cmd.Flags().DurationVar(&o.Poll, "poll", time.Second, "how often --wait asks chaosd for the run")
 	addReportOutputFlag(cmd, &o.Output)
+	cmd.AddCommand(a.newRunSuiteCommand())
 	return cmd
 }
 

@@ -26,15 +26,22 @@ func (a *app) newValidateCommand() *cobra.Command {
 	o := &ValidateOptions{}
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE... [FILE|DIR...]",
-		Short: "Validate experiment files without contacting chaosd",
-		Long: `Validate experiment files: strict decoding and every check chaosd makes at load.
-For a directory, every *.yaml and *.yml file directly in it is validated (as chaosd loads
-it: subdirectories are not searched). Experiment names must be unique across all files.
+		Short: "Validate experiment and suite files without contacting chaosd",
+		Long: `Validate experiment and suite files (kind Experiment or Suite): strict decoding and every
+check chaosd makes at load. For a directory, every *.yaml and *.yml file directly in it is
+validated (as chaosd loads it: subdirectories are not searched). Experiment names must be unique
+across all files, and suite names too.
+
+A suite's experiments must exist and its pause must be at least the steady-state baseline of
+each experiment that follows another: they are checked against the experiments among the files
+(validate the whole directory chaosd loads), or, when no experiment is among them, against the
+built-in library.
 
 Prints "FILE: valid" on stdout for every valid file and the errors on stderr, one per
 line as FILE:LINE:COL: field.path: message. Exit code 0 when every file is valid, 2 otherwise.`,
 		Example: `  chaosctl validate -f experiments/library
-  chaosctl validate -f partition.yaml -f latency.yaml`,
+  chaosctl validate -f partition.yaml -f latency.yaml
+  chaosctl validate -f examples/game-day.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
 				return err
@@ -45,7 +52,7 @@ line as FILE:LINE:COL: field.path: message. Exit code 0 when every file is valid
 			return o.Run(cmd.Context(), a)
 		},
 	}
-	cmd.Flags().StringArrayVarP(&o.Paths, "filename", "f", nil, "experiment file or directory (repeatable)")
+	cmd.Flags().StringArrayVarP(&o.Paths, "filename", "f", nil, "experiment or suite file, or directory (repeatable)")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	return cmd
 }
