@@ -28,7 +28,10 @@ type ScheduleState struct {
 // ScheduleInfo is one entry of GET /v1/schedules: a scheduled experiment
 // as chaosd runs it now.
 type ScheduleInfo struct {
+	// Experiment names the scheduled experiment, or "suite/NAME" for a
+	// scheduled suite (then Suite is NAME).
 	Experiment string `json:"experiment"`
+	Suite      string `json:"suite,omitempty"`
 	Cron       string `json:"cron"`
 	TimeZone   string `json:"timeZone"`
 	Paused     bool   `json:"paused"`

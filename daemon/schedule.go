@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,7 @@ func (d *Daemon) syncSchedules() {
 		}
 		entries = append(entries, en)
 	}
+	entries = append(entries, d.suiteScheduleEntries()...)
 	d.sched.s.Set(entries)
 }
 
@@ -181,6 +183,9 @@ func (e overlapError) Is(target error) bool { return target == scheduler.ErrOver
 func (e overlapError) Unwrap() error        { return e.err }
 
 func (s scheduleStarter) Start(t scheduler.Trigger) error {
+	if suite, ok := strings.CutPrefix(t.Experiment, suiteSchedulePrefix); ok {
+		return s.d.startScheduledSuite(suite, t)
+	}
 	at := t.At
 	o := runOptions{trigger: api.TriggerSchedule, scheduledAt: &at}
 	if t.Missed {
@@ -205,6 +210,14 @@ func (s scheduleStarter) Skipped(k api.SkipInfo) {
 // not scheduled).
 func (d *Daemon) setPaused(name string, paused bool) (api.ScheduleInfo, error) {
 	e, ok := d.exps.get(name)
+	if suite, isSuite := strings.CutPrefix(name, suiteSchedulePrefix); isSuite {
+		// A suite's schedule: "suite/NAME".
+		su, found := d.suites.get(suite)
+		if !found || su.Spec.Schedule == nil {
+			return api.ScheduleInfo{}, httpapi.Errorf(http.StatusNotFound, "no scheduled suite %q", httpapi.Clip(suite, 64))
+		}
+		e, ok = &experiments.Experiment{Spec: experiments.Spec{Schedule: su.Spec.Schedule}}, true
+	}
 	if !ok || e.Spec.Schedule == nil {
 		what := "unknown experiment"
 		if ok {
@@ -288,6 +301,7 @@ func (d *Daemon) scheduleInfos(only string) ([]api.ScheduleInfo, error) {
 		}
 		out = append(out, info)
 	}
+	out = append(out, d.suiteScheduleInfos(only, now, skips)...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Experiment < out[j].Experiment })
 	return out, nil
 }

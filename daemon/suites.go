@@ -17,6 +17,7 @@ import (
 	"github.com/chaosd/chaosd/daemon/httpapi"
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/experiments/calendar"
+	"github.com/chaosd/chaosd/experiments/scheduler"
 	"github.com/chaosd/chaosd/experiments/suiterunner"
 )
 
@@ -182,7 +183,7 @@ func (d *Daemon) saveSuiteRun(r api.SuiteRun) error { return d.suiteStore.SaveSu
 func (d *Daemon) suiteFrozen(su *experiments.Suite, exp *experiments.Experiment) *calendar.Freeze {
 	windows := append([]*calendar.Window{}, d.sched.windows...)
 	if sc := su.Spec.Schedule; sc != nil {
-		if own, err := sc.Windows(); err == nil {
+		if own, err := sc.WindowsOf("suite"); err == nil {
 			windows = append(windows, own...)
 		}
 	}
@@ -388,3 +389,97 @@ func (d *Daemon) recoverInterruptedSuites() {
 func isSuiteRunID(id string) bool { return strings.HasPrefix(id, api.SuiteRunPrefix) }
 
 func newSuiteRunID() string { return api.SuiteRunPrefix + strings.TrimPrefix(newRunID(), "r-") }
+
+// suiteSchedulePrefix marks a suite's entry in the scheduler, its
+// schedule state and its skipped triggers ("suite/game-day"); experiment
+// names cannot hold a slash, so the two never clash.
+const suiteSchedulePrefix = "suite/"
+
+// suiteScheduleEntries are the scheduler entries of the scheduled suites,
+// each with chaosd's freeze windows and its own.
+func (d *Daemon) suiteScheduleEntries() []scheduler.Entry {
+	var out []scheduler.Entry
+	for _, su := range d.suites.all() {
+		sc := su.Spec.Schedule
+		if sc == nil {
+			continue
+		}
+		c, err := sc.Calendar()
+		if err == nil {
+			var own []*calendar.Window
+			if own, err = sc.WindowsOf("suite"); err == nil {
+				out = append(out, scheduler.Entry{
+					Experiment: suiteSchedulePrefix + su.Metadata.Name, Cron: c,
+					Windows:    append(append([]*calendar.Window{}, d.sched.windows...), own...),
+					MissedRuns: sc.MissedRuns, StartingDeadline: sc.StartingDeadline.D(),
+					Key: sc.Cron + "\x00" + sc.TimeZone,
+				})
+				continue
+			}
+		}
+		d.lg.Error("suite schedule not registered", zap.String("suite", su.Metadata.Name), zap.Error(err))
+	}
+	return out
+}
+
+// startScheduledSuite is the scheduler's Start for a suite's trigger.
+func (d *Daemon) startScheduledSuite(name string, t scheduler.Trigger) error {
+	at := t.At
+	o := suiteOptions{trigger: api.TriggerSchedule, scheduledAt: &at}
+	if t.Missed {
+		o.missedPolicy = string(experiments.MissedRunsRunOnce)
+	}
+	_, err := d.startSuite(name, o)
+	var se *httpapi.StatusError
+	if errors.As(err, &se) && se.Status == http.StatusConflict {
+		return overlapError{err}
+	}
+	return err
+}
+
+// suiteScheduleInfos describes the scheduled suites for GET /v1/schedules
+// (Experiment is "suite/NAME", Suite the suite's name).
+func (d *Daemon) suiteScheduleInfos(only string, now time.Time, skips []api.SkipInfo) []api.ScheduleInfo {
+	runs, _ := d.suiteStore.ListSuiteRuns()
+	var out []api.ScheduleInfo
+	for _, en := range d.suiteScheduleEntries() {
+		if only != "" && en.Experiment != only {
+			continue
+		}
+		name := strings.TrimPrefix(en.Experiment, suiteSchedulePrefix)
+		su, _ := d.suites.get(name)
+		sc := su.Spec.Schedule
+		info := api.ScheduleInfo{Experiment: en.Experiment, Suite: name, Cron: sc.Cron, TimeZone: sc.TimeZone,
+			MissedRuns: string(sc.MissedRuns), Next: []api.FireTime{}, Skipped: []api.SkipInfo{}}
+		if sc.MissedRuns == experiments.MissedRunsRunOnce {
+			info.StartingDeadline = sc.StartingDeadline.String()
+		}
+		if st, err := d.skips.ScheduleState(en.Experiment); err == nil {
+			info.Paused, info.PausedAt, info.LastTrigger = st.Paused, st.PausedAt, st.LastTrigger
+		}
+		for _, w := range en.Windows {
+			info.FreezeWindows = append(info.FreezeWindows, w.Name)
+		}
+		for _, f := range scheduler.Upcoming(en, now, upcomingShown) {
+			ft := api.FireTime{Time: f.At}
+			if f.Frozen != nil {
+				ft.Frozen = f.Frozen.Name
+			}
+			info.Next = append(info.Next, ft)
+		}
+		for _, r := range runs { // newest first
+			if r.Suite == name {
+				info.LastRun = &api.RunSummary{ID: r.ID, Trigger: r.Trigger, CreatedAt: r.CreatedAt, Verdict: r.Verdict,
+					Phase: map[bool]api.Phase{true: api.PhaseDone, false: api.PhaseObserving}[r.Phase == api.SuiteDone]}
+				break
+			}
+		}
+		for i := len(skips) - 1; i >= 0 && len(info.Skipped) < skipsShown; i-- {
+			if skips[i].Experiment == en.Experiment {
+				info.Skipped = append(info.Skipped, skips[i])
+			}
+		}
+		out = append(out, info)
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,10 +12,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/httpapi"
 	"github.com/chaosd/chaosd/daemon/store"
+	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/probes/promtest"
 )
 
@@ -256,4 +260,105 @@ func TestDaemonRestartMarksInterruptedSuiteRun(t *testing.T) {
 func isStatus(err error, status int) bool {
 	var ae *api.APIError
 	return errors.As(err, &ae) && ae.Status == status
+}
+
+// TestDaemonSuiteScheduleWithRealStore: a suite's schedule runs on
+// chaosd's scheduler like an experiment's ("suite/NAME"): a trigger
+// inside its freeze window is skipped with the window's name, a paused
+// one is skipped, a resumed one starts a suite run recorded as
+// scheduled; GET /v1/schedules shows it with its last suite run; a suite
+// started on request inside chaosd's freeze needs force and its record
+// names the window.
+func TestDaemonSuiteScheduleWithRealStore(t *testing.T) {
+	h := newHarness(t, "", nil, map[string]string{
+		"cut":   fmt.Sprintf(testExperiment, "cut", "1s", ""),
+		"later": fmt.Sprintf(testExperiment, "later", "1s", ""),
+	})
+	h.writeSuite("gd", fmt.Sprintf(testSuite, "gd", suiteEntries("cut", "later"), `  schedule:
+    cron: "0 * * * *"
+    freezeWindows:
+      - name: maintenance
+        start: "2026-06-01T04:30"
+        end: "2026-06-01T05:30"
+`))
+	h.cfg.FreezeWindows = []experiments.FreezeWindow{{Name: "christmas", Start: "2026-12-24", End: "2026-12-26", TimeZone: "Europe/Berlin"}}
+	clock := &setClock{now: utc("2026-06-01T04:00:00Z")}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := New(h.cfg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.initSchedules(clock); err != nil {
+		t.Fatal(err)
+	}
+	d.runs.setContext(ctx)
+	d.syncSchedules()
+	svc := service{d}
+	tick := func(at string) {
+		clock.set(utc(at))
+		d.sched.s.Tick(utc(at))
+	}
+	tick("2026-06-01T04:00:00Z")
+	tick("2026-06-01T05:00:00Z") // inside maintenance
+	if _, err := svc.PauseSchedule(ctx, "suite/gd", true); err != nil {
+		t.Fatal(err)
+	}
+	tick("2026-06-01T06:00:00Z") // paused
+	if _, err := svc.PauseSchedule(ctx, "suite/gd", false); err != nil {
+		t.Fatal(err)
+	}
+	tick("2026-06-01T07:00:00Z") // fires
+	if !d.runs.wait(60 * time.Second) {
+		t.Fatal("suite run did not end")
+	}
+	runs, err := d.suiteStore.ListSuiteRuns()
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("suite runs %+v (%v): want the 07:00 one", runs, err)
+	}
+	sr := runs[0]
+	if sr.Trigger != api.TriggerSchedule || sr.ScheduledAt == nil || !sr.ScheduledAt.Equal(utc("2026-06-01T07:00:00Z")) || sr.Phase != api.SuiteDone {
+		t.Errorf("scheduled suite run: trigger %s scheduledAt %v phase %s", sr.Trigger, sr.ScheduledAt, sr.Phase)
+	}
+	// No Prometheus: the first experiment errs at preflight, the second is skipped.
+	if sr.Verdict != api.VerdictError || sr.Entries[1].Skipped != api.SkippedAfterFailure {
+		t.Errorf("suite run %s (%s) entries %+v", sr.Verdict, sr.Reason, sr.Entries)
+	}
+	st, _ := store.Open(h.cfg.DataDir)
+	skips, _ := st.Skips()
+	var got []string
+	for _, k := range skips {
+		got = append(got, k.Experiment+" "+k.Trigger.Format(time.RFC3339)+" "+k.Cause+" "+k.Window)
+	}
+	if want := "suite/gd 2026-06-01T05:00:00Z freeze maintenance|suite/gd 2026-06-01T06:00:00Z paused "; strings.Join(got, "|") != want {
+		t.Errorf("skips:\n got %q\nwant %q", strings.Join(got, "|"), want)
+	}
+	infos, err := svc.Schedules(ctx)
+	if err != nil || len(infos) != 1 || infos[0].Experiment != "suite/gd" || infos[0].Suite != "gd" || infos[0].LastRun == nil ||
+		infos[0].LastRun.ID != sr.ID || len(infos[0].Next) != 3 || strings.Join(infos[0].FreezeWindows, ",") != "christmas,maintenance" {
+		t.Errorf("schedules %+v (%v)", infos, err)
+	}
+
+	clock.set(utc("2026-12-24T12:00:00Z"))
+	if _, err := svc.StartSuiteRun(ctx, api.SuiteStartRequest{Suite: "gd"}); !isStatusErr(err, http.StatusConflict) ||
+		!strings.Contains(err.Error(), `inside freeze window "christmas"`) {
+		t.Errorf("suite inside a freeze: %v, want 409 naming the window", err)
+	}
+	forced, err := svc.StartSuiteRun(ctx, api.SuiteStartRequest{Suite: "gd", Force: true})
+	if err != nil || forced.ForcedFreeze != "christmas" {
+		t.Fatalf("forced suite run %+v (%v)", forced, err)
+	}
+	if !d.runs.wait(60 * time.Second) {
+		t.Fatal("forced suite run did not end")
+	}
+	if got, _ := d.suiteStore.GetSuiteRun(forced.ID); got.Entries[0].RunID == "" {
+		t.Errorf("forced suite run did not start its experiment: %+v", got.Entries[0])
+	} else if run, _ := d.store.Get(got.Entries[0].RunID); run.ForcedFreeze != "christmas" || run.SuiteRun != forced.ID {
+		t.Errorf("its run: forcedFreeze %q suiteRun %q", run.ForcedFreeze, run.SuiteRun)
+	}
+}
+
+func isStatusErr(err error, status int) bool {
+	var se *httpapi.StatusError
+	return errors.As(err, &se) && se.Status == status
 }

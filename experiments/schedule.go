@@ -136,10 +136,14 @@ func bound(s string, loc *time.Location, isEnd bool) (time.Time, error) {
 }
 
 // Windows compiles the experiment's freeze windows (validated at load).
-func (s *Schedule) Windows() ([]*calendar.Window, error) {
+func (s *Schedule) Windows() ([]*calendar.Window, error) { return s.WindowsOf("experiment") }
+
+// WindowsOf compiles the freeze windows of the schedule of origin
+// ("experiment", "suite"; messages name it).
+func (s *Schedule) WindowsOf(origin string) ([]*calendar.Window, error) {
 	var out []*calendar.Window
 	for _, w := range s.FreezeWindows {
-		cw, err := w.Compile("experiment")
+		cw, err := w.Compile(origin)
 		if err != nil {
 			return nil, err
 		}
