@@ -3,8 +3,8 @@
 // agents and serves the HTTP API (daemon/httpapi), /metrics and /healthz.
 //
 // The files follow the components: daemon.go wires them and owns the HTTP
-// lifetime; runs.go is the registry of runs in progress; schedule.go the
-// cron triggers; recover.go the restart recovery; agents.go the fleet of
+// lifetime; runs.go is the registry of runs in progress; suites.go the
+// suites (game days) and their runs; schedule.go the cron triggers; recover.go the restart recovery; agents.go the fleet of
 // node agents (listing, halt, and the runner's Agents); metrics.go the
 // Prometheus metrics; service.go the API's Service; leader.go what the
 // leader does and what the other replicas answer; catalog.go the
