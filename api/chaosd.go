@@ -34,7 +34,8 @@ const (
 // Query parameters of GET /v1/runs (see package daemon/runquery).
 const (
 	// QuerySelector is a label selector over the run's fields
-	// (experiment, verdict, trigger, phase, adhoc, dryRun, interrupted),
+	// (experiment, verdict, trigger, phase, adhoc, dryRun, interrupted,
+	// suiteRun),
 	// e.g. "experiment=partition-c1-c2,verdict!=pass".
 	QuerySelector = "selector"
 	// QuerySince keeps runs created within this duration before now

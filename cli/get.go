@@ -88,7 +88,7 @@ one row each, as kubectl get -w does, polling chaosd every --poll; it ends on Ct
 	}
 	addOutputFlag(cmd, &o.Output)
 	f := cmd.Flags()
-	f.StringVarP(&o.Selector, "selector", "l", "", "label selector over experiment, verdict, trigger, phase, adhoc, dryRun, interrupted (e.g. experiment=NAME,verdict=fail)")
+	f.StringVarP(&o.Selector, "selector", "l", "", "label selector over experiment, verdict, trigger, phase, adhoc, dryRun, interrupted, suiteRun (e.g. experiment=NAME,verdict=fail or suiteRun=s-...)")
 	f.StringVar(&o.Since, "since", "", "only runs created within this duration (e.g. 30m, 24h, 7d)")
 	f.IntVar(&o.Limit, "limit", 0, "only the newest N runs (after the other filters; 0: all)")
 	f.BoolVarP(&o.Watch, "watch", "w", false, "after the list, print every run that appears or changes, until Ctrl-C")

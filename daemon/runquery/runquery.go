@@ -21,7 +21,7 @@ import (
 )
 
 // Keys a selector may use: each is a field of the run record.
-var Keys = []string{"experiment", "verdict", "trigger", "phase", "adhoc", "dryRun", "interrupted"}
+var Keys = []string{"experiment", "verdict", "trigger", "phase", "adhoc", "dryRun", "interrupted", "suiteRun"}
 
 // Bounds on what a query takes.
 const (
@@ -158,6 +158,7 @@ func Labels(r api.Run) labels.Set {
 		"adhoc":       strconv.FormatBool(r.AdHoc != nil),
 		"dryRun":      strconv.FormatBool(r.DryRun),
 		"interrupted": strconv.FormatBool(r.Interrupted),
+		"suiteRun":    r.SuiteRun,
 	}
 }
 
