@@ -181,7 +181,7 @@ func (p *suiteProgress) update(sr api.SuiteRun) {
 		e := sr.Entries[c]
 		line = fmt.Sprintf("[%d/%d] %s: run %s, phase %s", c+1, len(sr.Entries), e.Experiment, orDash(e.RunID), orDash(string(e.Phase)))
 	default:
-		line = "suite " + string(sr.Phase)
+		line = "suite " + string(sr.Phase) + ": the first experiment starts"
 	}
 	// The pause's remaining time changes every poll: compare without it.
 	key := line
@@ -192,7 +192,6 @@ func (p *suiteProgress) update(sr api.SuiteRun) {
 		return
 	}
 	p.last = key
-	// Verdicts of experiments that just ended.
 	fmt.Fprintf(p.a.streams.ErrOut, "+%s %s\n", report.Seconds(p.a.now().Sub(p.start).Seconds()), line)
 }
 
