@@ -196,6 +196,14 @@ func (w *recordWriter) write(r *Runner) {
 	w.mu.Unlock()
 }
 
+// writeNow saves the record from the caller's goroutine (outside the
+// writer goroutine's span), one save at a time.
+func (w *recordWriter) writeNow(r *Runner) {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	w.write(r)
+}
+
 // changed notes a change: the goroutine saves it within the interval, or
 // (outside its span) it is saved now.
 func (w *recordWriter) changed(r *Runner) {
@@ -203,9 +211,7 @@ func (w *recordWriter) changed(r *Runner) {
 	running := w.running
 	w.mu.Unlock()
 	if !running {
-		w.syncMu.Lock()
-		w.write(r)
-		w.syncMu.Unlock()
+		w.writeNow(r)
 		return
 	}
 	select {
@@ -232,9 +238,7 @@ func (w *recordWriter) waitSaved(r *Runner, v uint64) error {
 		running, written := w.running, w.written
 		w.mu.Unlock()
 		if !running {
-			w.syncMu.Lock()
-			w.write(r)
-			w.syncMu.Unlock()
+			w.writeNow(r)
 			continue
 		}
 		select {
