@@ -53,8 +53,8 @@ type Daemon struct {
 	// schedules keeps the schedules' state and the skip log: the data
 	// directory (standalone) or a ConfigMap (Kubernetes).
 	schedules scheduleStore
-	auth  httpapi.Authorizer
-	tls   *tls.Config // of the TCP listener; nil: none or plain text
+	auth      httpapi.Authorizer
+	tls       *tls.Config // of the TCP listener; nil: none or plain text
 
 	prober    runner.Prober
 	alerts    runner.AlertHistory

@@ -25,7 +25,7 @@ const DefaultSchedulesConfigMap = "chaosd-schedules"
 
 // The ConfigMap's keys: the same formats as the data directory's files.
 const (
-	schedulesKey = schedulesFile  // JSON object: schedule name → api.ScheduleState
+	schedulesKey = schedulesFile // JSON object: schedule name → api.ScheduleState
 	skipsKey     = "skips.jsonl" // one api.SkipInfo per line, oldest first
 )
 
