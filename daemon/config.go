@@ -365,6 +365,8 @@ const (
 	DefaultServiceLabel  = "app.kubernetes.io/name"
 	DefaultActuatorPort  = "http"
 	DefaultLeaseName     = "chaosd-leader"
+	// DefaultSchedulesConfigMap keeps the schedules' state and skip log.
+	DefaultSchedulesConfigMap = store.DefaultSchedulesConfigMap
 )
 
 // SetDefaults fills the fields left out.
@@ -388,7 +390,7 @@ func (k *Kubernetes) SetDefaults() {
 	def(&k.Services.ActuatorPort, DefaultActuatorPort)
 	def(&k.Services.Scheme, "http")
 	def(&k.LeaderElection.LeaseName, DefaultLeaseName)
-	def(&k.SchedulesConfigMap, store.DefaultSchedulesConfigMap)
+	def(&k.SchedulesConfigMap, DefaultSchedulesConfigMap)
 	def(&k.LeaderElection.LeaseDuration, "15s")
 	def(&k.LeaderElection.RenewDeadline, "10s")
 	def(&k.LeaderElection.RetryPeriod, "2s")
