@@ -12,8 +12,10 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/chaosd/chaosd/daemon/httpapi"
+	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/internal/secretfile"
 	"github.com/chaosd/chaosd/internal/tlsconf"
@@ -130,6 +132,11 @@ type Kubernetes struct {
 	Services KubeServices `yaml:"services"`
 	// LeaderElection among chaosd's replicas (on by default).
 	LeaderElection KubeLeaderElection `yaml:"leaderElection,omitempty"`
+	// SchedulesConfigMap names the ConfigMap in Namespace that keeps the
+	// schedules' state (pauses, the last trigger handled) and the skip
+	// log across pod restarts and leader changes (default
+	// chaosd-schedules; base/rbac.yaml grants this name only).
+	SchedulesConfigMap string `yaml:"schedulesConfigMap,omitempty"`
 	// Auth lets Kubernetes identities call the API (on by default): a
 	// bearer token chaosd does not know is checked with a TokenReview,
 	// then RBAC decides with a SubjectAccessReview (see README,
@@ -358,6 +365,8 @@ const (
 	DefaultServiceLabel  = "app.kubernetes.io/name"
 	DefaultActuatorPort  = "http"
 	DefaultLeaseName     = "chaosd-leader"
+	// DefaultSchedulesConfigMap keeps the schedules' state and skip log.
+	DefaultSchedulesConfigMap = store.DefaultSchedulesConfigMap
 )
 
 // SetDefaults fills the fields left out.
@@ -381,6 +390,7 @@ func (k *Kubernetes) SetDefaults() {
 	def(&k.Services.ActuatorPort, DefaultActuatorPort)
 	def(&k.Services.Scheme, "http")
 	def(&k.LeaderElection.LeaseName, DefaultLeaseName)
+	def(&k.SchedulesConfigMap, DefaultSchedulesConfigMap)
 	def(&k.LeaderElection.LeaseDuration, "15s")
 	def(&k.LeaderElection.RenewDeadline, "10s")
 	def(&k.LeaderElection.RetryPeriod, "2s")
@@ -402,6 +412,11 @@ func (k *Kubernetes) validate() []string {
 	if k.Agents.Selector != "" {
 		if _, err := labels.Parse(k.Agents.Selector); err != nil {
 			errs = append(errs, fmt.Sprintf("kubernetes.agents.selector: %v", err))
+		}
+	}
+	if k.SchedulesConfigMap != "" {
+		if msgs := validation.IsDNS1123Subdomain(k.SchedulesConfigMap); len(msgs) > 0 {
+			errs = append(errs, fmt.Sprintf("kubernetes.schedulesConfigMap: %q is not a valid ConfigMap name: %s", k.SchedulesConfigMap, strings.Join(msgs, "; ")))
 		}
 	}
 	le := k.LeaderElection

@@ -50,6 +50,10 @@ func TestConfigValidation(t *testing.T) {
 		{"kubernetes agents default to https", func(c *Config) {
 			c.Clusters, c.Kubernetes = nil, &Kubernetes{Cluster: "c1"}
 		}, "kubernetes.agents.scheme: an https agent needs agentTLS"},
+		{"kubernetes schedules ConfigMap with a bad name", func(c *Config) {
+			c.Clusters, c.AgentTLS = nil, &AgentTLS{InsecurePlaintext: true}
+			c.Kubernetes = &Kubernetes{Cluster: "c1", Agents: KubeAgents{Scheme: "http"}, SchedulesConfigMap: "Chaosd_Schedules"}
+		}, `kubernetes.schedulesConfigMap: "Chaosd_Schedules" is not a valid ConfigMap name`},
 		{"scoped tokens only", func(c *Config) { c.TokenFile, c.Tokens = "", []ScopedToken{{File: "r", Scope: "read"}} }, ""},
 		{"no token at all", func(c *Config) { c.TokenFile = "" }, "tokenFile: required"},
 		{"bad scope", func(c *Config) { c.Tokens = []ScopedToken{{File: "r", Scope: "write"}} }, `tokens[0].scope: scope "write": want read, run, adhoc or admin`},

@@ -33,6 +33,7 @@ import (
 	"github.com/chaosd/chaosd/experiments"
 	"github.com/chaosd/chaosd/experiments/library"
 	"github.com/chaosd/chaosd/experiments/runner"
+	"github.com/chaosd/chaosd/experiments/scheduler"
 	"github.com/chaosd/chaosd/internal/serve"
 	"github.com/chaosd/chaosd/probes/alertmanager"
 	"github.com/chaosd/chaosd/probes/prom"
@@ -49,9 +50,11 @@ type Daemon struct {
 	cfg   *Config
 	lg    *zap.Logger
 	store runStore
-	skips *store.Store // skipped triggers (a local log in both modes)
-	auth  httpapi.Authorizer
-	tls   *tls.Config // of the TCP listener; nil: none or plain text
+	// schedules keeps the schedules' state and the skip log: the data
+	// directory (standalone) or a ConfigMap (Kubernetes).
+	schedules scheduleStore
+	auth      httpapi.Authorizer
+	tls       *tls.Config // of the TCP listener; nil: none or plain text
 
 	prober    runner.Prober
 	alerts    runner.AlertHistory
@@ -80,6 +83,18 @@ type runStore interface {
 	Save(api.Run) error
 	Get(id string) (api.Run, error)
 	List() ([]api.Run, error)
+}
+
+// scheduleStore keeps the schedules' state and the skipped triggers
+// where the scheduler of whichever chaosd leads finds them: the data
+// directory's files (store.Store) standalone, a ConfigMap
+// (store.KubeSchedules) in Kubernetes mode, where the data directory is
+// scratch space and any replica may lead next.
+type scheduleStore interface {
+	scheduler.Store
+	AddSkip(api.SkipInfo) error
+	// Skips returns the skips kept, oldest first.
+	Skips() ([]api.SkipInfo, error)
 }
 
 // New builds a daemon from its configuration. It reads tokens and
@@ -113,7 +128,7 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client: %w", err)
 	}
-	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, skips: fileStore, suiteStore: fileStore, auth: tokens, tls: listenTLS, prober: prober, alerts: prober, data: newDataClient()}
+	d := &Daemon{cfg: cfg, lg: lg, store: fileStore, schedules: fileStore, suiteStore: fileStore, auth: tokens, tls: listenTLS, prober: prober, alerts: prober, data: newDataClient()}
 	if cfg.Alertmanager.URL != "" {
 		am, err := alertmanager.New(cfg.Alertmanager.URL, nil)
 		if err != nil {
@@ -122,15 +137,13 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 		d.silencer = am
 	}
 	d.runs.init()
-	if err := d.initSchedules(nil); err != nil {
-		return nil, err
-	}
 	d.metrics = newMetrics(d.runs.count, d.runs.faultsActive)
 	if cfg.Kubernetes != nil {
 		km, err := newKubeMode(cfg.Kubernetes, agentToken, agentTLS, lg.Named("kube"))
 		if err != nil {
 			return nil, err
 		}
+		d.schedules = km.sched
 		if !cfg.Kubernetes.Auth.Disabled {
 			d.auth = httpapi.Chain{tokens, newKubeAuth(km.client, cfg.Kubernetes.Namespace, lg.Named("auth"))}
 		}
@@ -159,6 +172,9 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 			return nil, err
 		}
 		d.exps, d.inventory, d.fleet = newCatalog(exps), cfg.inventory(), fl
+	}
+	if err := d.initSchedules(nil); err != nil {
+		return nil, err
 	}
 	for _, e := range d.exps.all() {
 		d.metrics.experiment(e)

@@ -41,7 +41,7 @@ func fleetHarness(t *testing.T, n int, exp string, sim func(*agentsim.Config), c
 	healthy := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sut_healthy"})
 	healthy.Set(1)
 	prom := promtest.Start(t, exporter(t, healthy))
-	sc := agentsim.Config{Dir: simDir(t), Agents: n, Profile: agentsim.Today, Token: "agent-secret"}
+	sc := agentsim.Config{Dir: simDir(t), Agents: n, Profile: agentsim.Before, Token: "agent-secret"}
 	if sim != nil {
 		sim(&sc)
 	}

@@ -40,6 +40,7 @@ type kubeMode struct {
 	dyn      dynamic.Interface
 	inv      *kube.Inventory
 	store    *store.KubeStore
+	sched    *store.KubeSchedules
 	identity string
 
 	broadcaster record.EventBroadcaster
@@ -95,7 +96,8 @@ func newKubeMode(k *Kubernetes, agentToken string, agentTLS *tls.Config, lg *zap
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	return &kubeMode{cfg: k, lg: lg, client: client, dyn: dyn, inv: inv, store: store.NewKubeStore(dyn, k.Namespace), identity: id}, nil
+	return &kubeMode{cfg: k, lg: lg, client: client, dyn: dyn, inv: inv, store: store.NewKubeStore(dyn, k.Namespace),
+		sched: store.NewKubeSchedules(client, k.Namespace, k.SchedulesConfigMap), identity: id}, nil
 }
 
 // start syncs the inventory's caches, starts the Event recorder and the

@@ -21,7 +21,9 @@ import (
 
 // schedule runs the experiments' cron schedules (experiments/scheduler)
 // while this chaosd leads. Schedule state (the last trigger handled,
-// paused) and skipped triggers are kept in the data directory's store.
+// paused) and skipped triggers are kept in the daemon's scheduleStore:
+// the data directory standalone, a ConfigMap in Kubernetes mode, so a
+// new leader counts missed triggers from where the last one stopped.
 type schedule struct {
 	s       *scheduler.Scheduler
 	windows []*calendar.Window // chaosd's configuration's freeze windows
@@ -52,7 +54,7 @@ func (d *Daemon) initSchedules(clock scheduler.Clock) error {
 		clock = scheduler.RealClock{}
 	}
 	d.sched.clock = clock
-	d.sched.s = scheduler.New(clock, d.skips, scheduleStarter{d}, d.lg.Named("schedule"))
+	d.sched.s = scheduler.New(clock, d.schedules, scheduleStarter{d}, d.lg.Named("schedule"))
 	return nil
 }
 
@@ -201,7 +203,7 @@ func (s scheduleStarter) Start(t scheduler.Trigger) error {
 // Skipped records a skipped trigger: the skip log, the metric, the log.
 func (s scheduleStarter) Skipped(k api.SkipInfo) {
 	s.d.metrics.skipped(k.Experiment)
-	if err := s.d.skips.AddSkip(k); err != nil {
+	if err := s.d.schedules.AddSkip(k); err != nil {
 		s.d.lg.Error("record skipped trigger", zap.Error(err))
 	}
 }
@@ -225,14 +227,15 @@ func (d *Daemon) setPaused(name string, paused bool) (api.ScheduleInfo, error) {
 		}
 		return api.ScheduleInfo{}, httpapi.Errorf(http.StatusNotFound, "%s %q", what, httpapi.Clip(name, 64))
 	}
-	if d.kube != nil {
-		// The state lives in the leader's data directory.
-		if leading, _ := d.leader.get(); !leading {
-			return api.ScheduleInfo{}, httpapi.Errorf(http.StatusServiceUnavailable, "%s", d.notLeading())
-		}
-	}
+	// Any replica may pause: the state is shared (Kubernetes: the
+	// ConfigMap), and the leader's scheduler reads the pause again
+	// before it handles each trigger.
 	if _, err := d.sched.s.SetPaused(name, paused, d.sched.clock.Now()); err != nil {
 		d.lg.Error("save schedule state", zap.String("experiment", name), zap.Error(err))
+		if d.kube != nil {
+			// The API server did not take it: a retry may succeed.
+			return api.ScheduleInfo{}, httpapi.Errorf(http.StatusServiceUnavailable, "the schedule state could not be written (%s)", err)
+		}
 		return api.ScheduleInfo{}, httpapi.Errorf(http.StatusInsufficientStorage, "the schedule state could not be written (%s)", storeCause(err))
 	}
 	d.lg.Info("schedule paused or resumed", zap.String("experiment", name), zap.Bool("paused", paused))
@@ -258,7 +261,7 @@ func (d *Daemon) scheduleInfos(only string) ([]api.ScheduleInfo, error) {
 			lastRun[r.Experiment] = r
 		}
 	}
-	skips, err := d.skips.Skips()
+	skips, err := d.schedules.Skips()
 	if err != nil {
 		d.lg.Warn("read skip log", zap.Error(err))
 	}
@@ -274,7 +277,7 @@ func (d *Daemon) scheduleInfos(only string) ([]api.ScheduleInfo, error) {
 		if sc.MissedRuns == experiments.MissedRunsRunOnce {
 			info.StartingDeadline = sc.StartingDeadline.String()
 		}
-		st, err := d.skips.ScheduleState(name)
+		st, err := d.schedules.ScheduleState(name)
 		if err != nil {
 			d.lg.Warn("read schedule state", zap.String("experiment", name), zap.Error(err))
 		}

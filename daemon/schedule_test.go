@@ -135,6 +135,26 @@ func TestDaemonPausedScheduleAndFreezeWithRealStore(t *testing.T) {
 	if !d.runs.wait(60 * time.Second) {
 		t.Fatal("run did not end")
 	}
+	// An ad hoc experiment (chaosctl run -f) passes the same gate.
+	adHocSpec := fmt.Sprintf(testExperiment, "my-cut", "1s", "")
+	adHoc, err := experiments.Parse([]byte(adHocSpec), "my-cut.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.StartAdHocRun(ctx, adHoc, api.StartRequest{Spec: adHocSpec}); !errors.As(err, &se) || se.Status != http.StatusConflict ||
+		!strings.Contains(err.Error(), `my-cut is inside freeze window "christmas"`) {
+		t.Fatalf("ad hoc run inside a freeze: %v", err)
+	}
+	forcedAdHoc, err := svc.StartAdHocRun(ctx, adHoc, api.StartRequest{Spec: adHocSpec, Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forcedAdHoc.ForcedFreeze != "christmas" || forcedAdHoc.AdHoc == nil {
+		t.Errorf("forced ad hoc run: forcedFreeze %q adHoc %v", forcedAdHoc.ForcedFreeze, forcedAdHoc.AdHoc != nil)
+	}
+	if !d.runs.wait(60 * time.Second) {
+		t.Fatal("run did not end")
+	}
 
 	st, err := store.Open(h.cfg.DataDir)
 	if err != nil {
@@ -156,13 +176,13 @@ func TestDaemonPausedScheduleAndFreezeWithRealStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 2 {
-		t.Fatalf("runs %+v, want the scheduled one and the forced one", runs)
+	if len(runs) != 3 {
+		t.Fatalf("runs %+v, want the scheduled one and the two forced ones", runs)
 	}
 	if r, _ := st.Get(forced.ID); r.ForcedFreeze != "christmas" || r.Trigger != api.TriggerManual {
 		t.Errorf("forced run record: trigger %s forcedFreeze %q", r.Trigger, r.ForcedFreeze)
 	}
-	scheduled := runs[1]
+	scheduled := runs[2]
 	if scheduled.Trigger != api.TriggerSchedule || scheduled.ScheduledAt == nil || !scheduled.ScheduledAt.Equal(utc("2026-06-01T07:00:00Z")) {
 		t.Errorf("scheduled run record: trigger %s scheduledAt %v", scheduled.Trigger, scheduled.ScheduledAt)
 	}

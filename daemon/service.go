@@ -185,5 +185,5 @@ func (s service) Agents(ctx context.Context) ([]api.AgentInfo, error) {
 
 // Skips lists the schedule triggers that did not start a run.
 func (s service) Skips(context.Context) ([]api.SkipInfo, error) {
-	return s.d.skips.Skips()
+	return s.d.schedules.Skips()
 }

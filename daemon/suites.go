@@ -454,7 +454,7 @@ func (d *Daemon) suiteScheduleInfos(only string, now time.Time, skips []api.Skip
 		if sc.MissedRuns == experiments.MissedRunsRunOnce {
 			info.StartingDeadline = sc.StartingDeadline.String()
 		}
-		if st, err := d.skips.ScheduleState(en.Experiment); err == nil {
+		if st, err := d.schedules.ScheduleState(en.Experiment); err == nil {
 			info.Paused, info.PausedAt, info.LastTrigger = st.Paused, st.PausedAt, st.LastTrigger
 		}
 		for _, w := range en.Windows {

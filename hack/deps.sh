@@ -8,8 +8,9 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)   # the lab's Alertmanager, amtool; tests
 command -v ip >/dev/null || need+=(iproute2)
-command -v nft >/dev/null || need+=(nftables)       # debugging aid; the agent speaks netlink itself
+command -v nft >/dev/null || need+=(nftables)       # the nft -f benchmark (make bench); the agent speaks netlink itself
 command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)                  # the CI snippets in examples/ci (tested in ./cli)
 # Kernel tests that need what the host kernel lacks (netem, cgroup v2
 # memory) run under QEMU with Debian's stock cloud kernel (hack/vmexec).
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)

@@ -26,7 +26,9 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/chaosd/chaosd/api"
 	"github.com/chaosd/chaosd/daemon"
+	"github.com/chaosd/chaosd/daemon/store"
 	"github.com/chaosd/chaosd/internal/kubetest"
 )
 
@@ -239,6 +241,9 @@ func TestAPIServerRBAC(t *testing.T) {
 		access{verb: "create", group: "coordination.k8s.io", resource: "leases", ns: namespace},
 		access{verb: "get", group: "coordination.k8s.io", resource: "leases", ns: namespace, name: daemon.DefaultLeaseName},
 		access{verb: "update", group: "coordination.k8s.io", resource: "leases", ns: namespace, name: daemon.DefaultLeaseName},
+		access{verb: "create", resource: "configmaps", ns: namespace},
+		access{verb: "get", resource: "configmaps", ns: namespace, name: daemon.DefaultSchedulesConfigMap},
+		access{verb: "update", resource: "configmaps", ns: namespace, name: daemon.DefaultSchedulesConfigMap},
 	)
 	for _, ns := range []string{servicesNamespace, namespace, "default"} { // pods, runs, nodes (default)
 		for _, v := range []string{"create", "patch"} {
@@ -266,6 +271,14 @@ func TestAPIServerRBAC(t *testing.T) {
 		{verb: "list", resource: "secrets", ns: namespace},
 		{verb: "list", resource: "secrets"},
 		{verb: "get", resource: "configmaps", ns: namespace},
+		{verb: "list", resource: "configmaps", ns: namespace},
+		{verb: "watch", resource: "configmaps", ns: namespace},
+		{verb: "get", resource: "configmaps", ns: namespace, name: "chaosd-config"},
+		{verb: "update", resource: "configmaps", ns: namespace, name: "chaosd-experiments"},
+		{verb: "delete", resource: "configmaps", ns: namespace, name: daemon.DefaultSchedulesConfigMap},
+		{verb: "patch", resource: "configmaps", ns: namespace, name: daemon.DefaultSchedulesConfigMap},
+		{verb: "create", resource: "configmaps", ns: servicesNamespace},
+		{verb: "get", resource: "configmaps", ns: servicesNamespace, name: daemon.DefaultSchedulesConfigMap},
 		{verb: "list", resource: "configmaps", ns: servicesNamespace},
 		{verb: "create", resource: "serviceaccounts", sub: "token", ns: namespace, name: daemonName},
 		{verb: "delete", resource: "events", ns: namespace},
@@ -422,6 +435,20 @@ func rbacCalls(t *testing.T, ctx context.Context, s *kubetest.Server, sa kuberne
 	}
 	_, err = sa.CoordinationV1().Leases("kube-system").Get(ctx, "kube-controller-manager", metav1.GetOptions{})
 	expectForbidden("get a lease in kube-system", err)
+
+	// Schedule state and skips: chaosd's own store, as its ServiceAccount.
+	_ = admin.CoreV1().ConfigMaps(namespace).Delete(ctx, daemon.DefaultSchedulesConfigMap, metav1.DeleteOptions{})
+	ks := store.NewKubeSchedules(sa, namespace, daemon.DefaultSchedulesConfigMap)
+	_, err = ks.UpdateScheduleState("partition-c1-c2", func(st *api.ScheduleState) { st.Paused = true })
+	expectOK("write schedule state (create the ConfigMap)", err)
+	expectOK("add a skip (update the ConfigMap)", ks.AddSkip(api.SkipInfo{Experiment: "partition-c1-c2", Cause: api.SkipPaused}))
+	st, err := ks.ScheduleState("partition-c1-c2")
+	expectOK("read schedule state", err)
+	if !st.Paused {
+		t.Errorf("schedule state read back as chaosd: %+v", st)
+	}
+	_, err = sa.CoreV1().ConfigMaps(namespace).Get(ctx, "chaosd-config", metav1.GetOptions{})
+	expectForbidden("get another ConfigMap", err)
 
 	// Events on a target pod, both APIs.
 	now := metav1.NewMicroTime(time.Now())

@@ -797,6 +797,8 @@ func wantRolePermissions() []string {
 		expand("chaosd.io", []string{"experimentruns", "experimentruns/status"}, []string{"create", "get", "list", "watch", "update", "patch", "delete"}),
 		expand("coordination.k8s.io", []string{"leases"}, []string{"create"}),
 		expand("coordination.k8s.io", []string{"leases[" + daemon.DefaultLeaseName + "]"}, []string{"get", "update"}),
+		expand("", []string{"configmaps"}, []string{"create"}),
+		expand("", []string{"configmaps[" + daemon.DefaultSchedulesConfigMap + "]"}, []string{"get", "update"}),
 	)
 }
 
@@ -860,16 +862,20 @@ func TestRBACLeastPrivilege(t *testing.T) {
 
 // TestKubernetesConfigMatchesManifests: what each chaosd config's
 // kubernetes section names exists in the manifests: the agents' selector,
-// namespace and port are the DaemonSet's, the leader Lease is the one the
-// Role grants, the Deployment passes the pod's identity.
+// namespace and port are the DaemonSet's, the leader Lease and the
+// schedules' ConfigMap are the ones the Role grants, the Deployment
+// passes the pod's identity.
 func TestKubernetesConfigMatchesManifests(t *testing.T) {
 	tr := load(t)
 	ds := find[*appsv1.DaemonSet](t, tr, "DaemonSet", agentName)
 	role := find[*rbacv1.Role](t, tr, "Role", daemonName)
-	var leaseNames []string
+	var leaseNames, configMapNames []string
 	for _, r := range role.Rules {
 		if slices.Contains(r.Resources, "leases") {
 			leaseNames = append(leaseNames, r.ResourceNames...)
+		}
+		if slices.Contains(r.Resources, "configmaps") {
+			configMapNames = append(configMapNames, r.ResourceNames...)
 		}
 	}
 	for f, cfg := range tr.configs {
@@ -894,6 +900,9 @@ func TestKubernetesConfigMatchesManifests(t *testing.T) {
 		}
 		if k.LeaderElection.Disabled || !slices.Contains(leaseNames, k.LeaderElection.LeaseName) {
 			t.Errorf("%s: leader election must be on, with a Lease the Role grants (%v), got %+v", f, leaseNames, k.LeaderElection)
+		}
+		if !slices.Contains(configMapNames, k.SchedulesConfigMap) {
+			t.Errorf("%s: schedulesConfigMap %q is not a ConfigMap the Role grants (%v)", f, k.SchedulesConfigMap, configMapNames)
 		}
 		if k.Services.Namespace == "" {
 			t.Errorf("%s: kubernetes.services.namespace: name PetClinic's namespace", f)

@@ -23,21 +23,24 @@ func (s *Store) ScheduleState(experiment string) (api.ScheduleState, error) {
 	return all[experiment], err
 }
 
-// SaveScheduleState keeps an experiment's schedule state, durably
-// (written atomically and fsynced).
-func (s *Store) SaveScheduleState(experiment string, st api.ScheduleState) error {
+// UpdateScheduleState changes an experiment's schedule state and keeps
+// it, durably (written atomically and fsynced); it returns the state
+// written.
+func (s *Store) UpdateScheduleState(experiment string, change func(*api.ScheduleState)) (api.ScheduleState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all, err := s.readSchedules()
 	if err != nil {
-		return err
+		return api.ScheduleState{}, err
 	}
+	st := all[experiment]
+	change(&st)
 	all[experiment] = st
 	data, err := json.MarshalIndent(all, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode schedule state: %w", err)
+		return st, fmt.Errorf("encode schedule state: %w", err)
 	}
-	return s.writeFileAtomic(filepath.Join(s.dir, schedulesFile), data)
+	return st, s.writeFileAtomic(filepath.Join(s.dir, schedulesFile), data)
 }
 
 func (s *Store) readSchedules() (map[string]api.ScheduleState, error) {

@@ -1,8 +1,28 @@
-// Package store keeps chaosd's run records so that a restart loses none.
-// Store (standalone mode) keeps them on disk: one JSON file per run,
-// replaced atomically (write, fsync, rename, fsync directory) on every
-// save, and an append-only log of skipped schedule triggers. KubeStore
-// (Kubernetes mode) keeps them as ExperimentRun objects.
+// Package store keeps chaosd's run records, its schedules' state and its
+// skipped triggers so that a restart (or, in Kubernetes, a new leader)
+// loses none. Store (standalone mode) keeps them on disk: one JSON file
+// per run, replaced atomically (write, fsync, rename, fsync directory) on
+// every save, schedules.json, and an append-only log of skipped schedule
+// triggers. KubeStore (Kubernetes mode) keeps runs as ExperimentRun
+// objects and KubeSchedules keeps the schedules' state and the skip log
+// in one ConfigMap (chaosd-schedules).
+//
+// Why one ConfigMap rather than the Experiment objects' status for the
+// schedule state: the skip log is one log across experiments and wants
+// one place with one bound (the newest MaxKubeSkips); the state is keyed
+// by name, not by object, so deleting and re-applying an Experiment does
+// not resume a paused schedule nor forget the last trigger handled (a
+// re-created one would otherwise run missed triggers again), and any
+// future scheduled kind (suites) uses the same store unchanged; the
+// Experiment's status stays the validity report chaosd writes and
+// `kubectl apply` of a spec never races with a trigger's write; and
+// chaosd's RBAC grows by one named object instead of needing update on
+// every Experiment's status for a second purpose. The cost is one object
+// for every schedule: writes are read, change, write with the
+// resourceVersion, retried on conflict, and only a few per trigger (the
+// leader writes; a pause may come from any replica), well within what
+// one object takes; its size is bounded by the skip log's bound and the
+// number of schedules.
 //
 // How often a record is written is the runner's choice, not the store's
 // (experiments/runner, recordWriter): coalesced saves. Updates only mark

@@ -46,15 +46,10 @@ func (c *countRecorder) Event(_ string, _ *targets.Node, _ bool, reason, _ strin
 }
 
 // benchFleet spawns n simulated agents in a child process (so this
-// process's CPU time and memory are chaosd's alone) with the profile
-// CHAOSD_AGENTSIM_PROFILE names (today, the default, or fast), and
-// clients for them.
-func benchFleet(b *testing.B, n int) benchAgents {
+// process's CPU time and memory are chaosd's alone) with the latency
+// profile prof, and clients for them.
+func benchFleet(b *testing.B, n int, prof agentsim.Profile) benchAgents {
 	b.Helper()
-	prof := agentsim.Today
-	if os.Getenv("CHAOSD_AGENTSIM_PROFILE") == "fast" {
-		prof = agentsim.Fast
-	}
 	base := ""
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		base = "/dev/shm"
@@ -123,89 +118,98 @@ func allocated() int64 {
 	return int64(m.TotalAlloc)
 }
 
-// BenchmarkFanOut: chaosd puts a partition on N simulated agents (today's
-// partition latency; CHAOSD_AGENTSIM_PROFILE=fast for the 1–3 ms target)
-// and reverts it, through its real agent client on unix sockets, the
+// fanOutCases are the fleets the fan-out is measured on: agents as fast
+// as the agent measures today (agentsim.Now), and as slow as before issue
+// 10 (agentsim.Before, ~15 ms a call), each with 10, 100 and 1,000 agents.
+func fanOutCases(b *testing.B, run func(b *testing.B, n int, prof agentsim.Profile)) {
+	for _, p := range []struct {
+		name string
+		prof agentsim.Profile
+	}{{"now", agentsim.Now}, {"before", agentsim.Before}} {
+		for _, n := range []int{10, 100, 1000} {
+			b.Run(fmt.Sprintf("agent=%s/agents=%d", p.name, n), func(b *testing.B) { run(b, n, p.prof) })
+		}
+	}
+}
+
+// BenchmarkFanOut: chaosd puts a partition on N simulated agents
+// (fanOutCases) and reverts it, through its real agent client on unix sockets, the
 // agents in a child process. Per run: inplace-ms (first inject asked →
 // every fault in place), revert-ms (every fault reverted), and chaosd's
 // cpu-µs/agent (inject + revert), heap-KiB/agent (live heap while the
 // faults are in place) and alloc-KiB/agent (allocated by inject +
 // revert: a cost that grew with N per fault would show here).
 func BenchmarkFanOut(b *testing.B) {
-	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			agents := benchFleet(b, n)
-			ctx := context.Background()
-			var inPlace, revert, cpu time.Duration
-			var heap, alloc int64
-			for b.Loop() {
-				b.StopTimer()
-				r, plan := benchRunner(b, agents, nil)
-				heap0 := heapLive()
-				b.StartTimer()
-				a0, c0, t0 := allocated(), cpuTime(), time.Now()
-				leases := r.startLeases(ctx)
-				if v, why := r.injectAll(ctx, plan, leases); v != "" {
-					b.Fatalf("inject: %s %s", v, why)
-				}
-				inPlace += time.Since(t0)
-				cpu += cpuTime() - c0
-				alloc += allocated() - a0
-				b.StopTimer()
-				heap += heapLive() - heap0
-				b.StartTimer()
-				a1, c1, t1 := allocated(), cpuTime(), time.Now()
-				leases.stop()
-				if err := r.revertAll(ctx); err != nil {
-					b.Fatal(err)
-				}
-				revert += time.Since(t1)
-				cpu += cpuTime() - c1
-				alloc += allocated() - a1
+	fanOutCases(b, func(b *testing.B, n int, prof agentsim.Profile) {
+		agents := benchFleet(b, n, prof)
+		ctx := context.Background()
+		var inPlace, revert, cpu time.Duration
+		var heap, alloc int64
+		for b.Loop() {
+			b.StopTimer()
+			r, plan := benchRunner(b, agents, nil)
+			heap0 := heapLive()
+			b.StartTimer()
+			a0, c0, t0 := allocated(), cpuTime(), time.Now()
+			leases := r.startLeases(ctx)
+			if v, why := r.injectAll(ctx, plan, leases); v != "" {
+				b.Fatalf("inject: %s %s", v, why)
 			}
-			runs := float64(b.N)
-			b.ReportMetric(float64(inPlace.Microseconds())/1e3/runs, "inplace-ms")
-			b.ReportMetric(float64(revert.Microseconds())/1e3/runs, "revert-ms")
-			b.ReportMetric(float64(cpu.Microseconds())/runs/float64(n), "cpu-µs/agent")
-			b.ReportMetric(float64(heap)/1024/runs/float64(n), "heap-KiB/agent")
-			b.ReportMetric(float64(alloc)/1024/runs/float64(n), "alloc-KiB/agent")
-		})
-	}
+			inPlace += time.Since(t0)
+			cpu += cpuTime() - c0
+			alloc += allocated() - a0
+			b.StopTimer()
+			heap += heapLive() - heap0
+			b.StartTimer()
+			a1, c1, t1 := allocated(), cpuTime(), time.Now()
+			leases.stop()
+			if err := r.revertAll(ctx); err != nil {
+				b.Fatal(err)
+			}
+			revert += time.Since(t1)
+			cpu += cpuTime() - c1
+			alloc += allocated() - a1
+		}
+		runs := float64(b.N)
+		b.ReportMetric(float64(inPlace.Microseconds())/1e3/runs, "inplace-ms")
+		b.ReportMetric(float64(revert.Microseconds())/1e3/runs, "revert-ms")
+		b.ReportMetric(float64(cpu.Microseconds())/runs/float64(n), "cpu-µs/agent")
+		b.ReportMetric(float64(heap)/1024/runs/float64(n), "heap-KiB/agent")
+		b.ReportMetric(float64(alloc)/1024/runs/float64(n), "alloc-KiB/agent")
+	})
 }
 
 // BenchmarkHalt: a run is aborted (chaosd's halt) when half of its N
 // faults are in place; halt-ms is the time from the abort until every
 // fault that went in is reverted and no inject is in flight.
 func BenchmarkHalt(b *testing.B) {
-	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			agents := benchFleet(b, n)
-			ctx := context.Background()
-			var halt time.Duration
-			for b.Loop() {
-				b.StopTimer()
-				var t0 atomic.Pointer[time.Time]
-				rec := &countRecorder{}
-				r, plan := benchRunner(b, agents, rec)
-				rec.onInjected = func(k int64) {
-					if k == int64(n/2) {
-						now := time.Now()
-						t0.Store(&now)
-						r.Abort("halt")
-					}
+	fanOutCases(b, func(b *testing.B, n int, prof agentsim.Profile) {
+		agents := benchFleet(b, n, prof)
+		ctx := context.Background()
+		var halt time.Duration
+		for b.Loop() {
+			b.StopTimer()
+			var t0 atomic.Pointer[time.Time]
+			rec := &countRecorder{}
+			r, plan := benchRunner(b, agents, rec)
+			rec.onInjected = func(k int64) {
+				if k == int64(n/2) {
+					now := time.Now()
+					t0.Store(&now)
+					r.Abort("halt")
 				}
-				b.StartTimer()
-				leases := r.startLeases(ctx)
-				if v, _ := r.injectAll(ctx, plan, leases); v != api.VerdictAborted {
-					b.Fatalf("inject ended %q, want aborted", v)
-				}
-				leases.stop()
-				if err := r.revertAll(ctx); err != nil {
-					b.Fatal(err)
-				}
-				halt += time.Since(*t0.Load())
 			}
-			b.ReportMetric(float64(halt.Microseconds())/1e3/float64(b.N), "halt-ms")
-		})
-	}
+			b.StartTimer()
+			leases := r.startLeases(ctx)
+			if v, _ := r.injectAll(ctx, plan, leases); v != api.VerdictAborted {
+				b.Fatalf("inject ended %q, want aborted", v)
+			}
+			leases.stop()
+			if err := r.revertAll(ctx); err != nil {
+				b.Fatal(err)
+			}
+			halt += time.Since(*t0.Load())
+		}
+		b.ReportMetric(float64(halt.Microseconds())/1e3/float64(b.N), "halt-ms")
+	})
 }

@@ -120,6 +120,7 @@ type recordWriter struct {
 	attempted uint64        // version of the last save tried
 	saved     uint64        // version of the last save that succeeded
 	lastErr   error         // error of the last save tried
+	faults    int           // faults in the last record saved (period)
 	written   chan struct{} // closed (and replaced) after each save tried
 }
 
@@ -159,7 +160,7 @@ func (w *recordWriter) loop(r *Runner) {
 			return
 		case <-w.urgent:
 		case <-w.kick:
-			if wait := w.interval - time.Since(last); wait > 0 {
+			if wait := w.period() - time.Since(last); wait > 0 {
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:
@@ -176,10 +177,27 @@ func (w *recordWriter) loop(r *Runner) {
 	}
 }
 
+// faultsPerInterval is how many faults' records one save interval pays
+// for: a record of more faults is saved (when nothing waits for it) that
+// many times less often, so the bytes a run writes per second stay
+// bounded (~1.2 KiB a fault: 100 faults every 500 ms by default) however
+// many faults it has, instead of growing with them.
+const faultsPerInterval = 100
+
+// period is how long the writer waits between two saves nothing waits
+// for: the interval, longer for records of many faults.
+func (w *recordWriter) period() time.Duration {
+	w.mu.Lock()
+	n := w.faults
+	w.mu.Unlock()
+	return w.interval * time.Duration(max(1, (n+faultsPerInterval-1)/faultsPerInterval))
+}
+
 // write saves the latest record unless it was saved already.
 func (w *recordWriter) write(r *Runner) {
 	rec, v := r.snapshot()
 	w.mu.Lock()
+	w.faults = len(rec.Faults)
 	if v <= w.attempted {
 		w.mu.Unlock()
 		return
@@ -196,6 +214,14 @@ func (w *recordWriter) write(r *Runner) {
 	w.mu.Unlock()
 }
 
+// writeNow saves the record from the caller's goroutine (outside the
+// writer goroutine's span), one save at a time.
+func (w *recordWriter) writeNow(r *Runner) {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	w.write(r)
+}
+
 // changed notes a change: the goroutine saves it within the interval, or
 // (outside its span) it is saved now.
 func (w *recordWriter) changed(r *Runner) {
@@ -203,9 +229,7 @@ func (w *recordWriter) changed(r *Runner) {
 	running := w.running
 	w.mu.Unlock()
 	if !running {
-		w.syncMu.Lock()
-		w.write(r)
-		w.syncMu.Unlock()
+		w.writeNow(r)
 		return
 	}
 	select {
@@ -232,9 +256,7 @@ func (w *recordWriter) waitSaved(r *Runner, v uint64) error {
 		running, written := w.running, w.written
 		w.mu.Unlock()
 		if !running {
-			w.syncMu.Lock()
-			w.write(r)
-			w.syncMu.Unlock()
+			w.writeNow(r)
 			continue
 		}
 		select {

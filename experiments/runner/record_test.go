@@ -16,6 +16,7 @@ import (
 
 	"github.com/chaosd/chaosd/agent/agentapi"
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/experiments"
 )
 
 // disk is a stateful fake of a run store: what it holds is the last
@@ -87,6 +88,42 @@ func TestRecordWritesDoNotGrowWithFaults(t *testing.T) {
 	}
 	if perFault10, perFault200 := got[10].bytes/10, got[200].bytes/200; perFault200 > perFault10 {
 		t.Errorf("bytes written per fault grow with the faults: %d at 10, %d at 200", perFault10, perFault200)
+	}
+}
+
+// TestRecordBytesPerSecondDoNotGrowWithFaults: while a long run
+// observes (a probe round every 50 ms changes the record), a record of
+// 1,000 faults is saved ten times less often than one of 10, so the bytes
+// written per second of the run stay about the same.
+func TestRecordBytesPerSecondDoNotGrowWithFaults(t *testing.T) {
+	got := map[int]*disk{}
+	for _, n := range []int{10, 1000} {
+		synctest.Test(t, func(t *testing.T) {
+			s := newSystem()
+			s.recoverAfter = 0
+			d := &disk{}
+			e := experiment(func(sp *experiments.Spec) {
+				sp.Duration, sp.Recovery.RTO = experiments.Duration(20*time.Second), experiments.Duration(time.Minute)
+			})
+			rn := New(e, api.Run{ID: "r-1", Experiment: "t", CreatedAt: time.Now()},
+				Deps{Prober: s, Inventory: manyNodes(n), Agents: fleet{s}, Save: d.save},
+				zaptest.NewLogger(t), Options{Lease: 150 * time.Millisecond, AgentTimeout: time.Second, SaveInterval: 250 * time.Millisecond})
+			if final := rn.Run(context.Background()); final.Verdict != api.VerdictPass {
+				t.Fatalf("%d faults: verdict %s (%s)", n, final.Verdict, final.Reason)
+			}
+			got[n] = d
+		})
+	}
+	for n, d := range got {
+		t.Logf("%d faults: %d saves, %d KiB", n, d.writes, d.bytes>>10)
+	}
+	// 20 s of rounds: ~80 saves of the small record, ~8 of the large one
+	// (plus the durable ones both make).
+	if small, large := got[10].writes, got[1000].writes; large*4 > small {
+		t.Errorf("a record of 1,000 faults was saved %d times, one of 10 faults %d times: want it saved far less often", large, small)
+	}
+	if perFault := got[1000].bytes / 1000; perFault > 40<<10 {
+		t.Errorf("%d bytes written per fault of a 20 s run of 1,000 faults: the record is rewritten too often", perFault)
 	}
 }
 

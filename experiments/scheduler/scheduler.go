@@ -50,10 +50,16 @@ func (RealClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
 }
 
 // Store keeps each schedule's state across restarts (and leader
-// changes).
+// changes). More than one writer may share it (Kubernetes: the leader's
+// scheduler and a pause on any replica), so a write is a change to the
+// stored state, not a replacement: the scheduler changes only the
+// trigger it handled, SetPaused only the pause.
 type Store interface {
 	ScheduleState(experiment string) (api.ScheduleState, error)
-	SaveScheduleState(experiment string, s api.ScheduleState) error
+	// UpdateScheduleState applies change to the stored state (zero when
+	// none) atomically and returns the state written; change may be
+	// called more than once (a writer that came first is read again).
+	UpdateScheduleState(experiment string, change func(*api.ScheduleState)) (api.ScheduleState, error)
 }
 
 // Trigger is one firing handed to the Starter.
@@ -223,12 +229,16 @@ func (s *Scheduler) load(e *entry, now time.Time) {
 	st, err := s.store.ScheduleState(e.Experiment)
 	if err != nil {
 		// Without its state the entry counts from now: nothing is run
-		// twice; what was missed is logged.
+		// twice; what was missed is logged. The stored state is not
+		// overwritten with now (the next trigger handled moves it on).
 		s.lg.Error("read schedule state; missed triggers are not settled", zap.String("experiment", e.Experiment), zap.Error(err))
+		e.state, e.loaded = api.ScheduleState{HandledUntil: now}, true
+		e.next = e.Cron.Next(now)
+		return
 	}
 	e.state, e.loaded = st, true
 	e.next = e.Cron.Next(now)
-	if st.HandledUntil.IsZero() || err != nil {
+	if st.HandledUntil.IsZero() {
 		// Never scheduled before: nothing was missed.
 		e.state.HandledUntil = now
 		s.save(e)
@@ -286,6 +296,7 @@ func lastBetween(c *calendar.Cron, from, to time.Time) time.Time {
 // Starter refused) or a run.
 func (s *Scheduler) handle(e *entry, at, now time.Time, missed bool) {
 	skip := api.SkipInfo{Time: now, Experiment: e.Experiment, Trigger: at}
+	s.refreshPause(e)
 	switch f := calendar.Frozen(e.Windows, now); {
 	case e.state.Paused:
 		skip.Cause, skip.Reason = api.SkipPaused, "the schedule is paused"
@@ -328,33 +339,53 @@ func (s *Scheduler) skip(e *entry, k api.SkipInfo) {
 	s.starter.Skipped(k)
 }
 
-func (s *Scheduler) save(e *entry) {
-	if err := s.store.SaveScheduleState(e.Experiment, e.state); err != nil {
-		s.lg.Error("save schedule state", zap.String("experiment", e.Experiment), zap.Error(err))
+// refreshPause reads the pause from the store before a trigger is
+// handled: another replica may have paused or resumed the schedule. When
+// the store cannot be read, the pause last known holds.
+func (s *Scheduler) refreshPause(e *entry) {
+	st, err := s.store.ScheduleState(e.Experiment)
+	if err != nil {
+		s.lg.Warn("re-read schedule pause; the last one known holds", zap.String("experiment", e.Experiment),
+			zap.Bool("paused", e.state.Paused), zap.Error(err))
+		return
 	}
+	e.state.Paused, e.state.PausedAt = st.Paused, st.PausedAt
+}
+
+// save stores the trigger handled last (never moving it back: a replica
+// that led before may still be finishing a round) and reads the pause
+// back.
+func (s *Scheduler) save(e *entry) {
+	handled, last := e.state.HandledUntil, e.state.LastTrigger
+	st, err := s.store.UpdateScheduleState(e.Experiment, func(st *api.ScheduleState) {
+		if handled.After(st.HandledUntil) {
+			st.HandledUntil, st.LastTrigger = handled, last
+		}
+	})
+	if err != nil {
+		s.lg.Error("save schedule state", zap.String("experiment", e.Experiment), zap.Error(err))
+		return
+	}
+	e.state.Paused, e.state.PausedAt = st.Paused, st.PausedAt
 }
 
 // SetPaused pauses or resumes a schedule and keeps that in the store. It
 // works whether or not the entry is being scheduled here (a replica that
-// does not lead writes the shared state).
+// does not lead writes the shared state; the leader reads it before its
+// next trigger).
 func (s *Scheduler) SetPaused(experiment string, paused bool, now time.Time) (api.ScheduleState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, err := s.store.ScheduleState(experiment)
-	if err != nil {
-		return st, err
-	}
-	if e, ok := s.entries[experiment]; ok && e.loaded {
-		st.HandledUntil, st.LastTrigger = e.state.HandledUntil, e.state.LastTrigger
-	}
-	if st.Paused != paused {
-		st.Paused = paused
-		st.PausedAt = nil
-		if paused {
-			st.PausedAt = &now
+	st, err := s.store.UpdateScheduleState(experiment, func(st *api.ScheduleState) {
+		if st.Paused != paused {
+			st.Paused = paused
+			st.PausedAt = nil
+			if paused {
+				st.PausedAt = &now
+			}
 		}
-	}
-	if err := s.store.SaveScheduleState(experiment, st); err != nil {
+	})
+	if err != nil {
 		return st, err
 	}
 	if e, ok := s.entries[experiment]; ok && e.loaded {

@@ -29,14 +29,16 @@ func (m *memStore) ScheduleState(name string) (api.ScheduleState, error) {
 	return m.states[name], nil
 }
 
-func (m *memStore) SaveScheduleState(name string, s api.ScheduleState) error {
+func (m *memStore) UpdateScheduleState(name string, change func(*api.ScheduleState)) (api.ScheduleState, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.states == nil {
 		m.states = map[string]api.ScheduleState{}
 	}
+	s := m.states[name]
+	change(&s)
 	m.states[name] = s
-	return nil
+	return s, nil
 }
 
 // fakeRuns starts runs that last until finish is called: a trigger while
@@ -347,6 +349,38 @@ func TestPauseResumePersisted(t *testing.T) {
 	if st.states["a"].Paused {
 		t.Error("resume not stored")
 	}
+}
+
+// TestPauseByAnotherReplica pauses a schedule through a scheduler that
+// does not run it (another chaosd replica sharing the store): the one
+// that runs it reads the pause before its next trigger, and its own
+// writes of the triggers it handles keep the pause.
+func TestPauseByAnotherReplica(t *testing.T) {
+	st := &memStore{}
+	e := mkEntry(t, "a", "0 * * * *", "UTC")
+	lf := &fakeRuns{}
+	leader := New(nil, st, lf, nil)
+	leader.Set([]Entry{e})
+	other := New(nil, st, &fakeRuns{}, nil)
+	other.Set([]Entry{e})
+
+	leader.Tick(ts(t, "2026-06-01T00:30:00Z"))
+	leader.Tick(ts(t, "2026-06-01T01:00:00Z"))
+	lf.finish("a")
+	if _, err := other.SetPaused("a", true, ts(t, "2026-06-01T01:10:00Z")); err != nil {
+		t.Fatal(err)
+	}
+	leader.Tick(ts(t, "2026-06-01T02:00:00Z"))
+	eq(t, "runs", lf.starts(), []string{"2026-06-01T01:00:00Z"})
+	eq(t, "skips", lf.skips(), []string{"2026-06-01T02:00:00Z paused"})
+	if got := st.states["a"]; !got.Paused || !got.HandledUntil.Equal(ts(t, "2026-06-01T02:00:00Z")) {
+		t.Errorf("stored state %+v: want paused, handled until 02:00", got)
+	}
+	if _, err := other.SetPaused("a", false, ts(t, "2026-06-01T02:10:00Z")); err != nil {
+		t.Fatal(err)
+	}
+	leader.Tick(ts(t, "2026-06-01T03:00:00Z"))
+	eq(t, "runs after the resume", lf.starts(), []string{"2026-06-01T01:00:00Z", "2026-06-01T03:00:00Z"})
 }
 
 // fakeClock is a clock the test moves; timers fire when it passes them.
