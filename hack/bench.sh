@@ -28,6 +28,7 @@ cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench/report.md}
 count=${BENCH_COUNT:-5}
 mkdir -p "$(dirname "$out")"
+commit=$(git describe --always --dirty 2>/dev/null || echo unknown) # before the report changes the tree
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 quiet() { grep -v 'logger.go' || true; }
@@ -49,7 +50,7 @@ go test -count=1 -run '^TestFloodKeepsChaosdBounded$' -v ./daemon/ 2>&1 | quiet 
   echo "# Benchmark report"
   echo
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "- commit: $(git describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "- commit: $commit"
   echo "- machine: $(nproc) cores, $(uname -r), $(go version | awk '{print $3}')"
   echo "- every figure is the median of $count repetitions, all from this one run of \`make bench\`"
   echo
