@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chaosd/chaosd/api"
+	"github.com/chaosd/chaosd/daemon/client"
 	"github.com/chaosd/chaosd/daemon/runquery"
 )
 
@@ -259,24 +260,14 @@ func (e *errWriter) printf(format string, args ...any) { fmt.Fprintf(e, format, 
 // completeRunIDs completes run IDs from chaosd, newest first (best
 // effort: nothing when chaosd cannot be asked).
 func (a *app) completeRunIDs(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	c, _, err := a.client()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
-	defer cancel()
-	runs, err := c.ListRuns(ctx, runquery.Query{Limit: maxCompletedRuns}.Values())
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ids := make([]string, 0, len(runs))
-	for _, r := range runs {
-		ids = append(ids, r.ID+"\t"+oneLine(fmt.Sprintf("%s %s %s", r.Experiment, r.Phase, r.Verdict)))
-	}
-	return ids, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+	return a.complete(cmd, args, cobra.ShellCompDirectiveKeepOrder, func(ctx context.Context, c *client.Client) ([]string, error) {
+		runs, err := c.ListRuns(ctx, runquery.Query{Limit: maxCompletedRuns}.Values())
+		ids := make([]string, 0, len(runs))
+		for _, r := range runs {
+			ids = append(ids, r.ID+"\t"+oneLine(fmt.Sprintf("%s %s %s", r.Experiment, r.Phase, r.Verdict)))
+		}
+		return ids, err
+	})
 }
 
 // maxCompletedRuns is how many of the newest runs completion offers.

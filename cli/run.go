@@ -226,8 +226,12 @@ func transient(err error) bool {
 	return errors.Is(err, api.ErrUnreachable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// completeExperiments completes experiment names from chaosd (best effort).
-func (a *app) completeExperiments(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+// complete offers what list fetches from chaosd for a command's first
+// argument (best effort: nothing, quietly, when chaosd cannot answer
+// within 2s), never file names.
+func (a *app) complete(cmd *cobra.Command, args []string, extra cobra.ShellCompDirective,
+	list func(ctx context.Context, c *client.Client) ([]string, error),
+) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -237,13 +241,21 @@ func (a *app) completeExperiments(cmd *cobra.Command, args []string, _ string) (
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
 	defer cancel()
-	exps, err := c.Experiments(ctx)
+	names, err := list(ctx, c)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	names := make([]string, 0, len(exps))
-	for _, e := range exps {
-		names = append(names, e.Name+"\t"+oneLine(e.Description))
-	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+	return names, cobra.ShellCompDirectiveNoFileComp | extra
+}
+
+// completeExperiments completes experiment names from chaosd.
+func (a *app) completeExperiments(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	return a.complete(cmd, args, 0, func(ctx context.Context, c *client.Client) ([]string, error) {
+		exps, err := c.Experiments(ctx)
+		names := make([]string, 0, len(exps))
+		for _, e := range exps {
+			names = append(names, e.Name+"\t"+oneLine(e.Description))
+		}
+		return names, err
+	})
 }

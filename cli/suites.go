@@ -229,26 +229,16 @@ func (e *SuiteVerdictError) Error() string {
 	return fmt.Sprintf("suite run %s of %s: %s", e.Run.ID, e.Run.Suite, report.SuiteVerdict(e.Run))
 }
 
-// completeSuites completes suite names from chaosd (best effort).
+// completeSuites completes suite names from chaosd.
 func (a *app) completeSuites(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	c, _, err := a.client()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
-	defer cancel()
-	suites, err := c.Suites(ctx)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	names := make([]string, 0, len(suites))
-	for _, s := range suites {
-		names = append(names, s.Name+"\t"+oneLine(s.Description))
-	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+	return a.complete(cmd, args, 0, func(ctx context.Context, c *client.Client) ([]string, error) {
+		suites, err := c.Suites(ctx)
+		names := make([]string, 0, len(suites))
+		for _, s := range suites {
+			names = append(names, s.Name+"\t"+oneLine(s.Description))
+		}
+		return names, err
+	})
 }
 
 func (a *app) newGetSuitesCommand() *cobra.Command {
