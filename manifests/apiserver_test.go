@@ -78,8 +78,8 @@ func TestRenderedOverlays(t *testing.T) {
 					t.Errorf("%s %s: labels %v, want cluster=%s and region %s", o.GetKind(), o.GetName(), o.GetLabels(), name, want.region)
 				}
 			}
-			if cm == nil || deploy == nil || kinds["CustomResourceDefinition"] != 2 || kinds["PodDisruptionBudget"] != 1 {
-				t.Fatalf("want the chaosd-config ConfigMap, the Deployment, 2 CRDs and a PodDisruptionBudget; got %v", kinds)
+			if cm == nil || deploy == nil || kinds["CustomResourceDefinition"] != 4 || kinds["PodDisruptionBudget"] != 1 {
+				t.Fatalf("want the chaosd-config ConfigMap, the Deployment, 4 CRDs and a PodDisruptionBudget; got %v", kinds)
 			}
 			data, _, _ := unstructured.NestedString(cm.Object, "data", "chaosd.yaml")
 			cfg, err := daemon.ParseConfig([]byte(data), cm.GetName())
