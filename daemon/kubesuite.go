@@ -51,6 +51,9 @@ type suiteWatcher struct {
 
 	mu   sync.Mutex
 	objs map[string]*unstructured.Unstructured // the newest object of each suite
+	// checking serialises checks, so a check of an older object (a
+	// recheck) never lands after that of a newer one or a delete.
+	checking sync.Mutex
 }
 
 func newSuiteWatcher(dyn dynamic.Interface, namespace string, exps *catalog, su *suites, changed func(), events record.EventRecorder, lg *zap.Logger) *suiteWatcher {
@@ -74,7 +77,7 @@ func (w *suiteWatcher) start(ctx context.Context) error {
 				w.mu.Lock()
 				delete(w.objs, u.GetName())
 				w.mu.Unlock()
-				w.suites.remove(u.GetName())
+				w.check(ctx, u.GetName())
 				w.changed()
 				w.lg.Info("suite removed", zap.String("suite", u.GetName()))
 			}
@@ -114,14 +117,14 @@ func (w *suiteWatcher) experimentsChanged() {
 // recheck checks every suite against the experiments of now.
 func (w *suiteWatcher) recheck(ctx context.Context) {
 	w.mu.Lock()
-	objs := make([]*unstructured.Unstructured, 0, len(w.objs))
-	for _, u := range w.objs {
-		objs = append(objs, u)
+	names := make([]string, 0, len(w.objs))
+	for n := range w.objs {
+		names = append(names, n)
 	}
 	w.mu.Unlock()
-	sort.Slice(objs, func(i, j int) bool { return objs[i].GetName() < objs[j].GetName() })
-	for _, u := range objs {
-		w.check(ctx, u)
+	sort.Strings(names)
+	for _, n := range names {
+		w.check(ctx, n)
 	}
 	w.changed()
 }
@@ -135,12 +138,22 @@ func (w *suiteWatcher) apply(ctx context.Context, obj any) {
 	w.mu.Lock()
 	w.objs[u.GetName()] = u
 	w.mu.Unlock()
-	w.check(ctx, u)
+	w.check(ctx, u.GetName())
 	w.changed()
 }
 
-// check validates one object, updates the suites and its status.
-func (w *suiteWatcher) check(ctx context.Context, u *unstructured.Unstructured) {
+// check validates the newest object of suite name, updates the suites
+// and the object's status (a suite deleted is forgotten).
+func (w *suiteWatcher) check(ctx context.Context, name string) {
+	w.checking.Lock()
+	defer w.checking.Unlock()
+	w.mu.Lock()
+	u := w.objs[name]
+	w.mu.Unlock()
+	if u == nil {
+		w.suites.remove(name)
+		return
+	}
 	su, err := SuiteFromObject(u, w.exps.get, w.exps.names())
 	cond := metav1.Condition{Type: ConditionReady, Status: metav1.ConditionTrue, Reason: "Valid",
 		Message: "the suite passed validation and every experiment it names is loaded; chaosd can run it", ObservedGeneration: u.GetGeneration()}
