@@ -631,6 +631,7 @@ func TestAPIServerUserRolesSuites(t *testing.T) {
 			}
 			suite := objs[0].DeepCopy()
 			suite.SetNamespace(namespace)
+			suite.SetName("game-day-" + sa) // TestAPIServerRBAC may have made game-day
 			_, err = dc.Resource(suites).Namespace(namespace).Create(ctx, suite, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 			if editor && err != nil {
 				t.Errorf("%s: create the example suite: %v", role, err)
