@@ -233,9 +233,10 @@ func TestIntegrationKubeSuites(t *testing.T) {
 	})
 	a.stop()
 	waitFor(t, 30*time.Second, "b takes the Lease", b.leading)
-	// b marks it interrupted in its recovery, unless a's own shutdown
-	// did first (the Lease is released as a's runs end): either way the
-	// record ends done and interrupted.
+	// Both may write it: a's shutdown ends the suite run interrupted, and
+	// b's recovery marks it so too (a releases the Lease as it stops
+	// leading, before its runs have ended): the record ends done and
+	// interrupted either way.
 	var got api.SuiteRun
 	waitFor(t, 30*time.Second, "the suite run is settled", func() bool {
 		got, err = b.c.SuiteRun(ctx, long.ID)
