@@ -43,6 +43,17 @@ func (c *catalog) all() []*experiments.Experiment {
 	return out
 }
 
+// names returns the experiments' names.
+func (c *catalog) names() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]string, 0, len(c.exps))
+	for n := range c.exps {
+		out = append(out, n)
+	}
+	return out
+}
+
 func (c *catalog) set(e *experiments.Experiment) {
 	c.mu.Lock()
 	c.exps[e.Metadata.Name] = e

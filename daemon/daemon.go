@@ -4,12 +4,14 @@
 //
 // The files follow the components: daemon.go wires them and owns the HTTP
 // lifetime; runs.go is the registry of runs in progress; suites.go the
-// suites (game days) and their runs; schedule.go the cron triggers; recover.go the restart recovery; agents.go the fleet of
-// node agents (listing, halt, and the runner's Agents); metrics.go the
-// Prometheus metrics; service.go the API's Service; leader.go what the
-// leader does and what the other replicas answer; catalog.go the
-// experiments; kube.go and kubeexp.go the Kubernetes mode (inventory,
-// Experiment objects, Events, the Lease); config.go the configuration.
+// suites (game days) and their runs; schedule.go the cron triggers;
+// recover.go the restart recovery; agents.go the fleet of node agents
+// (listing, halt, and the runner's Agents); metrics.go the Prometheus
+// metrics; service.go the API's Service; leader.go what the leader does
+// and what the other replicas answer; catalog.go the experiments;
+// kube.go, kubeexp.go and kubesuite.go the Kubernetes mode (inventory,
+// Experiment and Suite objects, Events, the Lease); config.go the
+// configuration.
 // Target resolution is package targets; a run itself is
 // package experiments/runner.
 package daemon
@@ -72,7 +74,7 @@ type Daemon struct {
 	leader  leadership
 
 	// suites and their runs in progress (suites.go); suite run records
-	// are kept in the data directory's store in both modes.
+	// are files (standalone) or SuiteRun objects (Kubernetes).
 	suites     suites
 	suiteStore suiteRunStore
 }
@@ -147,9 +149,9 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 		if !cfg.Kubernetes.Auth.Disabled {
 			d.auth = httpapi.Chain{tokens, newKubeAuth(km.client, cfg.Kubernetes.Namespace, lg.Named("auth"))}
 		}
-		d.kube, d.store, d.inventory, d.fleet, d.recorder = km, km.store, km.inv, km.fleet(), km
+		d.kube, d.store, d.suiteStore, d.inventory, d.fleet, d.recorder = km, km.store, km.suiteRuns, km.inv, km.fleet(), km
 		d.exps = newCatalog(nil)
-		d.suites.init(nil) // Suite objects are not watched yet
+		d.suites.init(nil) // filled by the watch of Suite objects (kubesuite.go)
 	} else {
 		var (
 			exps   []*experiments.Experiment
@@ -184,6 +186,9 @@ func New(cfg *Config, lg *zap.Logger) (*Daemon, error) {
 			d.metrics.experiment(e)
 		}
 		d.syncSchedules()
+		if d.kube != nil {
+			d.kube.experimentsChanged()
+		}
 	}
 	return d, nil
 }
@@ -201,7 +206,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer unlock()
 	if d.kube != nil {
-		if err := d.kube.start(ctx, d.exps); err != nil {
+		if err := d.kube.start(ctx, d.exps, &d.suites, d.syncSchedules); err != nil {
 			return err
 		}
 		defer d.kube.stop()

@@ -31,22 +31,25 @@ import (
 )
 
 // kubeMode is chaosd in a Kubernetes cluster: discovery through the
-// inventory's informers, Experiment objects as the catalog, ExperimentRun
-// objects as the store, Events, and the leader Lease.
+// inventory's informers, Experiment objects as the catalog, Suite objects
+// as the suites, ExperimentRun and SuiteRun objects as the stores,
+// Events, and the leader Lease.
 type kubeMode struct {
-	cfg      *Kubernetes
-	lg       *zap.Logger
-	client   kubernetes.Interface
-	dyn      dynamic.Interface
-	inv      *kube.Inventory
-	store    *store.KubeStore
-	sched    *store.KubeSchedules
-	identity string
+	cfg       *Kubernetes
+	lg        *zap.Logger
+	client    kubernetes.Interface
+	dyn       dynamic.Interface
+	inv       *kube.Inventory
+	store     *store.KubeStore
+	sched     *store.KubeSchedules
+	suiteRuns *store.KubeSuiteRuns
+	identity  string
 
 	broadcaster record.EventBroadcaster
 	events      record.EventRecorder
 	cancel      context.CancelFunc
 	watcher     *experimentWatcher
+	suites      *suiteWatcher
 }
 
 // RestConfig returns the client configuration of the kubernetes section:
@@ -97,12 +100,15 @@ func newKubeMode(k *Kubernetes, agentToken string, agentTLS *tls.Config, lg *zap
 		id, _ = os.Hostname()
 	}
 	return &kubeMode{cfg: k, lg: lg, client: client, dyn: dyn, inv: inv, store: store.NewKubeStore(dyn, k.Namespace),
-		sched: store.NewKubeSchedules(client, k.Namespace, k.SchedulesConfigMap), identity: id}, nil
+		sched: store.NewKubeSchedules(client, k.Namespace, k.SchedulesConfigMap), suiteRuns: store.NewKubeSuiteRuns(dyn, k.Namespace),
+		identity: id}, nil
 }
 
-// start syncs the inventory's caches, starts the Event recorder and the
-// watch of Experiment objects (which fills cat).
-func (km *kubeMode) start(ctx context.Context, cat *catalog) error {
+// start syncs the inventory's caches, starts the Event recorder, the
+// watch of Experiment objects (which fills cat) and then that of Suite
+// objects (which fills su, checked against cat; suitesChanged is called
+// after su may have changed).
+func (km *kubeMode) start(ctx context.Context, cat *catalog, su *suites, suitesChanged func()) error {
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	km.cancel = cancel
 	t0 := time.Now()
@@ -114,12 +120,27 @@ func (km *kubeMode) start(ctx context.Context, cat *catalog) error {
 	km.broadcaster = record.NewBroadcaster(record.WithContext(kctx))
 	km.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: km.client.CoreV1().Events("")})
 	km.events = km.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "chaosd", Host: km.identity})
+	// Both watchers exist before either starts: a change of experiments
+	// (experimentsChanged) reaches the suites' watcher from the first one.
+	km.suites = newSuiteWatcher(km.dyn, km.cfg.Namespace, cat, su, suitesChanged, km.events, km.lg.Named("suites"))
 	km.watcher = newExperimentWatcher(km.dyn, km.cfg.Namespace, cat, km.events, km.lg.Named("experiments"))
 	if err := km.watcher.start(kctx); err != nil {
 		cancel()
 		return err
 	}
+	if err := km.suites.start(kctx); err != nil {
+		cancel()
+		return err
+	}
 	return nil
+}
+
+// experimentsChanged has every Suite object checked again (a suite may
+// name an experiment that just came or went).
+func (km *kubeMode) experimentsChanged() {
+	if km.suites != nil {
+		km.suites.experimentsChanged()
+	}
 }
 
 func (km *kubeMode) stop() {
@@ -129,6 +150,9 @@ func (km *kubeMode) stop() {
 	km.inv.Shutdown()
 	if km.watcher != nil {
 		km.watcher.shutdown()
+	}
+	if km.suites != nil {
+		km.suites.shutdown()
 	}
 	if km.broadcaster != nil {
 		km.broadcaster.Shutdown()

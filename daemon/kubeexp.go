@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -92,7 +90,7 @@ func (w *experimentWatcher) apply(ctx context.Context, obj any) {
 	} else {
 		w.cat.set(e)
 	}
-	if !w.setCondition(ctx, u, cond) {
+	if !writeCondition(ctx, w.res, u, cond, nil, w.lg) {
 		return // already said, by this chaosd or another replica
 	}
 	if err != nil {
@@ -104,9 +102,10 @@ func (w *experimentWatcher) apply(ctx context.Context, obj any) {
 	}
 }
 
-// setCondition writes cond into the object's status unless it says so
-// already for this generation; it reports whether it wrote.
-func (w *experimentWatcher) setCondition(ctx context.Context, u *unstructured.Unstructured, cond metav1.Condition) bool {
+// writeCondition writes cond (and the extra status fields) into the
+// object's status unless it says so already for this generation; it
+// reports whether it wrote.
+func writeCondition(ctx context.Context, res dynamic.ResourceInterface, u *unstructured.Unstructured, cond metav1.Condition, extra map[string]any, lg *zap.Logger) bool {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
@@ -117,14 +116,17 @@ func (w *experimentWatcher) setCondition(ctx context.Context, u *unstructured.Un
 	}
 	cond.LastTransitionTime = metav1.NewTime(time.Now().Truncate(time.Second))
 	status := map[string]any{"observedGeneration": u.GetGeneration(), "conditions": []metav1.Condition{cond}}
+	for k, v := range extra {
+		status[k] = v
+	}
 	body, err := json.Marshal(map[string]any{"status": status})
 	if err != nil {
 		return false
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := w.res.Patch(cctx, u.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: "chaosd"}, "status"); err != nil {
-		w.lg.Warn("write experiment status", zap.String("experiment", u.GetName()), zap.Error(err))
+	if _, err := res.Patch(cctx, u.GetName(), types.MergePatchType, body, metav1.PatchOptions{FieldManager: "chaosd"}, "status"); err != nil {
+		lg.Warn("write status", zap.String("kind", u.GetKind()), zap.String("name", u.GetName()), zap.Error(err))
 	}
 	return true
 }
@@ -133,16 +135,7 @@ func (w *experimentWatcher) setCondition(ctx context.Context, u *unstructured.Un
 // is validated and returns the experiment. Errors name the field
 // (spec.faults[0].kind: ...); positions refer to the object, not a file.
 func ExperimentFromObject(u *unstructured.Unstructured) (*experiments.Experiment, error) {
-	meta := map[string]any{"name": u.GetName()}
-	if l := u.GetLabels(); len(l) > 0 {
-		meta["labels"] = l
-	}
-	// The description rides in an annotation (ObjectMeta has no
-	// description field); the loader reads it from there as for a file.
-	if d := u.GetAnnotations()[experiments.DescriptionAnnotation]; d != "" {
-		meta["annotations"] = map[string]string{experiments.DescriptionAnnotation: d}
-	}
-	doc := map[string]any{"apiVersion": u.GetAPIVersion(), "kind": u.GetKind(), "metadata": meta}
+	doc := map[string]any{"apiVersion": u.GetAPIVersion(), "kind": u.GetKind(), "metadata": objectMeta(u)}
 	if spec, ok := u.Object["spec"]; ok {
 		doc["spec"] = spec
 	}
@@ -152,17 +145,8 @@ func ExperimentFromObject(u *unstructured.Unstructured) (*experiments.Experiment
 	}
 	source := "experiment " + u.GetNamespace() + "/" + u.GetName()
 	e, err := experiments.Parse(data, source)
-	var list experiments.ErrorList
-	if errors.As(err, &list) {
-		msgs := make([]string, len(list))
-		for i, fe := range list {
-			fe.File, fe.Line, fe.Col = "", 0, 0
-			msgs[i] = fe.Error()
-		}
-		return nil, fmt.Errorf("%s: %s", source, strings.Join(msgs, "; "))
-	}
 	if err != nil {
-		return nil, err
+		return nil, withoutPositions(source, err)
 	}
 	return e, nil
 }

@@ -21,8 +21,10 @@ import (
 	"github.com/chaosd/chaosd/experiments/suiterunner"
 )
 
-// suiteRunStore keeps suite run records (the data directory's store in
-// both modes).
+// suiteRunStore keeps suite run records: files in the data directory
+// (store.Store, standalone) or SuiteRun objects (store.KubeSuiteRuns,
+// Kubernetes, where the data directory is scratch space and any replica
+// may lead next).
 type suiteRunStore interface {
 	SaveSuiteRun(api.SuiteRun) error
 	GetSuiteRun(id string) (api.SuiteRun, error)
@@ -48,6 +50,20 @@ func (s *suites) init(list []*experiments.Suite) {
 	if s.clock == nil {
 		s.clock = suiterunner.RealClock{}
 	}
+}
+
+// set adds or replaces a suite (a Suite object that passed validation).
+func (s *suites) set(su *experiments.Suite) {
+	s.mu.Lock()
+	s.byName[su.Metadata.Name] = su
+	s.mu.Unlock()
+}
+
+// remove forgets a suite; a run of it in progress goes on.
+func (s *suites) remove(name string) {
+	s.mu.Lock()
+	delete(s.byName, name)
+	s.mu.Unlock()
 }
 
 func (s *suites) get(name string) (*experiments.Suite, bool) {

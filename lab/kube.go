@@ -182,7 +182,7 @@ func writeKubeconfig(path string, c *rest.Config) error {
 // registerKube makes what a cluster would have: the namespaces with
 // their default ServiceAccount (no controller manager runs), chaosd's
 // CRDs, C1's Nodes and Pods with a kubelet's status, and the experiments
-// of ExperimentsDir as Experiment objects.
+// and suites of ExperimentsDir as Experiment and Suite objects.
 func (l *Lab) registerKube(ctx context.Context, srv *kubeapi.Server) error {
 	c := srv.Client()
 	for _, ns := range []string{ChaosdNamespace, PodNamespace} {
@@ -234,12 +234,12 @@ func (l *Lab) registerKube(ctx context.Context, srv *kubeapi.Server) error {
 			return fmt.Errorf("%s: %w", f, err)
 		}
 		for _, o := range objs {
-			if o.GetKind() != crd.ExperimentKind {
+			if o.GetKind() != crd.ExperimentKind && o.GetKind() != crd.SuiteKind {
 				continue
 			}
 			o.SetNamespace(ChaosdNamespace)
 			if _, err := srv.Create(ctx, o, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("create Experiment %s from %s: %w", o.GetName(), f, err)
+				return fmt.Errorf("create %s %s from %s: %w", o.GetKind(), o.GetName(), f, err)
 			}
 		}
 	}

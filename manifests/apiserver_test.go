@@ -78,8 +78,8 @@ func TestRenderedOverlays(t *testing.T) {
 					t.Errorf("%s %s: labels %v, want cluster=%s and region %s", o.GetKind(), o.GetName(), o.GetLabels(), name, want.region)
 				}
 			}
-			if cm == nil || deploy == nil || kinds["CustomResourceDefinition"] != 2 || kinds["PodDisruptionBudget"] != 1 {
-				t.Fatalf("want the chaosd-config ConfigMap, the Deployment, 2 CRDs and a PodDisruptionBudget; got %v", kinds)
+			if cm == nil || deploy == nil || kinds["CustomResourceDefinition"] != 4 || kinds["PodDisruptionBudget"] != 1 {
+				t.Fatalf("want the chaosd-config ConfigMap, the Deployment, 4 CRDs and a PodDisruptionBudget; got %v", kinds)
 			}
 			data, _, _ := unstructured.NestedString(cm.Object, "data", "chaosd.yaml")
 			cfg, err := daemon.ParseConfig([]byte(data), cm.GetName())
@@ -232,6 +232,15 @@ func TestAPIServerRBAC(t *testing.T) {
 	for _, v := range []string{"update", "patch"} {
 		need = append(need, access{verb: v, group: "chaosd.io", resource: "experiments", sub: "status", ns: namespace})
 	}
+	for _, v := range []string{"get", "list", "watch"} {
+		need = append(need, access{verb: v, group: "chaosd.io", resource: "suites", ns: namespace})
+	}
+	for _, v := range []string{"create", "get", "list"} {
+		need = append(need, access{verb: v, group: "chaosd.io", resource: "suiteruns", ns: namespace})
+	}
+	need = append(need,
+		access{verb: "patch", group: "chaosd.io", resource: "suites", sub: "status", ns: namespace},
+		access{verb: "patch", group: "chaosd.io", resource: "suiteruns", sub: "status", ns: namespace})
 	for _, v := range []string{"create", "get", "list", "watch", "update", "patch", "delete"} {
 		need = append(need,
 			access{verb: v, group: "chaosd.io", resource: "experimentruns", ns: namespace},
@@ -287,6 +296,13 @@ func TestAPIServerRBAC(t *testing.T) {
 		{verb: "delete", group: "chaosd.io", resource: "experiments", ns: namespace},
 		{verb: "list", group: "chaosd.io", resource: "experiments", ns: servicesNamespace},
 		{verb: "create", group: "chaosd.io", resource: "experimentruns", ns: servicesNamespace},
+		{verb: "create", group: "chaosd.io", resource: "suites", ns: namespace},
+		{verb: "patch", group: "chaosd.io", resource: "suites", ns: namespace},
+		{verb: "delete", group: "chaosd.io", resource: "suites", ns: namespace},
+		{verb: "update", group: "chaosd.io", resource: "suites", sub: "status", ns: namespace},
+		{verb: "delete", group: "chaosd.io", resource: "suiteruns", ns: namespace},
+		{verb: "update", group: "chaosd.io", resource: "suiteruns", ns: namespace},
+		{verb: "list", group: "chaosd.io", resource: "suiteruns", ns: servicesNamespace},
 		{verb: "list", group: "chaosd.io", resource: "experimentruns"},
 		{verb: "get", group: "coordination.k8s.io", resource: "leases", ns: namespace, name: "someone-else"},
 		{verb: "update", group: "coordination.k8s.io", resource: "leases", ns: "kube-system", name: "kube-controller-manager"},
@@ -509,6 +525,124 @@ func rbacCalls(t *testing.T, ctx context.Context, s *kubetest.Server, sa kuberne
 		_, err = sad.Resource(runs).Namespace(namespace).UpdateStatus(ctx, created, metav1.UpdateOptions{})
 		expectOK("update an experimentrun's status", err)
 		expectOK("delete an experimentrun", sad.Resource(runs).Namespace(namespace).Delete(ctx, created.GetName(), metav1.DeleteOptions{}))
+	}
+
+	// Suites: a user's object; chaosd reports in its status only.
+	suites := schema.GroupVersionResource{Group: "chaosd.io", Version: "v1alpha1", Resource: "suites"}
+	objs, err = kubetest.Objects(read(t, "../examples/game-day.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	suite := objs[0]
+	suite.SetNamespace(namespace)
+	if _, err := d.Resource(suites).Namespace(namespace).Create(ctx, suite, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	_, err = sad.Resource(suites).Namespace(namespace).List(ctx, metav1.ListOptions{})
+	expectOK("list suites", err)
+	_, err = sad.Resource(suites).Namespace(namespace).Patch(ctx, suite.GetName(), types.MergePatchType,
+		[]byte(`{"status":{"observedGeneration":1,"experimentCount":3,"conditions":[{"type":"Ready","status":"True","reason":"Valid","message":"ok","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}`),
+		metav1.PatchOptions{}, "status")
+	expectOK("patch suites/status", err)
+	_, err = sad.Resource(suites).Namespace(namespace).Patch(ctx, suite.GetName(), types.MergePatchType, []byte(`{"spec":{"pause":"1h"}}`), metav1.PatchOptions{})
+	expectForbidden("patch a suite's spec", err)
+
+	// Suite runs: chaosd's own store, as its ServiceAccount.
+	ksr := store.NewKubeSuiteRuns(sad, namespace)
+	rec := api.SuiteRun{ID: "s-20260101-000000-abcdef", Suite: "game-day", Trigger: api.TriggerSchedule, Phase: api.SuiteRunning,
+		CreatedAt: time.Now().UTC().Truncate(time.Second), Entries: []api.SuiteEntryResult{{Experiment: "latency-c1-c2", RunID: "r-20260101-000000-abcdef"}}}
+	expectOK("save a suite run (create the SuiteRun)", ksr.SaveSuiteRun(rec))
+	rec.Phase, rec.Verdict = api.SuiteDone, api.VerdictPass
+	expectOK("save a suite run (patch its status)", ksr.SaveSuiteRun(rec))
+	_, err = ksr.ListSuiteRuns()
+	expectOK("list suite runs", err)
+	if got, err := ksr.GetSuiteRun(rec.ID); err != nil || got.Verdict != api.VerdictPass {
+		t.Errorf("suite run read back as chaosd: %+v (%v)", got, err)
+	}
+	suiteRuns := schema.GroupVersionResource{Group: "chaosd.io", Version: "v1alpha1", Resource: "suiteruns"}
+	expectForbidden("delete a suite run", sad.Resource(suiteRuns).Namespace(namespace).Delete(ctx, rec.ID, metav1.DeleteOptions{}))
+}
+
+// TestAPIServerUserRolesSuites: with the manifests applied, every user
+// Role reads Suites and SuiteRuns (kubectl get suites,suiteruns), only
+// chaosd-admin writes Suites (kubectl apply -f examples/game-day.yaml),
+// and nobody but chaosd writes SuiteRuns.
+func TestAPIServerUserRolesSuites(t *testing.T) {
+	s := kubetest.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	applyRBAC(t, ctx, s)
+	admin := s.Client()
+	objs, err := kubetest.Objects(read(t, "../examples/game-day.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	suites := schema.GroupVersionResource{Group: "chaosd.io", Version: "v1alpha1", Resource: "suites"}
+	for _, role := range []string{"chaosd-viewer", "chaosd-runner", "chaosd-adhoc", "chaosd-admin"} {
+		t.Run(role, func(t *testing.T) {
+			sa := "user-" + strings.TrimPrefix(role, "chaosd-")
+			if _, err := admin.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: sa}, RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role},
+				Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: namespace}}}
+			if _, err := admin.RbacV1().RoleBindings(namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			cfg, err := s.ServiceAccountConfig(ctx, namespace, sa)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, res := range []string{"suites", "suiteruns"} {
+				for _, v := range []string{"get", "list", "watch"} {
+					if a := (access{verb: v, group: "chaosd.io", resource: res, ns: namespace}); !allowed(t, ctx, c, a) {
+						t.Errorf("%s may not %s", role, a)
+					}
+				}
+			}
+			editor := role == "chaosd-admin"
+			for _, v := range []string{"create", "update", "patch"} {
+				if a := (access{verb: v, group: "chaosd.io", resource: "suites", ns: namespace}); allowed(t, ctx, c, a) != editor {
+					t.Errorf("%s: %s allowed %v, want %v", role, a, !editor, editor)
+				}
+			}
+			for _, a := range []access{
+				{verb: "create", group: "chaosd.io", resource: "suiteruns", ns: namespace},
+				{verb: "patch", group: "chaosd.io", resource: "suiteruns", sub: "status", ns: namespace},
+				{verb: "delete", group: "chaosd.io", resource: "suiteruns", ns: namespace},
+				{verb: "patch", group: "chaosd.io", resource: "suites", sub: "status", ns: namespace},
+				{verb: "list", group: "chaosd.io", resource: "experimentruns", ns: namespace},
+				{verb: "create", group: "chaosd.io", resource: "experiments", ns: namespace},
+				{verb: "list", group: "chaosd.io", resource: "suites", ns: servicesNamespace},
+			} {
+				if allowed(t, ctx, c, a) {
+					t.Errorf("%s may %s, which it must not", role, a)
+				}
+			}
+			// The real call: kubectl apply -f examples/game-day.yaml (a
+			// server-side dry run), and kubectl get suiteruns.
+			dc, err := dynamic.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			suite := objs[0].DeepCopy()
+			suite.SetNamespace(namespace)
+			suite.SetName("game-day-" + sa) // TestAPIServerRBAC may have made game-day
+			_, err = dc.Resource(suites).Namespace(namespace).Create(ctx, suite, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if editor && err != nil {
+				t.Errorf("%s: create the example suite: %v", role, err)
+			}
+			if !editor && !apierrors.IsForbidden(err) {
+				t.Errorf("%s: create the example suite: want Forbidden, got %v", role, err)
+			}
+			if _, err := dc.Resource(schema.GroupVersionResource{Group: "chaosd.io", Version: "v1alpha1", Resource: "suiteruns"}).Namespace(namespace).List(ctx, metav1.ListOptions{}); err != nil {
+				t.Errorf("%s: list suiteruns: %v", role, err)
+			}
+		})
 	}
 }
 

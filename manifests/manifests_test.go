@@ -780,14 +780,20 @@ func wantClusterPermissions() []string {
 }
 
 // userRoles are the Roles for people and pipelines using chaosd's API:
-// one verb per scope on the virtual subresource experimentruns/api,
-// nothing on a real resource, and bound by nobody in the manifests.
+// one verb per scope on the virtual subresource experimentruns/api, bound
+// by nobody in the manifests. Of real resources every Role reads Suites
+// and SuiteRuns, and only chaosd-admin writes Suites; none writes
+// SuiteRuns (chaosd's records) or touches Experiments and ExperimentRuns.
 var userRoles = map[string][]string{
-	"chaosd-viewer": expand("chaosd.io", []string{"experimentruns/api"}, []string{"get"}),
-	"chaosd-runner": expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create"}),
-	"chaosd-adhoc":  expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc}),
-	"chaosd-admin":  expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc, daemon.VerbHalt}),
+	"chaosd-viewer": slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get"}), suiteReader),
+	"chaosd-runner": slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create"}), suiteReader),
+	"chaosd-adhoc":  slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc}), suiteReader),
+	"chaosd-admin": slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc, daemon.VerbHalt}),
+		suiteReader, expand("chaosd.io", []string{"suites"}, []string{"create", "update", "patch"})),
 }
+
+// suiteReader is what every user Role may do with suites and their runs.
+var suiteReader = expand("chaosd.io", []string{"suites", "suiteruns"}, []string{"get", "list", "watch"})
 
 // wantRolePermissions is what chaosd needs in its own namespace besides.
 func wantRolePermissions() []string {
@@ -795,6 +801,9 @@ func wantRolePermissions() []string {
 		expand("chaosd.io", []string{"experiments"}, []string{"get", "list", "watch"}),
 		expand("chaosd.io", []string{"experiments/status"}, []string{"update", "patch"}),
 		expand("chaosd.io", []string{"experimentruns", "experimentruns/status"}, []string{"create", "get", "list", "watch", "update", "patch", "delete"}),
+		expand("chaosd.io", []string{"suites"}, []string{"get", "list", "watch"}),
+		expand("chaosd.io", []string{"suites/status", "suiteruns/status"}, []string{"patch"}),
+		expand("chaosd.io", []string{"suiteruns"}, []string{"create", "get", "list"}),
 		expand("coordination.k8s.io", []string{"leases"}, []string{"create"}),
 		expand("coordination.k8s.io", []string{"leases[" + daemon.DefaultLeaseName + "]"}, []string{"get", "update"}),
 		expand("", []string{"configmaps"}, []string{"create"}),

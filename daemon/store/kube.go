@@ -98,12 +98,16 @@ func (s *KubeStore) Save(r api.Run) error {
 // create makes the run's object (its spec says what was asked for); an
 // object that exists already (a restarted chaosd) is kept.
 func (s *KubeStore) create(ctx context.Context, r api.Run) error {
+	labels := map[string]any{ExperimentLabel: r.Experiment}
+	if r.SuiteRun != "" {
+		labels[SuiteRunLabel] = r.SuiteRun // kubectl get runs -l chaosd.io/suite-run=s-…
+	}
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": ExperimentRuns.GroupVersion().String(),
 		"kind":       "ExperimentRun",
 		"metadata": map[string]any{
 			"name": r.ID, "namespace": s.namespace,
-			"labels": map[string]any{ExperimentLabel: r.Experiment},
+			"labels": labels,
 		},
 		"spec": map[string]any{"experiment": r.Experiment, "trigger": string(r.Trigger), "dryRun": r.DryRun},
 	}}

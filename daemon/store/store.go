@@ -3,8 +3,9 @@
 // loses none. Store (standalone mode) keeps them on disk: one JSON file
 // per run, replaced atomically (write, fsync, rename, fsync directory) on
 // every save, schedules.json, and an append-only log of skipped schedule
-// triggers. KubeStore (Kubernetes mode) keeps runs as ExperimentRun
-// objects and KubeSchedules keeps the schedules' state and the skip log
+// triggers, and suite run records under suite-runs/. KubeStore
+// (Kubernetes mode) keeps runs as ExperimentRun objects, KubeSuiteRuns
+// suite runs as SuiteRun objects, and KubeSchedules keeps the schedules' state and the skip log
 // in one ConfigMap (chaosd-schedules).
 //
 // Why one ConfigMap rather than the Experiment objects' status for the

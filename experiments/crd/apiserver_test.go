@@ -28,6 +28,8 @@ const testNamespace = "crd-test"
 var (
 	experimentsGVR = schema.GroupVersionResource{Group: Group, Version: Version, Resource: ExperimentPlural}
 	runsGVR        = schema.GroupVersionResource{Group: Group, Version: Version, Resource: ExperimentRunPlural}
+	suitesGVR      = schema.GroupVersionResource{Group: Group, Version: Version, Resource: SuitePlural}
+	suiteRunsGVR   = schema.GroupVersionResource{Group: Group, Version: Version, Resource: SuiteRunPlural}
 )
 
 // server returns the shared API server with the CRDs installed and the
@@ -276,4 +278,177 @@ func getTable(t *testing.T, ctx context.Context, cfg *rest.Config, path string) 
 		t.Fatalf("table with %d rows", len(table.Rows))
 	}
 	return &table
+}
+
+// The example game day is accepted as it is (kubectl apply -f
+// examples/game-day.yaml); malformed suites are refused naming the field;
+// the Experiments column counts what chaosd writes in the status.
+func TestAPIServerSuites(t *testing.T) {
+	s, ctx := server(t)
+	data, err := os.ReadFile("../../examples/game-day.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := func(t *testing.T) *unstructured.Unstructured {
+		objs, err := kubetest.Objects(data)
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("want one object, got %d: %v", len(objs), err)
+		}
+		objs[0].SetNamespace(testNamespace)
+		return objs[0]
+	}
+	t.Run("example", func(t *testing.T) {
+		if _, err := s.Create(ctx, base(t), strictDryRun); err != nil {
+			t.Fatalf("server-side dry-run create (strict field validation) refused examples/game-day.yaml: %v", err)
+		}
+	})
+	for name, c := range map[string]struct {
+		path []string
+		val  any
+		del  bool
+		want string
+	}{
+		"no experiments":        {path: []string{"spec", "experiments"}, del: true, want: "spec.experiments"},
+		"empty experiments":     {path: []string{"spec", "experiments"}, val: []any{}, want: "spec.experiments"},
+		"entry without name":    {path: []string{"spec", "experiments"}, val: []any{map[string]any{}}, want: "experiment"},
+		"unknown entry field":   {path: []string{"spec", "experiments"}, val: []any{map[string]any{"experiment": "a", "expriment": "b"}}, want: "expriment"},
+		"pause not a string":    {path: []string{"spec", "pause"}, val: int64(60), want: "spec.pause"},
+		"stopOnFailure string":  {path: []string{"spec", "stopOnFailure"}, val: "yes", want: "spec.stopOnFailure"},
+		"schedule without cron": {path: []string{"spec", "schedule"}, val: map[string]any{"timeZone": "UTC"}, want: "cron"},
+		"unknown field":         {path: []string{"spec", "pauze"}, val: "1m", want: "pauze"},
+		"name not a DNS label":  {path: []string{"metadata", "name"}, val: "game.day", want: "DNS-1123 label"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			obj := base(t)
+			var err error
+			if c.del {
+				unstructured.RemoveNestedField(obj.Object, c.path...)
+			} else {
+				err = unstructured.SetNestedField(obj.Object, c.val, c.path...)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Create(ctx, obj, strictDryRun)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
+				t.Fatalf("want Invalid or BadRequest, got %v", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("the error does not name %q: %v", c.want, err)
+			}
+		})
+	}
+
+	t.Run("columns", func(t *testing.T) {
+		d, err := s.Dynamic(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		suites := d.Resource(suitesGVR).Namespace(testNamespace)
+		created, err := suites.Create(ctx, base(t), metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = suites.Delete(context.Background(), created.GetName(), metav1.DeleteOptions{}) }()
+		created.Object["status"] = map[string]any{"observedGeneration": created.GetGeneration(), "experimentCount": int64(3),
+			"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "Valid", "message": "ok", "lastTransitionTime": "2026-12-01T00:00:00Z"}}}
+		if _, err := suites.UpdateStatus(ctx, created, metav1.UpdateOptions{FieldValidation: metav1.FieldValidationStrict}); err != nil {
+			t.Fatal(err)
+		}
+		table := getTable(t, ctx, s.Config(), "/apis/"+Group+"/"+Version+"/namespaces/"+testNamespace+"/"+SuitePlural+"/"+created.GetName())
+		checkColumns(t, table, map[string]string{"Experiments": "3", "Schedule": "0 10 * * 3", "Ready": "True"})
+	})
+}
+
+// A SuiteRun holds a suite run record in its status: chaosd's JSON of
+// api.SuiteRun is stored as written, nothing pruned (each entry's run ID
+// and verdict), the printer columns show it, and the spec cannot change.
+func TestAPIServerSuiteRunStatus(t *testing.T) {
+	s, ctx := server(t)
+	d, err := s.Dynamic(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := d.Resource(suiteRunsGVR).Namespace(testNamespace)
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": Group + "/" + Version, "kind": SuiteRunKind,
+		"metadata": map[string]any{"name": "s-20261202-090000-1f2e3d"},
+		"spec":     map[string]any{"suite": "game-day", "trigger": "schedule"},
+	}}
+	created, err := runs.Create(ctx, obj, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = runs.Delete(context.Background(), created.GetName(), metav1.DeleteOptions{}) }()
+
+	now := time.Now().UTC().Truncate(time.Second)
+	rec := api.SuiteRun{
+		ID: created.GetName(), Suite: "game-day", Trigger: api.TriggerSchedule, ScheduledAt: &now, MissedPolicy: "runOnce",
+		ForcedFreeze: "year-end-freeze", StopOnFailure: true, Phase: api.SuiteDone, Verdict: api.VerdictFail,
+		Reason: "exceptions-visits: fail", Interrupted: true, Current: -1, CreatedAt: now, FinishedAt: &now,
+		Entries: []api.SuiteEntryResult{
+			{Experiment: "latency-c1-c2", RunID: "r-20261202-090000-a1b2c3", Phase: api.PhaseDone, Verdict: api.VerdictPass,
+				NotBefore: &now, StartedAt: &now, FinishedAt: &now},
+			{Experiment: "exceptions-visits", RunID: "r-20261202-090200-d4e5f6", Phase: api.PhaseDone, Verdict: api.VerdictFail,
+				Reason: "recovery not within the RTO", Interrupted: true, StartedAt: &now, FinishedAt: &now},
+			{Experiment: "partition-c1-c2", Skipped: api.SkippedAfterFailure},
+		},
+	}
+	status, err := toMap(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Object["status"] = status
+	updated, err := runs.UpdateStatus(ctx, created, metav1.UpdateOptions{FieldValidation: metav1.FieldValidationStrict})
+	if err != nil {
+		t.Fatalf("update status with an api.SuiteRun: %v", err)
+	}
+	// Read back from the server, not from the update's answer.
+	got, err := runs.Get(ctx, updated.GetName(), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(got.Object["status"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back api.SuiteRun
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("the stored status is not an api.SuiteRun: %v", err)
+	}
+	want, _ := json.Marshal(rec)
+	if again, _ := json.Marshal(back); string(again) != string(want) {
+		t.Errorf("the suite run record did not survive the round trip (pruned?):\n got %s\nwant %s", again, want)
+	}
+
+	table := getTable(t, ctx, s.Config(), "/apis/"+Group+"/"+Version+"/namespaces/"+testNamespace+"/"+SuiteRunPlural+"/"+created.GetName())
+	checkColumns(t, table, map[string]string{"Suite": "game-day", "Phase": "done", "Verdict": "fail"})
+
+	got.Object["spec"] = map[string]any{"suite": "other"}
+	if _, err := runs.Update(ctx, got, metav1.UpdateOptions{}); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "immutable") {
+		t.Errorf("changing a suite run's spec: want Invalid (immutable), got %v", err)
+	}
+	obj.Object["spec"] = map[string]any{"trigger": "manual"}
+	if _, err := runs.Create(ctx, obj, strictDryRun); !apierrors.IsInvalid(err) {
+		t.Errorf("a suite run without spec.suite: want Invalid, got %v", err)
+	}
+}
+
+// checkColumns checks cells of a one-row table by column name.
+func checkColumns(t *testing.T, table *metav1.Table, want map[string]string) {
+	t.Helper()
+	for i, col := range table.ColumnDefinitions {
+		if w, ok := want[col.Name]; ok {
+			if got := toString(table.Rows[0].Cells[i]); got != w {
+				t.Errorf("column %s = %q, want %q", col.Name, got, w)
+			}
+			delete(want, col.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("columns missing from the table: %v", want)
+	}
 }

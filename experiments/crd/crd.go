@@ -1,9 +1,10 @@
 // Package crd generates the CustomResourceDefinitions of chaosd's custom
-// resources, chaosd.io/v1alpha1 Experiment and ExperimentRun, from the Go
-// types that chaosd reads and writes: an Experiment's spec schema comes
-// from experiments.Spec (field names from the yaml tags, as in experiment
-// files), an ExperimentRun's status schema from api.Run (json tags, as
-// chaosd writes it). So the API server refuses what chaosd could not
+// resources, chaosd.io/v1alpha1 Experiment, ExperimentRun, Suite and
+// SuiteRun, from the Go types that chaosd reads and writes: an
+// Experiment's spec schema comes from experiments.Spec and a Suite's from
+// experiments.SuiteSpec (field names from the yaml tags, as in experiment
+// and suite files), an ExperimentRun's status schema from api.Run and a
+// SuiteRun's from api.SuiteRun (json tags, as chaosd writes them). So the API server refuses what chaosd could not
 // decode (unknown fields, wrong types) and `kubectl explain` shows the
 // real fields.
 //
@@ -44,8 +45,13 @@ const (
 	ExperimentPlural      = "experiments"
 	ExperimentRunKind     = "ExperimentRun"
 	ExperimentRunPlural   = "experimentruns"
+	SuiteKind             = "Suite"
+	SuitePlural           = "suites"
+	SuiteRunKind          = "SuiteRun"
+	SuiteRunPlural        = "suiteruns"
 	experimentShortName   = "exp"
 	experimentRunShort    = "run"
+	suiteRunShort         = "srun"
 	category              = "chaosd"
 	experimentNamePattern = `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 )
@@ -131,6 +137,18 @@ func specGenerator() *generator {
 	}
 }
 
+// suiteSpecGenerator generates the schema of experiments.SuiteSpec.
+func suiteSpecGenerator() *generator {
+	g := specGenerator()
+	g.fields = map[string]func(*apiextensionsv1.JSONSchemaProps){
+		"experiments.SuiteSpec.experiments": func(s *apiextensionsv1.JSONSchemaProps) {
+			minItems(1)(s)
+			s.MaxItems = ptr[int64](experiments.MaxSuiteEntries)
+		},
+	}
+	return g
+}
+
 // statusGenerator generates schemas of what chaosd writes: no field is
 // required (a nil slice is written as null, which the API server drops).
 func statusGenerator() *generator {
@@ -164,6 +182,28 @@ func RunStatusSchema() (*apiextensionsv1.JSONSchemaProps, error) {
 		return nil, fmt.Errorf("generate the schema of api.Run: %w", err)
 	}
 	s.Description = "The run record (api.Run), written by chaosd."
+	return &s, nil
+}
+
+// SuiteSchema returns the OpenAPI v3 schema of a Suite's spec, generated
+// from experiments.SuiteSpec.
+func SuiteSchema() (*apiextensionsv1.JSONSchemaProps, error) {
+	s, err := suiteSpecGenerator().schema(reflect.TypeFor[experiments.SuiteSpec]())
+	if err != nil {
+		return nil, fmt.Errorf("generate the schema of experiments.SuiteSpec: %w", err)
+	}
+	s.Description = "What the suite runs: the fields of a suite file's spec (see experiments/suite.go)."
+	return &s, nil
+}
+
+// SuiteRunStatusSchema returns the OpenAPI v3 schema of a SuiteRun's
+// status, generated from api.SuiteRun.
+func SuiteRunStatusSchema() (*apiextensionsv1.JSONSchemaProps, error) {
+	s, err := statusGenerator().schema(reflect.TypeFor[api.SuiteRun]())
+	if err != nil {
+		return nil, fmt.Errorf("generate the schema of api.SuiteRun: %w", err)
+	}
+	s.Description = "The suite run record (api.SuiteRun), written by chaosd."
 	return &s, nil
 }
 
@@ -220,7 +260,7 @@ func definition(kind, plural, short string, schema apiextensionsv1.JSONSchemaPro
 				ListKind:   kind + "List",
 				Plural:     plural,
 				Singular:   lower(kind),
-				ShortNames: []string{short},
+				ShortNames: shortNames(short),
 				Categories: []string{category},
 			},
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
@@ -233,6 +273,13 @@ func definition(kind, plural, short string, schema apiextensionsv1.JSONSchemaPro
 			}},
 		},
 	}
+}
+
+func shortNames(short string) []string {
+	if short == "" {
+		return nil
+	}
+	return []string{short}
 }
 
 func lower(s string) string {
@@ -251,31 +298,51 @@ func Experiment() (*apiextensionsv1.CustomResourceDefinition, error) {
 	if err != nil {
 		return nil, err
 	}
-	conds, err := conditions()
+	status, err := readStatus("experiment")
 	if err != nil {
 		return nil, err
 	}
-	conds.Description = "Conditions chaosd reports about the experiment (e.g. whether its spec is valid)."
-	status := apiextensionsv1.JSONSchemaProps{
-		Type:        "object",
-		Description: "Written by chaosd.",
-		Properties: map[string]apiextensionsv1.JSONSchemaProps{
-			"observedGeneration": {Type: "integer", Format: "int64", Description: "The metadata.generation chaosd last read."},
-			"conditions":         conds,
-		},
-	}
 	schema := object("A chaos experiment: faults, targets, probes and recovery (chaosd.io).", *spec, status)
 	// The loader wants a DNS-1123 label: a name an experiment file could carry.
-	schema.XValidations = apiextensionsv1.ValidationRules{{
-		Rule:    fmt.Sprintf("size(self.metadata.name) <= 63 && self.metadata.name.matches('%s')", experimentNamePattern),
-		Message: "metadata.name must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters), as in experiment files",
-	}}
+	schema.XValidations = nameRule("experiment")
 	return definition(ExperimentKind, ExperimentPlural, experimentShortName, schema, []apiextensionsv1.CustomResourceColumnDefinition{
 		{Name: "Duration", Type: "string", JSONPath: ".spec.duration", Description: "How long the faults are held"},
 		{Name: "Schedule", Type: "string", JSONPath: ".spec.schedule.cron", Description: "Cron schedule, if any"},
 		{Name: "Ready", Type: "string", JSONPath: `.status.conditions[?(@.type=="Ready")].status`, Description: "Whether chaosd accepted the experiment"},
 		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
 	}), nil
+}
+
+// readStatus is the status chaosd writes on an object users write (an
+// Experiment, a Suite): whether it accepted it.
+func readStatus(what string) (apiextensionsv1.JSONSchemaProps, error) {
+	conds, err := conditions()
+	if err != nil {
+		return conds, err
+	}
+	conds.Description = "Conditions chaosd reports about the " + what + " (e.g. whether its spec is valid)."
+	return apiextensionsv1.JSONSchemaProps{
+		Type:        "object",
+		Description: "Written by chaosd.",
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"observedGeneration": {Type: "integer", Format: "int64", Description: "The metadata.generation chaosd last read."},
+			"conditions":         conds,
+		},
+	}, nil
+}
+
+// nameRule asks for a DNS-1123 label as metadata.name, as the loader does.
+func nameRule(what string) apiextensionsv1.ValidationRules {
+	return apiextensionsv1.ValidationRules{{
+		Rule:    fmt.Sprintf("size(self.metadata.name) <= 63 && self.metadata.name.matches('%s')", experimentNamePattern),
+		Message: "metadata.name must be a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters), as in " + what + " files",
+	}}
+}
+
+// triggerSchema is a run's spec.trigger.
+func triggerSchema() apiextensionsv1.JSONSchemaProps {
+	return apiextensionsv1.JSONSchemaProps{Type: "string", Description: "Who started the run.",
+		Enum: []apiextensionsv1.JSON{{Raw: mustJSON(api.TriggerManual)}, {Raw: mustJSON(api.TriggerSchedule)}}}
 }
 
 // ExperimentRun returns the CustomResourceDefinition of ExperimentRun.
@@ -290,9 +357,8 @@ func ExperimentRun() (*apiextensionsv1.CustomResourceDefinition, error) {
 		Required:    []string{"experiment"},
 		Properties: map[string]apiextensionsv1.JSONSchemaProps{
 			"experiment": {Type: "string", MinLength: ptr[int64](1), Description: "Name of the Experiment (in this namespace)."},
-			"trigger": {Type: "string", Description: "Who started the run.",
-				Enum: []apiextensionsv1.JSON{{Raw: mustJSON(api.TriggerManual)}, {Raw: mustJSON(api.TriggerSchedule)}}},
-			"dryRun": {Type: "boolean", Description: "Resolve targets and check probes, inject nothing."},
+			"trigger":    triggerSchema(),
+			"dryRun":     {Type: "boolean", Description: "Resolve targets and check probes, inject nothing."},
 		},
 		XValidations: apiextensionsv1.ValidationRules{{Rule: "self == oldSelf", Message: "spec is immutable"}},
 	}
@@ -306,24 +372,74 @@ func ExperimentRun() (*apiextensionsv1.CustomResourceDefinition, error) {
 	}), nil
 }
 
-// CRDs returns both definitions, Experiment first.
+// Suite returns the CustomResourceDefinition of Suite. Its Experiments
+// column is status.experimentCount, which chaosd writes with its Ready
+// condition (a printer column cannot count a list).
+func Suite() (*apiextensionsv1.CustomResourceDefinition, error) {
+	spec, err := SuiteSchema()
+	if err != nil {
+		return nil, err
+	}
+	status, err := readStatus("suite")
+	if err != nil {
+		return nil, err
+	}
+	status.Properties["experimentCount"] = apiextensionsv1.JSONSchemaProps{Type: "integer", Format: "int64",
+		Description: "How many experiments spec.experiments lists (the Experiments column)."}
+	schema := object("A game day: experiments of chaosd's library run in order as one unit, with one record (chaosd.io).", *spec, status)
+	schema.XValidations = nameRule("suite")
+	return definition(SuiteKind, SuitePlural, "", schema, []apiextensionsv1.CustomResourceColumnDefinition{
+		{Name: "Experiments", Type: "integer", JSONPath: ".status.experimentCount", Description: "How many experiments the suite runs"},
+		{Name: "Schedule", Type: "string", JSONPath: ".spec.schedule.cron", Description: "Cron schedule, if any"},
+		{Name: "Ready", Type: "string", JSONPath: `.status.conditions[?(@.type=="Ready")].status`, Description: "Whether chaosd accepted the suite"},
+		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
+	}), nil
+}
+
+// SuiteRun returns the CustomResourceDefinition of SuiteRun.
+func SuiteRun() (*apiextensionsv1.CustomResourceDefinition, error) {
+	status, err := SuiteRunStatusSchema()
+	if err != nil {
+		return nil, err
+	}
+	spec := apiextensionsv1.JSONSchemaProps{
+		Type:        "object",
+		Description: "What to run. Immutable: a suite run is a record of one execution.",
+		Required:    []string{"suite"},
+		Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"suite":   {Type: "string", MinLength: ptr[int64](1), Description: "Name of the Suite (in this namespace)."},
+			"trigger": triggerSchema(),
+			"dryRun":  {Type: "boolean", Description: "Every experiment as a dry run: nothing injected, no pauses."},
+		},
+		XValidations: apiextensionsv1.ValidationRules{{Rule: "self == oldSelf", Message: "spec is immutable"}},
+	}
+	schema := object("One execution of a Suite; its status is the suite run record, each experiment's run ID and verdict (chaosd.io).", spec, *status)
+	return definition(SuiteRunKind, SuiteRunPlural, suiteRunShort, schema, []apiextensionsv1.CustomResourceColumnDefinition{
+		{Name: "Suite", Type: "string", JSONPath: ".spec.suite"},
+		{Name: "Phase", Type: "string", JSONPath: ".status.phase"},
+		{Name: "Verdict", Type: "string", JSONPath: ".status.verdict"},
+		{Name: "Age", Type: "date", JSONPath: ".metadata.creationTimestamp"},
+	}), nil
+}
+
+// CRDs returns the definitions: Experiment, ExperimentRun, Suite, SuiteRun.
 func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
-	e, err := Experiment()
-	if err != nil {
-		return nil, err
+	var out []*apiextensionsv1.CustomResourceDefinition
+	for _, f := range []func() (*apiextensionsv1.CustomResourceDefinition, error){Experiment, ExperimentRun, Suite, SuiteRun} {
+		c, err := f()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
-	r, err := ExperimentRun()
-	if err != nil {
-		return nil, err
-	}
-	return []*apiextensionsv1.CustomResourceDefinition{e, r}, nil
+	return out, nil
 }
 
 // header starts manifests/base/crds.yaml.
 const header = `# Code generated by "go test ./experiments/crd -update"; DO NOT EDIT.
-# The CustomResourceDefinitions of chaosd.io/v1alpha1 Experiment and
-# ExperimentRun, generated from experiments.Spec and api.Run (package
-# experiments/crd).
+# The CustomResourceDefinitions of chaosd.io/v1alpha1 Experiment,
+# ExperimentRun, Suite and SuiteRun, generated from experiments.Spec,
+# api.Run, experiments.SuiteSpec and api.SuiteRun (package experiments/crd).
 `
 
 // YAML returns the definitions as the YAML of manifests/base/crds.yaml.

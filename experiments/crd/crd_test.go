@@ -72,39 +72,99 @@ func TestNamesAndColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []struct{ name, kind, short string }{
-		{"experiments.chaosd.io", "Experiment", "exp"},
-		{"experimentruns.chaosd.io", "ExperimentRun", "run"},
+	want := []struct {
+		name, kind, short string
+		columns           []string // Name=JSONPath; each path exists in the schema
+	}{
+		{"experiments.chaosd.io", "Experiment", "exp", []string{"Schedule=.spec.schedule.cron", `Ready=.status.conditions[?(@.type=="Ready")].status`}},
+		{"experimentruns.chaosd.io", "ExperimentRun", "run", []string{"Experiment=.spec.experiment", "Phase=.status.phase", "Verdict=.status.verdict", "RTO=.status.rto.measuredSeconds"}},
+		{"suites.chaosd.io", "Suite", "", []string{"Experiments=.status.experimentCount", "Schedule=.spec.schedule.cron", `Ready=.status.conditions[?(@.type=="Ready")].status`}},
+		{"suiteruns.chaosd.io", "SuiteRun", "srun", []string{"Suite=.spec.suite", "Phase=.status.phase", "Verdict=.status.verdict"}},
+	}
+	if len(crds) != len(want) {
+		t.Fatalf("%d CRDs, want %d", len(crds), len(want))
 	}
 	for i, w := range want {
 		c := crds[i]
-		if c.Name != w.name || c.Spec.Names.Kind != w.kind || !slices.Contains(c.Spec.Names.ShortNames, w.short) ||
+		if c.Name != w.name || c.Spec.Names.Kind != w.kind || (w.short != "" && !slices.Contains(c.Spec.Names.ShortNames, w.short)) ||
 			c.Spec.Scope != apiextensionsv1.NamespaceScoped || len(c.Spec.Versions) != 1 || c.Spec.Versions[0].Name != "v1alpha1" ||
 			c.Spec.Versions[0].Subresources == nil || c.Spec.Versions[0].Subresources.Status == nil {
 			t.Errorf("%s: names %+v scope %s versions %d: want %s/%s, namespaced, v1alpha1 with a status subresource",
 				c.Name, c.Spec.Names, c.Spec.Scope, len(c.Spec.Versions), w.kind, w.short)
 		}
-	}
-	var cols []string
-	for _, c := range crds[1].Spec.Versions[0].AdditionalPrinterColumns {
-		cols = append(cols, c.Name+"="+c.JSONPath)
-	}
-	for _, w := range []string{"Phase=.status.phase", "Verdict=.status.verdict", "RTO=.status.rto.measuredSeconds", "Age=.metadata.creationTimestamp"} {
-		if !slices.Contains(cols, w) {
-			t.Errorf("ExperimentRun: no printer column %s (have %v)", w, cols)
+		var cols []string
+		for _, col := range c.Spec.Versions[0].AdditionalPrinterColumns {
+			cols = append(cols, col.Name+"="+col.JSONPath)
 		}
-	}
-	// The columns' paths exist in the status schema.
-	run := crds[1].Spec.Versions[0].Schema.OpenAPIV3Schema
-	for _, p := range [][]string{{"status", "phase"}, {"status", "verdict"}, {"status", "rto", "measuredSeconds"}} {
-		s := run
-		for _, k := range p {
-			next, ok := s.Properties[k]
-			if !ok {
-				t.Fatalf("ExperimentRun schema has no %s", strings.Join(p, "."))
+		for _, wc := range append(w.columns, "Age=.metadata.creationTimestamp") {
+			if !slices.Contains(cols, wc) {
+				t.Errorf("%s: no printer column %s (have %v)", w.kind, wc, cols)
+				continue
 			}
-			s = &next
+			// The column's path exists in the schema.
+			_, path, _ := strings.Cut(wc, "=.")
+			path, _, _ = strings.Cut(path, "[")
+			if strings.HasPrefix(path, "metadata") {
+				continue
+			}
+			s := c.Spec.Versions[0].Schema.OpenAPIV3Schema
+			for _, k := range strings.Split(path, ".") {
+				next, ok := s.Properties[k]
+				if !ok {
+					t.Errorf("%s: the schema has no %s (column %s)", w.kind, path, wc)
+					break
+				}
+				s = &next
+			}
 		}
+	}
+}
+
+// The Suite schema is never stricter than the suite loader: the example
+// game day passes both, and what the schema requires the loader requires.
+func TestSuiteSchemaMatchesTheLoader(t *testing.T) {
+	data, err := os.ReadFile("../../examples/game-day.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := experiments.ParseSuite(data, "game-day.yaml"); err != nil {
+		t.Fatalf("the example does not load: %v", err)
+	}
+	s, err := SuiteSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		f    func(m map[string]any)
+	}{
+		{"no experiments", func(m map[string]any) { delete(m["spec"].(map[string]any), "experiments") }},
+		{"empty experiments", func(m map[string]any) { m["spec"].(map[string]any)["experiments"] = []any{} }},
+		{"entry without experiment", func(m map[string]any) { m["spec"].(map[string]any)["experiments"] = []any{map[string]any{}} }},
+		{"51 experiments", func(m map[string]any) {
+			var l []any
+			for range experiments.MaxSuiteEntries + 1 {
+				l = append(l, map[string]any{"experiment": "latency-c1-c2"})
+			}
+			m["spec"].(map[string]any)["experiments"] = l
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := mutate(t, doc, nil, func(any) {})
+			c.f(m)
+			if _, err := experiments.ParseSuite(mustYAML(t, m), "game-day.yaml"); err == nil {
+				t.Errorf("the loader accepts it; the schema must not refuse it")
+			}
+		})
+	}
+	if e := s.Properties["experiments"]; e.MinItems == nil || *e.MinItems != 1 || e.MaxItems == nil || *e.MaxItems != experiments.MaxSuiteEntries ||
+		!slices.Equal(s.Required, []string{"experiments"}) || !slices.Equal(e.Items.Schema.Required, []string{"experiment"}) {
+		t.Errorf("spec schema: experiments %d..%v items, required %v / %v; want 1..%d, [experiments] / [experiment]",
+			e.MinItems, e.MaxItems, s.Required, e.Items.Schema.Required, experiments.MaxSuiteEntries)
 	}
 }
 
