@@ -178,7 +178,7 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 		closed bool
 		done   chan struct{}
 	)
-	defer func() {
+	waitLead := func() {
 		mu.Lock()
 		closed = true
 		d := done
@@ -186,7 +186,20 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 		if d != nil {
 			<-d
 		}
-	}()
+	}
+	defer waitLead()
+	// On a graceful stop (ctx ends) the Lease is released only once lead
+	// has returned, its runs reverted and their records final: the
+	// elector runs on a context of its own, ended after lead. Released at
+	// once, a new leader would recover runs this one is still reverting.
+	// A lost Lease ends lead through the elector's context as before.
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	stopRelease := context.AfterFunc(ctx, func() {
+		waitLead()
+		cancelRun()
+	})
+	defer stopRelease()
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   dur(le.LeaseDuration),
@@ -195,9 +208,9 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 		ReleaseOnCancel: true,
 		Name:            "chaosd",
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
+			OnStartedLeading: func(ectx context.Context) {
 				mu.Lock()
-				if closed || ctx.Err() != nil {
+				if closed || ectx.Err() != nil {
 					mu.Unlock()
 					return
 				}
@@ -205,8 +218,12 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 				d := done
 				mu.Unlock()
 				defer close(d)
+				// lead ends when the Lease is lost (ectx) or chaosd stops (ctx).
+				leadCtx, cancel := context.WithCancel(ectx)
+				defer cancel()
+				defer context.AfterFunc(ctx, cancel)()
 				l.set(true, km.identity)
-				lead(ctx)
+				lead(leadCtx)
 			},
 			OnStoppedLeading: func() {
 				select {
@@ -227,7 +244,7 @@ func (km *kubeMode) elect(ctx context.Context, l *leadership, lead func(context.
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	elector.Run(ctx)
+	elector.Run(runCtx)
 	select {
 	case <-lost:
 		return errors.New("lost the leader Lease")

@@ -231,12 +231,30 @@ func TestIntegrationKubeSuites(t *testing.T) {
 		r, err := a.c.SuiteRun(ctx, long.ID)
 		return err == nil && r.Entries[0].RunID != "" && w.nodes[0].activeCount()+w.nodes[1].activeCount() > 0
 	})
+	// a releases the Lease only once its runs have reverted: b never
+	// leads while a fault of a's run is still in place.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	overlap := make(chan string, 1)
+	go func() {
+		for watchCtx.Err() == nil {
+			if b.leading() {
+				for _, n := range w.nodes {
+					if c := n.activeCount(); c != 0 {
+						overlap <- fmt.Sprintf("b leads while %d fault(s) of a's run are still on %s: a released the Lease before reverting", c, n.name)
+						return
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(overlap)
+	}()
 	a.stop()
 	waitFor(t, 30*time.Second, "b takes the Lease", b.leading)
-	// Both may write it: a's shutdown ends the suite run interrupted, and
-	// b's recovery marks it so too (a releases the Lease as it stops
-	// leading, before its runs have ended): the record ends done and
-	// interrupted either way.
+	stopWatch()
+	if msg, ok := <-overlap; ok {
+		t.Error(msg)
+	}
 	var got api.SuiteRun
 	waitFor(t, 30*time.Second, "the suite run is settled", func() bool {
 		got, err = b.c.SuiteRun(ctx, long.ID)
