@@ -564,9 +564,10 @@ func rbacCalls(t *testing.T, ctx context.Context, s *kubetest.Server, sa kuberne
 }
 
 // TestAPIServerUserRolesSuites: with the manifests applied, every user
-// Role reads Suites and SuiteRuns (kubectl get suites,suiteruns), only
-// chaosd-admin writes Suites (kubectl apply -f examples/game-day.yaml),
-// and nobody but chaosd writes SuiteRuns.
+// Role reads Experiments, Suites and their runs (kubectl get
+// experiments,experimentruns,suites,suiteruns), only chaosd-admin writes
+// Experiments and Suites (kubectl apply -f examples/game-day.yaml), and
+// nobody but chaosd writes the runs.
 func TestAPIServerUserRolesSuites(t *testing.T) {
 	s := kubetest.Shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -597,7 +598,7 @@ func TestAPIServerUserRolesSuites(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, res := range []string{"suites", "suiteruns"} {
+			for _, res := range []string{"experiments", "experimentruns", "suites", "suiteruns"} {
 				for _, v := range []string{"get", "list", "watch"} {
 					if a := (access{verb: v, group: "chaosd.io", resource: res, ns: namespace}); !allowed(t, ctx, c, a) {
 						t.Errorf("%s may not %s", role, a)
@@ -605,9 +606,11 @@ func TestAPIServerUserRolesSuites(t *testing.T) {
 				}
 			}
 			editor := role == "chaosd-admin"
-			for _, v := range []string{"create", "update", "patch"} {
-				if a := (access{verb: v, group: "chaosd.io", resource: "suites", ns: namespace}); allowed(t, ctx, c, a) != editor {
-					t.Errorf("%s: %s allowed %v, want %v", role, a, !editor, editor)
+			for _, res := range []string{"experiments", "suites"} {
+				for _, v := range []string{"create", "update", "patch"} {
+					if a := (access{verb: v, group: "chaosd.io", resource: res, ns: namespace}); allowed(t, ctx, c, a) != editor {
+						t.Errorf("%s: %s allowed %v, want %v", role, a, !editor, editor)
+					}
 				}
 			}
 			for _, a := range []access{
@@ -615,8 +618,8 @@ func TestAPIServerUserRolesSuites(t *testing.T) {
 				{verb: "patch", group: "chaosd.io", resource: "suiteruns", sub: "status", ns: namespace},
 				{verb: "delete", group: "chaosd.io", resource: "suiteruns", ns: namespace},
 				{verb: "patch", group: "chaosd.io", resource: "suites", sub: "status", ns: namespace},
-				{verb: "list", group: "chaosd.io", resource: "experimentruns", ns: namespace},
-				{verb: "create", group: "chaosd.io", resource: "experiments", ns: namespace},
+				{verb: "create", group: "chaosd.io", resource: "experimentruns", ns: namespace},
+				{verb: "delete", group: "chaosd.io", resource: "experiments", ns: namespace},
 				{verb: "list", group: "chaosd.io", resource: "suites", ns: servicesNamespace},
 			} {
 				if allowed(t, ctx, c, a) {

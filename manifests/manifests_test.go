@@ -781,19 +781,21 @@ func wantClusterPermissions() []string {
 
 // userRoles are the Roles for people and pipelines using chaosd's API:
 // one verb per scope on the virtual subresource experimentruns/api, bound
-// by nobody in the manifests. Of real resources every Role reads Suites
-// and SuiteRuns, and only chaosd-admin writes Suites; none writes
-// SuiteRuns (chaosd's records) or touches Experiments and ExperimentRuns.
+// by nobody in the manifests. Of real resources every Role reads
+// Experiments, Suites and their runs, and only chaosd-admin writes
+// Experiments and Suites; none writes ExperimentRuns or SuiteRuns
+// (chaosd's records).
 var userRoles = map[string][]string{
 	"chaosd-viewer": slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get"}), suiteReader),
 	"chaosd-runner": slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create"}), suiteReader),
 	"chaosd-adhoc":  slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc}), suiteReader),
 	"chaosd-admin": slices.Concat(expand("chaosd.io", []string{"experimentruns/api"}, []string{"get", "create", daemon.VerbAdHoc, daemon.VerbHalt}),
-		suiteReader, expand("chaosd.io", []string{"suites"}, []string{"create", "update", "patch"})),
+		suiteReader, expand("chaosd.io", []string{"experiments", "suites"}, []string{"create", "update", "patch"})),
 }
 
-// suiteReader is what every user Role may do with suites and their runs.
-var suiteReader = expand("chaosd.io", []string{"suites", "suiteruns"}, []string{"get", "list", "watch"})
+// suiteReader is what every user Role may do with experiments, suites and
+// their runs (kubectl get experiments,experimentruns,suites,suiteruns).
+var suiteReader = expand("chaosd.io", []string{"experiments", "experimentruns", "suites", "suiteruns"}, []string{"get", "list", "watch"})
 
 // wantRolePermissions is what chaosd needs in its own namespace besides.
 func wantRolePermissions() []string {
