@@ -60,13 +60,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/chaosd/chaosd/api"
 )
+
+// runsDir holds one JSON file per run.
+const runsDir = "runs"
 
 // Store is a directory of run records. It is safe for concurrent use.
 type Store struct {
@@ -95,7 +98,7 @@ const maxIDBytes = 128
 
 // Open creates dir if needed and returns a store on it.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o750); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, runsDir), 0o750); err != nil {
 		return nil, fmt.Errorf("create store directory %s: %w", dir, err)
 	}
 	return &Store{dir: dir}, nil
@@ -103,62 +106,18 @@ func Open(dir string) (*Store, error) {
 
 // Save writes a run record atomically and durably.
 func (s *Store) Save(r api.Run) error {
-	if r.ID == "" || len(r.ID) > maxIDBytes || strings.ContainsAny(r.ID, "/\\\x00") {
-		return fmt.Errorf("save run: invalid id %q", r.ID)
-	}
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode run %s: %w", r.ID, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.writeFileAtomic(filepath.Join(s.dir, "runs", r.ID+".json"), data)
+	return saveRecord(s, runsDir, "run", r.ID, r)
 }
 
 // Get reads one run record.
 func (s *Store) Get(id string) (api.Run, error) {
-	var r api.Run
-	if id == "" || len(id) > maxIDBytes || strings.ContainsAny(id, "/\\.\x00") {
-		return r, fmt.Errorf("run %.64q: %w", id, os.ErrNotExist)
-	}
-	data, err := os.ReadFile(filepath.Join(s.dir, "runs", id+".json"))
-	if err != nil {
-		return r, fmt.Errorf("read run %s: %w", id, err)
-	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("decode run %s: %w", id, err)
-	}
-	return r, nil
+	return getRecord[api.Run](s, runsDir, "run", id)
 }
 
 // List returns every run record, newest first. A record that cannot be
 // read is reported in the error but does not hide the others.
 func (s *Store) List() ([]api.Run, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "runs"))
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	var runs []api.Run
-	var errs []error
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".json") {
-			continue
-		}
-		r, err := s.Get(strings.TrimSuffix(name, ".json"))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		runs = append(runs, r)
-	}
-	sort.Slice(runs, func(i, j int) bool {
-		if runs[i].CreatedAt.Equal(runs[j].CreatedAt) {
-			return runs[i].ID > runs[j].ID
-		}
-		return runs[i].CreatedAt.After(runs[j].CreatedAt)
-	})
-	return runs, errors.Join(errs...)
+	return listRecords(s, runsDir, "run", func(r api.Run) (time.Time, string) { return r.CreatedAt, r.ID })
 }
 
 // AddSkip appends a skipped schedule trigger to the skip log (fsynced).
