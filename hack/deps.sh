@@ -11,6 +11,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)       # the nft -f benchmark (make bench); the agent speaks netlink itself
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)                  # the CI snippets in examples/ci (tested in ./cli)
+command -v zsh >/dev/null || need+=(zsh)                # chaosctl completion zsh is parsed by zsh (./cli)
+command -v fish >/dev/null || need+=(fish)              # chaosctl completion fish completes from a fake chaosd (./cli)
 # Kernel tests that need what the host kernel lacks (netem, cgroup v2
 # memory) run under QEMU with Debian's stock cloud kernel (hack/vmexec).
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
