@@ -219,7 +219,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		go func() {
 			leadDone <- d.kube.elect(leadCtx, &d.leader, func(ctx context.Context) {
 				d.recoverInterrupted(ctx)
-				d.lead(ctx)
+				d.lead(ctx, nil)
 			})
 		}()
 	} else {
@@ -227,7 +227,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// answers, so no client sees a stale "in progress".
 		d.recoverInterrupted(ctx)
 		d.leader.set(true, "this chaosd")
-		go func() { d.lead(leadCtx); leadDone <- nil }()
+		// Runs are accepted before the API answers: a client that sees the
+		// socket can start one at once.
+		ready := make(chan struct{})
+		go func() { d.lead(leadCtx, ready); leadDone <- nil }()
+		select {
+		case <-ready:
+		case <-leadCtx.Done():
+		}
 	}
 
 	listeners, err := d.listen()

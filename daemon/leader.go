@@ -10,8 +10,9 @@ import (
 
 // lead is what the leader does until ctx ends (after recovering the runs
 // an earlier leader left: recoverInterrupted): run schedules and accept
-// runs; at the end, stop schedules and let every run revert.
-func (d *Daemon) lead(ctx context.Context) {
+// runs; at the end, stop schedules and let every run revert. ready, when
+// not nil, is closed once runs are accepted.
+func (d *Daemon) lead(ctx context.Context, ready chan<- struct{}) {
 	d.lg.Info("leading")
 	// Runs get their own context: cancelled when leading ends, and then
 	// they revert on contexts of their own.
@@ -19,6 +20,9 @@ func (d *Daemon) lead(ctx context.Context) {
 	defer cancelRuns()
 	d.runs.setContext(runCtx)
 	d.startSchedules(ctx)
+	if ready != nil {
+		close(ready)
+	}
 	<-ctx.Done()
 	d.runs.setContext(nil)
 	d.stopSchedules()
