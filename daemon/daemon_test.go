@@ -57,6 +57,10 @@ func startFakeNode(t *testing.T, dir, name, token string, healthy prometheus.Gau
 // port of 127.0.0.1 when path is "".
 func startFakeNodeOn(t *testing.T, path, name, token string, healthy prometheus.Gauge) *fakeNode {
 	t.Helper()
+	if healthy == nil {
+		// The system's health is not watched (no Prometheus scrapes it).
+		healthy = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sut_healthy"})
+	}
 	n := &fakeNode{name: name, socket: path, token: token,
 		active: map[string]agentapi.Fault{}, healthy: healthy}
 	mux := http.NewServeMux()

@@ -162,8 +162,10 @@ func TestIntegrationKubeSuites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "the suite run ends", func() bool {
-		r, err := a.c.SuiteRun(ctx, first.ID)
+	// The API shows the record as it is in memory; the SuiteRun object
+	// gets the final one when its save returns, a moment later.
+	waitFor(t, 2*time.Minute, "the suite run ends, in its SuiteRun object", func() bool {
+		r, err := suiteRuns.GetSuiteRun(first.ID)
 		return err == nil && r.Phase == api.SuiteDone
 	})
 	rec, err = suiteRuns.GetSuiteRun(first.ID)
