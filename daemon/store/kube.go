@@ -3,10 +3,8 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
 	"time"
 
@@ -151,35 +149,7 @@ func (s *KubeStore) Get(id string) (api.Run, error) {
 // List returns every run record, newest first. An object whose status
 // cannot be read is reported in the error but does not hide the others.
 func (s *KubeStore) List() ([]api.Run, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), kubeCallTimeout)
-	defer cancel()
-	var runs []api.Run
-	var errs []error
-	opts := metav1.ListOptions{Limit: 500}
-	for {
-		l, err := s.res.List(ctx, opts)
-		if err != nil {
-			return runs, fmt.Errorf("list ExperimentRuns: %w", err)
-		}
-		for i := range l.Items {
-			r, err := runOf(&l.Items[i])
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			runs = append(runs, r)
-		}
-		if opts.Continue = l.GetContinue(); opts.Continue == "" {
-			break
-		}
-	}
-	sort.Slice(runs, func(i, j int) bool {
-		if runs[i].CreatedAt.Equal(runs[j].CreatedAt) {
-			return runs[i].ID > runs[j].ID
-		}
-		return runs[i].CreatedAt.After(runs[j].CreatedAt)
-	})
-	return runs, errors.Join(errs...)
+	return listObjects(s.res, "ExperimentRun", runOf, func(r api.Run) (time.Time, string) { return r.CreatedAt, r.ID })
 }
 
 // runOf decodes an ExperimentRun's record; an object without a status

@@ -3,11 +3,10 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -130,37 +129,7 @@ func (s *KubeSuiteRuns) GetSuiteRun(id string) (api.SuiteRun, error) {
 // whose status cannot be read is in the error and does not hide the
 // others.
 func (s *KubeSuiteRuns) ListSuiteRuns() ([]api.SuiteRun, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), kubeCallTimeout)
-	defer cancel()
-	var (
-		out  []api.SuiteRun
-		errs []error
-	)
-	opts := metav1.ListOptions{Limit: 500}
-	for {
-		l, err := s.res.List(ctx, opts)
-		if err != nil {
-			return out, fmt.Errorf("list SuiteRuns: %w", err)
-		}
-		for i := range l.Items {
-			r, err := suiteRunOf(&l.Items[i])
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, r)
-		}
-		if opts.Continue = l.GetContinue(); opts.Continue == "" {
-			break
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].ID > out[j].ID
-		}
-		return out[i].CreatedAt.After(out[j].CreatedAt)
-	})
-	return out, errors.Join(errs...)
+	return listObjects(s.res, "SuiteRun", suiteRunOf, func(r api.SuiteRun) (time.Time, string) { return r.CreatedAt, r.ID })
 }
 
 // suiteRunOf decodes a SuiteRun's record; an object without a status yet

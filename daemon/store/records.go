@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,10 +10,16 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 )
 
-// A record kind is a directory of one JSON file per record, named by its
-// ID: run records (runs/) and suite run records (suite-runs/).
+// Standalone, a record kind is a directory of one JSON file per record,
+// named by its ID: run records (runs/) and suite run records
+// (suite-runs/). In Kubernetes mode records are objects (ExperimentRun,
+// SuiteRun), listed by listObjects.
 
 // validFileID reports whether id can name a record file: not empty, at
 // most maxIDBytes, no path separator, NUL or dot (no "..", no hidden
@@ -83,6 +90,12 @@ func listRecords[T any](s *Store, sub, what string, created func(T) (time.Time, 
 		}
 		out = append(out, r)
 	}
+	newestFirst(out, created)
+	return out, errors.Join(errs...)
+}
+
+// newestFirst sorts records by creation, newest first, then by ID.
+func newestFirst[T any](out []T, created func(T) (time.Time, string)) {
 	sort.Slice(out, func(i, j int) bool {
 		ti, idi := created(out[i])
 		tj, idj := created(out[j])
@@ -91,5 +104,38 @@ func listRecords[T any](s *Store, sub, what string, created func(T) (time.Time, 
 		}
 		return ti.After(tj)
 	})
+}
+
+// listObjects lists every object of res (in pages of 500), decoded by
+// decode, newest first. An object that cannot be decoded is in the error
+// and does not hide the others.
+func listObjects[T any](res dynamic.ResourceInterface, kind string, decode func(*unstructured.Unstructured) (T, error),
+	created func(T) (time.Time, string),
+) ([]T, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), kubeCallTimeout)
+	defer cancel()
+	var (
+		out  []T
+		errs []error
+	)
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		l, err := res.List(ctx, opts)
+		if err != nil {
+			return out, fmt.Errorf("list %ss: %w", kind, err)
+		}
+		for i := range l.Items {
+			r, err := decode(&l.Items[i])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, r)
+		}
+		if opts.Continue = l.GetContinue(); opts.Continue == "" {
+			break
+		}
+	}
+	newestFirst(out, created)
 	return out, errors.Join(errs...)
 }
